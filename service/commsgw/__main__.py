@@ -1,0 +1,5 @@
+import sys
+
+from commsgw._cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""App tokens for Graph from MSAL, cached, acquired off the event loop, one refresh at a time.
+
+MSAL is synchronous (it uses `requests`), so every MSAL call runs in a worker thread. Tokens
+are cached here per tenant until shortly before they expire, so the hot path never leaves the
+event loop; MSAL's own in-memory cache is the second level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from commsgw._config import Settings
+from commsgw._errors import ConfigError, TokenError
+
+log = logging.getLogger("commsgw.auth")
+
+# Refresh this long before expiry so that a token never expires in flight.
+EXPIRY_MARGIN_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    value: str
+    expires_at: float  # time.monotonic() based
+
+
+def load_certificate_credential(path: pathlib.Path, password: str) -> dict[str, str]:
+    """MSAL's certificate credential from a PEM holding the private key and the certificate."""
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"AZURE_CLIENT_CERTIFICATE_PATH={path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password.encode() or None)
+        cert = x509.load_pem_x509_certificate(pem)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"AZURE_CLIENT_CERTIFICATE_PATH={path}: needs a PEM private key and certificate "
+            f"({exc})"
+        ) from None
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "private_key": key_pem,
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S324 (x5t is SHA-1)
+        "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
+    }
+
+
+class TokenProvider:
+    """App-only tokens for the configured app, per tenant."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._on_refresh = on_refresh
+        self._credential: str | dict[str, str]
+        if settings.client_certificate_path is not None:
+            self._credential = load_certificate_credential(
+                settings.client_certificate_path, settings.client_certificate_password
+            )
+        else:
+            self._credential = settings.client_secret
+        self._apps: dict[str, Any] = {}
+        self._tokens: dict[str, AccessToken] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _app(self, tenant: str) -> Any:
+        app = self._apps.get(tenant)
+        if app is None:
+            s = self._settings
+            verify: bool | str = str(s.ca_file) if s.ca_file is not None else True
+            app = msal.ConfidentialClientApplication(
+                s.client_id,
+                client_credential=self._credential,
+                authority=f"{s.authority_host}/{tenant}",
+                verify=verify,
+                timeout=s.graph_timeout_s,
+                # Instance discovery asks Microsoft's global host whether the authority is a
+                # known one; the national clouds are known, the emulator is not reachable there.
+                instance_discovery=not s.emulator_mode,
+            )
+            self._apps[tenant] = app
+        return app
+
+    def _acquire_blocking(self, tenant: str, force: bool) -> dict[str, Any]:
+        app = self._app(tenant)
+        if force:
+            app.remove_tokens_for_client()
+        result: dict[str, Any] = app.acquire_token_for_client(scopes=[self._settings.scope])
+        return result
+
+    async def token(self, tenant: str, *, stale: str | None = None) -> str:
+        """A valid token for `tenant`.
+
+        `stale` is a token Graph just refused (401): it is replaced by a fresh one, unless a
+        concurrent refresh already replaced it.
+        """
+        cached = self._tokens.get(tenant)
+        now = self._clock()
+        if cached is not None and cached.value != stale and cached.expires_at - now > 0:
+            return cached.value
+        lock = self._locks.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(tenant)
+            now = self._clock()
+            if cached is not None and cached.value != stale and cached.expires_at - now > 0:
+                return cached.value
+            force = stale is not None
+            try:
+                result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
+            except Exception as exc:  # requests/MSAL failures: network, TLS, bad authority
+                log.warning("token acquisition failed for tenant %s: %s", tenant, type(exc))
+                raise TokenError(
+                    f"could not reach the token authority: {type(exc).__name__}: {exc}"
+                ) from exc
+            if "access_token" not in result:
+                err = str(result.get("error", "unknown_error"))
+                desc = str(result.get("error_description", "")).splitlines()[0:1]
+                raise TokenError(
+                    f"token authority refused the app: {err}: {' '.join(desc)}",
+                    reason=err.upper(),
+                )
+            lifetime = float(result.get("expires_in", 3600))
+            value = str(result["access_token"])
+            self._tokens[tenant] = AccessToken(
+                value, now + max(lifetime - EXPIRY_MARGIN_S, lifetime / 2)
+            )
+            if self._on_refresh is not None:
+                self._on_refresh(tenant, force)
+            return value
+
+    async def warm(self) -> None:
+        """Acquire the default tenant's token (readiness check at start-up)."""
+        await self.token(self._settings.tenant_id)

@@ -1,0 +1,542 @@
+"""Settings: built once at start-up from the environment and the command line, then passed down.
+
+Every setting has an environment variable and a flag (the flag wins); `SETTINGS` is the single
+table that argparse, the validation and the README table are made from. Only the command-line
+entry point hands the environment in; no other module reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import pathlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from commsgw._errors import ConfigError
+
+GUID_RE = re.compile(
+    r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
+)
+
+EMULATOR_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
+EMULATOR_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
+EMULATOR_CLIENT_SECRET = "emulator-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Cloud:
+    """A national cloud: where Graph lives and where its app tokens come from."""
+
+    name: str
+    graph_url: str
+    authority_host: str
+    notification_openid_url: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.graph_url}/.default"
+
+
+# Graph hosts, authorities and scopes per national cloud (graph-comms.md, "Endpoints per
+# national cloud"). cancelMediaProcessing is not offered in China (21Vianet).
+SKYPE_OPENID = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration"
+CLOUDS: dict[str, Cloud] = {
+    "global": Cloud(
+        "global", "https://graph.microsoft.com", "https://login.microsoftonline.com", SKYPE_OPENID
+    ),
+    "usgov": Cloud(
+        "usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us", SKYPE_OPENID
+    ),
+    "dod": Cloud(
+        "dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us", SKYPE_OPENID
+    ),
+}
+UNSUPPORTED_CLOUDS = {
+    "china": "the Graph calls API (cancelMediaProcessing) is not offered in the China cloud "
+    "operated by 21Vianet; use global, usgov or dod",
+}
+
+
+def normalize_guid(raw: str) -> str | None:
+    """A GUID in any accepted form as lower-case dashed, or None when `raw` is no GUID."""
+    if not GUID_RE.match(raw):
+        return None
+    hexdigits = raw.strip("{}").replace("-", "").lower()
+    if len(hexdigits) != 32:
+        return None
+    h = hexdigits
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def _address(raw: str) -> Address:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT")
+    host = host.strip("[]")
+    p = int(port)
+    if not 0 <= p <= 65535:
+        raise ValueError("port out of range")
+    return Address(host, p)
+
+
+def _bool(raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_float(raw: str) -> float:
+    v = float(raw)
+    if not v > 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _positive_int(raw: str) -> int:
+    v = int(raw)
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _tenant_list(raw: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        g = normalize_guid(part)
+        if g is None:
+            raise ValueError(f"{part!r} is not a tenant GUID")
+        out.append(g)
+    return tuple(out)
+
+
+def _path(raw: str) -> pathlib.Path | None:
+    return pathlib.Path(raw) if raw else None
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _url_path(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError("must start with /")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table."""
+
+    attr: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.attr.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("grpc_addr", "COMMSGW_GRPC_ADDR", "127.0.0.1:50051", _address, "gRPC listen address"),
+    Setting(
+        "http_addr",
+        "COMMSGW_HTTP_ADDR",
+        "127.0.0.1:8080",
+        _address,
+        "HTTP listen address (webhook for Graph's callbacks)",
+    ),
+    Setting(
+        "webhook_path", "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
+    ),
+    Setting(
+        "webhook_max_bytes",
+        "COMMSGW_WEBHOOK_MAX_BYTES",
+        "1048576",
+        _positive_int,
+        "largest notification POST accepted (413 above)",
+    ),
+    Setting(
+        "cloud",
+        "COMMSGW_CLOUD",
+        "global",
+        _str,
+        "national cloud: global, usgov (L4) or dod (L5); china is refused",
+    ),
+    Setting(
+        "tenant_id",
+        "AZURE_TENANT_ID",
+        "",
+        _str,
+        "the app's tenant (GUID); unset = emulator mode",
+    ),
+    Setting("client_id", "AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)"),
+    Setting("client_secret", "AZURE_CLIENT_SECRET", "", _str, "the app's client secret"),
+    Setting(
+        "client_certificate_path",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "",
+        _path,
+        "PEM file with the app's certificate and private key (instead of a secret)",
+    ),
+    Setting(
+        "client_certificate_password",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "",
+        _str,
+        "password of the certificate's private key, if any",
+    ),
+    Setting(
+        "extra_tenants",
+        "COMMSGW_EXTRA_TENANTS",
+        "",
+        _tenant_list,
+        "comma-separated further tenant GUIDs callers may name (multi-tenant apps)",
+    ),
+    Setting(
+        "graph_url",
+        "COMMSGW_GRAPH_URL",
+        "",
+        _str,
+        "override Graph's base URL (default: the cloud's, or the emulator's)",
+    ),
+    Setting(
+        "authority_host",
+        "COMMSGW_AUTHORITY_HOST",
+        "",
+        _str,
+        "override the token authority host (default: the cloud's, or the emulator's)",
+    ),
+    Setting(
+        "ca_file",
+        "COMMSGW_CA_FILE",
+        "",
+        _path,
+        "extra CA bundle to trust for Graph and the token authority (default: the emulator's "
+        "CA in emulator mode)",
+    ),
+    Setting(
+        "emulator_url",
+        "COMMSGW_EMULATOR_URL",
+        "https://127.0.0.1:8443",
+        _str,
+        "the Graph emulator used when no Azure credentials are set",
+    ),
+    Setting(
+        "state_dir",
+        "COMMSGW_STATE_DIR",
+        ".commsgw",
+        _path,
+        "folder for local state (the emulator's certificate files)",
+    ),
+    Setting(
+        "graph_timeout_s",
+        "COMMSGW_GRAPH_TIMEOUT_S",
+        "10",
+        _positive_float,
+        "longest single Graph request (seconds); the caller's deadline cuts it shorter",
+    ),
+    Setting(
+        "graph_max_attempts",
+        "COMMSGW_GRAPH_MAX_ATTEMPTS",
+        "4",
+        _positive_int,
+        "attempts per Graph request for 429/503/504/connection errors",
+    ),
+    Setting(
+        "retry_base_s",
+        "COMMSGW_RETRY_BASE_S",
+        "0.5",
+        _positive_float,
+        "first backoff without Retry-After (doubles each attempt, full jitter)",
+    ),
+    Setting(
+        "retry_max_s",
+        "COMMSGW_RETRY_MAX_S",
+        "10",
+        _positive_float,
+        "longest wait between attempts, Retry-After included",
+    ),
+    Setting(
+        "notification_openid_url",
+        "COMMSGW_NOTIFICATION_OPENID_URL",
+        "",
+        _str,
+        "OpenID configuration whose keys sign Graph's callbacks (default: Microsoft's, or "
+        "the emulator's)",
+    ),
+    Setting(
+        "insecure_skip_notification_auth",
+        "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH",
+        "false",
+        _bool,
+        "accept callbacks without validating their token (never in production)",
+    ),
+    Setting(
+        "event_log",
+        "COMMSGW_EVENT_LOG",
+        "memory",
+        _str,
+        "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
+    ),
+    Setting(
+        "event_log_max_events",
+        "COMMSGW_EVENT_LOG_MAX_EVENTS",
+        "100000",
+        _positive_int,
+        "events the log retains at most",
+    ),
+    Setting(
+        "event_log_max_age_s",
+        "COMMSGW_EVENT_LOG_MAX_AGE_S",
+        "3600",
+        _positive_float,
+        "oldest event the log retains (seconds); also the duplicate window",
+    ),
+    Setting(
+        "event_log_key",
+        "COMMSGW_EVENT_LOG_KEY",
+        "commsgw",
+        _str,
+        "key prefix of the Redis event log",
+    ),
+    Setting(
+        "subscriber_buffer",
+        "COMMSGW_SUBSCRIBER_BUFFER",
+        "1024",
+        _positive_int,
+        "events buffered per subscriber before it is cut off as too slow",
+    ),
+    Setting(
+        "bookmark_interval_s",
+        "COMMSGW_BOOKMARK_INTERVAL_S",
+        "30",
+        _positive_float,
+        "idle watch streams get a progress bookmark this often (seconds)",
+    ),
+    Setting(
+        "log_level",
+        "COMMSGW_LOG_LEVEL",
+        "INFO",
+        _str,
+        "DEBUG, INFO, WARNING or ERROR",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings of one gateway process."""
+
+    grpc_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 50051))
+    http_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
+    webhook_path: str = "/api/calls"
+    webhook_max_bytes: int = 1 << 20
+    cloud: str = "global"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    client_certificate_path: pathlib.Path | None = None
+    client_certificate_password: str = ""
+    extra_tenants: tuple[str, ...] = ()
+    graph_url: str = ""
+    authority_host: str = ""
+    ca_file: pathlib.Path | None = None
+    emulator_url: str = "https://127.0.0.1:8443"
+    state_dir: pathlib.Path | None = None
+    graph_timeout_s: float = 10.0
+    graph_max_attempts: int = 4
+    retry_base_s: float = 0.5
+    retry_max_s: float = 10.0
+    notification_openid_url: str = ""
+    insecure_skip_notification_auth: bool = False
+    event_log: str = "memory"
+    event_log_max_events: int = 100_000
+    event_log_max_age_s: float = 3600.0
+    event_log_key: str = "commsgw"
+    subscriber_buffer: int = 1024
+    bookmark_interval_s: float = 30.0
+    log_level: str = "INFO"
+    # Derived in `resolve()`:
+    emulator_mode: bool = False
+    tenants: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never print secrets
+        shown = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("client_secret", "client_certificate_password")
+        }
+        return f"Settings({shown!r})"
+
+    @property
+    def cloud_info(self) -> Cloud:
+        return CLOUDS[self.cloud]
+
+    @property
+    def scope(self) -> str:
+        return f"{self.graph_url.rstrip('/')}/.default"
+
+    @property
+    def graph_v1_url(self) -> str:
+        return f"{self.graph_url.rstrip('/')}/v1.0"
+
+    def resolve(self) -> Settings:
+        """Validate and fill the derived fields; raises ConfigError naming the setting."""
+        cloud = self.cloud.strip().lower()
+        if cloud in UNSUPPORTED_CLOUDS:
+            raise ConfigError(f"COMMSGW_CLOUD={cloud}: {UNSUPPORTED_CLOUDS[cloud]}")
+        if cloud not in CLOUDS:
+            raise ConfigError(
+                f"COMMSGW_CLOUD={self.cloud!r} is not a cloud; use one of {', '.join(CLOUDS)}"
+            )
+        emulator = not (self.tenant_id or self.client_id)
+        tenant, client, secret = self.tenant_id, self.client_id, self.client_secret
+        graph_url, authority, openid = (
+            self.graph_url,
+            self.authority_host,
+            self.notification_openid_url,
+        )
+        ca_file = self.ca_file
+        if emulator:
+            if self.client_secret or self.client_certificate_path:
+                raise ConfigError(
+                    "AZURE_CLIENT_SECRET/AZURE_CLIENT_CERTIFICATE_PATH are set but "
+                    "AZURE_TENANT_ID and AZURE_CLIENT_ID are not"
+                )
+            _check_https("COMMSGW_EMULATOR_URL", self.emulator_url)
+            base = self.emulator_url.rstrip("/")
+            tenant, client, secret = EMULATOR_TENANT_ID, EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+            graph_url = graph_url or base
+            authority = authority or base
+            openid = openid or f"{base}/v1/.well-known/OpenIdConfiguration"
+            if ca_file is None:
+                ca_file = (self.state_dir or pathlib.Path(".commsgw")) / "emulator-ca.pem"
+        else:
+            c = CLOUDS[cloud]
+            if normalize_guid(tenant) is None:
+                raise ConfigError(f"AZURE_TENANT_ID={tenant!r} is not a tenant GUID")
+            if normalize_guid(client) is None:
+                raise ConfigError(f"AZURE_CLIENT_ID={client!r} is not an application GUID")
+            if not secret and self.client_certificate_path is None:
+                raise ConfigError(
+                    "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH for the app "
+                    f"{client}"
+                )
+            if secret and self.client_certificate_path is not None:
+                raise ConfigError(
+                    "set only one of AZURE_CLIENT_SECRET and AZURE_CLIENT_CERTIFICATE_PATH"
+                )
+            if self.client_certificate_path is not None and not (
+                self.client_certificate_path.is_file()
+            ):
+                raise ConfigError(
+                    f"AZURE_CLIENT_CERTIFICATE_PATH={self.client_certificate_path}: no such file"
+                )
+            graph_url = graph_url or c.graph_url
+            authority = authority or c.authority_host
+            openid = openid or c.notification_openid_url
+        for env, value in (
+            ("COMMSGW_GRAPH_URL", graph_url),
+            ("COMMSGW_AUTHORITY_HOST", authority),
+            ("COMMSGW_NOTIFICATION_OPENID_URL", openid),
+        ):
+            _check_https(env, value)
+        tenant_norm = normalize_guid(tenant)
+        assert tenant_norm is not None
+        tenants = (tenant_norm, *(t for t in self.extra_tenants if t != tenant_norm))
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"COMMSGW_LOG_LEVEL={self.log_level!r}: use DEBUG, INFO, ...")
+        if self.event_log != "memory" and not self.event_log.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                f"COMMSGW_EVENT_LOG={self.event_log!r}: use memory or a redis:// URL"
+            )
+        if self.retry_max_s < self.retry_base_s:
+            raise ConfigError("COMMSGW_RETRY_MAX_S must not be smaller than COMMSGW_RETRY_BASE_S")
+        if not self.webhook_path.startswith("/"):
+            raise ConfigError(f"COMMSGW_WEBHOOK_PATH={self.webhook_path!r} must start with /")
+        return dataclasses.replace(
+            self,
+            cloud=cloud,
+            tenant_id=tenant_norm,
+            client_id=client.lower(),
+            client_secret=secret,
+            graph_url=graph_url.rstrip("/"),
+            authority_host=authority.rstrip("/"),
+            notification_openid_url=openid,
+            ca_file=ca_file,
+            log_level=self.log_level.upper(),
+            emulator_mode=emulator,
+            tenants=tenants,
+        )
+
+
+def _check_https(env: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigError(f"{env}={url!r} must be an https:// URL")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; defaults come from the environment in `from_sources`."""
+    for s in SETTINGS:
+        parser.add_argument(
+            s.flag, dest=s.attr, default=None, metavar=s.env, help=f"{s.help} [{s.env}]"
+        )
+
+
+def from_sources(environ: Mapping[str, str], args: argparse.Namespace | None = None) -> Settings:
+    """Build and validate Settings: flag, else environment variable, else default."""
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw: str | None = getattr(args, s.attr, None) if args is not None else None
+        source = s.flag
+        if raw is None:
+            raw = environ.get(s.env)
+            source = s.env
+        if raw is None:
+            raw = s.default
+            source = s.env
+        try:
+            values[s.attr] = s.parse(raw)
+        except ValueError as exc:
+            shown = "***" if "SECRET" in s.env or "PASSWORD" in s.env else repr(raw)
+            raise ConfigError(f"{source}={shown}: {exc}") from None
+    return Settings(**values).resolve()
+
+
+def settings_table() -> Sequence[tuple[str, str, str, str]]:
+    """(env, flag, default, help) for the README."""
+    return [(s.env, s.flag, s.default, s.help) for s in SETTINGS]

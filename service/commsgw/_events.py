@@ -1,0 +1,223 @@
+"""Events: the event-log interface, log entries, resume tokens and subscriber filters.
+
+An event log stores every accepted notification under a totally ordered position and hands
+every stored entry, in order, to one listener (the process's fan-out hub). Two
+implementations exist: in memory (`commsgw._memlog`, the default) and Redis Streams
+(`commsgw._redislog`, shared by replicas).
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from graphcomms.v1 import calls_pb2
+
+from commsgw._config import normalize_guid
+from commsgw._errors import InvalidArgument, ResumeTokenExpired
+
+Position = tuple[int, int]
+"""A log position: (milliseconds, sequence) for Redis stream ids, (sequence, 0) in memory."""
+
+ZERO: Position = (0, 0)
+
+KIND_OPERATION = "operation_update"
+KIND_CALL = "call_update"
+KIND_OTHER = "other"
+
+
+class LogEntry:
+    """One stored event and its position; the fields filters look at are read once."""
+
+    __slots__ = ("call_id", "client_context", "event", "kind", "op_type", "position", "status",
+                 "tenant_id", "_payload")
+
+    def __init__(self, position: Position, event: calls_pb2.Event) -> None:
+        self.position = position
+        self.event = event
+        self.tenant_id = event.tenant_id
+        self.call_id = event.call_id
+        kind = event.WhichOneof("kind") or KIND_OTHER
+        self.kind = kind
+        if kind == KIND_OPERATION:
+            op = event.operation_update.operation
+            self.op_type: int = op.type
+            self.status: int = op.status
+            self.client_context = op.client_context
+        else:
+            self.op_type = 0
+            self.status = 0
+            self.client_context = ""
+        self._payload: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The event serialised once, shared by every subscriber it is sent to."""
+        if self._payload is None:
+            self._payload = self.event.SerializeToString()
+        return self._payload
+
+    def __repr__(self) -> str:
+        return f"LogEntry({self.position}, {self.kind}, call={self.call_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    appended: int
+    duplicates: int
+
+
+class EventLog(abc.ABC):
+    """Where accepted notifications are stored, in order, and read back."""
+
+    log_id: str
+
+    @abc.abstractmethod
+    async def start(self, listener: Callable[[Sequence[LogEntry]], None]) -> Position:
+        """Begin handing every entry stored from now on (by any writer) to `listener`, in
+        order; returns the position of the last entry stored before (the listener's head)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def append(self, items: Sequence[Appended]) -> AppendResult:
+        """Store the notifications in order, dropping those already stored (same dedup key
+        within the retention window). Returns only once each one is stored; raises
+        EventLogUnavailable when they could not all be stored."""
+
+    @abc.abstractmethod
+    async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:
+        """Entries with after < position <= until, in order, at most `limit`."""
+
+    @abc.abstractmethod
+    async def check_resumable(self, position: Position) -> None:
+        """Raise ResumeTokenExpired when entries after `position` are no longer retained."""
+
+    @abc.abstractmethod
+    async def latest_operations(self) -> list[LogEntry]:
+        """The latest known entry of every operation still retained, in position order."""
+
+    @property
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """Whether the log can be written and read now."""
+
+
+class Appended(Protocol):
+    """What the log stores of a parsed notification (commsgw._notifications)."""
+
+    @property
+    def event(self) -> calls_pb2.Event: ...
+    @property
+    def dedup_key(self) -> bytes: ...
+    @property
+    def operation_key(self) -> tuple[str, str, str] | None: ...
+
+
+# --- resume tokens -------------------------------------------------------------------------
+
+
+def encode_token(log_id: str, position: Position) -> str:
+    raw = f"1|{log_id}|{position[0]}-{position[1]}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_token(token: str, log_id: str) -> Position:
+    """The position in `token`; InvalidArgument when malformed, ResumeTokenExpired when it
+    comes from another event log."""
+    if len(token) > 512:
+        raise InvalidArgument("resume_token is too long", reason="INVALID_RESUME_TOKEN")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        version, token_log, pos = raw.split("|")
+        a, b = pos.split("-")
+        position = (int(a), int(b))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidArgument(
+            "resume_token is not a token this gateway issued", reason="INVALID_RESUME_TOKEN"
+        ) from None
+    if version != "1" or position[0] < 0 or position[1] < 0:
+        raise InvalidArgument(
+            "resume_token is not a token this gateway issued", reason="INVALID_RESUME_TOKEN"
+        )
+    if token_log != log_id:
+        raise ResumeTokenExpired(
+            "resume_token comes from another event log (the gateway restarted with an "
+            "in-memory log, or points at another deployment); resume without a token"
+        )
+    return position
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFilter:
+    """Which events a subscriber receives (empty sets mean "any")."""
+
+    call_ids: frozenset[str] = frozenset()
+    tenant_ids: frozenset[str] = frozenset()
+    op_types: frozenset[int] = frozenset()
+    statuses: frozenset[int] = frozenset()
+    client_context: str = ""
+    include_calls: bool = False
+    include_other: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        call_ids: Iterable[str],
+        tenant_ids: Iterable[str],
+        op_types: Iterable[int],
+        statuses: Iterable[int],
+        client_context: str,
+        include_calls: bool,
+        include_other: bool,
+        max_ids: int = 10_000,
+    ) -> WatchFilter:
+        calls = _guids(call_ids, "call_ids", max_ids)
+        tenants = _guids(tenant_ids, "tenant_ids", max_ids)
+        types = frozenset(op_types)
+        if any(t not in calls_pb2.OperationType.values() for t in types):
+            raise InvalidArgument("operation_types has an unknown value", reason="INVALID_FILTER")
+        sts = frozenset(statuses)
+        if any(s not in calls_pb2.OperationStatus.values() for s in sts):
+            raise InvalidArgument("statuses has an unknown value", reason="INVALID_FILTER")
+        if len(client_context) > 256:
+            raise InvalidArgument(
+                "client_context filter is longer than 256 characters", reason="INVALID_FILTER"
+            )
+        return cls(calls, tenants, types, sts, client_context, include_calls, include_other)
+
+    def matches(self, e: LogEntry) -> bool:
+        if self.tenant_ids and e.tenant_id not in self.tenant_ids:
+            return False
+        if self.call_ids and e.call_id not in self.call_ids:
+            return False
+        if e.kind == KIND_OPERATION:
+            if self.op_types and e.op_type not in self.op_types:
+                return False
+            if self.statuses and e.status not in self.statuses:
+                return False
+            return not self.client_context or e.client_context == self.client_context
+        if e.kind == KIND_CALL:
+            return self.include_calls
+        return self.include_other
+
+
+def _guids(values: Iterable[str], name: str, max_ids: int) -> frozenset[str]:
+    out: set[str] = set()
+    for v in values:
+        g = normalize_guid(v)
+        if g is None:
+            raise InvalidArgument(f"{name} has a value that is not a GUID", reason="INVALID_FILTER")
+        out.add(g)
+        if len(out) > max_ids:
+            raise InvalidArgument(f"{name} has more than {max_ids} ids", reason="INVALID_FILTER")
+    return frozenset(out)

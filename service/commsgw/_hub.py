@@ -1,0 +1,199 @@
+"""Fan-out: every stored entry goes to the local subscribers whose filter it matches.
+
+The event log hands entries to `Hub.dispatch` in log order. Subscribers watching given calls are
+indexed by call id, so matching an entry costs time in proportion to the subscribers of that
+call (plus those watching every call), not to all subscribers. Each subscriber has a bounded
+buffer: when it overflows, only that subscriber is cut off (SUBSCRIBER_TOO_SLOW); ingestion
+and the others go on. A watch resumes from a position by reading the log up to the hub's
+head at the moment it registered, then continues live, so no entry is missed or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from graphcomms.v1 import calls_pb2
+
+from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
+from commsgw._events import EventLog, LogEntry, Position, WatchFilter
+
+CATCH_UP_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WatchItem:
+    """One thing to send: an entry, or a bookmark (entry None) of the given kind."""
+
+    position: Position
+    entry: LogEntry | None = None
+    bookmark: int = calls_pb2.BOOKMARK_KIND_UNSPECIFIED
+
+
+class Subscription:
+    __slots__ = ("closing", "filter", "maxlen", "overflowed", "queue", "skip_through", "waiter")
+
+    def __init__(self, flt: WatchFilter, maxlen: int) -> None:
+        self.filter = flt
+        self.maxlen = maxlen
+        self.queue: collections.deque[LogEntry] = collections.deque()
+        self.waiter = asyncio.Event()
+        self.overflowed = False
+        self.closing = False
+        self.skip_through: Position = (0, 0)
+
+    def offer(self, entry: LogEntry) -> None:
+        if self.overflowed:
+            return
+        if len(self.queue) >= self.maxlen:
+            self.overflowed = True
+            self.queue.clear()
+        else:
+            self.queue.append(entry)
+        self.waiter.set()
+
+
+class Hub:
+    def __init__(self, log: EventLog, *, buffer: int) -> None:
+        self._log = log
+        self._buffer = buffer
+        self.head: Position = (0, 0)
+        self._by_call: dict[str, set[Subscription]] = {}
+        self._everything: set[Subscription] = set()
+        self._closing = False
+        self.delivered = 0
+        self.cut_for_slowness = 0
+
+    async def start(self) -> None:
+        self.head = await self._log.start(self.dispatch)
+
+    @property
+    def subscribers(self) -> int:
+        subs = set(self._everything)
+        for s in self._by_call.values():
+            subs |= s
+        return len(subs)
+
+    def dispatch(self, entries: Sequence[LogEntry]) -> None:
+        """Called by the log with every stored entry, in order."""
+        by_call = self._by_call
+        everything = self._everything
+        for e in entries:
+            if e.position <= self.head:
+                continue  # already seen (a reader that re-read after reconnecting)
+            subs = by_call.get(e.call_id)
+            if subs:
+                for s in subs:
+                    if s.filter.matches(e):
+                        s.offer(e)
+            for s in everything:
+                if s.filter.matches(e):
+                    s.offer(e)
+            self.head = e.position
+
+    def _register(self, sub: Subscription) -> None:
+        if sub.filter.call_ids:
+            for c in sub.filter.call_ids:
+                self._by_call.setdefault(c, set()).add(sub)
+        else:
+            self._everything.add(sub)
+
+    def _unregister(self, sub: Subscription) -> None:
+        if sub.filter.call_ids:
+            for c in sub.filter.call_ids:
+                subs = self._by_call.get(c)
+                if subs is not None:
+                    subs.discard(sub)
+                    if not subs:
+                        del self._by_call[c]
+        else:
+            self._everything.discard(sub)
+
+    def close(self) -> None:
+        """Shutdown: every open watch gets a final bookmark and ends UNAVAILABLE."""
+        self._closing = True
+        for sub in list(self._everything) + [s for v in self._by_call.values() for s in v]:
+            sub.closing = True
+            sub.waiter.set()
+
+    def fail_all(self) -> None:
+        """The log lost entries it cannot recover: end every watch so that it resumes."""
+        for sub in list(self._everything) + [s for v in self._by_call.values() for s in v]:
+            sub.overflowed = True
+            sub.waiter.set()
+
+    async def watch(
+        self,
+        flt: WatchFilter,
+        *,
+        resume: Position | None,
+        snapshot: bool,
+        bookmark_interval: float,
+    ) -> AsyncIterator[WatchItem]:
+        """The items of one WatchOperations stream; see the module docstring."""
+        if self._closing:
+            raise ShuttingDown("the gateway is shutting down; resume on another replica")
+        if not self._log.ready:
+            raise EventLogUnavailable("the event log is unavailable; retry shortly")
+        if resume is not None:
+            await self._log.check_resumable(resume)
+        sub = Subscription(flt, self._buffer)
+        self._register(sub)
+        start = self.head
+        position = start
+        try:
+            if resume is not None:
+                position = resume
+                sub.skip_through = resume
+                cursor = resume
+                while cursor < start:
+                    page = await self._log.read_range(cursor, start, CATCH_UP_PAGE)
+                    if not page:
+                        break
+                    for e in page:
+                        if flt.matches(e):
+                            yield WatchItem(e.position, e)
+                        position = cursor = e.position
+                    # Entries trimmed while catching up would be a silent gap: refuse it.
+                    await self._log.check_resumable(cursor)
+                position = max(position, start)
+            elif snapshot:
+                for e in await self._log.latest_operations():
+                    if e.position <= start and flt.matches(e):
+                        yield WatchItem(start, e)
+                yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
+            queue = sub.queue
+            while True:
+                if sub.overflowed:
+                    self.cut_for_slowness += 1
+                    raise SubscriberTooSlow(
+                        "the subscriber did not keep up and its buffer overflowed; resume "
+                        "with the last resume_token received"
+                    )
+                if queue:
+                    e = queue.popleft()
+                    if e.position <= sub.skip_through:
+                        continue
+                    position = e.position
+                    self.delivered += 1
+                    yield WatchItem(position, e)
+                    continue
+                if sub.closing:
+                    yield WatchItem(
+                        max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL
+                    )
+                    raise ShuttingDown(
+                        "the gateway is shutting down; resume with the last resume_token"
+                    )
+                sub.waiter.clear()
+                try:
+                    async with asyncio.timeout(bookmark_interval):
+                        await sub.waiter.wait()
+                except TimeoutError:
+                    # Queue empty: every matching entry up to the head has been sent.
+                    position = max(position, self.head)
+                    yield WatchItem(position, None, calls_pb2.BOOKMARK_KIND_PROGRESS)
+        finally:
+            self._unregister(sub)
