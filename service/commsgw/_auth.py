@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msal
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
@@ -26,6 +27,30 @@ log = logging.getLogger("commsgw.auth")
 
 # Refresh this long before expiry so that a token never expires in flight.
 EXPIRY_MARGIN_S = 300.0
+
+
+class _Session(requests.Session):
+    """MSAL's HTTP session: every request has a timeout, and the CA it was given is used.
+
+    requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's own `verify`
+    (psf/requests#3829), and MSAL does not pass its timeout on every request.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        if verify is None:
+            verify = self.verify
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +113,13 @@ class TokenProvider:
         app = self._apps.get(tenant)
         if app is None:
             s = self._settings
-            verify: bool | str = str(s.ca_file) if s.ca_file is not None else True
+            session = _Session(s.graph_timeout_s)
+            session.verify = str(s.ca_file) if s.ca_file is not None else True
             app = msal.ConfidentialClientApplication(
                 s.client_id,
                 client_credential=self._credential,
                 authority=f"{s.authority_host}/{tenant}",
-                verify=verify,
+                http_client=session,
                 timeout=s.graph_timeout_s,
                 # Instance discovery asks Microsoft's global host whether the authority is a
                 # known one; the national clouds are known, the emulator is not reachable there.

@@ -1,0 +1,135 @@
+"""Shared fixtures: the HTTPS Graph emulator and a gateway on port 0, in this event loop."""
+
+from __future__ import annotations
+
+import pathlib
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from graphcomms.v1 import calls_pb2_grpc
+
+from commsgw._config import Settings, from_sources
+from commsgw._server import Gateway
+from commsgw.emulator import Emulator, EmulatorConfig
+
+
+def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
+    env = {
+        "COMMSGW_GRPC_ADDR": "127.0.0.1:0",
+        "COMMSGW_HTTP_ADDR": "127.0.0.1:0",
+        "COMMSGW_EMULATOR_URL": emulator.base_url,
+        "COMMSGW_CA_FILE": str(emulator.ca_path),
+        "COMMSGW_RETRY_BASE_S": "0.02",
+        "COMMSGW_RETRY_MAX_S": "2",
+        "COMMSGW_GRAPH_TIMEOUT_S": "5",
+        "COMMSGW_BOOKMARK_INTERVAL_S": "5",
+    }
+    env.update(overrides)
+    return env
+
+
+def gateway_settings(emulator: Emulator, **overrides: str) -> Settings:
+    return from_sources(gateway_env(emulator, **overrides))
+
+
+@pytest.fixture
+async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+    emu = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=5.0))
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.fixture
+async def gateway(emulator: Emulator) -> AsyncIterator[Gateway]:
+    gw = Gateway(gateway_settings(emulator))
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(0)
+
+
+@pytest.fixture
+async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> calls_pb2_grpc.CallsServiceStub:
+    return calls_pb2_grpc.CallsServiceStub(channel)
+
+
+class GraphUser:
+    """Acts on the emulator as a bot would (create calls, queue media), with an app token."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.http = httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(emulator.ca_path)),
+            base_url=emulator.graph_url,
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.emulator.issue_access_token()}"}
+
+    async def create_call(self, callback: str) -> str:
+        r = await self.http.post(
+            "/communications/calls",
+            json={"@odata.type": "#microsoft.graph.call", "callbackUri": callback},
+            headers=self._headers(),
+        )
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    async def action(self, call_id: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        r = await self.http.post(
+            f"/communications/calls/{call_id}/{name}", json=dict(body), headers=self._headers()
+        )
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def play_prompt(self, call_id: str, ctx: str) -> str:
+        body = {
+            "clientContext": ctx,
+            "prompts": [
+                {
+                    "@odata.type": "#microsoft.graph.mediaPrompt",
+                    "mediaInfo": {"uri": "https://cdn.example/p.wav"},
+                }
+            ],
+        }
+        return str((await self.action(call_id, "playPrompt", body))["id"])
+
+    async def record(self, call_id: str, ctx: str) -> str:
+        body = {"clientContext": ctx, "maxRecordDurationInSeconds": 10}
+        return str((await self.action(call_id, "recordResponse", body))["id"])
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@pytest.fixture
+async def graph_user(emulator: Emulator) -> AsyncIterator[GraphUser]:
+    user = GraphUser(emulator)
+    try:
+        yield user
+    finally:
+        await user.aclose()
+
+
+def webhook_url(gateway: Gateway) -> str:
+    return f"http://127.0.0.1:{gateway.http_port}{gateway.settings.webhook_path}"
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())

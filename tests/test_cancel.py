@@ -1,0 +1,401 @@
+"""CancelMediaProcessing through the generated stub, a real gateway, real MSAL and the HTTPS
+Graph emulator: happy path, every error mapping, retries, deadlines, token refresh, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from grpc_status import rpc_status
+
+from commsgw._server import Gateway
+from commsgw.emulator import Emulator, Fault
+
+from conftest import GraphUser, gateway_settings, new_guid, webhook_url
+
+CANCEL_PATH = r"/cancelMediaProcessing$"
+
+
+def error_details(err: grpc.aio.AioRpcError) -> tuple[Any, Any]:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status in the trailers"
+    info = retry = None
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+        elif d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            d.Unpack(retry)
+    assert info is not None
+    assert info.domain == "commsgw"
+    return info, retry
+
+
+async def test_happy_path_surfaces_body_location_and_request_ids(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    await graph_user.play_prompt(call_id, "p1")
+    await graph_user.record(call_id, "r1")
+    crid = new_guid()
+    call = stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id.upper(), client_context="ctx-1"),
+        metadata=(("x-client-request-id", crid),),
+        timeout=10,
+    )
+    resp = await call
+    op = resp.operation
+    assert op.type == calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING
+    assert op.status == calls_pb2.OPERATION_STATUS_COMPLETED
+    assert op.client_context == "ctx-1"
+    assert op.odata_type == "#microsoft.graph.cancelMediaProcessingOperation"
+    assert len(op.id) == 36
+    # Location names the new operation; as documented, its id differs from the body's.
+    assert resp.location.startswith(f"{emulator.graph_url}/communications/calls/{call_id}/")
+    assert "/operations/" in resp.location
+    assert not resp.location.endswith(op.id)
+    assert resp.graph_request_id
+    assert resp.client_request_id == crid
+    trailing = dict(await call.trailing_metadata())
+    assert trailing["x-graph-request-id"] == resp.graph_request_id
+    sent = emulator.requests_to(CANCEL_PATH, "POST")
+    assert len(sent) == 1
+    assert sent[0].headers.get("client-request-id") == crid
+    # Graph really cancelled both queued operations.
+    ops = emulator.calls[call_id].operations
+    media = [o for o in ops.values() if "cancel" not in o.odata_type.lower()]
+    assert media and all(o.status == "failed" for o in media)
+
+
+async def test_client_request_id_generated_when_absent(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+    )
+    assert len(resp.client_request_id) == 36
+    assert emulator.requests_to(CANCEL_PATH)[0].headers.get("client-request-id") == (
+        resp.client_request_id
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "graph_code", "grpc_code", "reason"),
+    [
+        (400, "BadRequest", grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST"),
+        (403, "Forbidden", grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"),
+        (409, "Conflict", grpc.StatusCode.ABORTED, "CONFLICT"),
+        (500, "UnknownError", grpc.StatusCode.INTERNAL, "UNKNOWN_ERROR"),
+        (502, "BadGateway", grpc.StatusCode.UNAVAILABLE, "BAD_GATEWAY"),
+        (503, "ServiceUnavailable", grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        (504, "GatewayTimeout", grpc.StatusCode.UNAVAILABLE, "GATEWAY_TIMEOUT"),
+        (429, "activityLimitReached", grpc.StatusCode.RESOURCE_EXHAUSTED, "ACTIVITY_LIMIT_REACHED"),
+    ],
+)
+async def test_graph_errors_map_to_status_with_error_info(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+    status: int,
+    graph_code: str,
+    grpc_code: grpc.StatusCode,
+    reason: str,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(
+        Fault(path_pattern=CANCEL_PATH, status=status, error_code=graph_code, count=-1)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+        )
+    err = info.value
+    assert err.code() == grpc_code
+    ei, _ = error_details(err)
+    assert ei.reason == reason
+    assert ei.metadata["http_status"] == str(status)
+    assert ei.metadata["graph_request_id"]
+    assert ei.metadata["client_request_id"]
+    assert dict(err.trailing_metadata())["x-graph-request-id"] == ei.metadata["graph_request_id"]
+    attempts = len(emulator.requests_to(CANCEL_PATH))
+    retried = status in (429, 503, 504)
+    assert attempts == (gateway.settings.graph_max_attempts if retried else 1)
+
+
+async def test_unknown_call_is_not_found(
+    emulator: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(call_id=new_guid()), timeout=10
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    ei, _ = error_details(info.value)
+    assert ei.metadata["http_status"] == "404"
+
+
+async def test_retry_after_is_honoured(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(
+        Fault(
+            path_pattern=CANCEL_PATH, status=429, retry_after=0.6, error_code="activityLimitReached"
+        )
+    )
+    started = time.monotonic()
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+    )
+    elapsed = time.monotonic() - started
+    assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+    assert elapsed >= 0.6
+    assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [429, 200]
+
+
+async def test_retry_after_past_the_deadline_answers_now(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(
+        Fault(
+            path_pattern=CANCEL_PATH,
+            status=429,
+            retry_after=5,
+            count=-1,
+            error_code="activityLimitReached",
+        )
+    )
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=2
+        )
+    elapsed = time.monotonic() - started
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert elapsed < 1.5, "the gateway slept towards a Retry-After past the deadline"
+    _, retry = error_details(info.value)
+    assert retry is not None and retry.retry_delay.seconds == 5
+    assert len(emulator.requests_to(CANCEL_PATH)) == 1
+
+
+async def test_503_without_retry_after_backs_off_then_succeeds(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(Fault(path_pattern=CANCEL_PATH, status=503, count=2))
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+    )
+    assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+    assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [503, 503, 200]
+
+
+async def test_connection_reset_is_retried(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(Fault(path_pattern=CANCEL_PATH, reset_connection=True, count=1))
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+    )
+    assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+
+
+async def test_stall_past_the_deadline_is_deadline_exceeded(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=3, passthrough=True))
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=0.8
+        )
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 2.5
+
+
+async def test_gateway_timeout_cuts_a_stalled_graph(
+    emulator: Emulator, graph_user: GraphUser
+) -> None:
+    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_TIMEOUT_S="0.5"))
+    await gw.start()
+    try:
+        call_id = await graph_user.create_call(webhook_url(gw))
+        emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=3, passthrough=True))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
+                    calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+                )
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert error_details(info.value)[0].reason == "GRAPH_TIMEOUT"
+    finally:
+        await gw.stop(0)
+
+
+async def test_401_forces_one_token_refresh_and_retry(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
+    tokens_before = len(emulator.requests_to(r"/oauth2/v2.0/token$"))
+    emulator.revoke_tokens()
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+    )
+    assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+    assert len(emulator.requests_to(r"/oauth2/v2.0/token$")) == tokens_before + 1
+    assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [200, 401, 200]
+
+
+async def test_persistent_401_is_unauthenticated(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    emulator.faults.add(
+        Fault(
+            path_pattern=CANCEL_PATH, status=401, count=-1, error_code="InvalidAuthenticationToken"
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+        )
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(info.value)[0].reason == "INVALID_AUTHENTICATION_TOKEN"
+    assert len(emulator.requests_to(CANCEL_PATH)) == 2
+
+
+async def test_token_endpoint_down_is_unauthenticated(
+    emulator: Emulator, graph_user: GraphUser
+) -> None:
+    emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
+    gw = Gateway(gateway_settings(emulator))
+    await gw.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
+                    calls_pb2.CancelMediaProcessingRequest(call_id=new_guid()), timeout=10
+                )
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert not emulator.requests_to(CANCEL_PATH)
+    finally:
+        await gw.stop(0)
+
+
+async def test_graph_unreachable_is_unavailable(emulator: Emulator) -> None:
+    # A port nothing listens on: connection refused on every attempt.
+    settings = gateway_settings(emulator, COMMSGW_GRAPH_URL="https://127.0.0.1:9")
+    gw = Gateway(settings)
+    await gw.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
+                    calls_pb2.CancelMediaProcessingRequest(call_id=new_guid()), timeout=10
+                )
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_details(info.value)[0].reason == "GRAPH_UNREACHABLE"
+    finally:
+        await gw.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "reason"),
+    [
+        ({"call_id": ""}, "INVALID_CALL_ID"),
+        ({"call_id": "not-a-call"}, "INVALID_CALL_ID"),
+        ({"call_id": "57dab8b1-894c-409a-b240-bd8beae7889"}, "INVALID_CALL_ID"),
+        ({"call_id": "../../users"}, "INVALID_CALL_ID"),
+        ({"call_id": new_guid(), "client_context": "x" * 257}, "CLIENT_CONTEXT_TOO_LONG"),
+        ({"call_id": new_guid(), "tenant_id": new_guid()}, "UNKNOWN_TENANT"),
+        ({"call_id": new_guid(), "tenant_id": "contoso"}, "UNKNOWN_TENANT"),
+    ],
+)
+async def test_bad_input_is_invalid_argument_before_graph(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    request_kwargs: dict[str, str],
+    reason: str,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(**request_kwargs), timeout=10
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(info.value)[0].reason == reason
+    assert not emulator.requests_to(CANCEL_PATH)
+
+
+async def test_client_context_of_256_is_accepted(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    resp = await stub.CancelMediaProcessing(
+        calls_pb2.CancelMediaProcessingRequest(call_id=call_id, client_context="é" * 256)
+    )
+    assert resp.operation.client_context == "é" * 256
+
+
+async def test_concurrent_cancels_share_one_token(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_ids = [await graph_user.create_call(webhook_url(gateway)) for _ in range(5)]
+    before = len(emulator.requests_to(r"/oauth2/v2.0/token$"))
+    # Cold caches (ours and MSAL's): 20 concurrent requests must cause one acquisition.
+    gateway.tokens._tokens.clear()
+    for app in gateway.tokens._apps.values():
+        app.remove_tokens_for_client()
+    results = await asyncio.gather(
+        *(
+            stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=c))
+            for c in call_ids * 4
+        )
+    )
+    assert len(results) == 20
+    assert len(emulator.requests_to(r"/oauth2/v2.0/token$")) == before + 1
