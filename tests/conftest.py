@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from graphcomms.v1 import calls_pb2_grpc
 
 from commsgw._config import Settings, from_sources
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig
+from graphcomms.v1 import calls_pb2_grpc
 
 
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:

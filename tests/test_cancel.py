@@ -10,13 +10,12 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from grpc_status import rpc_status
 
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, Fault
-
 from conftest import GraphUser, gateway_settings, new_guid, webhook_url
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 CANCEL_PATH = r"/cancelMediaProcessing$"
 

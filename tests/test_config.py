@@ -43,7 +43,7 @@ def test_national_clouds(cloud: str, graph: str, authority: str) -> None:
 
 
 def test_china_is_refused_with_reason() -> None:
-    with pytest.raises(ConfigError, match="COMMSGW_CLOUD=china.*not offered"):
+    with pytest.raises(ConfigError, match=r"COMMSGW_CLOUD=china.*not offered"):
         from_sources({**AZURE, "COMMSGW_CLOUD": "china"})
 
 

@@ -70,8 +70,7 @@ def load_certificate_credential(path: pathlib.Path, password: str) -> dict[str, 
         cert = x509.load_pem_x509_certificate(pem)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
-            f"AZURE_CLIENT_CERTIFICATE_PATH={path}: needs a PEM private key and certificate "
-            f"({exc})"
+            f"AZURE_CLIENT_CERTIFICATE_PATH={path}: needs a PEM private key and certificate ({exc})"
         ) from None
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -80,7 +79,7 @@ def load_certificate_credential(path: pathlib.Path, password: str) -> dict[str, 
     ).decode()
     return {
         "private_key": key_pem,
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S324 (x5t is SHA-1)
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),
         "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
     }
 

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 
 import grpc
 from google.protobuf import json_format
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from grpc_status import rpc_status
 
 from commsgw import _config
 from commsgw._errors import CommsgwError, ConfigError
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 GATEWAY_DEFAULT = "127.0.0.1:50051"
 

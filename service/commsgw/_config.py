@@ -450,8 +450,7 @@ class Settings:
                 raise ConfigError(f"AZURE_CLIENT_ID={client!r} is not an application GUID")
             if not secret and self.client_certificate_path is None:
                 raise ConfigError(
-                    "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH for the app "
-                    f"{client}"
+                    f"set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH for the app {client}"
                 )
             if secret and self.client_certificate_path is not None:
                 raise ConfigError(
@@ -480,9 +479,7 @@ class Settings:
         if self.event_log != "memory" and not self.event_log.startswith(
             ("redis://", "rediss://", "unix://")
         ):
-            raise ConfigError(
-                f"COMMSGW_EVENT_LOG={self.event_log!r}: use memory or a redis:// URL"
-            )
+            raise ConfigError(f"COMMSGW_EVENT_LOG={self.event_log!r}: use memory or a redis:// URL")
         if self.retry_max_s < self.retry_base_s:
             raise ConfigError("COMMSGW_RETRY_MAX_S must not be smaller than COMMSGW_RETRY_BASE_S")
         if not self.webhook_path.startswith("/"):

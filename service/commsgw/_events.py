@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from graphcomms.v1 import calls_pb2
-
 from commsgw._config import normalize_guid
 from commsgw._errors import InvalidArgument, ResumeTokenExpired
+from graphcomms.v1 import calls_pb2
 
 Position = tuple[int, int]
 """A log position: (milliseconds, sequence) for Redis stream ids, (sequence, 0) in memory."""
@@ -33,8 +32,17 @@ KIND_OTHER = "other"
 class LogEntry:
     """One stored event and its position; the fields filters look at are read once."""
 
-    __slots__ = ("call_id", "client_context", "event", "kind", "op_type", "position", "status",
-                 "tenant_id", "_payload")
+    __slots__ = (
+        "_payload",
+        "call_id",
+        "client_context",
+        "event",
+        "kind",
+        "op_type",
+        "position",
+        "status",
+        "tenant_id",
+    )
 
     def __init__(self, position: Position, event: calls_pb2.Event) -> None:
         self.position = position

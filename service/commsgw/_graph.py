@@ -113,9 +113,7 @@ def validate_cancel(
         raise InvalidArgument("call_id is required", reason="INVALID_CALL_ID")
     norm = normalize_guid(call_id)
     if norm is None:
-        raise InvalidArgument(
-            "call_id must be a Graph call id (a GUID)", reason="INVALID_CALL_ID"
-        )
+        raise InvalidArgument("call_id must be a Graph call id (a GUID)", reason="INVALID_CALL_ID")
     if len(client_context) > MAX_CLIENT_CONTEXT:
         raise InvalidArgument(
             f"client_context has {len(client_context)} characters; Graph allows at most "
@@ -251,8 +249,10 @@ class GraphClient:
                 raise _deadline_error(crid)
             token = await self._tokens.token(tenant, stale=stale)
             stale = None
-            per_try = self._s.graph_timeout_s if remaining is None else min(
-                remaining, self._s.graph_timeout_s
+            per_try = (
+                self._s.graph_timeout_s
+                if remaining is None
+                else min(remaining, self._s.graph_timeout_s)
             )
             headers = {
                 "Authorization": f"Bearer {token}",
@@ -349,7 +349,9 @@ def _cancel_result(resp: httpx.Response, crid: str) -> CancelResult:
     ri: Mapping[str, Any] = result if isinstance(result, dict) else {}
     op = CommsOperation(
         id=normalize_guid(str(body.get("id") or "")) or str(body.get("id") or ""),
-        odata_type=str(body.get("@odata.type") or "#microsoft.graph.cancelMediaProcessingOperation"),
+        odata_type=str(
+            body.get("@odata.type") or "#microsoft.graph.cancelMediaProcessingOperation"
+        ),
         status=str(body.get("status") or ""),
         client_context=str(body.get("clientContext") or ""),
         result_code=_int(ri.get("code")),

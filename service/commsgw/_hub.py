@@ -15,10 +15,9 @@ import collections
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from graphcomms.v1 import calls_pb2
-
 from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
 from commsgw._events import EventLog, LogEntry, Position, WatchFilter
+from graphcomms.v1 import calls_pb2
 
 CATCH_UP_PAGE = 500
 
@@ -181,9 +180,7 @@ class Hub:
                     yield WatchItem(position, e)
                     continue
                 if sub.closing:
-                    yield WatchItem(
-                        max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL
-                    )
+                    yield WatchItem(max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL)
                     raise ShuttingDown(
                         "the gateway is shutting down; resume with the last resume_token"
                     )

@@ -11,15 +11,15 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from commsgw._errors import ResumeTokenExpired
 from commsgw._events import (
     ZERO,
-    AppendResult,
     Appended,
+    AppendResult,
     EventLog,
     LogEntry,
     Position,
 )
-from commsgw._errors import ResumeTokenExpired
 
 
 class MemoryEventLog(EventLog):

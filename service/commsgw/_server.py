@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import httpx
 from aiohttp import web
-from graphcomms.v1 import calls_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,6 +26,7 @@ from commsgw._memlog import MemoryEventLog
 from commsgw._servicer import CallsServicer
 from commsgw._status import ErrorInterceptor
 from commsgw._webhook import Webhook, build_app
+from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.server")
 

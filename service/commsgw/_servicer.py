@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from graphcomms.v1 import calls_pb2
 
 from commsgw._config import Settings
 from commsgw._events import EventLog, WatchFilter, decode_token, encode_token
 from commsgw._graph import CancelResult, GraphClient, validate_cancel
 from commsgw._hub import Hub, WatchItem
 from commsgw._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
+from graphcomms.v1 import calls_pb2
 
 _STATUS = {
     "notstarted": calls_pb2.OPERATION_STATUS_NOT_STARTED,
@@ -88,7 +88,7 @@ class CallsServicer:
         self._hub = hub
         self._log = log
 
-    async def CancelMediaProcessing(  # noqa: N802 (gRPC method name)
+    async def CancelMediaProcessing(
         self, request: calls_pb2.CancelMediaProcessingRequest, context: Context
     ) -> calls_pb2.CancelMediaProcessingResponse:
         cmd = validate_cancel(
@@ -98,9 +98,7 @@ class CallsServicer:
             tenant_id=request.tenant_id,
             client_request_id=_metadata(context, CLIENT_REQUEST_ID_KEY),
         )
-        result = await self._graph.cancel_media_processing(
-            cmd, timeout=context.time_remaining()
-        )
+        result = await self._graph.cancel_media_processing(cmd, timeout=context.time_remaining())
         context.set_trailing_metadata(
             (
                 (GRAPH_REQUEST_ID_KEY, result.request_id),
@@ -109,7 +107,7 @@ class CallsServicer:
         )
         return cancel_response(result)
 
-    async def WatchOperations(  # noqa: N802 (gRPC method name)
+    async def WatchOperations(
         self, request: calls_pb2.WatchOperationsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         flt = WatchFilter.build(

@@ -1,0 +1,487 @@
+"""Validate the bearer token Microsoft puts on every notification POST.
+
+Graph signs each callback with an RS256 JWT. The signing keys come from an OpenID
+configuration (``https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration`` for the
+global cloud): its ``jwks_uri`` names the JWKS. Keys are cached, refreshed in the background
+every ``jwks_refresh_interval_s`` and refetched when a token names an unknown ``kid`` -- at most
+once per ``unknown_kid_min_interval_s``, so a flood of forged kids cannot hammer the JWKS
+endpoint. Concurrent validations share one in-flight fetch. When the endpoint is down, cached
+keys keep working. A token that passed once is remembered (bounded cache) so that its
+signature is not verified again; its exp/nbf and the presence of its key are still checked on
+every use.
+
+Every failure is a :class:`~commsgw._errors.NotificationAuthError` (HTTP 401) whose message
+says why; the token itself never appears in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Protocol, TypeGuard
+
+import httpx
+import jwt
+import msgspec
+
+from commsgw._errors import NotificationAuthError
+
+__all__ = [
+    "DEFAULT_ISSUERS",
+    "InsecureNoValidation",
+    "NotificationClaims",
+    "NotificationTokenValidator",
+    "NotificationValidator",
+]
+
+DEFAULT_ISSUERS: Final[tuple[str, ...]] = (
+    "https://api.botframework.com",
+    "https://api.botframework.com/",
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+)
+
+_ALGORITHM: Final = "RS256"
+_MAX_TOKEN_LENGTH: Final = 16 * 1024
+_VERIFIED_CACHE_SIZE: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationClaims:
+    """What a validated notification token says.
+
+    Attributes:
+        tenant_id: the ``tid`` claim, stripped and lower-cased.
+        issuer: the ``iss`` claim.
+        audience: the ``aud`` claim.
+        claims: every claim of the token (read-only).
+    """
+
+    tenant_id: str
+    issuer: str
+    audience: str
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+class NotificationValidator(Protocol):
+    """What the webhook needs from a validator (real or :class:`InsecureNoValidation`)."""
+
+    async def validate(self, authorization_header: str | None) -> NotificationClaims: ...
+
+    async def warm(self) -> None: ...
+
+    @property
+    def keys_loaded(self) -> bool: ...
+
+
+def _bearer_token(authorization_header: str | None) -> str:
+    if authorization_header is None or not authorization_header.strip():
+        raise NotificationAuthError("missing Authorization header")
+    parts = authorization_header.split(None, 1)
+    if parts[0].lower() != "bearer":
+        raise NotificationAuthError("Authorization header is not a Bearer token")
+    token = parts[1].strip() if len(parts) == 2 else ""
+    if not token:
+        raise NotificationAuthError("empty Bearer token")
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise NotificationAuthError("Bearer token too long")
+    return token
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    return isinstance(value, float) and math.isfinite(value)
+
+
+class _KeysUnavailable(Exception):
+    """Fetching the OpenID configuration or the JWKS failed (message is safe to show)."""
+
+
+class NotificationTokenValidator:
+    """Validates ``Authorization: Bearer <JWT>`` headers of Graph notification POSTs.
+
+    Args:
+        openid_config_url: the OpenID configuration document naming ``jwks_uri``.
+        audience: the bot's application (client) id; ``aud`` must equal it.
+        http: the client used to fetch the configuration and the JWKS (its timeouts apply).
+        issuers: accepted ``iss`` values (exact match).
+        leeway_s: clock skew allowed on ``exp``/``nbf``/``iat``.
+        jwks_refresh_interval_s: age after which cached keys are refreshed (in the
+            background; the cached keys stay in use meanwhile and if the refresh fails).
+        unknown_kid_min_interval_s: minimum time between two fetches triggered by a token
+            whose key is not cached (also between retries while no key could ever be loaded).
+        clock: seconds since the epoch; used for ``exp``/``nbf``/``iat`` and the key cache.
+    """
+
+    def __init__(
+        self,
+        *,
+        openid_config_url: str,
+        audience: str,
+        http: httpx.AsyncClient,
+        issuers: Sequence[str] = DEFAULT_ISSUERS,
+        leeway_s: float = 60.0,
+        jwks_refresh_interval_s: float = 3600.0,
+        unknown_kid_min_interval_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not audience:
+            raise ValueError("audience must not be empty")
+        self._config_url = openid_config_url
+        self._audience = audience
+        self._http = http
+        self._issuers = frozenset(issuers)
+        self._leeway = float(leeway_s)
+        self._refresh_interval = float(jwks_refresh_interval_s)
+        self._miss_interval = float(unknown_kid_min_interval_s)
+        self._clock = clock
+
+        self._keys: dict[str, Any] = {}  # kid -> public key object
+        self._keys_by_x5t: dict[str, Any] = {}
+        self._jwks_uri: str | None = None
+        self._loaded_at: float | None = None  # last successful fetch
+        self._last_refresh_attempt: float | None = None  # last periodic (background) attempt
+        self._last_miss_fetch: float | None = None  # last fetch caused by an unknown kid
+        self._last_error: str = ""
+        self._inflight: asyncio.Task[bool] | None = None
+        # Tokens already verified (Graph reuses a token for a while): token -> (claims, kid,
+        # x5t, key). Only successful validations enter it, so forged tokens cannot fill it.
+        self._verified: dict[str, tuple[NotificationClaims, str | None, str | None, Any]] = {}
+
+    @property
+    def keys_loaded(self) -> bool:
+        """Whether at least one signing key is cached."""
+        return bool(self._keys or self._keys_by_x5t)
+
+    @property
+    def last_error(self) -> str:
+        """Why the last key fetch failed ("" when it succeeded)."""
+        return self._last_error
+
+    async def warm(self) -> None:
+        """Fetch the OpenID configuration and the JWKS now (start-up, health checks).
+
+        Joins a fetch already in flight; not rate-limited (callers decide how often).
+
+        Raises:
+            NotificationAuthError: the keys could not be fetched (cached keys are kept).
+        """
+        if not await self._fetch_shared():
+            raise NotificationAuthError(f"signing keys unavailable: {self._last_error}")
+
+    async def validate(self, authorization_header: str | None) -> NotificationClaims:
+        """Validate a notification's Authorization header.
+
+        Raises:
+            NotificationAuthError: missing/malformed header, or a token that fails any check.
+        """
+        token = _bearer_token(authorization_header)
+        cached = self._verified.get(token)
+        if cached is not None:
+            result, kid, x5t, key = cached
+            # Still signed by a key of the current set: only the time checks can change.
+            if self._lookup(kid, x5t) is key:
+                try:
+                    self._check_times(result.claims)
+                except NotificationAuthError:
+                    self._verified.pop(token, None)
+                    raise
+                self._maybe_refresh()
+                return result
+            self._verified.pop(token, None)
+        try:
+            header = jwt.get_unverified_header(token)
+        except (jwt.PyJWTError, ValueError, TypeError) as e:
+            raise NotificationAuthError(f"malformed token: {_safe(e)}") from None
+        alg = header.get("alg")
+        if alg != _ALGORITHM:
+            raise NotificationAuthError(
+                f"token algorithm {_short(alg)} not allowed (only {_ALGORITHM})"
+            )
+        kid = header.get("kid")
+        x5t = header.get("x5t")
+        if not isinstance(kid, str) or not kid:
+            kid = None
+        if not isinstance(x5t, str) or not x5t:
+            x5t = None
+        if kid is None and x5t is None:
+            raise NotificationAuthError("token header names no signing key (kid/x5t)")
+
+        key = await self._key_for(kid, x5t)
+        result = self._verify(token, key)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            # Evict the oldest entry (dicts keep insertion order).
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[token] = (result, kid, x5t, key)
+        return result
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _lookup(self, kid: str | None, x5t: str | None) -> Any:
+        """The cached key named by kid, else by x5t (the signature still has to verify)."""
+        key = self._keys.get(kid) if kid is not None else None
+        if key is None and x5t is not None:
+            key = self._keys_by_x5t.get(x5t)
+        return key
+
+    def _maybe_refresh(self) -> None:
+        now = self._clock()
+        if self.keys_loaded and self._is_stale(now):
+            self._start_background_refresh(now)
+
+    async def _key_for(self, kid: str | None, x5t: str | None) -> Any:
+        self._maybe_refresh()
+
+        key = self._lookup(kid, x5t)
+        if key is not None:
+            return key
+
+        # A miss: wait for a fetch already running, else start one if the rate limit allows.
+        if self._inflight is not None:
+            await asyncio.shield(self._inflight)
+            key = self._lookup(kid, x5t)
+            if key is not None:
+                return key
+        now = self._clock()
+        if self._last_miss_fetch is None or now - self._last_miss_fetch >= self._miss_interval:
+            self._last_miss_fetch = now
+            await self._fetch_shared()
+            key = self._lookup(kid, x5t)
+            if key is not None:
+                return key
+        if not self.keys_loaded:
+            reason = f": {self._last_error}" if self._last_error else ""
+            raise NotificationAuthError(f"signing keys unavailable{reason}")
+        raise NotificationAuthError(f"unknown signing key {_short(kid or x5t)}")
+
+    def _is_stale(self, now: float) -> bool:
+        return self._loaded_at is None or now - self._loaded_at >= self._refresh_interval
+
+    def _start_background_refresh(self, now: float) -> None:
+        if self._inflight is not None:
+            return
+        if (
+            self._last_refresh_attempt is not None
+            and now - self._last_refresh_attempt < self._miss_interval
+        ):
+            return
+        self._last_refresh_attempt = now
+        self._inflight = asyncio.get_running_loop().create_task(self._run_fetch())
+
+    async def _fetch_shared(self) -> bool:
+        """Join the in-flight fetch or start one; True when it succeeded."""
+        task = self._inflight
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._run_fetch())
+            self._inflight = task
+        return await asyncio.shield(task)
+
+    async def _run_fetch(self) -> bool:
+        try:
+            keys, by_x5t = await self._fetch_keys()
+        except _KeysUnavailable as e:
+            self._last_error = str(e)
+            return False
+        except Exception as e:  # never let a fetch failure escape as another type
+            self._last_error = f"unexpected error ({type(e).__name__})"
+            return False
+        finally:
+            self._inflight = None
+        self._keys = keys
+        self._keys_by_x5t = by_x5t
+        self._loaded_at = self._clock()
+        self._last_error = ""
+        return True
+
+    async def _get_json(self, url: str, what: str) -> Any:
+        try:
+            response = await self._http.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as e:
+            raise _KeysUnavailable(f"fetching the {what} failed ({type(e).__name__})") from None
+        if response.status_code != 200:
+            raise _KeysUnavailable(f"fetching the {what} answered HTTP {response.status_code}")
+        try:
+            return msgspec.json.decode(response.content)
+        except (msgspec.MsgspecError, ValueError, RecursionError):
+            raise _KeysUnavailable(f"the {what} is not valid JSON") from None
+
+    async def _fetch_keys(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        jwks_uri = self._jwks_uri
+        try:
+            config = await self._get_json(self._config_url, "OpenID configuration")
+            uri = config.get("jwks_uri") if isinstance(config, dict) else None
+            if not isinstance(uri, str) or not uri:
+                raise _KeysUnavailable("the OpenID configuration has no jwks_uri")
+            jwks_uri = uri
+        except _KeysUnavailable:
+            if jwks_uri is None:
+                raise
+            # The configuration is down but the JWKS location is known: go on with it.
+        self._jwks_uri = jwks_uri
+        jwks = await self._get_json(jwks_uri, "JWKS")
+        entries = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(entries, list):
+            raise _KeysUnavailable("the JWKS has no keys array")
+        keys: dict[str, Any] = {}
+        by_x5t: dict[str, Any] = {}
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+                continue
+            if entry.get("use", "sig") != "sig":
+                continue
+            alg = entry.get("alg")
+            if alg is not None and alg != _ALGORITHM:
+                continue
+            kid = entry.get("kid")
+            x5t = entry.get("x5t")
+            if not isinstance(kid, str) or not kid:
+                kid = None
+            if not isinstance(x5t, str) or not x5t:
+                x5t = None
+            if kid is None and x5t is None:
+                continue
+            try:
+                key = jwt.PyJWK(entry, algorithm=_ALGORITHM).key
+            except Exception:  # any malformed key is skipped, whatever PyJWT raises
+                continue
+            if kid is not None:
+                keys[kid] = key
+            if x5t is not None:
+                by_x5t[x5t] = key
+        if not keys and not by_x5t:
+            raise _KeysUnavailable("the JWKS has no usable RSA signing key")
+        return keys, by_x5t
+
+    # -- claims -------------------------------------------------------------------------------
+
+    def _verify(self, token: str, key: Any) -> NotificationClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[_ALGORITHM],
+                audience=self._audience,
+                options={
+                    "verify_signature": True,
+                    "verify_aud": True,
+                    "strict_aud": True,
+                    # exp/nbf/iat and iss are checked below (with the injected clock).
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_iss": False,
+                    "require": ["exp", "iss", "aud"],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise NotificationAuthError("token signature verification failed") from None
+        except jwt.InvalidAlgorithmError:
+            raise NotificationAuthError("token algorithm not allowed") from None
+        except jwt.MissingRequiredClaimError as e:
+            raise NotificationAuthError(f"token has no {_short(e.claim)} claim") from None
+        except jwt.InvalidAudienceError:
+            raise NotificationAuthError("token audience does not match") from None
+        except jwt.PyJWTError as e:
+            raise NotificationAuthError(f"invalid token: {_safe(e)}") from None
+        except (ValueError, TypeError) as e:
+            raise NotificationAuthError(f"invalid token ({type(e).__name__})") from None
+        if not isinstance(claims, dict):
+            raise NotificationAuthError("token payload is not an object")
+
+        self._check_times(claims)
+        iss = claims.get("iss")
+        if not isinstance(iss, str) or iss not in self._issuers:
+            raise NotificationAuthError(f"token issuer {_short(iss)} not accepted")
+        aud = claims.get("aud")
+        if not isinstance(aud, str):  # strict_aud already ensures it
+            raise NotificationAuthError("token audience does not match")
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or not tid.strip():
+            raise NotificationAuthError("token has no tid (tenant) claim")
+        return NotificationClaims(
+            tenant_id=tid.strip().lower(),
+            issuer=iss,
+            audience=aud,
+            claims=MappingProxyType(claims),
+        )
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        """exp (required), nbf and iat against the clock, with leeway."""
+        now = self._clock()
+        exp = claims.get("exp")
+        if not _is_number(exp):
+            raise NotificationAuthError("token exp claim is not a number")
+        if now - self._leeway >= exp:
+            raise NotificationAuthError("token expired")
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            if not _is_number(nbf):
+                raise NotificationAuthError("token nbf claim is not a number")
+            if nbf > now + self._leeway:
+                raise NotificationAuthError("token not yet valid (nbf)")
+        iat = claims.get("iat")
+        if iat is not None:
+            if not _is_number(iat):
+                raise NotificationAuthError("token iat claim is not a number")
+            if iat > now + self._leeway:
+                raise NotificationAuthError("token issued in the future (iat)")
+
+
+class InsecureNoValidation:
+    """Accepts every notification without checking its token ("validation off").
+
+    The tenant is the ``tid`` of the bearer token when there is one that can be read
+    (unverified), else ``default_tenant_id``. Only for development and tests: anyone who can
+    reach the webhook can then inject events.
+    """
+
+    def __init__(self, *, default_tenant_id: str) -> None:
+        self._default_tenant = default_tenant_id.strip().lower()
+
+    @property
+    def keys_loaded(self) -> bool:
+        return True
+
+    async def warm(self) -> None:
+        return None
+
+    async def validate(self, authorization_header: str | None) -> NotificationClaims:
+        claims: dict[str, Any] = {}
+        with contextlib.suppress(NotificationAuthError):
+            token = _bearer_token(authorization_header)
+            try:
+                decoded = jwt.decode(token, options={"verify_signature": False}, algorithms=None)
+            except (jwt.PyJWTError, ValueError, TypeError):
+                decoded = None
+            if isinstance(decoded, dict):
+                claims = decoded
+        tid = claims.get("tid")
+        tenant = tid.strip().lower() if isinstance(tid, str) and tid.strip() else ""
+        iss = claims.get("iss")
+        aud = claims.get("aud")
+        return NotificationClaims(
+            tenant_id=tenant or self._default_tenant,
+            issuer=iss if isinstance(iss, str) else "",
+            audience=aud if isinstance(aud, str) else "",
+            claims=MappingProxyType(claims),
+        )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A claim/header value for an error message: repr, truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _safe(error: Exception) -> str:
+    """PyJWT's message (it never contains the token), truncated."""
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
