@@ -10,6 +10,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "clients" / "python"
 
 
+def _generated(root: pathlib.Path) -> dict[pathlib.Path, bytes]:
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in root.rglob("*_pb2*")
+        if p.suffix in (".py", ".pyi") and "__pycache__" not in p.parts
+    }
+
+
 def test_generated_python_matches_protos(tmp_path: pathlib.Path) -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "tools" / "gen_python.py"), "--out", str(tmp_path)],
