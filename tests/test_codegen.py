@@ -24,8 +24,8 @@ def test_generated_python_matches_protos(tmp_path: pathlib.Path) -> None:
         check=True,
         capture_output=True,
     )
-    fresh = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*_pb2*.py*")}
-    committed = {p.relative_to(COMMITTED): p.read_bytes() for p in COMMITTED.rglob("*_pb2*.py*")}
+    fresh = _generated(tmp_path)
+    committed = _generated(COMMITTED)
     assert fresh, "the generator wrote nothing"
     assert sorted(fresh) == sorted(committed), "generated file set differs: run `make gen`"
     stale = [str(name) for name in fresh if fresh[name] != committed[name]]
