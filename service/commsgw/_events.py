@@ -85,9 +85,15 @@ class EventLog(abc.ABC):
     log_id: str
 
     @abc.abstractmethod
-    async def start(self, listener: Callable[[Sequence[LogEntry]], None]) -> Position:
+    async def start(
+        self,
+        listener: Callable[[Sequence[LogEntry]], None],
+        on_gap: Callable[[], None] | None = None,
+    ) -> Position:
         """Begin handing every entry stored from now on (by any writer) to `listener`, in
-        order; returns the position of the last entry stored before (the listener's head)."""
+        order; returns the position of the last entry stored before (the listener's head).
+        `on_gap` is called when entries were lost before the listener saw them (a shared log
+        trimmed or recreated while this reader was away): every watch must then resume."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -32,7 +32,16 @@ class WatchItem:
 
 
 class Subscription:
-    __slots__ = ("closing", "filter", "maxlen", "overflowed", "queue", "skip_through", "waiter")
+    __slots__ = (
+        "closing",
+        "filter",
+        "lost",
+        "maxlen",
+        "overflowed",
+        "queue",
+        "skip_through",
+        "waiter",
+    )
 
     def __init__(self, flt: WatchFilter, maxlen: int) -> None:
         self.filter = flt
@@ -40,6 +49,7 @@ class Subscription:
         self.queue: collections.deque[LogEntry] = collections.deque()
         self.waiter = asyncio.Event()
         self.overflowed = False
+        self.lost = False
         self.closing = False
         self.skip_through: Position = (0, 0)
 
@@ -66,7 +76,7 @@ class Hub:
         self.cut_for_slowness = 0
 
     async def start(self) -> None:
-        self.head = await self._log.start(self.dispatch)
+        self.head = await self._log.start(self.dispatch, on_gap=self.fail_all)
 
     @property
     def subscribers(self) -> int:
@@ -120,7 +130,7 @@ class Hub:
     def fail_all(self) -> None:
         """The log lost entries it cannot recover: end every watch so that it resumes."""
         for sub in list(self._everything) + [s for v in self._by_call.values() for s in v]:
-            sub.overflowed = True
+            sub.lost = True
             sub.waiter.set()
 
     async def watch(
@@ -165,6 +175,11 @@ class Hub:
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
             queue = sub.queue
             while True:
+                if sub.lost:
+                    raise EventLogUnavailable(
+                        "the shared event log lost entries before this replica read them; "
+                        "resume with the last resume_token (OUT_OF_RANGE tells what is gone)"
+                    )
                 if sub.overflowed:
                     self.cut_for_slowness += 1
                     raise SubscriberTooSlow(

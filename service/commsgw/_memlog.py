@@ -43,7 +43,12 @@ class MemoryEventLog(EventLog):
         )
         self._listener: Callable[[Sequence[LogEntry]], None] | None = None
 
-    async def start(self, listener: Callable[[Sequence[LogEntry]], None]) -> Position:
+    async def start(
+        self,
+        listener: Callable[[Sequence[LogEntry]], None],
+        on_gap: Callable[[], None] | None = None,
+    ) -> Position:
+        # In memory the listener is called inside append: it never misses an entry.
         self._listener = listener
         return (self._seq, 0)
 

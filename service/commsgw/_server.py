@@ -61,7 +61,7 @@ def make_event_log(settings: Settings) -> EventLog:
         return MemoryEventLog(
             max_events=settings.event_log_max_events, max_age_s=settings.event_log_max_age_s
         )
-    from commsgw._redislog import RedisEventLog  # type: ignore[import-not-found,unused-ignore]
+    from commsgw._redislog import RedisEventLog
 
     redis_log: EventLog = RedisEventLog(
         settings.event_log,

@@ -1,0 +1,523 @@
+"""The Redis Streams event log: shared by every replica, bounded by count and by age.
+
+Key layout (``P`` is the configured key prefix):
+
+``P:events``
+    The stream. Each entry has one field ``e``, the serialised ``calls_pb2.Event``. Positions
+    are the stream ids ``(ms, seq)``.
+``P:log-id``
+    The identity of the stream, a random hex string shared by every replica (it goes into every
+    resume token).
+``P:trimmed``
+    The id of the newest entry ever trimmed away ("0-0" when none). Every trim goes through the
+    append script, which computes the exact id, so a token equal to it is still resumable (the
+    next entry is retained) and anything older is not. Redis 7.0 does not maintain
+    ``max-deleted-entry-id`` for trimming (only for XDEL), hence this key.
+``P:dedup:<hex>``
+    One key per accepted notification (``SET NX PX=max_age``): a redelivery within the
+    retention window is dropped.
+``P:latest`` / ``P:latest-idx``
+    Hash ``[tenant,call,operation]`` (JSON) -> stream id of the latest update of each operation,
+    and a sorted set of the same fields scored by the id's milliseconds, used to drop the fields
+    whose entry was trimmed.
+
+The log id rule: the id is created in the same atomic script that creates the stream. Whenever
+the stream key is missing (first start, or someone deleted it), the script creates an empty
+stream, a fresh log id, resets ``P:trimmed`` and drops the latest-state keys; whenever the
+stream exists but ``P:log-id`` or ``P:trimmed`` is missing, a fresh id is made too and
+``P:trimmed`` is set conservatively (just below the first retained entry). So a token from a
+deleted or damaged stream is always refused as coming from another log. Both ``start`` and
+every ``append`` run this check (a few O(1) commands).
+
+Trimming is exact (to ``max_events`` entries, and every entry older than ``max_age_s`` by the
+Redis clock) and happens inside the append script, once per call, after the new entries.
+
+Readers: each instance runs one task that loops on a pipeline ``XREAD BLOCK`` + ``GET
+P:trimmed`` + ``GET P:log-id`` on its own connection. It hands the entries to the listener in
+order and advances its last id only after handing them over; after an error it reconnects with
+backoff and reads on from its last id, so nothing is missed or repeated. A *gap* is reported
+(``on_gap``, see :meth:`RedisEventLog.start`) when entries after the reader's last id were
+trimmed before it could read them (``P:trimmed`` > last id: the reader lagged more than
+``max_events`` entries, or was disconnected that long), or when the log id changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
+from commsgw._events import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
+from graphcomms.v1 import calls_pb2
+
+log = logging.getLogger("commsgw.redislog")
+
+_FIELD: Final = b"e"
+_READ_COUNT: Final = 500
+_LATEST_FETCH_CHUNK: Final = 1000
+
+# Shared Lua helpers. The shebang (Redis >= 7) makes Redis refuse a writing script as a whole
+# when it is out of memory, instead of failing half-way through.
+_LUA_PRELUDE = r"""#!lua
+local function pred(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if seq ~= '0' then
+    return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1)
+  end
+  if ms == '0' then
+    return '0-0'
+  end
+  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+end
+
+local function last_generated(stream)
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      return info[i + 1]
+    end
+  end
+  return '0-0'
+end
+
+-- KEYS: 1 stream, 2 log-id, 3 trimmed, 4 latest, 5 latest-idx; returns the log id.
+local function ensure(candidate)
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('XGROUP', 'CREATE', KEYS[1], 'commsgw-init', '$', 'MKSTREAM')
+    redis.call('XGROUP', 'DESTROY', KEYS[1], 'commsgw-init')
+    redis.call('SET', KEYS[2], candidate)
+    redis.call('SET', KEYS[3], '0-0')
+    redis.call('DEL', KEYS[4], KEYS[5])
+    return candidate
+  end
+  local id = redis.call('GET', KEYS[2])
+  if id and redis.call('EXISTS', KEYS[3]) == 1 then
+    return id
+  end
+  -- The stream exists but its metadata was lost: a new identity, and everything before the
+  -- first retained entry counts as trimmed.
+  redis.call('SET', KEYS[2], candidate)
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+  if #first > 0 then
+    redis.call('SET', KEYS[3], pred(first[1][1]))
+  else
+    redis.call('SET', KEYS[3], last_generated(KEYS[1]))
+  end
+  return candidate
+end
+"""
+
+# ARGV: 1 candidate log id. Returns {log id, last generated id}.
+_START_LUA = (
+    _LUA_PRELUDE
+    + r"""
+local id = ensure(ARGV[1])
+return {id, last_generated(KEYS[1])}
+"""
+)
+
+# KEYS: 1..5 as above, then one dedup key per notification.
+# ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, then per notification: event bytes,
+# latest-state field ('' when not an operation update).
+# Returns one element per notification: its stream id, or 0 for a duplicate.
+_APPEND_LUA = (
+    _LUA_PRELUDE
+    + r"""
+ensure(ARGV[1])
+local stream = KEYS[1]
+local max_events = tonumber(ARGV[2])
+local max_age_ms = tonumber(ARGV[3])
+local out = {}
+for i = 1, #KEYS - 5 do
+  if redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
+    local id = redis.call('XADD', stream, '*', 'e', ARGV[2 + 2 * i])
+    local op = ARGV[3 + 2 * i]
+    if op ~= '' then
+      redis.call('HSET', KEYS[4], op, id)
+      redis.call('ZADD', KEYS[5], string.match(id, '^(%d+)-'), op)
+    end
+    out[i] = id
+  else
+    out[i] = 0
+  end
+end
+
+local deleted = false
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
+if cutoff > 0 then
+  local c = string.format('%.0f', cutoff)
+  local old = redis.call('XREVRANGE', stream, '(' .. c .. '-0', '-', 'COUNT', 1)
+  if #old > 0 then
+    deleted = old[1][1]
+    redis.call('XTRIM', stream, 'MINID', '=', c .. '-0')
+  end
+end
+local len = redis.call('XLEN', stream)
+if len > max_events then
+  local excess = len - max_events
+  local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+  deleted = gone[#gone][1]
+  redis.call('XTRIM', stream, 'MAXLEN', '=', max_events)
+end
+if deleted then
+  redis.call('SET', KEYS[3], deleted)
+  local before = '(' .. string.match(deleted, '^(%d+)-')
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', before, 'LIMIT', 0, 512)
+  if #stale > 0 then
+    redis.call('HDEL', KEYS[4], unpack(stale))
+    redis.call('ZREM', KEYS[5], unpack(stale))
+  end
+end
+return out
+"""
+)
+
+_CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def parse_id(raw: bytes | str) -> Position:
+    """A stream id ``b"ms-seq"`` as a Position."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def format_id(position: Position) -> str:
+    return f"{position[0]}-{position[1]}"
+
+
+def operation_field(key: tuple[str, str, str]) -> bytes:
+    """The latest-state hash field of an operation key (JSON: injective whatever the ids)."""
+    return json.dumps(key, separators=(",", ":")).encode()
+
+
+class RedisEventLog(EventLog):
+    """An event log in a Redis (>= 7) stream shared by every replica; see the module doc.
+
+    ``log_id`` is known once :meth:`start` returned (it is "" before) and may change later if
+    the stream is deleted and recreated (the reader then reports a gap).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str,
+        max_events: int,
+        max_age_s: float,
+        block_ms: int = 1000,
+        op_timeout_s: float = 2.0,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self.log_id = ""
+        self._prefix = key_prefix
+        self._stream = f"{key_prefix}:events"
+        self._meta_keys = [
+            self._stream,
+            f"{key_prefix}:log-id",
+            f"{key_prefix}:trimmed",
+            f"{key_prefix}:latest",
+            f"{key_prefix}:latest-idx",
+        ]
+        self._dedup_prefix = f"{key_prefix}:dedup:"
+        self._max_events = max_events
+        self._max_age_ms = max(1, round(max_age_s * 1000))
+        self._block_ms = max(1, block_ms)
+        self._max_backoff = max_backoff_s
+        instance = uuid.uuid4().hex[:12]
+        self.reader_client_name = f"{key_prefix}:reader:{instance}".replace(" ", "_")
+        self.writer_client_name = f"{key_prefix}:writer:{instance}".replace(" ", "_")
+        # The writer: appends, ranges, checks. One quick retry on a broken pooled connection
+        # (e.g. after a Redis restart); a retried append is safe (dedup).
+        self._client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=op_timeout_s,
+            socket_connect_timeout=op_timeout_s,
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+            client_name=self.writer_client_name,
+        )
+        # The reader: one dedicated connection, blocking reads; it retries by itself.
+        self._reader = aioredis.Redis.from_url(
+            url,
+            socket_timeout=self._block_ms / 1000 + op_timeout_s,
+            socket_connect_timeout=op_timeout_s,
+            retry=Retry(ExponentialBackoff(), 0),
+            client_name=self.reader_client_name,
+            max_connections=2,
+        )
+        self._append_script = self._client.register_script(_APPEND_LUA)
+        self._start_script = self._client.register_script(_START_LUA)
+        self._listener: Callable[[Sequence[LogEntry]], None] | None = None
+        self._on_gap: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last: Position = ZERO
+        self._reader_ok = False
+        self._writer_ok = True
+        self._closed = False
+        self.gaps = 0
+        """How many times the reader found entries it could not deliver (see `start`)."""
+        self.reconnects = 0
+        """How many times the reader's connection failed and was re-established."""
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(
+        self,
+        listener: Callable[[Sequence[LogEntry]], None],
+        on_gap: Callable[[], None] | None = None,
+    ) -> Position:
+        """Start the reader; returns the stream's last generated id ((0, 0) when new).
+
+        `on_gap` is called (before the next entries are handed over) whenever the reader
+        could not deliver every entry after its last one: they were trimmed before it read
+        them, or the stream was recreated (new log id). The hub should pass `Hub.fail_all`, so
+        that every watch ends and resumes through `check_resumable`, which refuses what is lost.
+        Without `on_gap` the gap is logged and counted in `gaps`.
+
+        Raises EventLogUnavailable when Redis cannot be reached.
+        """
+        if self._task is not None:
+            raise RuntimeError("RedisEventLog.start called twice")
+        try:
+            await self._client.ping()
+            res = await self._start_script(
+                keys=self._meta_keys, args=[uuid.uuid4().hex], client=self._reader
+            )
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
+        self.log_id = _text(res[0])
+        self._last = parse_id(res[1])
+        self._listener = listener
+        self._on_gap = on_gap
+        self._reader_ok = True
+        self._writer_ok = True
+        self._task = asyncio.get_running_loop().create_task(
+            self._read_loop(), name=f"redislog-reader-{self._prefix}"
+        )
+        return self._last
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._reader_ok = False
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._listener = None
+        await self._reader.aclose()
+        await self._client.aclose()
+
+    @property
+    def ready(self) -> bool:
+        return self._task is not None and self._reader_ok and self._writer_ok
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def append(self, items: Sequence[Appended]) -> AppendResult:
+        if not items:
+            return AppendResult(0, 0)
+        keys: list[str] = list(self._meta_keys)
+        args: list[str | int | bytes] = [uuid.uuid4().hex, self._max_events, self._max_age_ms]
+        for item in items:
+            keys.append(self._dedup_prefix + item.dedup_key.hex())
+            args.append(item.event.SerializeToString())
+            op = item.operation_key
+            args.append(operation_field(op) if op is not None else b"")
+        try:
+            res = await self._append_script(keys=keys, args=args)
+        except _CONNECTION_ERRORS as exc:
+            self._writer_ok = False
+            raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) refused the write: {exc}") from exc
+        self._writer_ok = True
+        appended = sum(1 for r in res if r != 0)
+        return AppendResult(appended, len(items) - appended)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:
+        if limit <= 0 or until <= after:
+            return []
+        try:
+            rows = await self._client.xrange(
+                self._stream, min="(" + format_id(after), max=format_id(until), count=limit
+            )
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
+        return _entries(rows)
+
+    async def check_resumable(self, position: Position) -> None:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.get(self._meta_keys[2])
+            pipe.xinfo_stream(self._stream)
+            trimmed_raw, info = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
+        if isinstance(trimmed_raw, RedisError):
+            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {trimmed_raw}")
+        if isinstance(info, RedisError):
+            # No stream: it was deleted; nothing after any position is retained.
+            if position != ZERO:
+                raise ResumeTokenExpired("resume_token points into an event log that is gone")
+            return
+        last = parse_id(info["last-generated-id"])
+        trimmed = parse_id(trimmed_raw) if trimmed_raw is not None else last
+        if position > last:
+            raise ResumeTokenExpired("resume_token points past the end of the event log")
+        if position < trimmed:
+            raise ResumeTokenExpired(
+                "resume_token is older than what the event log retains; resume without a "
+                "token (include_snapshot gives the latest state of every operation)"
+            )
+
+    async def latest_operations(self) -> list[LogEntry]:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.get(self._meta_keys[2])
+            pipe.hgetall(self._meta_keys[3])
+            trimmed_raw, latest = await pipe.execute()
+            trimmed = parse_id(trimmed_raw) if trimmed_raw is not None else ZERO
+            ids = sorted({p for p in map(parse_id, latest.values()) if p > trimmed})
+            out: list[LogEntry] = []
+            for i in range(0, len(ids), _LATEST_FETCH_CHUNK):
+                pipe = self._client.pipeline(transaction=False)
+                for p in ids[i : i + _LATEST_FETCH_CHUNK]:
+                    s = format_id(p)
+                    pipe.xrange(self._stream, min=s, max=s, count=1)
+                for rows in await pipe.execute():
+                    out.extend(_entries(rows))
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
+        return out
+
+    # --- the reader task -----------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        delay = 0.0
+        failed = False
+        while not self._closed:
+            try:
+                pipe = self._reader.pipeline(transaction=False)
+                pipe.xread(
+                    {self._stream: format_id(self._last)},
+                    count=_READ_COUNT,
+                    block=self._block_ms,
+                )
+                pipe.get(self._meta_keys[2])
+                pipe.get(self._meta_keys[1])
+                batches, trimmed_raw, log_id_raw = await pipe.execute()
+                if log_id_raw is None:
+                    # The metadata is gone (keys deleted): recreate it, with a new identity.
+                    res = await self._start_script(
+                        keys=self._meta_keys, args=[uuid.uuid4().hex], client=self._reader
+                    )
+                    log_id_raw = res[0]
+            except _CONNECTION_ERRORS as exc:
+                self._reader_ok = False
+                if not failed:
+                    log.warning("event log reader lost Redis (%s); reconnecting", exc)
+                failed = True
+                delay = min(self._max_backoff, max(0.05, delay * 2))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                continue
+            except RedisError as exc:
+                self._reader_ok = False
+                log.error("event log reader: Redis error %s; retrying", exc)
+                delay = min(self._max_backoff, max(0.05, delay * 2))
+                await asyncio.sleep(delay)
+                continue
+            if failed:
+                failed = False
+                self.reconnects += 1
+                log.info("event log reader reconnected to Redis")
+            delay = 0.0
+            self._reader_ok = True
+            if not self._writer_ok:
+                await self._probe_writer()
+
+            log_id = _text(log_id_raw)
+            gap = ""
+            if log_id != self.log_id:
+                gap = f"the event log was recreated (log id {self.log_id} -> {log_id})"
+                self.log_id = log_id
+            elif trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
+                gap = (
+                    f"entries after {format_id(self._last)} were trimmed before this replica "
+                    f"read them (trimmed through {_text(trimmed_raw)})"
+                )
+            if gap:
+                self.gaps += 1
+                log.error("event log gap: %s; cutting every watch", gap)
+                if self._on_gap is not None:
+                    try:
+                        self._on_gap()
+                    except Exception:
+                        log.exception("event log on_gap callback failed")
+            if not batches:
+                continue
+            rows = batches[0][1] if isinstance(batches, list) else next(iter(batches.values()))[0]
+            if not rows:
+                continue
+            entries = _entries(rows)
+            self._last = parse_id(rows[-1][0])
+            if entries and self._listener is not None:
+                try:
+                    self._listener(entries)
+                except Exception:
+                    log.exception("event log listener failed")
+
+    async def _probe_writer(self) -> None:
+        try:
+            await self._client.ping()
+        except RedisError:
+            return
+        self._writer_ok = True
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _entries(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[LogEntry]:
+    """LogEntry objects of XRANGE/XREAD rows; an undecodable entry is logged and skipped."""
+    out: list[LogEntry] = []
+    for raw_id, fields in rows:
+        data = fields.get(_FIELD) if fields else None
+        position = parse_id(raw_id)
+        if data is None:
+            log.error("event log entry %s has no event; skipped", format_id(position))
+            continue
+        try:
+            event = calls_pb2.Event.FromString(data)
+        except DecodeError:
+            log.error("event log entry %s does not decode; skipped", format_id(position))
+            continue
+        entry = LogEntry(position, event)
+        entry._payload = data
+        out.append(entry)
+    return out
+
+
+__all__ = ["RedisEventLog", "format_id", "parse_id"]

@@ -1,0 +1,540 @@
+"""RedisEventLog against the real Redis on 127.0.0.1:6379 (each test has its own key prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
+from commsgw._events import ZERO, LogEntry, Position, WatchFilter
+from commsgw._hub import Hub, WatchItem
+from commsgw._redislog import RedisEventLog
+from graphcomms.v1 import calls_pb2
+
+URL = "redis://127.0.0.1:6379/0"
+TENANT = "11111111-1111-1111-1111-111111111111"
+CALL = "22222222-2222-2222-2222-222222222222"
+
+
+@dataclass(frozen=True)
+class Item:
+    event: calls_pb2.Event
+    dedup_key: bytes
+    operation_key: tuple[str, str, str] | None
+
+
+def op_item(
+    op_id: str,
+    status: calls_pb2.OperationStatus.ValueType = calls_pb2.OPERATION_STATUS_RUNNING,
+    *,
+    dedup: str = "",
+) -> Item:
+    event = calls_pb2.Event(
+        tenant_id=TENANT,
+        call_id=CALL,
+        change_type=calls_pb2.CHANGE_TYPE_UPDATED,
+        resource_url=f"/communications/calls/{CALL}/operations/{op_id}",
+        operation_update=calls_pb2.OperationUpdate(
+            operation=calls_pb2.Operation(
+                id=op_id, type=calls_pb2.OPERATION_TYPE_RECORD, status=status
+            )
+        ),
+    )
+    key = (dedup or f"{op_id}/{status}/{uuid.uuid4().hex}").encode()
+    return Item(event, key.ljust(16, b".")[:32], (TENANT, CALL, op_id))
+
+
+def call_item() -> Item:
+    event = calls_pb2.Event(
+        tenant_id=TENANT,
+        call_id=CALL,
+        call_update=calls_pb2.CallUpdate(state=calls_pb2.CALL_STATE_ESTABLISHED),
+    )
+    return Item(event, uuid.uuid4().bytes, None)
+
+
+def op_ids(entries: Sequence[LogEntry]) -> list[str]:
+    return [e.event.operation_update.operation.id for e in entries]
+
+
+WAIT_S = 3.0
+
+
+class Collector:
+    """A listener that records what it is handed, and the gaps reported."""
+
+    def __init__(self) -> None:
+        self.entries: list[LogEntry] = []
+        self.gaps = 0
+        self.changed = asyncio.Event()
+
+    def __call__(self, batch: Sequence[LogEntry]) -> None:
+        self.entries.extend(batch)
+        self.changed.set()
+
+    def on_gap(self) -> None:
+        self.gaps += 1
+
+    async def wait_for(self, n: int) -> list[LogEntry]:
+        async with asyncio.timeout(WAIT_S):
+            while len(self.entries) < n:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.sleep(0.05)  # anything extra (a duplicate) would show up by now
+        return self.entries
+
+
+async def eventually(cond: Callable[[], bool]) -> None:
+    for _ in range(int(WAIT_S / 0.01)):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(URL)
+    try:
+        await client.ping()
+    except Exception:  # pragma: no cover - environment without Redis
+        await client.aclose()
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(admin: aioredis.Redis) -> AsyncIterator[str]:
+    p = f"commsgw-test-{uuid.uuid4().hex}"
+    yield p
+    keys = [k async for k in admin.scan_iter(match=f"{p}:*", count=1000)]
+    if keys:
+        await admin.delete(*keys)
+
+
+@pytest.fixture
+async def make_log(prefix: str) -> AsyncIterator[Callable[..., RedisEventLog]]:
+    logs: list[RedisEventLog] = []
+
+    def make(**kw: object) -> RedisEventLog:
+        args: dict[str, object] = {
+            "key_prefix": prefix,
+            "max_events": 1000,
+            "max_age_s": 60.0,
+            "block_ms": 200,
+        }
+        args.update(kw)
+        url = str(args.pop("url", URL))
+        log = RedisEventLog(url, **args)  # type: ignore[arg-type]
+        logs.append(log)
+        return log
+
+    yield make
+    for log in logs:
+        await log.close()
+
+
+MakeLog = Callable[..., RedisEventLog]
+
+
+async def started(make_log: MakeLog, **kw: object) -> tuple[RedisEventLog, Collector]:
+    log = make_log(**kw)
+    col = Collector()
+    await log.start(col, on_gap=col.on_gap)
+    return log, col
+
+
+async def test_append_reaches_listener_in_order(make_log: MakeLog) -> None:
+    log, col = await started(make_log)
+    assert log.ready
+    assert log.log_id
+    r1 = await log.append([op_item("a"), op_item("b"), call_item()])
+    r2 = await log.append([op_item("c")])
+    assert (r1.appended, r1.duplicates, r2.appended) == (3, 0, 1)
+    entries = await col.wait_for(4)
+    assert len(entries) == 4
+    assert [e.kind for e in entries] == [
+        "operation_update",
+        "operation_update",
+        "call_update",
+        "operation_update",
+    ]
+    assert op_ids(entries)[:2] == ["a", "b"] and op_ids(entries)[3] == "c"
+    positions = [e.position for e in entries]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    assert entries[0].payload == entries[0].event.SerializeToString()
+    assert col.gaps == 0
+
+
+async def test_two_replicas_receive_everything(make_log: MakeLog) -> None:
+    a, col_a = await started(make_log)
+    b, col_b = await started(make_log)
+    assert a.log_id == b.log_id
+    await a.append([op_item("1")])
+    await b.append([op_item("2"), op_item("3")])
+    await a.append([op_item("4")])
+    ea = await col_a.wait_for(4)
+    eb = await col_b.wait_for(4)
+    assert op_ids(ea) == op_ids(eb) == ["1", "2", "3", "4"]
+    assert [e.position for e in ea] == [e.position for e in eb]
+
+
+async def test_start_returns_head_and_new_instances_share_log_id(make_log: MakeLog) -> None:
+    a, _ = await started(make_log)
+    await a.append([op_item("x")])
+    later = make_log()
+    head = await later.start(Collector())
+    assert head == (await a.read_range(ZERO, (2**62, 0), 10))[-1].position
+    assert later.log_id == a.log_id
+
+
+async def test_dedup_across_instances(
+    make_log: MakeLog, admin: aioredis.Redis, prefix: str
+) -> None:
+    a, col = await started(make_log)
+    b = make_log()
+    item = op_item("d", dedup="same-notification")
+    again = op_item("d", dedup="same-notification")
+    ra = await a.append([item])
+    rb = await b.append([again])
+    assert (ra.appended, ra.duplicates) == (1, 0)
+    assert (rb.appended, rb.duplicates) == (0, 1)
+    # Twice in one body: stored once.
+    other = op_item("e", dedup="in-one-body")
+    rc = await b.append([other, other, op_item("f")])
+    assert (rc.appended, rc.duplicates) == (2, 1)
+    assert await admin.xlen(f"{prefix}:events") == 3
+    entries = await col.wait_for(3)
+    assert op_ids(entries) == ["d", "e", "f"]
+
+
+async def test_latest_operations_across_instances(make_log: MakeLog) -> None:
+    a = make_log()
+    b = make_log()
+    await a.start(Collector())
+    await a.append([op_item("op1", calls_pb2.OPERATION_STATUS_RUNNING), call_item()])
+    await b.append([op_item("op2", calls_pb2.OPERATION_STATUS_RUNNING)])
+    await b.append([op_item("op1", calls_pb2.OPERATION_STATUS_COMPLETED)])
+    for log in (a, b):
+        latest = await log.latest_operations()
+        assert op_ids(latest) == ["op2", "op1"]  # position order
+        assert latest[1].status == calls_pb2.OPERATION_STATUS_COMPLETED
+        assert latest[0].position < latest[1].position
+
+
+async def test_read_range_boundaries(make_log: MakeLog) -> None:
+    log = make_log()
+    await log.start(Collector())
+    await log.append([op_item(str(i)) for i in range(1, 6)])
+    every = await log.read_range(ZERO, (2**62, 0), 100)
+    assert op_ids(every) == ["1", "2", "3", "4", "5"]
+    p = [ZERO] + [e.position for e in every]
+    assert op_ids(await log.read_range(p[1], p[4], 10)) == ["2", "3", "4"]
+    assert op_ids(await log.read_range(p[1], p[4], 2)) == ["2", "3"]
+    assert await log.read_range(p[5], p[5], 10) == []
+    assert await log.read_range(p[4], p[2], 10) == []
+    assert await log.read_range(p[1], p[5], 0) == []
+    assert op_ids(await log.read_range(p[4], (2**62, 0), 10)) == ["5"]
+
+
+async def test_check_resumable_after_count_trimming(make_log: MakeLog) -> None:
+    log, col = await started(make_log, max_events=5)
+    for i in range(1, 9):
+        await log.append([op_item(str(i))])
+    entries = await col.wait_for(8)
+    p = [ZERO] + [e.position for e in entries]
+    assert op_ids(await log.read_range(ZERO, p[8], 100)) == ["4", "5", "6", "7", "8"]
+    await log.check_resumable(p[3])  # the last trimmed entry: entry 4 onwards is retained
+    await log.check_resumable(p[4])
+    await log.check_resumable(p[8])  # the head
+    for old in (ZERO, p[1], p[2]):
+        with pytest.raises(ResumeTokenExpired):
+            await log.check_resumable(old)
+    assert op_ids(await log.read_range(p[3], p[8], 100)) == ["4", "5", "6", "7", "8"]
+    # The latest state of trimmed operations is gone, that of retained ones stays.
+    assert op_ids(await log.latest_operations()) == ["4", "5", "6", "7", "8"]
+    assert col.gaps == 0
+
+
+async def test_check_resumable_after_age_trimming(make_log: MakeLog) -> None:
+    log, col = await started(make_log, max_age_s=0.2)
+    item = op_item("old", dedup="aged")
+    await log.append([item])
+    await col.wait_for(1)
+    first = col.entries[0].position
+    await log.check_resumable(ZERO)
+    await asyncio.sleep(0.3)
+    # The dedup window is the retention window: the same notification is new again.
+    r = await log.append([op_item("old", dedup="aged")])
+    assert r.appended == 1
+    await col.wait_for(2)
+    with pytest.raises(ResumeTokenExpired):
+        await log.check_resumable(ZERO)
+    await log.check_resumable(first)  # equal to the last trimmed entry
+    assert len(await log.read_range(ZERO, (2**62, 0), 10)) == 1
+    assert [e.position for e in await log.latest_operations()] == [col.entries[1].position]
+
+
+async def test_token_past_the_end_is_expired(make_log: MakeLog) -> None:
+    log = make_log()
+    head = await log.start(Collector())
+    assert head == ZERO
+    await log.check_resumable(ZERO)
+    future = (int(time.time() * 1000) + 60_000, 0)
+    with pytest.raises(ResumeTokenExpired):
+        await log.check_resumable(future)
+    await log.append([op_item("z")])
+    last = (await log.read_range(ZERO, (2**62, 0), 10))[-1].position
+    await log.check_resumable(last)
+    with pytest.raises(ResumeTokenExpired):
+        await log.check_resumable((last[0], last[1] + 1))
+
+
+async def test_unreachable_redis(make_log: MakeLog) -> None:
+    log = make_log(url="redis://127.0.0.1:1/0", op_timeout_s=0.5)
+    assert not log.ready
+    t0 = time.monotonic()
+    with pytest.raises(EventLogUnavailable):
+        await log.start(Collector())
+    with pytest.raises(EventLogUnavailable):
+        await log.append([op_item("x")])
+    with pytest.raises(EventLogUnavailable):
+        await log.read_range(ZERO, (1, 0), 10)
+    with pytest.raises(EventLogUnavailable):
+        await log.check_resumable(ZERO)
+    with pytest.raises(EventLogUnavailable):
+        await log.latest_operations()
+    assert time.monotonic() - t0 < 3.0
+    assert not log.ready
+
+
+async def kill_client(admin: aioredis.Redis, name: str) -> None:
+    clients = [c for c in await admin.client_list() if c.get("name") == name]
+    assert clients, f"no client named {name}"
+    for c in clients:
+        await admin.client_kill_filter(_id=c["id"])
+
+
+async def test_reader_reconnects_without_gap_or_duplicate(
+    make_log: MakeLog, admin: aioredis.Redis
+) -> None:
+    a, col = await started(make_log)
+    b = make_log()
+    await b.append([op_item("1"), op_item("2")])
+    await col.wait_for(2)
+    await kill_client(admin, a.reader_client_name)
+    await b.append([op_item("3")])
+    await b.append([op_item("4"), op_item("5")])
+    entries = await col.wait_for(5)
+    assert op_ids(entries) == ["1", "2", "3", "4", "5"]
+    await eventually(lambda: a.reconnects >= 1 and a.ready)
+    # and it keeps going
+    await b.append([op_item("6")])
+    assert op_ids(await col.wait_for(6)) == ["1", "2", "3", "4", "5", "6"]
+    assert col.gaps == 0
+
+
+async def test_writer_reconnects_after_kill(make_log: MakeLog, admin: aioredis.Redis) -> None:
+    a, col = await started(make_log)
+    await a.append([op_item("1")])
+    await kill_client(admin, a.writer_client_name)
+    r = await a.append([op_item("2")])  # the broken pooled connection is retried once
+    assert r.appended == 1
+    assert op_ids(await col.wait_for(2)) == ["1", "2"]
+    assert a.ready
+
+
+async def test_gap_when_entries_trimmed_before_the_reader_saw_them(make_log: MakeLog) -> None:
+    a, col = await started(make_log, max_events=3)
+    await a.append([op_item("1")])
+    await col.wait_for(1)
+    # One body larger than the whole log: entries 2..4 are trimmed in the same atomic step.
+    await a.append([op_item(str(i)) for i in range(2, 8)])
+    entries = await col.wait_for(4)
+    assert op_ids(entries) == ["1", "5", "6", "7"]
+    assert col.gaps == 1 and a.gaps == 1
+    with pytest.raises(ResumeTokenExpired):
+        await a.check_resumable(entries[0].position)
+    await a.check_resumable(entries[1].position)
+
+
+async def test_recreated_stream_changes_log_id(
+    make_log: MakeLog, admin: aioredis.Redis, prefix: str
+) -> None:
+    a, col_a = await started(make_log)
+    b, col_b = await started(make_log)
+    await a.append([op_item("1")])
+    await col_b.wait_for(1)
+    old_id = a.log_id
+    await admin.delete(f"{prefix}:events")
+    await b.append([op_item("2")])
+    await eventually(lambda: a.log_id != old_id and b.log_id != old_id)
+    stored = await admin.get(f"{prefix}:log-id")
+    assert isinstance(stored, bytes)
+    assert a.log_id == b.log_id == stored.decode()
+    await eventually(lambda: len(col_a.entries) == 2 and len(col_b.entries) == 2)
+    assert col_a.gaps == 1 and col_b.gaps == 1
+    assert op_ids(col_a.entries) == ["1", "2"]
+    # All keys gone (e.g. FLUSHDB): a fresh identity again.
+    keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+    await admin.delete(*keys)
+    c = make_log()
+    await c.start(Collector())
+    assert c.log_id not in (old_id, a.log_id)
+
+
+async def test_lost_log_id_key_gives_new_identity(
+    make_log: MakeLog, admin: aioredis.Redis, prefix: str
+) -> None:
+    a, col = await started(make_log, max_events=3)
+    await a.append([op_item(str(i)) for i in range(1, 6)])
+    entries = await col.wait_for(3)
+    old_id = a.log_id
+    await admin.delete(f"{prefix}:log-id", f"{prefix}:trimmed")
+    await eventually(lambda: a.log_id != old_id)
+    # Everything before the first retained entry counts as trimmed.
+    await a.check_resumable(
+        (entries[0].position[0], entries[0].position[1] - 1)
+        if entries[0].position[1]
+        else (entries[0].position[0] - 1, 2**64 - 1)
+    )
+    with pytest.raises(ResumeTokenExpired):
+        await a.check_resumable(ZERO)
+
+
+async def collect(
+    it: AsyncIterator[WatchItem], out: list[WatchItem], stop: Callable[[], bool]
+) -> None:
+    async for item in it:
+        out.append(item)
+        if stop():
+            return
+
+
+def entry_ops(items: list[WatchItem]) -> list[str]:
+    return [i.entry.event.operation_update.operation.id for i in items if i.entry is not None]
+
+
+async def test_hubs_on_two_replicas(make_log: MakeLog) -> None:
+    log_a, log_b = make_log(), make_log()
+    hub_a, hub_b = Hub(log_a, buffer=100), Hub(log_b, buffer=100)
+    await hub_a.start()
+    await hub_b.start()
+
+    got_b: list[WatchItem] = []
+    watch_b = hub_b.watch(WatchFilter(), resume=None, snapshot=False, bookmark_interval=0.05)
+    task_b = asyncio.create_task(collect(watch_b, got_b, lambda: len(entry_ops(got_b)) >= 3))
+    await eventually(lambda: hub_b.subscribers == 1)
+    await log_a.append([op_item("1"), op_item("2")])
+    await log_a.append([op_item("3")])
+    await asyncio.wait_for(task_b, 3)
+    assert entry_ops(got_b) == ["1", "2", "3"]
+    resume_at: Position = next(i.position for i in got_b if i.entry is not None)
+
+    got_a: list[WatchItem] = []
+    watch_a = hub_a.watch(WatchFilter(), resume=resume_at, snapshot=False, bookmark_interval=0.05)
+    task_a = asyncio.create_task(collect(watch_a, got_a, lambda: "4" in entry_ops(got_a)))
+    await eventually(lambda: len(entry_ops(got_a)) >= 2)
+    await log_b.append([op_item("4")])
+    await asyncio.wait_for(task_a, 3)
+    assert entry_ops(got_a) == ["2", "3", "4"]
+    positions = [i.position for i in got_a]
+    assert positions == sorted(positions)
+
+    # A token from the other replica's log id is the same log: resumable there too.
+    assert log_a.log_id == log_b.log_id
+
+
+async def test_hub_fail_all_on_gap(make_log: MakeLog) -> None:
+    log = make_log(max_events=2)
+    hub = Hub(log, buffer=100)
+    await hub.start()  # wires the log's gap callback to hub.fail_all
+    got: list[WatchItem] = []
+
+    async def run() -> None:
+        await collect(
+            hub.watch(WatchFilter(), resume=None, snapshot=False, bookmark_interval=0.05),
+            got,
+            lambda: False,
+        )
+
+    task = asyncio.create_task(run())
+    await eventually(lambda: hub.subscribers == 1)
+    await log.append([op_item(str(i)) for i in range(5)])
+    with pytest.raises(EventLogUnavailable, match="lost entries"):
+        await asyncio.wait_for(task, 3)
+    assert log.gaps == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def spawn_redis(port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    client = aioredis.Redis(port=port)
+    try:
+        for _ in range(200):
+            try:
+                await client.ping()
+                return proc
+            except RedisConnectionError:
+                await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+async def test_redis_restart_without_persistence(make_log: MakeLog) -> None:
+    port = free_port()
+    proc = await spawn_redis(port)
+    try:
+        log, col = await started(
+            make_log, url=f"redis://127.0.0.1:{port}/0", op_timeout_s=0.5, max_backoff_s=0.1
+        )
+        await log.append([op_item("1")])
+        await col.wait_for(1)
+        old_id = log.log_id
+        proc.terminate()
+        await proc.wait()
+        await eventually(lambda: not log.ready)
+        with pytest.raises(EventLogUnavailable):
+            await log.append([op_item("lost")])
+        proc = await spawn_redis(port)
+        # The data is gone: a new log identity, a gap reported, and the log works again.
+        await eventually(lambda: log.ready and log.log_id != old_id)
+        assert col.gaps == 1
+        await log.append([op_item("2")])
+        assert op_ids(await col.wait_for(2)) == ["1", "2"]
+        assert log.reconnects >= 1
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
