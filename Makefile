@@ -53,5 +53,9 @@ run: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/commsgw emulator
 
+## demo: the cancellation story end to end, against a running `make run`
+demo: $(STAMP)
+	$(BIN)/commsgw demo
+
 clean:
 	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     _config.add_arguments(dev)
     dev.add_argument("--emulator-port", type=int, default=8443, help="emulator HTTPS port")
     sub.add_parser("emulator", help="run the local Graph emulator", add_help=False)
+    sub.add_parser(
+        "demo", help="the cancellation story against a running `make run`", add_help=False
+    )
 
     cancel = sub.add_parser("cancel", help="cancel a call's media operations through the gateway")
     cancel.add_argument("--call-id", required=True, help="the Graph call id (GUID)")
@@ -234,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from commsgw.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv and argv[0] == "demo":
+        from commsgw._demo import main as demo_main
+
+        return demo_main(argv[1:], dict(os.environ))
     args = _parser().parse_args(argv)
     environ = dict(os.environ)
     try:
