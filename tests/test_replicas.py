@@ -19,13 +19,13 @@ import grpc
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from replicas import GatewayProcess, free_port
+from test_watch import TENANT, op_notification
 
 from commsgw.emulator import Emulator
 from conftest import new_guid
-from replicas import GatewayProcess, free_port
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details
-from test_watch import TENANT, op_notification
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
