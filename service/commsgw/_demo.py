@@ -16,11 +16,11 @@ from typing import Any
 
 import grpc
 import httpx
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 from commsgw import _config
 from commsgw._auth import TokenProvider
 from commsgw._cli import describe_rpc_error, format_event
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 
 async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int:
