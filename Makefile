@@ -41,6 +41,7 @@ typecheck: $(STAMP)
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
 test: $(STAMP) $(BUF)
+	bash tools/ensure-redis.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
