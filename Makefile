@@ -9,7 +9,7 @@ PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: venv gen gen-python lint typecheck test bench run emulator demo clean check-gen
+.PHONY: venv gen gen-python lint typecheck test bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -57,6 +57,10 @@ emulator: $(STAMP)
 ## demo: the cancellation story end to end, against a running `make run`
 demo: $(STAMP)
 	$(BIN)/commsgw demo
+
+## docs: rewrite README's settings table from the code
+docs: $(STAMP)
+	$(PY) tools/readme_settings.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -107,6 +107,7 @@ class TokenProvider:
         self._apps: dict[str, Any] = {}
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.healthy: bool | None = None  # None until the first acquisition
 
     def _app(self, tenant: str) -> Any:
         app = self._apps.get(tenant)
@@ -154,11 +155,13 @@ class TokenProvider:
             try:
                 result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
             except Exception as exc:  # requests/MSAL failures: network, TLS, bad authority
+                self.healthy = False
                 log.warning("token acquisition failed for tenant %s: %s", tenant, type(exc))
                 raise TokenError(
                     f"could not reach the token authority: {type(exc).__name__}: {exc}"
                 ) from exc
             if "access_token" not in result:
+                self.healthy = False
                 err = str(result.get("error", "unknown_error"))
                 desc = str(result.get("error_description", "")).splitlines()[0:1]
                 raise TokenError(
@@ -170,6 +173,7 @@ class TokenProvider:
             self._tokens[tenant] = AccessToken(
                 value, now + max(lifetime - EXPIRY_MARGIN_S, lifetime / 2)
             )
+            self.healthy = True
             if self._on_refresh is not None:
                 self._on_refresh(tenant, force)
             return value

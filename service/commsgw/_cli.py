@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import pathlib
 import signal
@@ -19,19 +18,11 @@ import grpc
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from commsgw import _config
+from commsgw import _config, _logging
 from commsgw._errors import CommsgwError, ConfigError
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 GATEWAY_DEFAULT = "127.0.0.1:50051"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--target", default=GATEWAY_DEFAULT, help="gateway gRPC address")
     cancel.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     cancel.add_argument("--json", action="store_true", help="print the response as JSON")
+
+    hasher = sub.add_parser(
+        "hash-token", help="print the SHA-256 of a caller token, for the callers file"
+    )
+    hasher.add_argument("token", help="the bearer token a caller will present")
 
     watch = sub.add_parser("watch", help="stream operation updates from the gateway")
     watch.add_argument("--call-id", action="append", default=[], help="only this call (repeat)")
@@ -246,14 +242,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = _config.from_sources(environ, args)
-            _setup_logging(settings.log_level)
+            _logging.setup(settings.log_level, settings.log_format)
             from commsgw._server import serve
 
             asyncio.run(serve(settings))
             return 0
         if args.command == "dev":
-            _setup_logging(environ.get("COMMSGW_LOG_LEVEL", "INFO").upper())
+            _logging.setup(
+                environ.get("COMMSGW_LOG_LEVEL", "INFO").upper(),
+                environ.get("COMMSGW_LOG_FORMAT", "text"),
+            )
             asyncio.run(_dev(args, environ))
+            return 0
+        if args.command == "hash-token":
+            from commsgw._callers import hash_token
+
+            print(hash_token(args.token))
             return 0
         if args.command == "cancel":
             return asyncio.run(_cancel(args))

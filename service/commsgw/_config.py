@@ -118,6 +118,13 @@ def _positive_float(raw: str) -> float:
     return v
 
 
+def _non_negative_float(raw: str) -> float:
+    v = float(raw)
+    if not v >= 0:
+        raise ValueError("must be 0 or more")
+    return v
+
+
 def _positive_int(raw: str) -> int:
     v = int(raw)
     if v <= 0:
@@ -351,6 +358,112 @@ SETTINGS: tuple[Setting, ...] = (
         _str,
         "DEBUG, INFO, WARNING or ERROR",
     ),
+    Setting("log_format", "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"),
+    Setting(
+        "grpc_tls_cert", "COMMSGW_GRPC_TLS_CERT", "", _path, "PEM certificate chain for gRPC TLS"
+    ),
+    Setting("grpc_tls_key", "COMMSGW_GRPC_TLS_KEY", "", _path, "PEM private key for gRPC TLS"),
+    Setting(
+        "grpc_client_ca",
+        "COMMSGW_GRPC_CLIENT_CA",
+        "",
+        _path,
+        "CA bundle for client certificates: set it to require mutual TLS",
+    ),
+    Setting("http_tls_cert", "COMMSGW_HTTP_TLS_CERT", "", _path, "PEM certificate chain for HTTPS"),
+    Setting("http_tls_key", "COMMSGW_HTTP_TLS_KEY", "", _path, "PEM private key for HTTPS"),
+    Setting(
+        "allow_insecure_bind",
+        "COMMSGW_ALLOW_INSECURE_BIND",
+        "false",
+        _bool,
+        "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
+    ),
+    Setting(
+        "callers_file",
+        "COMMSGW_CALLERS_FILE",
+        "",
+        _path,
+        "JSON file of caller identities and permissions (unset: every caller is trusted)",
+    ),
+    Setting("reflection", "COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection"),
+    Setting(
+        "shutdown_grace_s",
+        "COMMSGW_SHUTDOWN_GRACE_S",
+        "10",
+        _positive_float,
+        "on SIGTERM, the longest the gateway takes to stop (seconds)",
+    ),
+    Setting(
+        "webhook_drain_s",
+        "COMMSGW_WEBHOOK_DRAIN_S",
+        "2",
+        _non_negative_float,
+        "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
+    ),
+    Setting(
+        "keepalive_time_s",
+        "COMMSGW_KEEPALIVE_TIME_S",
+        "60",
+        _positive_float,
+        "gRPC keepalive ping interval (seconds)",
+    ),
+    Setting(
+        "keepalive_timeout_s",
+        "COMMSGW_KEEPALIVE_TIMEOUT_S",
+        "20",
+        _positive_float,
+        "gRPC keepalive ping timeout (seconds)",
+    ),
+    Setting(
+        "max_connection_age_s",
+        "COMMSGW_MAX_CONNECTION_AGE_S",
+        "1800",
+        _positive_float,
+        "gRPC connections are recycled after this long (clients resume watches)",
+    ),
+    Setting(
+        "max_connection_age_grace_s",
+        "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
+        "30",
+        _positive_float,
+        "time given to calls on a recycled connection (seconds)",
+    ),
+    Setting(
+        "max_streams",
+        "COMMSGW_MAX_STREAMS",
+        "20000",
+        _positive_int,
+        "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
+    ),
+    Setting(
+        "max_streams_per_caller",
+        "COMMSGW_MAX_STREAMS_PER_CALLER",
+        "5000",
+        _positive_int,
+        "open WatchOperations streams per caller identity at most",
+    ),
+    Setting(
+        "max_message_bytes",
+        "COMMSGW_MAX_MESSAGE_BYTES",
+        "1048576",
+        _positive_int,
+        "largest gRPC message received or sent",
+    ),
+    Setting(
+        "webhook_rate",
+        "COMMSGW_WEBHOOK_RATE",
+        "2000",
+        _positive_float,
+        "webhook POSTs per second per source address (429 beyond; burst of twice that)",
+    ),
+    Setting(
+        "graph_concurrency",
+        "COMMSGW_GRAPH_CONCURRENCY",
+        "64",
+        _positive_int,
+        "Graph requests in flight at most (a burst of cancels waits its turn)",
+    ),
 )
 
 
@@ -387,6 +500,26 @@ class Settings:
     subscriber_buffer: int = 1024
     bookmark_interval_s: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "json"
+    grpc_tls_cert: pathlib.Path | None = None
+    grpc_tls_key: pathlib.Path | None = None
+    grpc_client_ca: pathlib.Path | None = None
+    http_tls_cert: pathlib.Path | None = None
+    http_tls_key: pathlib.Path | None = None
+    allow_insecure_bind: bool = False
+    callers_file: pathlib.Path | None = None
+    reflection: bool = True
+    shutdown_grace_s: float = 10.0
+    webhook_drain_s: float = 2.0
+    keepalive_time_s: float = 60.0
+    keepalive_timeout_s: float = 20.0
+    max_connection_age_s: float = 1800.0
+    max_connection_age_grace_s: float = 30.0
+    max_streams: int = 20000
+    max_streams_per_caller: int = 5000
+    max_message_bytes: int = 1 << 20
+    webhook_rate: float = 2000.0
+    graph_concurrency: int = 64
     # Derived in `resolve()`:
     emulator_mode: bool = False
     tenants: tuple[str, ...] = ()
@@ -484,6 +617,42 @@ class Settings:
             raise ConfigError("COMMSGW_RETRY_MAX_S must not be smaller than COMMSGW_RETRY_BASE_S")
         if not self.webhook_path.startswith("/"):
             raise ConfigError(f"COMMSGW_WEBHOOK_PATH={self.webhook_path!r} must start with /")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"COMMSGW_LOG_FORMAT={self.log_format!r}: use json or text")
+        for prefix, cert, key in (
+            ("COMMSGW_GRPC_TLS", self.grpc_tls_cert, self.grpc_tls_key),
+            ("COMMSGW_HTTP_TLS", self.http_tls_cert, self.http_tls_key),
+        ):
+            if (cert is None) != (key is None):
+                raise ConfigError(f"set both {prefix}_CERT and {prefix}_KEY, or neither")
+        for env, path in (
+            ("COMMSGW_GRPC_TLS_CERT", self.grpc_tls_cert),
+            ("COMMSGW_GRPC_TLS_KEY", self.grpc_tls_key),
+            ("COMMSGW_GRPC_CLIENT_CA", self.grpc_client_ca),
+            ("COMMSGW_HTTP_TLS_CERT", self.http_tls_cert),
+            ("COMMSGW_HTTP_TLS_KEY", self.http_tls_key),
+            ("COMMSGW_CALLERS_FILE", self.callers_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{env}={path}: no such file")
+        if self.grpc_client_ca is not None and self.grpc_tls_cert is None:
+            raise ConfigError("COMMSGW_GRPC_CLIENT_CA needs COMMSGW_GRPC_TLS_CERT/KEY")
+        if not self.allow_insecure_bind:
+            grpc_secure = self.grpc_tls_cert is not None and (
+                self.grpc_client_ca is not None or self.callers_file is not None
+            )
+            if not self.grpc_addr.is_loopback and not grpc_secure:
+                raise ConfigError(
+                    f"COMMSGW_GRPC_ADDR={self.grpc_addr} is not loopback: set "
+                    "COMMSGW_GRPC_TLS_CERT/KEY with COMMSGW_CALLERS_FILE or "
+                    "COMMSGW_GRPC_CLIENT_CA, or COMMSGW_ALLOW_INSECURE_BIND=true"
+                )
+            if not self.http_addr.is_loopback and self.http_tls_cert is None:
+                raise ConfigError(
+                    f"COMMSGW_HTTP_ADDR={self.http_addr} is not loopback: set "
+                    "COMMSGW_HTTP_TLS_CERT/KEY, or COMMSGW_ALLOW_INSECURE_BIND=true behind a "
+                    "TLS-terminating proxy"
+                )
         return dataclasses.replace(
             self,
             cloud=cloud,

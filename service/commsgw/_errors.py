@@ -130,3 +130,24 @@ class NotificationFormatError(NotificationError):
 
     http_status = 400
     reason = "NOTIFICATION_MALFORMED"
+
+
+class Unauthenticated(CommsgwError):
+    """The caller presented no credentials, or unknown ones."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "CALLER_UNAUTHENTICATED"
+
+
+class PermissionDenied(CommsgwError):
+    """The caller is known but not allowed to do this (or not for this tenant)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "CALLER_NOT_PERMITTED"
+
+
+class TooManyStreams(CommsgwError):
+    """A stream limit (in total or per caller) is reached."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "TOO_MANY_STREAMS"

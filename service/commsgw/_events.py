@@ -34,6 +34,7 @@ class LogEntry:
 
     __slots__ = (
         "_payload",
+        "_redacted",
         "call_id",
         "client_context",
         "event",
@@ -61,6 +62,7 @@ class LogEntry:
             self.status = 0
             self.client_context = ""
         self._payload: bytes | None = None
+        self._redacted: bytes | None = None
 
     @property
     def payload(self) -> bytes:
@@ -68,6 +70,22 @@ class LogEntry:
         if self._payload is None:
             self._payload = self.event.SerializeToString()
         return self._payload
+
+    @property
+    def redacted_payload(self) -> bytes:
+        """The event without recording_access_token, for callers not allowed to read
+        recordings (the same bytes as `payload` when there is no token)."""
+        if self._redacted is None:
+            if self.kind == KIND_OPERATION and (
+                self.event.operation_update.operation.recording_access_token
+            ):
+                copy = calls_pb2.Event()
+                copy.CopyFrom(self.event)
+                copy.operation_update.operation.recording_access_token = ""
+                self._redacted = copy.SerializeToString()
+            else:
+                self._redacted = self.payload
+        return self._redacted
 
     def __repr__(self) -> str:
         return f"LogEntry({self.position}, {self.kind}, call={self.call_id})"

@@ -206,6 +206,9 @@ class GraphClient:
         self._tokens = tokens
         self._rng = rng or random.Random()
         self._on_attempt = on_attempt
+        # Bounds the requests in flight so that a burst of cancels cannot exceed Graph's
+        # per-app budget; waiting for a slot counts against the caller's deadline.
+        self._slots = asyncio.Semaphore(settings.graph_concurrency)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -261,8 +264,15 @@ class GraphClient:
                 "client-request-id": crid,
                 "return-client-request-id": "true",
             }
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise _deadline_error(crid) from None
             started = time.perf_counter()
             try:
+                if deadline is not None:
+                    per_try = min(per_try, max(0.001, deadline - loop.time()))
                 resp = await self._http.request(
                     method, url, content=body, headers=headers, timeout=per_try
                 )
@@ -300,6 +310,8 @@ class GraphClient:
                     continue
                 if resp.status_code not in RETRYABLE_STATUS:
                     raise error
+            finally:
+                self._slots.release()
             if attempt >= self._s.graph_max_attempts:
                 raise error
             delay = self._backoff(attempt, error.retry_after)

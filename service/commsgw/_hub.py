@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
@@ -65,9 +65,16 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, log: EventLog, *, buffer: int) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        buffer: int,
+        on_dispatch: Callable[[LogEntry], None] | None = None,
+    ) -> None:
         self._log = log
         self._buffer = buffer
+        self._on_dispatch = on_dispatch
         self.head: Position = (0, 0)
         self._by_call: dict[str, set[Subscription]] = {}
         self._everything: set[Subscription] = set()
@@ -101,6 +108,8 @@ class Hub:
                 if s.filter.matches(e):
                     s.offer(e)
             self.head = e.position
+        if entries and self._on_dispatch is not None:
+            self._on_dispatch(entries[-1])
 
     def _register(self, sub: Subscription) -> None:
         if sub.filter.call_ids:

@@ -5,15 +5,18 @@ Errors are raised as CommsgwError and become statuses in `commsgw._status`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
+from commsgw._callers import current_identity
 from commsgw._config import Settings
 from commsgw._events import EventLog, WatchFilter, decode_token, encode_token
 from commsgw._graph import CancelResult, GraphClient, validate_cancel
 from commsgw._hub import Hub, WatchItem
+from commsgw._interceptor import rpc_info
 from commsgw._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
 from graphcomms.v1 import calls_pb2
 
@@ -67,13 +70,14 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def encode_watch_response(token: str, item: WatchItem) -> bytes:
+def encode_watch_response(token: str, item: WatchItem, *, recordings: bool = True) -> bytes:
     """A serialised WatchOperationsResponse; the event's bytes are shared by all subscribers
-    (field 1 resume_token, field 2 event, field 3 bookmark)."""
+    (field 1 resume_token, field 2 event, field 3 bookmark). Without `recordings` the
+    recording_access_token is left out."""
     t = token.encode()
     head = b"\x0a" + _varint(len(t)) + t
     if item.entry is not None:
-        payload = item.entry.payload
+        payload = item.entry.payload if recordings else item.entry.redacted_payload
         return head + b"\x12" + _varint(len(payload)) + payload
     bookmark = calls_pb2.Bookmark(kind=item.bookmark).SerializeToString()  # type: ignore[arg-type]
     return head + b"\x1a" + _varint(len(bookmark)) + bookmark
@@ -98,7 +102,13 @@ class CallsServicer:
             tenant_id=request.tenant_id,
             client_request_id=_metadata(context, CLIENT_REQUEST_ID_KEY),
         )
+        current_identity.get().require_tenant(cmd.tenant_id)
+        info = rpc_info.get(None)
+        if info is not None:
+            info.client_request_id = cmd.client_request_id
         result = await self._graph.cancel_media_processing(cmd, timeout=context.time_remaining())
+        if info is not None:
+            info.graph_request_id = result.request_id
         context.set_trailing_metadata(
             (
                 (GRAPH_REQUEST_ID_KEY, result.request_id),
@@ -110,6 +120,7 @@ class CallsServicer:
     async def WatchOperations(
         self, request: calls_pb2.WatchOperationsRequest, context: Context
     ) -> AsyncIterator[bytes]:
+        identity = current_identity.get()
         flt = WatchFilter.build(
             call_ids=request.call_ids,
             tenant_ids=request.tenant_ids,
@@ -119,6 +130,10 @@ class CallsServicer:
             include_calls=request.include_call_updates,
             include_other=request.include_other,
         )
+        tenants = identity.visible_tenants(flt.tenant_ids)
+        if tenants != flt.tenant_ids:
+            flt = dataclasses.replace(flt, tenant_ids=tenants)
+        recordings = identity.reads_recordings
         log_id = self._log.log_id
         resume = decode_token(request.resume_token, log_id) if request.resume_token else None
         async for item in self._hub.watch(
@@ -127,4 +142,5 @@ class CallsServicer:
             snapshot=request.include_snapshot and resume is None,
             bookmark_interval=self._settings.bookmark_interval_s,
         ):
-            yield encode_watch_response(encode_token(log_id, item.position), item)
+            token = encode_token(self._log.log_id, item.position)
+            yield encode_watch_response(token, item, recordings=recordings)

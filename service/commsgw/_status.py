@@ -1,16 +1,14 @@
 """The one place where errors become gRPC statuses.
 
-A server interceptor wraps every handler: a CommsgwError becomes its status code with a
-google.rpc.Status (ErrorInfo, RetryInfo) in the trailers; anything else is logged and answered
-INTERNAL, so no failure reaches a caller as UNKNOWN.
+A CommsgwError becomes its status code with a google.rpc.Status (ErrorInfo, RetryInfo) in the
+trailers; the interceptor (`commsgw._interceptor`) answers anything else INTERNAL through
+`internal_error`, so no failure reaches a caller as UNKNOWN.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -62,74 +60,11 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], err: CommsgwError) 
     await context.abort(status.code, status.details, trailing_metadata=tuple(trailing))
 
 
-def _unary(
-    inner: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
-) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
-    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await inner(request, context)
-        except CommsgwError as err:
-            await abort(context, err)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:
-            log.exception("unexpected error in a unary RPC")
-            await abort(context, internal_error())
-
-    return handler
-
-
-def _stream(
-    inner: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]],
-) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
-    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            async for item in inner(request, context):
-                yield item
-        except CommsgwError as err:
-            await abort(context, err)
-        except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
-            raise
-        except Exception:
-            log.exception("unexpected error in a streaming RPC")
-            await abort(context, internal_error())
-
-    return handler
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Translates errors raised by handlers into statuses (see the module docstring)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-
 __all__ = [
     "CLIENT_REQUEST_ID_KEY",
     "ERROR_DOMAIN",
     "GRAPH_REQUEST_ID_KEY",
-    "ErrorInterceptor",
     "abort",
+    "internal_error",
     "to_status",
 ]

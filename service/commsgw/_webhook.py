@@ -19,6 +19,7 @@ from aiohttp import web
 from commsgw._errors import EventLogUnavailable, NotificationError
 from commsgw._events import AppendResult, EventLog
 from commsgw._jwt import NotificationClaims
+from commsgw._metrics import Metrics
 from commsgw._notifications import parse_notifications
 
 log = logging.getLogger("commsgw.webhook")
@@ -29,6 +30,14 @@ class Validator(Protocol):
 
 
 @dataclass(slots=True)
+class _Outcome:
+    tenant: str = ""
+    appended: int = 0
+    duplicates: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
 class WebhookStats:
     accepted: int = 0
     duplicates: int = 0
@@ -36,8 +45,37 @@ class WebhookStats:
     posts: int = 0
 
 
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"code": status, "message": message}}, status=status)
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": status, "message": message}}, status=status, headers=headers
+    )
+
+
+class RateLimiter:
+    """A token bucket per source address: `rate` requests a second, bursts of twice that."""
+
+    def __init__(self, rate: float, *, max_sources: int = 10_000) -> None:
+        self._rate = rate
+        self._burst = 2 * rate
+        self._max_sources = max_sources
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, source: str, now: float | None = None) -> float:
+        """0 when allowed, else the seconds to wait before the next request is."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(source, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1:
+            self._buckets[source] = (tokens, now)
+            return (1 - tokens) / self._rate
+        if source not in self._buckets and len(self._buckets) >= self._max_sources:
+            # Forget sources whose buckets are full again (idle for a while).
+            full = [k for k, (t, ts) in self._buckets.items() if t + (now - ts) * self._rate
+                    >= self._burst]  # fmt: skip
+            for k in full:
+                del self._buckets[k]
+        self._buckets[source] = (tokens - 1, now)
+        return 0.0
 
 
 class Webhook:
@@ -47,59 +85,86 @@ class Webhook:
         validator: Validator,
         log_: EventLog,
         max_bytes: int,
-        ready: Callable[[], bool] = lambda: True,
-        on_outcome: Callable[[str, int], None] | None = None,
+        rate: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._validator = validator
         self._log = log_
-        self._max_bytes = max_bytes
-        self._ready = ready
-        self._on_outcome = on_outcome
+        self.max_bytes = max_bytes
+        self._limiter = RateLimiter(rate) if rate else None
+        self._metrics = metrics
         self.stats = WebhookStats()
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        response = await self._handle(request)
+        outcome = _Outcome()
+        response = await self._handle(request, outcome)
         self.stats.posts += 1
+        if self._metrics is not None:
+            m = self._metrics
+            m.webhook_requests.labels(str(response.status)).inc()
+            if outcome.appended:
+                m.notifications.labels("accepted").inc(outcome.appended)
+            if outcome.duplicates:
+                m.notifications.labels("duplicate").inc(outcome.duplicates)
+            if response.status in (400, 401):
+                m.notifications.labels("rejected").inc()
         log.info(
-            "webhook POST %s -> %d in %.1f ms",
-            request.path,
+            "webhook POST %d",
             response.status,
-            (time.perf_counter() - started) * 1000,
+            extra={
+                "webhook": request.path,
+                "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "source": request.remote,
+                "tenant": outcome.tenant,
+                "notifications": outcome.appended + outcome.duplicates,
+                "duplicates": outcome.duplicates,
+                "reason": outcome.reason,
+            },
         )
-        if self._on_outcome is not None:
-            self._on_outcome("accepted" if response.status == 202 else "refused", response.status)
         return response
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request, outcome: _Outcome) -> web.Response:
+        if self._limiter is not None:
+            wait = self._limiter.allow(request.remote or "")
+            if wait:
+                outcome.reason = "rate limited"
+                return _problem(429, "too many requests", {"Retry-After": str(max(1, round(wait)))})
         length = request.content_length
-        if length is not None and length > self._max_bytes:
-            return _problem(413, f"body over {self._max_bytes} bytes")
+        if length is not None and length > self.max_bytes:
+            return _problem(413, f"body over {self.max_bytes} bytes")
         if request.content_type != "application/json":
             return _problem(415, "Content-Type must be application/json")
         try:
             claims = await self._validator.validate(request.headers.get("Authorization"))
         except NotificationError as err:
             self.stats.rejected += 1
+            outcome.reason = err.message
             return _problem(err.http_status, err.message)
+        outcome.tenant = claims.tenant_id
         body = bytearray()
         async for chunk in request.content.iter_any():
             body += chunk
-            if len(body) > self._max_bytes:
-                return _problem(413, f"body over {self._max_bytes} bytes")
+            if len(body) > self.max_bytes:
+                return _problem(413, f"body over {self.max_bytes} bytes")
         try:
             items = parse_notifications(
                 bytes(body), tenant_id=claims.tenant_id, receive_time=datetime.now(UTC)
             )
         except NotificationError as err:
             self.stats.rejected += 1
+            outcome.reason = err.message
             return _problem(err.http_status, err.message)
         try:
             result: AppendResult = await self._log.append(items)
         except EventLogUnavailable as err:
-            return _problem(503, err.message)
+            outcome.reason = err.message
+            return _problem(503, err.message, {"Retry-After": "1"})
         self.stats.accepted += result.appended
         self.stats.duplicates += result.duplicates
+        outcome.appended = result.appended
+        outcome.duplicates = result.duplicates
         return web.Response(status=202)
 
 
@@ -112,7 +177,7 @@ def build_app(
 ) -> web.Application:
     # The size limit is enforced by the handler (413 with a body); aiohttp's own is lifted so
     # that it does not answer first with its own page.
-    app = web.Application(client_max_size=webhook._max_bytes + 1)
+    app = web.Application(client_max_size=webhook.max_bytes + 1)
     app.router.add_post(path, webhook.handle)
     for method, route, handler in extra_routes or []:
         app.router.add_route(method, route, handler)

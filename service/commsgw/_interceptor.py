@@ -1,0 +1,228 @@
+"""The gateway's server interceptor: around every CallsService handler it
+
+- refuses new calls while the gateway drains (UNAVAILABLE),
+- authenticates the caller and checks the method's permission (before anything is sent to
+  Graph or streamed) and makes the identity available to the servicer,
+- enforces the stream limits (in total and per caller),
+- translates errors into statuses (via `commsgw._status`, the one place that maps them),
+- counts and times the call and writes one structured log line for it.
+
+Health and reflection are not wrapped: they are public and cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from commsgw._callers import CANCEL, TRUSTED, WATCH, Callers, Identity, current_identity
+from commsgw._errors import CommsgwError, ShuttingDown, TooManyStreams
+from commsgw._metrics import Metrics
+from commsgw._status import GRAPH_REQUEST_ID_KEY, abort, internal_error
+
+log = logging.getLogger("commsgw.rpc")
+
+SERVICE = "/graphcomms.v1.CallsService/"
+PERMISSION_BY_METHOD = {
+    SERVICE + "CancelMediaProcessing": CANCEL,
+    SERVICE + "WatchOperations": WATCH,
+}
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(slots=True)
+class RpcInfo:
+    """What the servicer learns during a call, for the call's log line."""
+
+    client_request_id: str = ""
+    graph_request_id: str = ""
+
+
+rpc_info: contextvars.ContextVar[RpcInfo] = contextvars.ContextVar("commsgw_rpc_info")
+
+
+class StreamLimits:
+    def __init__(self, total: int, per_caller: int) -> None:
+        self.total = total
+        self.per_caller = per_caller
+        self.open = 0
+        self._by_caller: dict[str, int] = {}
+
+    def acquire(self, identity: Identity) -> None:
+        mine = self._by_caller.get(identity.name, 0)
+        if self.open >= self.total:
+            raise TooManyStreams(f"the gateway serves {self.total} watch streams at most")
+        if mine >= self.per_caller:
+            raise TooManyStreams(
+                f"caller {identity.name!r} has {mine} watch streams open; at most "
+                f"{self.per_caller} are allowed"
+            )
+        self.open += 1
+        self._by_caller[identity.name] = mine + 1
+
+    def release(self, identity: Identity) -> None:
+        self.open -= 1
+        left = self._by_caller[identity.name] - 1
+        if left:
+            self._by_caller[identity.name] = left
+        else:
+            del self._by_caller[identity.name]
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self,
+        *,
+        callers: Callers | None,
+        metrics: Metrics,
+        limits: StreamLimits,
+        draining: Callable[[], bool],
+    ) -> None:
+        self._callers = callers
+        self._metrics = metrics
+        self._limits = limits
+        self._draining = draining
+
+    def _admit(self, context: Context, permission: str) -> Identity:
+        if self._draining():
+            raise ShuttingDown("the gateway is shutting down; retry on another replica")
+        if self._callers is None:
+            return TRUSTED
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        auth_context = context.auth_context() or {}
+        identity = self._callers.authenticate(metadata, auth_context)
+        identity.require(permission)
+        return identity
+
+    def _done(
+        self, method: str, started: float, code: grpc.StatusCode, who: str, info: RpcInfo
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        name = method.rsplit("/", 1)[-1]
+        self._metrics.rpcs.labels(name, code.name).inc()
+        self._metrics.rpc_latency.labels(name).observe(elapsed)
+        log.info(
+            "rpc %s %s",
+            name,
+            code.name,
+            extra={
+                "rpc": name,
+                "code": code.name,
+                "duration_ms": round(elapsed * 1000, 2),
+                "caller": who,
+                "client_request_id": info.client_request_id,
+                "graph_request_id": info.graph_request_id,
+            },
+        )
+
+    async def _fail(self, context: Context, err: BaseException, info: RpcInfo) -> grpc.StatusCode:
+        """Abort the call with the status `err` stands for (raises AbortError)."""
+        if not isinstance(err, CommsgwError):
+            log.error("unexpected error in %s", "rpc", exc_info=err)
+            err = internal_error()
+        info.graph_request_id = info.graph_request_id or err.metadata.get("graph_request_id", "")
+        info.client_request_id = info.client_request_id or err.metadata.get("client_request_id", "")
+        await abort(context, err)
+        return err.code  # not reached: abort raises
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        permission = PERMISSION_BY_METHOD.get(method)
+        if handler is None or permission is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, permission, handler.unary_unary),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, permission, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(
+        self, method: str, permission: str, inner: Callable[[Any, Context], Awaitable[Any]]
+    ) -> Callable[[Any, Context], Awaitable[Any]]:
+        async def handler(request: Any, context: Context) -> Any:
+            started = time.perf_counter()
+            info = RpcInfo()
+            rpc_info.set(info)
+            code = grpc.StatusCode.OK
+            who = "-"
+            try:
+                identity = self._admit(context, permission)
+                who = identity.name
+                current_identity.set(identity)
+                return await inner(request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as err:
+                code = err.code if isinstance(err, CommsgwError) else grpc.StatusCode.INTERNAL
+                await self._fail(context, err, info)
+            finally:
+                self._done(method, started, code, who, info)
+
+        return handler
+
+    def _stream(
+        self, method: str, permission: str, inner: Callable[[Any, Context], AsyncIterator[Any]]
+    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
+        async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            info = RpcInfo()
+            rpc_info.set(info)
+            code = grpc.StatusCode.OK
+            who = "-"
+            identity: Identity | None = None
+            try:
+                admitted = self._admit(context, permission)
+                who = admitted.name
+                self._limits.acquire(admitted)
+                identity = admitted
+                current_identity.set(identity)
+                self._metrics.subscribers.inc()
+                async for item in inner(request, context):
+                    yield item
+            except (asyncio.CancelledError, GeneratorExit):
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:
+                code = err.code if isinstance(err, CommsgwError) else grpc.StatusCode.INTERNAL
+                if isinstance(err, CommsgwError):
+                    self._metrics.cut.labels(err.reason).inc()
+                await self._fail(context, err, info)
+            finally:
+                if identity is not None:
+                    self._limits.release(identity)
+                    self._metrics.subscribers.dec()
+                self._done(method, started, code, who, info)
+
+        return handler
+
+
+__all__ = ["GRAPH_REQUEST_ID_KEY", "GatewayInterceptor", "RpcInfo", "StreamLimits", "rpc_info"]

@@ -1,0 +1,85 @@
+"""``commsgw emulator``: run the Graph emulator in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import pathlib
+import signal
+import sys
+
+from commsgw.emulator._app import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, Emulator, EmulatorConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="commsgw emulator",
+        description="Local HTTPS emulator of Microsoft Graph calls + tokens (dev/test only).",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+    p.add_argument(
+        "--state-dir",
+        type=pathlib.Path,
+        default=pathlib.Path(".emulator"),
+        help="where emulator-ca.pem and the server certificate are written",
+    )
+    p.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
+    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+    p.add_argument("--client-secret", default="emulator-secret")
+    p.add_argument("--media-op-seconds", type=float, default=1.0)
+    p.add_argument("--notification-delay", type=float, default=0.0)
+    p.add_argument("--token-lifetime", type=int, default=3600, help="seconds")
+    p.add_argument("--batch-notifications", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Emulator(config) as emu:
+        print(f"base_url={emu.base_url}", flush=True)
+        print(f"graph_url={emu.graph_url}", flush=True)
+        print(f"authority={emu.authority()}", flush=True)
+        print(f"ca_path={emu.ca_path}", flush=True)
+        print(f"notification_openid_config_url={emu.notification_openid_config_url}", flush=True)
+        print(f"tenant_id={config.tenant_id} client_id={config.client_id}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` excludes the program name (a leading "emulator" is tolerated)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        args_list = args_list[1:]
+    args = _parser().parse_args(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir.resolve(),
+        tenant_id=args.tenant_id,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        media_op_seconds=args.media_op_seconds,
+        notification_delay=args.notification_delay,
+        token_lifetime_s=args.token_lifetime,
+        batch_notifications=args.batch_notifications,
+    )
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"commsgw emulator: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

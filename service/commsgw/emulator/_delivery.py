@@ -1,0 +1,172 @@
+"""In-order delivery of commsNotifications to callback URLs (one queue and task per call)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import httpx
+
+_log = logging.getLogger("commsgw.emulator")
+
+
+class DeliveryAttempt(NamedTuple):
+    """One POST to a callback. ``status`` is None when the connection failed."""
+
+    url: str
+    status: int | None
+    call_id: str
+    attempt: int  # 1-based
+    payload: dict[str, Any]
+    error: str | None
+    at: float
+
+
+@dataclass
+class _Item:
+    callback_uri: str
+    tenant_id: str
+    audience: str
+    notification: dict[str, Any]
+
+
+@dataclass
+class _Lane:
+    items: deque[_Item] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    busy: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+MintToken = Callable[[str, str], str]  # (tenant_id, audience) -> bearer JWT
+
+
+class NotificationDispatcher:
+    def __init__(
+        self,
+        *,
+        mint: MintToken,
+        delay_s: float,
+        retries: int,
+        backoff_s: float,
+        batch: bool,
+        verify: bool | str,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._mint = mint
+        self.delay_s = delay_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.batch = batch
+        self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
+        self._lanes: dict[str, _Lane] = {}
+        self.attempts: list[DeliveryAttempt] = []
+        self.dropped: list[dict[str, Any]] = []
+        self._progress = asyncio.Event()  # set after every delivered/dropped batch
+
+    def submit(
+        self, call_id: str, callback_uri: str, tenant_id: str, audience: str, n: dict[str, Any]
+    ) -> None:
+        lane = self._lanes.get(call_id)
+        if lane is None or (lane.closed and lane.task is not None and lane.task.done()):
+            lane = self._lanes[call_id] = _Lane()
+            lane.task = asyncio.get_running_loop().create_task(
+                self._run(call_id, lane), name=f"emulator-notify-{call_id}"
+            )
+        lane.items.append(_Item(callback_uri, tenant_id, audience, n))
+        lane.wake.set()
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until every queued notification was delivered (or dropped)."""
+        async with asyncio.timeout(timeout):
+            while any(lane.items or lane.busy for lane in self._lanes.values()):
+                self._progress.clear()
+                await self._progress.wait()
+
+    async def _run(self, call_id: str, lane: _Lane) -> None:
+        while True:
+            if not lane.items:
+                if lane.closed:
+                    return
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            if self.batch:
+                batch = list(lane.items)
+                lane.items.clear()
+            else:
+                batch = [lane.items.popleft()]
+            lane.busy = True
+            try:
+                if self.delay_s > 0:
+                    await asyncio.sleep(self.delay_s)
+                await self._deliver(call_id, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pragma: no cover - never let a lane die
+                _log.exception("notification delivery crashed for call %s", call_id)
+            finally:
+                lane.busy = False
+                self._progress.set()
+
+    async def _deliver(self, call_id: str, batch: list[_Item]) -> None:
+        first = batch[0]
+        payload = {
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [it.notification for it in batch],
+        }
+        for attempt in range(1, self.retries + 2):
+            token = self._mint(first.tenant_id, first.audience)
+            status: int | None = None
+            error: str | None = None
+            try:
+                resp = await self._client.post(
+                    first.callback_uri,
+                    json=payload,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                status = resp.status_code
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self.attempts.append(
+                DeliveryAttempt(
+                    first.callback_uri, status, call_id, attempt, payload, error, time.time()
+                )
+            )
+            if status is not None and 200 <= status < 300:
+                return
+            if attempt <= self.retries:
+                await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
+        _log.warning(
+            "dropping %d notification(s) for call %s to %s after %d attempts (last: %s)",
+            len(batch),
+            call_id,
+            first.callback_uri,
+            self.retries + 1,
+            status if status is not None else error,
+        )
+        self.dropped.append(payload)
+
+    def close_lane(self, call_id: str) -> None:
+        """No more notifications for this call: the lane's task ends once drained."""
+        lane = self._lanes.get(call_id)
+        if lane is not None:
+            lane.closed = True
+            lane.wake.set()
+
+    async def aclose(self) -> None:
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._lanes.clear()
+        await self._client.aclose()
