@@ -143,9 +143,7 @@ async def test_msal_client_secret(emu: Emulator, client: httpx.AsyncClient) -> N
     assert claims["exp"] > claims["iat"]
     assert jwt.get_unverified_header(result["access_token"])["alg"] == "RS256"
     # the token's signature verifies against the authority's published keys
-    oidc = (
-        await client.get(f"{emu.authority()}/v2.0/.well-known/openid-configuration")
-    ).json()
+    oidc = (await client.get(f"{emu.authority()}/v2.0/.well-known/openid-configuration")).json()
     jwks_client = jwt.PyJWKClient(oidc["jwks_uri"], ssl_context=client_ssl_context(emu))
     key = await asyncio.to_thread(jwks_client.get_signing_key_from_jwt, result["access_token"])
     jwt.decode(result["access_token"], key.key, algorithms=["RS256"], audience=emu.base_url)
@@ -173,9 +171,7 @@ async def test_msal_certificate_thumbprint_and_public_certificate(tmp_path: path
     emu = await _start(tmp_path, client_certificates=(cert.cert_pem,))
     try:
         # SHA-1 thumbprint: MSAL signs RS256 with an x5t header
-        result = await _msal_token(
-            emu, {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex}
-        )
+        result = await _msal_token(emu, {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex})
         assert "access_token" in result, result
         claims = jwt.decode(result["access_token"], options={"verify_signature": False})
         assert claims["appidacr"] == "2"
@@ -405,9 +401,7 @@ async def test_media_ops_complete_in_order(
     assert op.json()["status"] == "completed"
 
 
-async def test_delete_call_terminates(
-    tmp_path: pathlib.Path, receiver: CallbackReceiver
-) -> None:
+async def test_delete_call_terminates(tmp_path: pathlib.Path, receiver: CallbackReceiver) -> None:
     emu = await _start(tmp_path, media_op_seconds=5)
     try:
         token = emu.issue_access_token()

@@ -17,6 +17,10 @@ import httpx
 import jwt
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import RSAAlgorithm
+
 from commsgw._errors import NotificationAuthError
 from commsgw._jwt import (
     InsecureNoValidation,
@@ -24,9 +28,6 @@ from commsgw._jwt import (
     NotificationTokenValidator,
     NotificationValidator,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import RSAAlgorithm
 
 AUDIENCE = "a1b2c3d4-0000-4000-8000-00000000b0a7"
 TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"

@@ -8,6 +8,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from commsgw._errors import NotificationFormatError
 from commsgw._notifications import (
     ParsedNotification,
@@ -16,8 +19,6 @@ from commsgw._notifications import (
     parse_notifications,
 )
 from graphcomms.v1 import calls_pb2
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
 TENANT_NORM = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -1,0 +1,484 @@
+"""Production hardening: TLS and mTLS, caller permissions, recording tokens, health, metrics,
+limits, graceful drain of a real process on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from certs import make_ca, make_leaf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+from replicas import GatewayProcess
+from test_watch import TENANT, Poster, collect, started
+
+from commsgw._callers import hash_token
+from commsgw._server import Gateway
+from commsgw.emulator import Emulator, Fault
+from conftest import GraphUser, gateway_env, gateway_settings, new_guid, webhook_url
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from test_cancel import CANCEL_PATH, error_details
+
+OTHER_TENANT = "99999999-9999-9999-9999-999999999999"
+TOKENS = {
+    "canceller": "tok-canceller-7f3a",
+    "watcher": "tok-watcher-19c2",
+    "recorder": "tok-recorder-55d0",
+    "other-tenant": "tok-other-tenant-0b1e",
+}
+
+
+def callers_file(folder: pathlib.Path) -> pathlib.Path:
+    doc = {
+        "callers": [
+            {"name": "canceller", "token_sha256": hash_token(TOKENS["canceller"]),
+             "permissions": ["calls.cancel"]},
+            {"name": "watcher", "token_sha256": hash_token(TOKENS["watcher"]),
+             "permissions": ["operations.watch"]},
+            {"name": "recorder", "token_sha256": hash_token(TOKENS["recorder"]),
+             "permissions": ["operations.watch", "recordings.read", "calls.cancel"]},
+            {"name": "other-tenant", "token_sha256": hash_token(TOKENS["other-tenant"]),
+             "permissions": ["operations.watch", "calls.cancel"], "tenants": [OTHER_TENANT]},
+            {"name": "svc-mtls", "cert_names": ["svc-mtls.internal"],
+             "permissions": ["operations.watch"]},
+        ]
+    }  # fmt: skip
+    path = folder / "callers.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def bearer(name: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {TOKENS[name]}"),)
+
+
+@pytest.fixture
+async def secured(emulator: Emulator, tmp_path: pathlib.Path) -> AsyncIterator[Gateway]:
+    gw = Gateway(
+        gateway_settings(
+            emulator,
+            COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
+            COMMSGW_EXTRA_TENANTS=OTHER_TENANT,
+        )
+    )
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(0)
+
+
+@pytest.fixture
+async def sstub(secured: Gateway) -> AsyncIterator[calls_pb2_grpc.CallsServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{secured.grpc_port}") as ch:
+        yield calls_pb2_grpc.CallsServiceStub(ch)
+
+
+async def code_of(coro: Any) -> grpc.StatusCode:
+    try:
+        await coro
+    except grpc.aio.AioRpcError as err:
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+async def watch_code(stub: calls_pb2_grpc.CallsServiceStub, md: Any, **req: Any) -> Any:
+    call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(**req), metadata=md)
+    try:
+        async with asyncio.timeout(0.5):
+            await anext(call.__aiter__())
+    except grpc.aio.AioRpcError as err:
+        return err
+    except TimeoutError:
+        return grpc.StatusCode.OK  # admitted: it waits for events
+    finally:
+        call.cancel()
+    return grpc.StatusCode.OK
+
+
+async def test_permissions_unary(
+    emulator: Emulator,
+    secured: Gateway,
+    sstub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(secured))
+    req = calls_pb2.CancelMediaProcessingRequest(call_id=call_id)
+    assert await code_of(sstub.CancelMediaProcessing(req)) == grpc.StatusCode.UNAUTHENTICATED
+    bad = (("authorization", "Bearer nope"),)
+    assert await code_of(sstub.CancelMediaProcessing(req, metadata=bad)) == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    basic = (("authorization", "Basic abc"),)
+    assert await code_of(sstub.CancelMediaProcessing(req, metadata=basic)) == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert await code_of(sstub.CancelMediaProcessing(req, metadata=bearer("watcher"))) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    other = calls_pb2.CancelMediaProcessingRequest(call_id=call_id, tenant_id=TENANT)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await sstub.CancelMediaProcessing(other, metadata=bearer("other-tenant"))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_details(info.value)[0].reason == "TENANT_NOT_PERMITTED"
+    assert not emulator.requests_to(CANCEL_PATH), "a refused caller reached Graph"
+    assert await code_of(sstub.CancelMediaProcessing(req, metadata=bearer("canceller"))) == (
+        grpc.StatusCode.OK
+    )
+    assert len(emulator.requests_to(CANCEL_PATH)) == 1
+
+
+async def test_permissions_streaming(
+    secured: Gateway, sstub: calls_pb2_grpc.CallsServiceStub
+) -> None:
+    err = await watch_code(sstub, ())
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    err = await watch_code(sstub, bearer("canceller"))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await watch_code(sstub, bearer("watcher")) == grpc.StatusCode.OK
+    err = await watch_code(sstub, bearer("other-tenant"), tenant_ids=[TENANT])
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_details(err)[0].reason == "TENANT_NOT_PERMITTED"
+    assert await watch_code(sstub, bearer("other-tenant")) == grpc.StatusCode.OK
+
+
+def record_done(call_id: str, op_id: str, secret: str) -> dict[str, Any]:
+    return {
+        "changeType": "deleted",
+        "resourceUrl": f"/communications/calls/{call_id}/operations/{op_id}",
+        "resourceData": {
+            "@odata.type": "#microsoft.graph.recordOperation",
+            "id": op_id,
+            "status": "completed",
+            "resultInfo": {"code": 200, "subcode": 8515, "message": "max duration"},
+            "recordingLocation": "https://media.example/rec.wav",
+            "recordingAccessToken": secret,
+            "completionReason": "maxRecordDurationReached",
+        },
+    }
+
+
+async def test_recording_token_only_for_recordings_read(
+    emulator: Emulator, secured: Gateway, sstub: calls_pb2_grpc.CallsServiceStub
+) -> None:
+    call_id, op = new_guid(), new_guid()
+    watcher = asyncio.create_task(
+        collect_md(sstub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), bearer("watcher"))
+    )
+    recorder = asyncio.create_task(
+        collect_md(sstub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), bearer("recorder"))
+    )
+    await started(sstub, secured, 2)
+    poster = Poster(emulator, secured)
+    try:
+        assert (await poster.post([record_done(call_id, op, "rec-secret-42")])).status_code == 202
+    finally:
+        await poster.http.aclose()
+    w, r = await watcher, await recorder
+    wop = w.event.operation_update.operation
+    rop = r.event.operation_update.operation
+    assert rop.recording_access_token == "rec-secret-42"
+    assert wop.recording_access_token == ""
+    assert wop.recording_location == rop.recording_location == "https://media.example/rec.wav"
+
+
+async def collect_md(
+    stub: calls_pb2_grpc.CallsServiceStub, req: calls_pb2.WatchOperationsRequest, md: Any
+) -> calls_pb2.WatchOperationsResponse:
+    call = stub.WatchOperations(req, metadata=md)
+    async with asyncio.timeout(10):
+        async for r in call:
+            if r.WhichOneof("kind") == "event":
+                call.cancel()
+                return r
+    raise AssertionError("no event")
+
+
+async def test_tls_and_mutual_tls(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    server_ca, server_ca_cert, server_ca_key = make_ca("test server CA")
+    client_ca, client_ca_cert, client_ca_key = make_ca("test client CA")
+    cert, key = make_leaf(server_ca_cert, server_ca_key, "gateway", server=True).write(
+        tmp_path, "server"
+    )
+    (tmp_path / "client-ca.pem").write_bytes(client_ca.cert)
+    good = make_leaf(client_ca_cert, client_ca_key, "svc-mtls.internal", server=False)
+    unknown = make_leaf(client_ca_cert, client_ca_key, "stranger.internal", server=False)
+    _, rogue_cert, rogue_key = make_ca("rogue CA")
+    rogue = make_leaf(rogue_cert, rogue_key, "svc-mtls.internal", server=False)
+
+    # TLS only.
+    gw = Gateway(
+        gateway_settings(emulator, COMMSGW_GRPC_TLS_CERT=str(cert), COMMSGW_GRPC_TLS_KEY=str(key))
+    )
+    await gw.start()
+    try:
+        creds = grpc.ssl_channel_credentials(root_certificates=server_ca.cert)
+        async with grpc.aio.secure_channel(f"localhost:{gw.grpc_port}", creds) as ch:
+            resp = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            assert (
+                await code_of(
+                    health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                )
+                == grpc.StatusCode.UNAVAILABLE
+            )
+    finally:
+        await gw.stop(0)
+
+    # Mutual TLS: the certificate is the identity.
+    gw = Gateway(
+        gateway_settings(
+            emulator,
+            COMMSGW_GRPC_TLS_CERT=str(cert),
+            COMMSGW_GRPC_TLS_KEY=str(key),
+            COMMSGW_GRPC_CLIENT_CA=str(tmp_path / "client-ca.pem"),
+            COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
+        )
+    )
+    await gw.start()
+    try:
+        target = f"localhost:{gw.grpc_port}"
+
+        async def try_watch(client: Any) -> Any:
+            kw = {"private_key": client.key, "certificate_chain": client.cert} if client else {}
+            creds = grpc.ssl_channel_credentials(root_certificates=server_ca.cert, **kw)
+            async with grpc.aio.secure_channel(target, creds) as ch:
+                return await watch_code(calls_pb2_grpc.CallsServiceStub(ch), ())
+
+        assert await try_watch(good) == grpc.StatusCode.OK
+        assert (await try_watch(unknown)).code() == grpc.StatusCode.UNAUTHENTICATED
+        assert (await try_watch(None)).code() == grpc.StatusCode.UNAVAILABLE  # no client cert
+        assert (await try_watch(rogue)).code() == grpc.StatusCode.UNAVAILABLE  # untrusted CA
+    finally:
+        await gw.stop(0)
+
+
+async def test_webhook_over_https(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    ca, ca_cert, ca_key = make_ca("webhook CA")
+    cert, key = make_leaf(ca_cert, ca_key, "gateway", server=True).write(tmp_path, "web")
+    gw = Gateway(
+        gateway_settings(emulator, COMMSGW_HTTP_TLS_CERT=str(cert), COMMSGW_HTTP_TLS_KEY=str(key))
+    )
+    await gw.start()
+    try:
+        (tmp_path / "ca.pem").write_bytes(ca.cert)
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        async with httpx.AsyncClient(verify=ctx) as http:
+            r = await http.get(f"https://127.0.0.1:{gw.http_port}/healthz")
+            assert r.status_code == 200
+    finally:
+        await gw.stop(0)
+
+
+async def test_health_follows_graph_credentials(emulator: Emulator) -> None:
+    emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
+    gw = Gateway(gateway_settings(emulator))
+    await gw.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
+            httpx.AsyncClient() as http,
+        ):
+            health = health_pb2_grpc.HealthStub(ch)
+            service = "graphcomms.v1.CallsService"
+
+            async def status() -> int:
+                r = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                return int(r.status)
+
+            assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 503
+            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/healthz")).status_code == 200
+            emulator.faults.clear()
+            async with asyncio.timeout(10):
+                while await status() != health_pb2.HealthCheckResponse.SERVING:
+                    await asyncio.sleep(0.1)
+            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 200
+    finally:
+        await gw.stop(0)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text page (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+async def test_metrics_move_with_traffic(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+) -> None:
+    url = f"http://127.0.0.1:{gateway.http_port}/metrics"
+    async with httpx.AsyncClient() as http:
+        before = (await http.get(url)).text
+        call_id = await graph_user.create_call(webhook_url(gateway))
+        watch = asyncio.create_task(
+            collect(
+                stub,
+                calls_pb2.WatchOperationsRequest(call_ids=[call_id], include_call_updates=True),
+                1,
+            )
+        )
+        await started(stub, gateway, 1)
+        await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
+        await graph_user.play_prompt(call_id, "x")
+        await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
+        await watch
+        await emulator.notifications_idle()
+        after = (await http.get(url)).text
+    rpc = {"method": "CancelMediaProcessing", "code": "OK"}
+    n = "commsgw_rpc_requests_total"
+    assert metric(after, n, **rpc) - metric(before, n, **rpc) == 2
+    assert metric(after, "commsgw_graph_requests_total", status="200") >= 2
+    assert metric(after, "commsgw_webhook_requests_total", status="202") > metric(
+        before, "commsgw_webhook_requests_total", status="202"
+    )
+    assert metric(after, "commsgw_notifications_total", outcome="accepted") >= 1
+    assert metric(after, "commsgw_events_delivered_total") >= 1
+    assert metric(after, "commsgw_token_refreshes_total", forced="false") >= 1
+    assert "commsgw_rpc_duration_seconds_bucket" in after
+
+
+async def test_stream_limits(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    gw = Gateway(
+        gateway_settings(
+            emulator,
+            COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
+            COMMSGW_MAX_STREAMS="3",
+            COMMSGW_MAX_STREAMS_PER_CALLER="2",
+        )
+    )
+    await gw.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            stub = calls_pb2_grpc.CallsServiceStub(ch)
+            open_ = [
+                stub.WatchOperations(calls_pb2.WatchOperationsRequest(), metadata=bearer("watcher"))
+                for _ in range(2)
+            ]
+            await started(stub, gw, 2)
+            err = await watch_code(stub, bearer("watcher"))
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_details(err)[0].reason == "TOO_MANY_STREAMS"
+            third = stub.WatchOperations(
+                calls_pb2.WatchOperationsRequest(), metadata=bearer("recorder")
+            )
+            await started(stub, gw, 3)
+            err = await watch_code(stub, bearer("recorder"))
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # the total
+            for c in [*open_, third]:
+                c.cancel()
+            async with asyncio.timeout(5):
+                while gw.limits.open:
+                    await asyncio.sleep(0.02)
+            assert await watch_code(stub, bearer("watcher")) == grpc.StatusCode.OK
+    finally:
+        await gw.stop(0)
+
+
+async def test_message_size_limit(emulator: Emulator) -> None:
+    gw = Gateway(gateway_settings(emulator, COMMSGW_MAX_MESSAGE_BYTES="4096"))
+    await gw.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            stub = calls_pb2_grpc.CallsServiceStub(ch)
+            req = calls_pb2.CancelMediaProcessingRequest(
+                call_id=new_guid(), client_context="x" * 10_000
+            )
+            assert (
+                await code_of(stub.CancelMediaProcessing(req)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+        assert not emulator.requests_to(CANCEL_PATH)
+    finally:
+        await gw.stop(0)
+
+
+async def test_webhook_rate_limit_per_source(emulator: Emulator) -> None:
+    gw = Gateway(gateway_settings(emulator, COMMSGW_WEBHOOK_RATE="2"))
+    await gw.start()
+    poster = Poster(emulator, gw)
+    try:
+        codes = [(await poster.post([])).status_code for _ in range(10)]
+        assert codes[:4] == [202] * 4  # the burst (twice the rate)
+        assert 429 in codes[4:]
+        r = await poster.post([])
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    finally:
+        await poster.http.aclose()
+        await gw.stop(0)
+
+
+async def test_graph_concurrency_limit(emulator: Emulator, graph_user: GraphUser) -> None:
+    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_CONCURRENCY="1"))
+    await gw.start()
+    try:
+        call_ids = [await graph_user.create_call(webhook_url(gw)) for _ in range(3)]
+        await gw.tokens.warm()
+        emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=0.4, passthrough=True, count=3))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+            stub = calls_pb2_grpc.CallsServiceStub(ch)
+            t0 = time.monotonic()
+            await asyncio.gather(
+                *(
+                    stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=c))
+                    for c in call_ids
+                )
+            )
+            assert time.monotonic() - t0 >= 1.2  # one at a time: 3 x 0.4 s
+    finally:
+        await gw.stop(0)
+
+
+async def test_sigterm_with_50_open_streams(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    env = gateway_env(emulator, COMMSGW_SHUTDOWN_GRACE_S="5", COMMSGW_WEBHOOK_DRAIN_S="0.5")
+    env.pop("COMMSGW_GRPC_ADDR")
+    env.pop("COMMSGW_HTTP_ADDR")
+    proc = GatewayProcess(env, str(tmp_path / "gateway.log"))
+    await proc.start()
+    async with grpc.aio.insecure_channel(proc.target) as ch:
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+        streams = [stub.WatchOperations(calls_pb2.WatchOperationsRequest()) for _ in range(50)]
+        for s in streams:
+            await s.wait_for_connection()
+        await asyncio.sleep(0.5)
+        outcomes: list[tuple[int, grpc.StatusCode]] = []
+
+        async def read(s: Any) -> None:
+            finals = 0
+            try:
+                async for r in s:
+                    if r.bookmark.kind == calls_pb2.BOOKMARK_KIND_FINAL:
+                        finals += 1
+                code = grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+            outcomes.append((finals, code))
+
+        readers = [asyncio.create_task(read(s)) for s in streams]
+        t0 = time.monotonic()
+        assert proc.proc is not None
+        proc.proc.send_signal(15)
+        async with asyncio.timeout(10):
+            await asyncio.gather(*readers)
+        rc = await asyncio.to_thread(proc.proc.wait, 10)
+        elapsed = time.monotonic() - t0
+    assert rc == 0, proc.logs()
+    assert elapsed < 5 + 1
+    assert outcomes == [(1, grpc.StatusCode.UNAVAILABLE)] * 50
