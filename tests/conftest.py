@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
+import shutil
 import ssl
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -13,9 +16,57 @@ import httpx
 import pytest
 
 from commsgw._config import Settings, from_sources
+from commsgw._logging import JsonFormatter
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig
 from graphcomms.v1 import calls_pb2_grpc
+
+LOG_DIR_KEY = pytest.StashKey[pathlib.Path]()
+
+
+class _RawHandler(logging.Handler):
+    """Keeps every record's message as logged, before any redaction."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        super().__init__(logging.INFO)
+        self._file = path.open("a", encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._file.write(record.getMessage() + "\n")
+        if record.exc_info and record.exc_info[1] is not None:
+            self._file.write(repr(record.exc_info[1]) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Capture every log line of the run (as operators see it, and raw) for the secret scan
+    in test_zz_logs.py; gateway processes started by tests write their own files too."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="commsgw-test-logs-"))
+    config.stash[LOG_DIR_KEY] = folder
+    formatted = logging.FileHandler(folder / "formatted.log", encoding="utf-8")
+    formatted.setLevel(logging.INFO)
+    formatted.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(formatted)
+    root.addHandler(_RawHandler(folder / "raw.log"))
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(LOG_DIR_KEY, None)
+    if folder is not None:
+        for handler in list(logging.getLogger().handlers):
+            if getattr(handler, "baseFilename", "").startswith(str(folder)) or isinstance(
+                handler, _RawHandler
+            ):
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def gateway_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
