@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
+LINT_DIRS := service tests tools $(wildcard bench soak fuzz)
 
 .PHONY: venv gen gen-python lint typecheck test bench run emulator demo docs clean
 
@@ -32,8 +33,8 @@ gen-python: $(STAMP)
 ## lint: buf lint (STANDARD) on the contract, ruff on the code
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
-	$(BIN)/ruff check service tests tools bench
-	$(BIN)/ruff format --check service tests tools bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 ## typecheck: mypy strict on the gateway package
 typecheck: $(STAMP)
