@@ -4,16 +4,21 @@ Graph emulator: happy path, every error mapping, retries, deadlines, token refre
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 from typing import Any
 
 import grpc
 import pytest
+from certs import make_ca, make_leaf
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from commsgw._auth import TokenProvider
+from commsgw._config import from_sources
+from commsgw._errors import ConfigError
 from commsgw._server import Gateway
-from commsgw.emulator import Emulator, Fault
+from commsgw.emulator import Emulator, EmulatorConfig, Fault
 from conftest import GraphUser, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
@@ -398,3 +403,58 @@ async def test_concurrent_cancels_share_one_token(
     )
     assert len(results) == 20
     assert len(emulator.requests_to(r"/oauth2/v2.0/token$")) == before + 1
+
+
+async def test_certificate_credential_against_a_custom_authority(tmp_path: pathlib.Path) -> None:
+    """A certificate instead of a secret, real MSAL signing the client assertion, with the
+    authority and Graph hosts given explicitly (what a private cloud or a proxy would need)."""
+    _, ca_cert, ca_key = make_ca("app CA")
+    app = make_leaf(ca_cert, ca_key, "bot-app", server=False, rsa_key=True)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(app.key + app.cert)
+    cfg = EmulatorConfig(
+        port=0, state_dir=tmp_path / "emu", client_certificates=(app.cert.decode(),)
+    )
+    async with Emulator(cfg) as emu:
+        env = {
+            "COMMSGW_GRPC_ADDR": "127.0.0.1:0",
+            "COMMSGW_HTTP_ADDR": "127.0.0.1:0",
+            "AZURE_TENANT_ID": cfg.tenant_id,
+            "AZURE_CLIENT_ID": cfg.client_id,
+            "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
+            "COMMSGW_GRAPH_URL": emu.base_url,
+            "COMMSGW_AUTHORITY_HOST": emu.authority_host,
+            "COMMSGW_NOTIFICATION_OPENID_URL": emu.notification_openid_config_url,
+            "COMMSGW_CA_FILE": str(emu.ca_path),
+        }
+        settings = from_sources(env)
+        assert not settings.emulator_mode
+        gw = Gateway(settings)
+        await gw.start()
+        user = GraphUser(emu)
+        try:
+            call_id = await user.create_call(webhook_url(gw))
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+                resp = await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
+                    calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
+                )
+            assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+            token_requests = emu.requests_to(r"/oauth2/v2.0/token$")
+            assert token_requests and all(r.status == 200 for r in token_requests)
+        finally:
+            await user.aclose()
+            await gw.stop(0)
+
+
+def test_a_non_rsa_app_certificate_is_refused_at_start_up(tmp_path: pathlib.Path) -> None:
+    _, ca_cert, ca_key = make_ca("app CA")
+    app = make_leaf(ca_cert, ca_key, "bot-app", server=False)  # an EC key
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(app.key + app.cert)
+    env = {
+        "AZURE_TENANT_ID": new_guid(),
+        "AZURE_CLIENT_ID": new_guid(),
+        "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
+    }
+    with pytest.raises(ConfigError, match=r"AZURE_CLIENT_CERTIFICATE_PATH.*RSA"):
+        TokenProvider(from_sources(env))

@@ -19,11 +19,14 @@ import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from commsgw._config import Settings
+from commsgw._config import CLOUDS, Settings
 from commsgw._errors import ConfigError, TokenError
 
 log = logging.getLogger("commsgw.auth")
+
+KNOWN_AUTHORITIES = frozenset(c.authority_host for c in CLOUDS.values())
 
 # Refresh this long before expiry so that a token never expires in flight.
 EXPIRY_MARGIN_S = 300.0
@@ -72,6 +75,11 @@ def load_certificate_credential(path: pathlib.Path, password: str) -> dict[str, 
         raise ConfigError(
             f"AZURE_CLIENT_CERTIFICATE_PATH={path}: needs a PEM private key and certificate ({exc})"
         ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(
+            f"AZURE_CLIENT_CERTIFICATE_PATH={path}: the key is {type(key).__name__}; app "
+            "certificates for Microsoft Entra ID must have an RSA key"
+        )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -121,9 +129,9 @@ class TokenProvider:
                 authority=f"{s.authority_host}/{tenant}",
                 http_client=session,
                 timeout=s.graph_timeout_s,
-                # Instance discovery asks Microsoft's global host whether the authority is a
-                # known one; the national clouds are known, the emulator is not reachable there.
-                instance_discovery=not s.emulator_mode,
+                # Instance discovery asks Microsoft's global host about the authority: right
+                # for the national clouds' hosts, impossible for another one (the emulator).
+                instance_discovery=s.authority_host in KNOWN_AUTHORITIES,
             )
             self._apps[tenant] = app
         return app
