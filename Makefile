@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
-LINT_DIRS := service tests tools $(wildcard bench soak fuzz)
+NODE_TSC := clients/node/node_modules/.bin/tsc
+LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz)
 
-.PHONY: venv gen gen-python lint typecheck test bench run emulator demo docs clean
+.PHONY: venv gen gen-python clients lint typecheck test bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -20,12 +21,21 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PY) -m pip install -q -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
-$(BUF): tools/package.json
-	cd tools && npm install --no-audit --no-fund --silent
+$(BUF): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --silent
 	touch $(BUF)
 
+$(NODE_TSC): clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --silent
+	touch $(NODE_TSC)
+
 ## gen: regenerate every client from protos/ (committed; never edit by hand)
-gen: gen-python
+gen: gen-python clients
+
+## clients: Node (ts-proto) and Go stubs from protos/ (committed)
+clients: $(STAMP) $(BUF) $(NODE_TSC)
+	$(PY) tools/gen_clients.py
+	cd clients/node && node_modules/.bin/tsc -p tsconfig.json
 
 gen-python: $(STAMP)
 	$(PY) tools/gen_python.py --out clients/python
@@ -33,15 +43,17 @@ gen-python: $(STAMP)
 ## lint: buf lint (STANDARD) on the contract, ruff on the code
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
+	bash tools/buf-breaking.sh
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
 ## typecheck: mypy strict on the gateway package
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/commsgw_client
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
-test: $(STAMP) $(BUF)
+test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 

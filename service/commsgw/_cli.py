@@ -12,7 +12,7 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 from google.protobuf import json_format
@@ -20,9 +20,39 @@ from grpc_status import rpc_status
 
 from commsgw import _config, _logging
 from commsgw._errors import CommsgwError, ConfigError
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from commsgw_client import GatewayClient, GatewayError
+from graphcomms.v1 import calls_pb2
 
 GATEWAY_DEFAULT = "127.0.0.1:50051"
+
+
+def _client_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the gateway is and how to reach it (shared by cancel and watch)."""
+    p.add_argument(
+        "--target",
+        default=GATEWAY_DEFAULT,
+        help=f"gateway gRPC address (default {GATEWAY_DEFAULT})",
+    )
+    p.add_argument("--tls", action="store_true", help="use TLS (implied by --ca-file/--cert)")
+    p.add_argument("--ca-file", default=None, help="PEM file of the CAs to trust (TLS)")
+    p.add_argument("--cert", default=None, help="client certificate PEM file (mutual TLS)")
+    p.add_argument("--key", default=None, help="client private key PEM file (mutual TLS)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="bearer token sent as `authorization: Bearer <token>` (default: $COMMSGW_TOKEN)",
+    )
+
+
+def _client(args: argparse.Namespace, environ: Mapping[str, str]) -> GatewayClient:
+    return GatewayClient(
+        args.target,
+        tls=True if args.tls else None,
+        root_certificates=args.ca_file,
+        client_certificate=args.cert,
+        client_private_key=args.key,
+        bearer_token=args.token or environ.get("COMMSGW_TOKEN") or None,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,30 +76,74 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="the cancellation story against a running `make run`", add_help=False
     )
 
-    cancel = sub.add_parser("cancel", help="cancel a call's media operations through the gateway")
-    cancel.add_argument("--call-id", required=True, help="the Graph call id (GUID)")
-    cancel.add_argument("--client-context", default="", help="clientContext (<= 256 chars)")
-    cancel.add_argument("--tenant-id", default="", help="tenant (default: the gateway's)")
-    cancel.add_argument("--target", default=GATEWAY_DEFAULT, help="gateway gRPC address")
-    cancel.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
-    cancel.add_argument("--json", action="store_true", help="print the response as JSON")
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a call's media operations through the gateway",
+        description="Cancel the running and queued media operations (playPrompt, "
+        "recordResponse) of a call: Graph's cancelMediaProcessing, through the gateway. "
+        "Errors print the gRPC status, the ErrorInfo reason and Graph's request-id on one "
+        "line and exit 1.",
+    )
+    cancel.add_argument("--call-id", required=True, help="the Graph call id (a GUID)")
+    cancel.add_argument(
+        "--client-context", default="", help="Graph's clientContext for the cancel (<= 256 chars)"
+    )
+    cancel.add_argument(
+        "--tenant-id", default="", help="the call's tenant (default: the gateway's own)"
+    )
+    cancel.add_argument(
+        "--client-request-id",
+        default=None,
+        help="sent to Graph as client-request-id (default: the gateway generates one)",
+    )
+    cancel.add_argument(
+        "--timeout", type=float, default=30.0, help="deadline in seconds (default 30)"
+    )
+    cancel.add_argument("--json", action="store_true", help="print the response as one JSON line")
+    _client_arguments(cancel)
 
     hasher = sub.add_parser(
         "hash-token", help="print the SHA-256 of a caller token, for the callers file"
     )
     hasher.add_argument("token", help="the bearer token a caller will present")
 
-    watch = sub.add_parser("watch", help="stream operation updates from the gateway")
-    watch.add_argument("--call-id", action="append", default=[], help="only this call (repeat)")
-    watch.add_argument("--resume", default="", help="resume after this token")
-    watch.add_argument("--snapshot", action="store_true", help="start with the latest states")
-    watch.add_argument("--calls", action="store_true", help="include call state changes")
-    watch.add_argument("--other", action="store_true", help="include other notifications")
-    watch.add_argument("--json", action="store_true", help="print JSON lines")
-    watch.add_argument("--target", default=GATEWAY_DEFAULT, help="gateway gRPC address")
+    watch = sub.add_parser(
+        "watch",
+        help="stream operation updates from the gateway",
+        description="Stream what Graph reports about media operations, through the gateway. "
+        "Resumes by itself with the last token after a disconnect, a gateway restart or "
+        "SUBSCRIBER_TOO_SLOW; an expired token (OUT_OF_RANGE) or another error prints one line "
+        "and exits 1. The last token is printed on stderr at exit, for --resume.",
+    )
+    watch.add_argument(
+        "--call-id", action="append", default=[], help="only this call (repeat for several)"
+    )
+    watch.add_argument("--tenant-id", action="append", default=[], help="only this tenant (repeat)")
+    watch.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        choices=["not_started", "running", "completed", "failed"],
+        help="only operations with this status (repeat)",
+    )
+    watch.add_argument(
+        "--client-context", default="", help="only operations with exactly this clientContext"
+    )
+    watch.add_argument("--resume", default="", help="resume after this token (from a watch)")
+    watch.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="first print the latest state of every matching operation (without --resume)",
+    )
+    watch.add_argument("--calls", action="store_true", help="also call state changes")
+    watch.add_argument(
+        "--other", action="store_true", help="also other notifications (participants, ...)"
+    )
+    watch.add_argument("--json", action="store_true", help="print JSON lines (bookmarks included)")
     watch.add_argument(
         "--max-events", type=int, default=0, help="stop after this many events (0: never)"
     )
+    _client_arguments(watch)
     return p
 
 
@@ -99,21 +173,24 @@ def describe_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> str:
     return line
 
 
-async def _cancel(args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(args.target) as channel:
-        stub = calls_pb2_grpc.CallsServiceStub(channel)
-        try:
-            resp = await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(
-                    call_id=args.call_id,
-                    client_context=args.client_context,
-                    tenant_id=args.tenant_id,
-                ),
+def describe_error(err: GatewayError) -> str:
+    """One line: status, message, ErrorInfo reason and Graph's request-id."""
+    return f"error: {err}"
+
+
+async def _cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        async with _client(args, environ) as gw:
+            resp = await gw.cancel_media_processing(
+                args.call_id,
+                client_context=args.client_context,
+                tenant_id=args.tenant_id,
+                client_request_id=args.client_request_id,
                 timeout=args.timeout,
             )
-        except grpc.aio.AioRpcError as err:
-            print(describe_rpc_error(err), file=sys.stderr)
-            return 1
+    except GatewayError as err:
+        print(describe_error(err), file=sys.stderr)
+        return 1
     if args.json:
         print(json_format.MessageToJson(resp, indent=None))
     else:
@@ -152,43 +229,40 @@ def format_event(resp: calls_pb2.WatchOperationsResponse) -> str:
     return f"{head} other {ev.other.odata_type}"
 
 
-async def _watch(args: argparse.Namespace) -> int:
-    token = args.resume
+async def _watch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     seen = 0
-    backoff = 0.5
-    while True:
-        async with grpc.aio.insecure_channel(args.target) as channel:
-            stub = calls_pb2_grpc.CallsServiceStub(channel)
-            req = calls_pb2.WatchOperationsRequest(
-                call_ids=args.call_id,
-                resume_token=token,
-                include_snapshot=args.snapshot and not token,
-                include_call_updates=args.calls,
-                include_other=args.other,
-            )
-            try:
-                async for resp in stub.WatchOperations(req):
-                    backoff = 0.5
-                    token = resp.resume_token
-                    if args.json:
-                        print(json_format.MessageToJson(resp, indent=None), flush=True)
-                    else:
-                        print(format_event(resp), flush=True)
-                    if resp.WhichOneof("kind") == "event":
-                        seen += 1
-                        if args.max_events and seen >= args.max_events:
-                            return 0
-            except grpc.aio.AioRpcError as err:
-                retryable = err.code() in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                )
-                print(describe_rpc_error(err), file=sys.stderr)
-                if not retryable:
-                    return 1
-        print(f"stream ended; resuming in {backoff:.1f} s", file=sys.stderr)
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 10.0)
+    async with _client(args, environ) as gw:
+        watch = gw.watch_operations(
+            call_ids=args.call_id,
+            tenant_ids=args.tenant_id,
+            statuses=[
+                calls_pb2.OperationStatus.Value(f"OPERATION_STATUS_{s.upper()}")
+                for s in args.status
+            ],
+            client_context=args.client_context,
+            include_call_updates=args.calls,
+            include_other=args.other,
+            include_snapshot=args.snapshot,
+            resume_token=args.resume,
+        )
+        try:
+            async for resp in watch:
+                if args.json:
+                    print(json_format.MessageToJson(resp, indent=None), flush=True)
+                else:
+                    print(format_event(resp), flush=True)
+                if resp.WhichOneof("kind") == "event":
+                    seen += 1
+                    if args.max_events and seen >= args.max_events:
+                        return 0
+        except GatewayError as err:
+            print(describe_error(err), file=sys.stderr)
+            return 1
+        finally:
+            watch.close()
+            if watch.resume_token and watch.resume_token != args.resume:
+                print(f"resume token: {watch.resume_token}", file=sys.stderr)
+    return 0
 
 
 async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> None:
@@ -260,10 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(hash_token(args.token))
             return 0
         if args.command == "cancel":
-            return asyncio.run(_cancel(args))
+            return asyncio.run(_cancel(args, environ))
         if args.command == "watch":
             try:
-                code: int = asyncio.run(_watch(args))
+                code: int = asyncio.run(_watch(args, environ))
             except KeyboardInterrupt:
                 return 130
             return code
