@@ -306,7 +306,8 @@ async def test_idle_stream_gets_progress_bookmarks(emulator: Emulator) -> None:
             watched, unwatched = new_guid(), new_guid()
             call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(call_ids=[watched]))
             it = call.__aiter__()
-            await started(stub, gw, 1)
+            first = await anext(it)
+            assert first.bookmark.kind == calls_pb2.BOOKMARK_KIND_START
             await p.post([op_notification(unwatched, new_guid())])
             bm = await anext(it)
             assert bm.bookmark.kind == calls_pb2.BOOKMARK_KIND_PROGRESS
@@ -534,3 +535,21 @@ async def test_200_subscribers_with_different_filters_get_exactly_theirs(
         t.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     assert results == expected
+
+
+async def test_start_bookmark_lets_a_stream_lost_before_any_event_resume(
+    gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, poster: Poster
+) -> None:
+    call_id, op = new_guid(), new_guid()
+    call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(call_ids=[call_id]))
+    first = await anext(call.__aiter__())
+    assert first.WhichOneof("kind") == "bookmark"
+    assert first.bookmark.kind == calls_pb2.BOOKMARK_KIND_START
+    call.cancel()  # lost before any event
+    await poster.post([op_notification(call_id, op)])  # happens while disconnected
+    got = await collect(
+        stub,
+        calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=first.resume_token),
+        1,
+    )
+    assert got[0].event.operation_update.operation.id == op

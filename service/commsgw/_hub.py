@@ -182,6 +182,8 @@ class Hub:
                     if e.position <= start and flt.matches(e):
                         yield WatchItem(start, e)
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
+            else:
+                yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_START)
             queue = sub.queue
             while True:
                 if sub.lost:

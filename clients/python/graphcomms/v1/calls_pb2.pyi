@@ -218,6 +218,11 @@ class _BookmarkKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Bookmark
     """No matching event for a while: the stream is alive and its position moved on."""
     BOOKMARK_KIND_FINAL: _BookmarkKind.ValueType  # 3
     """The gateway is about to end the stream (shutdown); resume with this token."""
+    BOOKMARK_KIND_START: _BookmarkKind.ValueType  # 4
+    """Sent first on a stream started without a resume_token and without a snapshot: the
+    position the stream starts from, so a client that loses the stream before any event can
+    resume without missing one.
+    """
 
 class BookmarkKind(_BookmarkKind, metaclass=_BookmarkKindEnumTypeWrapper):
     """BookmarkKind says why a bookmark was sent."""
@@ -230,6 +235,11 @@ BOOKMARK_KIND_PROGRESS: BookmarkKind.ValueType  # 2
 """No matching event for a while: the stream is alive and its position moved on."""
 BOOKMARK_KIND_FINAL: BookmarkKind.ValueType  # 3
 """The gateway is about to end the stream (shutdown); resume with this token."""
+BOOKMARK_KIND_START: BookmarkKind.ValueType  # 4
+"""Sent first on a stream started without a resume_token and without a snapshot: the
+position the stream starts from, so a client that loses the stream before any event can
+resume without missing one.
+"""
 Global___BookmarkKind: _TypeAlias = BookmarkKind  # noqa: Y015
 
 @_typing.final
@@ -557,7 +567,9 @@ class WatchOperationsRequest(_message.Message):
     include_other: _builtins.bool
     """Also send other notifications (OtherNotification) of the selected calls."""
     resume_token: _builtins.str
-    """Resume after this token (from a previous response). Empty: start live from now."""
+    """Resume after this token (from a previous response). Empty: start live from now (the first
+    response is then a START bookmark, or the snapshot with include_snapshot).
+    """
     include_snapshot: _builtins.bool
     """Without resume_token: first send the latest known state of every matching operation, then
     a SNAPSHOT_END bookmark, then live events. Ignored with a resume_token.

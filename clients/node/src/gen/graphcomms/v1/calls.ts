@@ -358,6 +358,12 @@ export enum BookmarkKind {
   BOOKMARK_KIND_PROGRESS = 2,
   /** BOOKMARK_KIND_FINAL - The gateway is about to end the stream (shutdown); resume with this token. */
   BOOKMARK_KIND_FINAL = 3,
+  /**
+   * BOOKMARK_KIND_START - Sent first on a stream started without a resume_token and without a snapshot: the
+   * position the stream starts from, so a client that loses the stream before any event can
+   * resume without missing one.
+   */
+  BOOKMARK_KIND_START = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -375,6 +381,9 @@ export function bookmarkKindFromJSON(object: any): BookmarkKind {
     case 3:
     case "BOOKMARK_KIND_FINAL":
       return BookmarkKind.BOOKMARK_KIND_FINAL;
+    case 4:
+    case "BOOKMARK_KIND_START":
+      return BookmarkKind.BOOKMARK_KIND_START;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -392,6 +401,8 @@ export function bookmarkKindToJSON(object: BookmarkKind): string {
       return "BOOKMARK_KIND_PROGRESS";
     case BookmarkKind.BOOKMARK_KIND_FINAL:
       return "BOOKMARK_KIND_FINAL";
+    case BookmarkKind.BOOKMARK_KIND_START:
+      return "BOOKMARK_KIND_START";
     case BookmarkKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -535,7 +546,10 @@ export interface WatchOperationsRequest {
   includeCallUpdates: boolean;
   /** Also send other notifications (OtherNotification) of the selected calls. */
   includeOther: boolean;
-  /** Resume after this token (from a previous response). Empty: start live from now. */
+  /**
+   * Resume after this token (from a previous response). Empty: start live from now (the first
+   * response is then a START bookmark, or the snapshot with include_snapshot).
+   */
   resumeToken: string;
   /**
    * Without resume_token: first send the latest known state of every matching operation, then
