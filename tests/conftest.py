@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pathlib
 import shutil
@@ -98,14 +99,21 @@ async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
         await emu.stop()
 
 
-@pytest.fixture
-async def gateway(emulator: Emulator) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_settings(emulator))
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """An in-process gateway on port 0, stopped at the end."""
+    gw = Gateway(settings)
     await gw.start()
     try:
         yield gw
     finally:
         await gw.stop(0)
+
+
+@pytest.fixture
+async def gateway(emulator: Emulator) -> AsyncIterator[Gateway]:
+    async with running_gateway(gateway_settings(emulator)) as gw:
+        yield gw
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from commsgw._config import from_sources
 from commsgw._errors import ConfigError
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
-from conftest import GraphUser, gateway_settings, new_guid, webhook_url
+from conftest import GraphUser, gateway_settings, new_guid, running_gateway, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 CANCEL_PATH = r"/cancelMediaProcessing$"
@@ -252,9 +252,7 @@ async def test_stall_past_the_deadline_is_deadline_exceeded(
 async def test_gateway_timeout_cuts_a_stalled_graph(
     emulator: Emulator, graph_user: GraphUser
 ) -> None:
-    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_TIMEOUT_S="0.5"))
-    await gw.start()
-    try:
+    async with running_gateway(gateway_settings(emulator, COMMSGW_GRAPH_TIMEOUT_S="0.5")) as gw:
         call_id = await graph_user.create_call(webhook_url(gw))
         emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=3, passthrough=True))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
@@ -264,8 +262,6 @@ async def test_gateway_timeout_cuts_a_stalled_graph(
                 )
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert error_details(info.value)[0].reason == "GRAPH_TIMEOUT"
-    finally:
-        await gw.stop(0)
 
 
 async def test_401_forces_one_token_refresh_and_retry(
@@ -311,9 +307,7 @@ async def test_token_endpoint_down_is_unauthenticated(
     emulator: Emulator, graph_user: GraphUser
 ) -> None:
     emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
-    gw = Gateway(gateway_settings(emulator))
-    await gw.start()
-    try:
+    async with running_gateway(gateway_settings(emulator)) as gw:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
@@ -321,16 +315,12 @@ async def test_token_endpoint_down_is_unauthenticated(
                 )
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert not emulator.requests_to(CANCEL_PATH)
-    finally:
-        await gw.stop(0)
 
 
 async def test_graph_unreachable_is_unavailable(emulator: Emulator) -> None:
     # A port nothing listens on: connection refused on every attempt.
     settings = gateway_settings(emulator, COMMSGW_GRAPH_URL="https://127.0.0.1:9")
-    gw = Gateway(settings)
-    await gw.start()
-    try:
+    async with running_gateway(settings) as gw:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
@@ -338,8 +328,6 @@ async def test_graph_unreachable_is_unavailable(emulator: Emulator) -> None:
                 )
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert error_details(info.value)[0].reason == "GRAPH_UNREACHABLE"
-    finally:
-        await gw.stop(0)
 
 
 @pytest.mark.parametrize(

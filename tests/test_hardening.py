@@ -22,7 +22,14 @@ from test_watch import TENANT, Poster, collect, started
 from commsgw._callers import hash_token
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, Fault
-from conftest import GraphUser, gateway_env, gateway_settings, new_guid, webhook_url
+from conftest import (
+    GraphUser,
+    gateway_env,
+    gateway_settings,
+    new_guid,
+    running_gateway,
+    webhook_url,
+)
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import CANCEL_PATH, error_details
 
@@ -61,18 +68,14 @@ def bearer(name: str) -> tuple[tuple[str, str], ...]:
 
 @pytest.fixture
 async def secured(emulator: Emulator, tmp_path: pathlib.Path) -> AsyncIterator[Gateway]:
-    gw = Gateway(
+    async with running_gateway(
         gateway_settings(
             emulator,
             COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
             COMMSGW_EXTRA_TENANTS=OTHER_TENANT,
         )
-    )
-    await gw.start()
-    try:
+    ) as gw:
         yield gw
-    finally:
-        await gw.stop(0)
 
 
 @pytest.fixture
@@ -214,11 +217,9 @@ async def test_tls_and_mutual_tls(emulator: Emulator, tmp_path: pathlib.Path) ->
     rogue = make_leaf(rogue_cert, rogue_key, "svc-mtls.internal", server=False)
 
     # TLS only.
-    gw = Gateway(
+    async with running_gateway(
         gateway_settings(emulator, COMMSGW_GRPC_TLS_CERT=str(cert), COMMSGW_GRPC_TLS_KEY=str(key))
-    )
-    await gw.start()
-    try:
+    ) as gw:
         creds = grpc.ssl_channel_credentials(root_certificates=server_ca.cert)
         async with grpc.aio.secure_channel(f"localhost:{gw.grpc_port}", creds) as ch:
             resp = await health_pb2_grpc.HealthStub(ch).Check(
@@ -232,11 +233,9 @@ async def test_tls_and_mutual_tls(emulator: Emulator, tmp_path: pathlib.Path) ->
                 )
                 == grpc.StatusCode.UNAVAILABLE
             )
-    finally:
-        await gw.stop(0)
 
     # Mutual TLS: the certificate is the identity.
-    gw = Gateway(
+    async with running_gateway(
         gateway_settings(
             emulator,
             COMMSGW_GRPC_TLS_CERT=str(cert),
@@ -244,9 +243,7 @@ async def test_tls_and_mutual_tls(emulator: Emulator, tmp_path: pathlib.Path) ->
             COMMSGW_GRPC_CLIENT_CA=str(tmp_path / "client-ca.pem"),
             COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
         )
-    )
-    await gw.start()
-    try:
+    ) as gw:
         target = f"localhost:{gw.grpc_port}"
 
         async def try_watch(client: Any) -> Any:
@@ -259,18 +256,14 @@ async def test_tls_and_mutual_tls(emulator: Emulator, tmp_path: pathlib.Path) ->
         assert (await try_watch(unknown)).code() == grpc.StatusCode.UNAUTHENTICATED
         assert (await try_watch(None)).code() == grpc.StatusCode.UNAVAILABLE  # no client cert
         assert (await try_watch(rogue)).code() == grpc.StatusCode.UNAVAILABLE  # untrusted CA
-    finally:
-        await gw.stop(0)
 
 
 async def test_webhook_over_https(emulator: Emulator, tmp_path: pathlib.Path) -> None:
     ca, ca_cert, ca_key = make_ca("webhook CA")
     cert, key = make_leaf(ca_cert, ca_key, "gateway", server=True).write(tmp_path, "web")
-    gw = Gateway(
+    async with running_gateway(
         gateway_settings(emulator, COMMSGW_HTTP_TLS_CERT=str(cert), COMMSGW_HTTP_TLS_KEY=str(key))
-    )
-    await gw.start()
-    try:
+    ) as gw:
         (tmp_path / "ca.pem").write_bytes(ca.cert)
         import ssl
 
@@ -278,36 +271,30 @@ async def test_webhook_over_https(emulator: Emulator, tmp_path: pathlib.Path) ->
         async with httpx.AsyncClient(verify=ctx) as http:
             r = await http.get(f"https://127.0.0.1:{gw.http_port}/healthz")
             assert r.status_code == 200
-    finally:
-        await gw.stop(0)
 
 
 async def test_health_follows_graph_credentials(emulator: Emulator) -> None:
     emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
-    gw = Gateway(gateway_settings(emulator))
-    await gw.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
-            httpx.AsyncClient() as http,
-        ):
-            health = health_pb2_grpc.HealthStub(ch)
-            service = "graphcomms.v1.CallsService"
+    async with (
+        running_gateway(gateway_settings(emulator)) as gw,
+        grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
+        httpx.AsyncClient() as http,
+    ):
+        health = health_pb2_grpc.HealthStub(ch)
+        service = "graphcomms.v1.CallsService"
 
-            async def status() -> int:
-                r = await health.Check(health_pb2.HealthCheckRequest(service=service))
-                return int(r.status)
+        async def status() -> int:
+            r = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            return int(r.status)
 
-            assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
-            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 503
-            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/healthz")).status_code == 200
-            emulator.faults.clear()
-            async with asyncio.timeout(10):
-                while await status() != health_pb2.HealthCheckResponse.SERVING:
-                    await asyncio.sleep(0.1)
-            assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 200
-    finally:
-        await gw.stop(0)
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 503
+        assert (await http.get(f"http://127.0.0.1:{gw.http_port}/healthz")).status_code == 200
+        emulator.faults.clear()
+        async with asyncio.timeout(10):
+            while await status() != health_pb2.HealthCheckResponse.SERVING:
+                await asyncio.sleep(0.1)
+        assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 200
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -357,46 +344,42 @@ async def test_metrics_move_with_traffic(
 
 
 async def test_stream_limits(emulator: Emulator, tmp_path: pathlib.Path) -> None:
-    gw = Gateway(
-        gateway_settings(
-            emulator,
-            COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
-            COMMSGW_MAX_STREAMS="3",
-            COMMSGW_MAX_STREAMS_PER_CALLER="2",
-        )
-    )
-    await gw.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
-            stub = calls_pb2_grpc.CallsServiceStub(ch)
-            open_ = [
-                stub.WatchOperations(calls_pb2.WatchOperationsRequest(), metadata=bearer("watcher"))
-                for _ in range(2)
-            ]
-            await started(stub, gw, 2)
-            err = await watch_code(stub, bearer("watcher"))
-            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert error_details(err)[0].reason == "TOO_MANY_STREAMS"
-            third = stub.WatchOperations(
-                calls_pb2.WatchOperationsRequest(), metadata=bearer("recorder")
+    async with (
+        running_gateway(
+            gateway_settings(
+                emulator,
+                COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)),
+                COMMSGW_MAX_STREAMS="3",
+                COMMSGW_MAX_STREAMS_PER_CALLER="2",
             )
-            await started(stub, gw, 3)
-            err = await watch_code(stub, bearer("recorder"))
-            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # the total
-            for c in [*open_, third]:
-                c.cancel()
-            async with asyncio.timeout(5):
-                while gw.limits.open:
-                    await asyncio.sleep(0.02)
-            assert await watch_code(stub, bearer("watcher")) == grpc.StatusCode.OK
-    finally:
-        await gw.stop(0)
+        ) as gw,
+        grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
+    ):
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+        open_ = [
+            stub.WatchOperations(calls_pb2.WatchOperationsRequest(), metadata=bearer("watcher"))
+            for _ in range(2)
+        ]
+        await started(stub, gw, 2)
+        err = await watch_code(stub, bearer("watcher"))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_details(err)[0].reason == "TOO_MANY_STREAMS"
+        third = stub.WatchOperations(
+            calls_pb2.WatchOperationsRequest(), metadata=bearer("recorder")
+        )
+        await started(stub, gw, 3)
+        err = await watch_code(stub, bearer("recorder"))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # the total
+        for c in [*open_, third]:
+            c.cancel()
+        async with asyncio.timeout(5):
+            while gw.limits.open:
+                await asyncio.sleep(0.02)
+        assert await watch_code(stub, bearer("watcher")) == grpc.StatusCode.OK
 
 
 async def test_message_size_limit(emulator: Emulator) -> None:
-    gw = Gateway(gateway_settings(emulator, COMMSGW_MAX_MESSAGE_BYTES="4096"))
-    await gw.start()
-    try:
+    async with running_gateway(gateway_settings(emulator, COMMSGW_MAX_MESSAGE_BYTES="4096")) as gw:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             stub = calls_pb2_grpc.CallsServiceStub(ch)
             req = calls_pb2.CancelMediaProcessingRequest(
@@ -406,8 +389,6 @@ async def test_message_size_limit(emulator: Emulator) -> None:
                 await code_of(stub.CancelMediaProcessing(req)) == grpc.StatusCode.RESOURCE_EXHAUSTED
             )
         assert not emulator.requests_to(CANCEL_PATH)
-    finally:
-        await gw.stop(0)
 
 
 async def test_webhook_rate_limit_per_source(emulator: Emulator) -> None:
@@ -426,9 +407,7 @@ async def test_webhook_rate_limit_per_source(emulator: Emulator) -> None:
 
 
 async def test_graph_concurrency_limit(emulator: Emulator, graph_user: GraphUser) -> None:
-    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_CONCURRENCY="1"))
-    await gw.start()
-    try:
+    async with running_gateway(gateway_settings(emulator, COMMSGW_GRAPH_CONCURRENCY="1")) as gw:
         call_ids = [await graph_user.create_call(webhook_url(gw)) for _ in range(3)]
         await gw.tokens.warm()
         emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=0.4, passthrough=True, count=3))
@@ -442,8 +421,6 @@ async def test_graph_concurrency_limit(emulator: Emulator, graph_user: GraphUser
                 )
             )
             assert time.monotonic() - t0 >= 1.2  # one at a time: 3 x 0.4 s
-    finally:
-        await gw.stop(0)
 
 
 async def test_sigterm_with_50_open_streams(emulator: Emulator, tmp_path: pathlib.Path) -> None:
