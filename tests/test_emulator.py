@@ -401,6 +401,35 @@ async def test_media_ops_complete_in_order(
     assert op.json()["status"] == "completed"
 
 
+async def test_running_notifications_option(
+    tmp_path: pathlib.Path, receiver: CallbackReceiver
+) -> None:
+    emu = await _start(tmp_path, notify_operation_running=True)
+    try:
+        token = emu.issue_access_token()
+        async with httpx.AsyncClient(verify=client_ssl_context(emu)) as client:
+            call = await _create_call(client, emu, token, receiver.url)
+            base = f"{emu.graph_url}/communications/calls/{call['id']}"
+            for ctx in ("a", "b"):
+                await client.post(f"{base}/playPrompt", json=_play(ctx), headers=_auth(token))
+            await wait_until(lambda: len(receiver.notifications()) >= 5)
+            await emu.notifications_idle()
+        seen = [
+            (n["changeType"], n["resourceData"]["status"], n["resourceData"]["clientContext"])
+            for n in receiver.notifications()[2:]
+        ]
+        assert seen == [
+            ("deleted", "completed", "a"),
+            ("updated", "running", "b"),
+            ("deleted", "completed", "b"),
+        ]
+        async with httpx.AsyncClient(verify=client_ssl_context(emu)) as client:
+            listed = (await client.get(f"{emu.base_url}/_emulator/calls")).json()["value"]
+        assert [c["id"] for c in listed] == [call["id"]]
+    finally:
+        await emu.stop()
+
+
 async def test_delete_call_terminates(tmp_path: pathlib.Path, receiver: CallbackReceiver) -> None:
     emu = await _start(tmp_path, media_op_seconds=5)
     try:

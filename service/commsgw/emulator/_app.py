@@ -11,6 +11,7 @@ import pathlib
 import re
 import socket
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
@@ -193,6 +194,9 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._dispatcher: NotificationDispatcher | None = None
         self._port: int | None = None
+        # client connections seen, aborted at stop() so idle keep-alive TLS peers (e.g. MSAL's
+        # requests session) cannot keep a half-closed transport alive past the event loop
+        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,6 +240,10 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for transport in list(self._transports):
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        self._transports = weakref.WeakSet()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -456,6 +464,8 @@ class Emulator:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = new_id()
         request[_REQUEST_ID] = rid
+        if request.transport is not None:
+            self._transports.add(request.transport)
         path = request.path
         crid = request.headers.get("client-request-id")
         hit = None if path.startswith("/_emulator/") else self.faults.take(request.method, path)
@@ -689,11 +699,11 @@ class Emulator:
         except ValueError as exc:
             raise _AadError(400, "invalid_request", 900144, f"Malformed body: {exc}") from exc
 
-        def field(name: str) -> str:
+        def form_value(name: str) -> str:
             value = form.get(name)
             return value if isinstance(value, str) else ""
 
-        grant = field("grant_type")
+        grant = form_value("grant_type")
         if grant != "client_credentials":
             raise _AadError(
                 400,
@@ -702,7 +712,7 @@ class Emulator:
                 f"AADSTS70003: The app requested an unsupported grant type '{grant}'. "
                 f"The emulator only supports client_credentials.",
             )
-        client_id = field("client_id")
+        client_id = form_value("client_id")
         basic = request.headers.get("Authorization", "")
         basic_secret = ""
         if basic.lower().startswith("basic "):
@@ -730,8 +740,8 @@ class Emulator:
                 f"AADSTS700016: Application with identifier '{client_id}' was not found in the "
                 f"directory '{tenant}'.",
             )
-        secret = field("client_secret") or basic_secret
-        assertion = field("client_assertion")
+        secret = form_value("client_secret") or basic_secret
+        assertion = form_value("client_assertion")
         if secret:
             if not hmac.compare_digest(secret.encode(), self.config.client_secret.encode()):
                 raise _AadError(
@@ -744,7 +754,7 @@ class Emulator:
                 )
             kind = "secret"
         elif assertion:
-            if field("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            if form_value("client_assertion_type") != CLIENT_ASSERTION_TYPE:
                 raise _AadError(
                     400,
                     "invalid_request",
@@ -769,7 +779,7 @@ class Emulator:
                 "AADSTS7000218: The request body must contain the following parameter: "
                 "'client_assertion' or 'client_secret'.",
             )
-        resource = self._resource_of(field("scope"), field("resource"))
+        resource = self._resource_of(form_value("scope"), form_value("resource"))
         token, lifetime = self._tokens.issue(
             tenant_id=tid, client_id=client_id, audience=resource, credential_kind=kind
         )

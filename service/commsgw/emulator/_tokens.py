@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import threading
@@ -75,12 +76,23 @@ class SigningKey:
         return jwk
 
 
+@functools.cache
+def _initial_key(purpose: str) -> SigningKey:
+    """The first key of each purpose is shared by all emulators of a process.
+
+    RSA generation dominates start-up time and tests start many emulators. Sharing is harmless:
+    an access token is only valid at the instance that issued it (its id is remembered there),
+    and rotated notification keys are always fresh.
+    """
+    return SigningKey.generate(f"commsgw emulator {purpose} signing")
+
+
 class AccessTokenIssuer:
     """Issues and validates the emulator's app-only access tokens (RS256)."""
 
     def __init__(self, lifetime_s: int) -> None:
         self.lifetime_s = lifetime_s
-        self.key = SigningKey.generate("commsgw emulator token signing")
+        self.key = _initial_key("token")
         self._lock = threading.Lock()
         self._valid_jtis: set[str] = set()
 
@@ -153,7 +165,7 @@ class NotificationSigner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.current = SigningKey.generate("commsgw emulator notification signing")
+        self.current = _initial_key("notification")
         self._published: list[SigningKey] = [self.current]
         self._rogue: SigningKey | None = None
 
