@@ -11,7 +11,7 @@ BUF := tools/node_modules/.bin/buf
 NODE_TSC := clients/node/node_modules/.bin/tsc
 LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz)
 
-.PHONY: venv gen gen-python clients lint typecheck test bench run emulator demo docs clean
+.PHONY: soak fuzz venv gen gen-python clients lint typecheck test bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -57,7 +57,10 @@ test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## bench: every scenario against its baseline; report and plots in bench/results/
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	bash tools/ensure-redis.sh
 	$(PY) -m bench $(BENCH_ARGS)
 
 ## run: the gateway on the local Graph emulator (no Azure tenant needed)
@@ -77,3 +80,14 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+## soak: a gateway process under steady load for 10 minutes, report in soak/results (not in CI)
+soak: $(STAMP)
+	$(PY) -m pip install -q -e '.[soak]'
+	$(PY) -m soak $(SOAK_ARGS)
+
+## fuzz: coverage-guided fuzzing of the webhook parser and token validator (not in CI)
+fuzz: $(STAMP)
+	$(PY) -m pip install -q -e '.[fuzz]'
+	mkdir -p .fuzz-corpus && cp -n fuzz/corpus/* .fuzz-corpus/
+	$(PY) fuzz/fuzz_webhook.py .fuzz-corpus -max_total_time=$${FUZZ_SECONDS:-600}

@@ -153,6 +153,13 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _transport(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("httpx", "aiohttp"):
+        raise ValueError("use httpx or aiohttp")
+    return value
+
+
 def _url_path(raw: str) -> str:
     if not raw.startswith("/"):
         raise ValueError("must start with /")
@@ -464,6 +471,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "Graph requests in flight at most (a burst of cancels waits its turn)",
     ),
+    Setting(
+        "graph_http_transport",
+        "COMMSGW_GRAPH_HTTP_TRANSPORT",
+        "aiohttp",
+        _transport,
+        "HTTP transport under the Graph client: aiohttp (httpx-aiohttp, faster under "
+        "concurrency) or httpx (httpx's own pool)",
+    ),
 )
 
 
@@ -520,6 +535,7 @@ class Settings:
     max_message_bytes: int = 1 << 20
     webhook_rate: float = 2000.0
     graph_concurrency: int = 64
+    graph_http_transport: str = "aiohttp"
     # Derived in `resolve()`:
     emulator_mode: bool = False
     tenants: tuple[str, ...] = ()

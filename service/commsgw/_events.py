@@ -168,6 +168,9 @@ def decode_token(token: str, log_id: str) -> Position:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         version, token_log, pos = raw.split("|")
         a, b = pos.split("-")
+        # Only what encode_token writes (int() also takes "+1", " 1", "1_0", non-ASCII digits).
+        if not (a.isascii() and a.isdigit() and b.isascii() and b.isdigit()):
+            raise ValueError(pos)
         position = (int(a), int(b))
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidArgument(

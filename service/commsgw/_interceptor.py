@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from commsgw._callers import CANCEL, TRUSTED, WATCH, Callers, Identity, current_identity
-from commsgw._errors import CommsgwError, ShuttingDown, TooManyStreams
+from commsgw._errors import CommsgwError, InvalidArgument, ShuttingDown, TooManyStreams
 from commsgw._metrics import Metrics
 from commsgw._status import GRAPH_REQUEST_ID_KEY, abort, internal_error
 
@@ -47,6 +47,36 @@ class RpcInfo:
 
 
 rpc_info: contextvars.ContextVar[RpcInfo] = contextvars.ContextVar("commsgw_rpc_info")
+
+
+class MalformedRequest:
+    """Stands for a request whose bytes are not a valid message (corrupt wire format, invalid
+    UTF-8 in a string field): the interceptor answers INVALID_ARGUMENT instead of letting the
+    deserializer's exception reach the caller as UNKNOWN."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def lenient_deserializer(message_type: Any) -> Callable[[bytes], Any]:
+    """`message_type.FromString`, returning a MalformedRequest instead of raising."""
+    name = message_type.DESCRIPTOR.name
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:  # DecodeError, or anything the C parser raises
+            what = str(exc).rsplit(": ", 1)[-1][:120] if str(exc) else type(exc).__name__
+            return MalformedRequest(f"the request is not a valid {name}: {what}")
+
+    return deserialize
+
+
+def _check_request(request: Any) -> None:
+    if isinstance(request, MalformedRequest):
+        raise InvalidArgument(request.problem, reason="MALFORMED_REQUEST")
 
 
 class StreamLimits:
@@ -172,6 +202,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 identity = self._admit(context, permission)
                 who = identity.name
                 current_identity.set(identity)
+                _check_request(request)
                 return await inner(request, context)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -200,6 +231,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             try:
                 admitted = self._admit(context, permission)
                 who = admitted.name
+                _check_request(request)
                 self._limits.acquire(admitted)
                 identity = admitted
                 current_identity.set(identity)
@@ -225,4 +257,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-__all__ = ["GRAPH_REQUEST_ID_KEY", "GatewayInterceptor", "RpcInfo", "StreamLimits", "rpc_info"]
+__all__ = [
+    "GRAPH_REQUEST_ID_KEY",
+    "GatewayInterceptor",
+    "MalformedRequest",
+    "RpcInfo",
+    "StreamLimits",
+    "lenient_deserializer",
+    "rpc_info",
+]

@@ -258,11 +258,7 @@ def parse_notifications(
         return []
 
     tenant = normalize_id(tenant_id)
-    ts = Timestamp()
-    if receive_time is None:
-        ts.FromDatetime(datetime.now(UTC))
-    else:
-        ts.FromDatetime(receive_time)
+    ts = _timestamp(datetime.now(UTC) if receive_time is None else receive_time)
 
     out: list[ParsedNotification] = []
     for index, raw in enumerate(doc.value):
@@ -283,6 +279,18 @@ def parse_notifications(
             )
         out.append(_parse_element(index, element, raw_bytes, tenant, ts))
     return out
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(when: datetime) -> Timestamp:
+    """`Timestamp.FromDatetime` in integer arithmetic (half its cost, the same result);
+    a naive datetime is taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def _parse_element(

@@ -26,7 +26,7 @@ from commsgw._errors import CommsgwError, ConfigError
 from commsgw._events import EventLog, LogEntry
 from commsgw._graph import GraphClient
 from commsgw._hub import Hub
-from commsgw._interceptor import GatewayInterceptor, StreamLimits
+from commsgw._interceptor import GatewayInterceptor, StreamLimits, lenient_deserializer
 from commsgw._jwt import InsecureNoValidation, NotificationTokenValidator
 from commsgw._memlog import MemoryEventLog
 from commsgw._metrics import Metrics
@@ -63,6 +63,24 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ctx.load_verify_locations(cafile=str(settings.ca_file))
     return ctx
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one HTTP client of the Graph client (and of the JWKS fetches).
+
+    httpx's own async pool degrades when many requests are in flight (httpx #3215); the
+    aiohttp transport keeps the httpx API on aiohttp's connection pool.
+    """
+    verify = _ssl_context(settings)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    if settings.graph_http_transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return httpx.AsyncClient(
+            transport=AiohttpTransport(verify=verify, limits=limits, trust_env=False),
+            timeout=settings.graph_timeout_s,
+        )
+    return httpx.AsyncClient(verify=verify, limits=limits, timeout=settings.graph_timeout_s)
 
 
 def make_event_log(settings: Settings) -> EventLog:
@@ -113,6 +131,15 @@ class _HubCollector(Collector):
         )
         yield GaugeMetricFamily(
             "commsgw_watch_streams", "Watch streams counted by the limits", value=self._limits.open
+        )
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside the event loop
+            tasks = 0
+        yield GaugeMetricFamily(
+            "commsgw_asyncio_tasks",
+            "Tasks alive on the gateway's event loop (a leak shows as growth)",
+            value=tasks,
         )
 
 
@@ -173,11 +200,7 @@ class Gateway:
                 "authenticated; anyone who reaches %s can inject events",
                 s.http_addr,
             )
-        self._http = httpx.AsyncClient(
-            verify=_ssl_context(s),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            timeout=s.graph_timeout_s,
-        )
+        self._http = make_http_client(s)
         graph = GraphClient(s, self._http, self.tokens, on_attempt=self._on_graph_attempt)
         await self.hub.start()
 
@@ -196,6 +219,8 @@ class Gateway:
             max_bytes=s.webhook_max_bytes,
             rate=s.webhook_rate,
             metrics=self.metrics,
+            # Room for the resume token and framing around the event in a watch response.
+            max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
         )
         app = build_app(
             self.webhook,
@@ -238,12 +263,12 @@ class Gateway:
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "CancelMediaProcessing": grpc.unary_unary_rpc_method_handler(
                 servicer.CancelMediaProcessing,
-                request_deserializer=calls_pb2.CancelMediaProcessingRequest.FromString,
+                request_deserializer=lenient_deserializer(calls_pb2.CancelMediaProcessingRequest),
                 response_serializer=_serialize,
             ),
             "WatchOperations": grpc.unary_stream_rpc_method_handler(
                 servicer.WatchOperations,
-                request_deserializer=calls_pb2.WatchOperationsRequest.FromString,
+                request_deserializer=lenient_deserializer(calls_pb2.WatchOperationsRequest),
                 response_serializer=_serialize,
             ),
         }

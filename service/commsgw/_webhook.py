@@ -11,8 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -87,13 +86,24 @@ class Webhook:
         max_bytes: int,
         rate: float | None = None,
         metrics: Metrics | None = None,
+        max_event_bytes: int | None = None,
     ) -> None:
         self._validator = validator
         self._log = log_
         self.max_bytes = max_bytes
+        # An event that cannot fit in one gRPC message could never be delivered (every watch
+        # it matches would fail on it, again after each resume): refused with 413 instead.
+        self.max_event_bytes = max_event_bytes
         self._limiter = RateLimiter(rate) if rate else None
         self._metrics = metrics
         self.stats = WebhookStats()
+        # Labelled metric children, looked up once (`labels()` costs more than `inc()`).
+        self._by_status: dict[int, Any] = {}
+        self._outcomes: dict[str, Any] = (
+            {k: metrics.notifications.labels(k) for k in ("accepted", "duplicate", "rejected")}
+            if metrics is not None
+            else {}
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -101,14 +111,17 @@ class Webhook:
         response = await self._handle(request, outcome)
         self.stats.posts += 1
         if self._metrics is not None:
-            m = self._metrics
-            m.webhook_requests.labels(str(response.status)).inc()
+            status = response.status
+            child = self._by_status.get(status)
+            if child is None:
+                child = self._by_status[status] = self._metrics.webhook_requests.labels(str(status))
+            child.inc()
             if outcome.appended:
-                m.notifications.labels("accepted").inc(outcome.appended)
+                self._outcomes["accepted"].inc(outcome.appended)
             if outcome.duplicates:
-                m.notifications.labels("duplicate").inc(outcome.duplicates)
-            if response.status in (400, 401):
-                m.notifications.labels("rejected").inc()
+                self._outcomes["duplicate"].inc(outcome.duplicates)
+            if status in (400, 401):
+                self._outcomes["rejected"].inc()
         log.info(
             "webhook POST %d",
             response.status,
@@ -149,13 +162,23 @@ class Webhook:
             if len(body) > self.max_bytes:
                 return _problem(413, f"body over {self.max_bytes} bytes")
         try:
-            items = parse_notifications(
-                bytes(body), tenant_id=claims.tenant_id, receive_time=datetime.now(UTC)
-            )
+            items = parse_notifications(bytes(body), tenant_id=claims.tenant_id)
         except NotificationError as err:
             self.stats.rejected += 1
             outcome.reason = err.message
             return _problem(err.http_status, err.message)
+        limit = self.max_event_bytes
+        # An event is at most about twice its notification's size: only big bodies are sized.
+        if limit is not None and 2 * len(body) + 1024 > limit:
+            for index, item in enumerate(items):
+                if item.event.ByteSize() > limit:
+                    self.stats.rejected += 1
+                    outcome.reason = f"notification value[{index}] too large to deliver"
+                    return _problem(
+                        413,
+                        f"notification value[{index}] is over {limit} bytes once parsed: too "
+                        "large for a WatchOperations message",
+                    )
         try:
             result: AppendResult = await self._log.append(items)
         except EventLogUnavailable as err:

@@ -1,0 +1,221 @@
+"""Processes of a run: gateways (`python -m commsgw serve`), the bare baseline server and the
+load generators, each its own process so that the two cores are shared as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench._common import cpu_seconds, free_port, rss_bytes
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Server:
+    """A server process answering grpc.health.v1 (a gateway or the bare baseline)."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], workdir: pathlib.Path):
+        self.name = name
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = workdir / f"{name}.log"
+        self.grpc_port = int(self.env.get("_GRPC_PORT") or free_port())
+        self.http_port = int(self.env.get("_HTTP_PORT") or free_port())
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cold_start_s = 0.0
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def url(self, path: str = "/api/calls") -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    async def start(self, timeout: float = 60) -> float:
+        """Start and wait until it answers SERVING; returns the seconds that took."""
+        env = {
+            **os.environ,
+            **self.env,
+            "COMMSGW_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
+            "COMMSGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
+            "PYTHONPATH": str(ROOT),
+        }
+        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child)
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        log.close()
+        async with grpc.aio.insecure_channel(self.target) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self.proc.poll() is not None:
+                        raise RuntimeError(f"{self.name} exited: {self.logs()}")
+                    try:
+                        resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                        if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.aio.AioRpcError:
+                        pass
+                    await asyncio.sleep(0.005)
+        self.cold_start_s = time.perf_counter() - t0
+        return self.cold_start_s
+
+    async def streams(self) -> int:
+        """Open WatchOperations streams, as the server counts them."""
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            if self.name == "bare":
+                return int((await http.get(self.url("/streams"))).text)
+            text = (await http.get(self.url("/metrics"))).text
+        for line in text.splitlines():
+            if line.startswith("commsgw_subscribers "):
+                return int(float(line.split()[1]))
+        return 0
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def gateway(
+    name: str, env: Mapping[str, str], workdir: pathlib.Path, *, uvloop: bool = False
+) -> Server:
+    if uvloop:
+        argv = [sys.executable, "-m", "bench._uvgw"]
+    else:
+        argv = [sys.executable, "-m", "commsgw", "serve"]
+    return Server(name, argv, env, workdir)
+
+
+def bare(workdir: pathlib.Path) -> Server:
+    s = Server("bare", [], {}, workdir)
+    s.argv = [sys.executable, "-m", "bench._bare", str(s.grpc_port), str(s.http_port)]
+    return s
+
+
+class Load:
+    """One load generator process (`python -m bench._load MODE SPEC_FILE`)."""
+
+    _n = 0
+
+    def __init__(self, mode: str, spec: dict[str, Any], workdir: pathlib.Path) -> None:
+        Load._n += 1
+        self.mode = mode
+        self.spec_path = workdir / f"load-{Load._n}-{mode}.json"
+        self.out = workdir / f"load-{Load._n}-{mode}.out.json"
+        self.log_path = workdir / f"load-{Load._n}-{mode}.log"
+        self.spec_path.write_text(json.dumps({**spec, "out": str(self.out)}))
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ready = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, *, stdin: bool = False) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench._load",
+            self.mode,
+            str(self.spec_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=open(self.log_path, "wb"),  # noqa: SIM115
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            if line.strip() == b"READY":
+                self.ready.set()
+
+    async def wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        waiter = asyncio.create_task(self.ready.wait())
+        exited = asyncio.create_task(self.proc.wait())
+        await asyncio.wait({waiter, exited}, timeout=timeout, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        exited.cancel()
+        if not self.ready.is_set():
+            raise RuntimeError(f"{self.mode} load not ready: {self.stderr()}")
+
+    def close_stdin(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+
+    async def result(self, timeout: float = 300) -> dict[str, Any]:
+        assert self.proc is not None
+        try:
+            async with asyncio.timeout(timeout):
+                rc = await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise RuntimeError(f"{self.mode} load timed out: {self.stderr()}") from None
+        if self._reader is not None:
+            await self._reader
+        if rc != 0:
+            raise RuntimeError(f"{self.mode} load failed ({rc}): {self.stderr()}")
+        data: dict[str, Any] = json.loads(self.out.read_text())
+        return data
+
+    def stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def run_load(mode: str, spec: dict[str, Any], workdir: pathlib.Path) -> dict[str, Any]:
+    load = Load(mode, spec, workdir)
+    await load.start()
+    return await load.result()
+
+
+async def wait_streams(servers: list[Server], n: int, timeout: float = 180) -> None:
+    """Wait until the servers count `n` open streams together (then a moment more, for the
+    last ones to be registered with the fan-out)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            counts = [await s.streams() for s in servers]
+            if sum(counts) >= n:
+                break
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)

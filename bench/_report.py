@@ -1,0 +1,109 @@
+"""bench/results/report.md and its PNG plots."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Any
+
+from bench._scenarios import Result, Row
+
+
+def _f(v: float, digits: int = 2) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def targets_table(rows: list[Row]) -> list[str]:
+    out = [
+        "| scenario | metric | gateway median | gateway p99 | baseline median | "
+        "baseline p99 | ratio | target | result |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        verdict = "recorded" if r.ok is None else ("**pass**" if r.ok else "**MISS**")
+        if r.miss:
+            verdict += f" ({r.miss})"
+        out.append(
+            f"| {r.scenario} | {r.metric} | {_f(r.gw_median)} | {_f(r.gw_p99)} | "
+            f"{_f(r.base_median)} | {_f(r.base_p99)} | {_f(r.ratio)} | {r.target} | {verdict} |"
+        )
+    return out
+
+
+def plot(spec: dict[str, Any], folder: pathlib.Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    kind = spec["kind"]
+    if kind == "cdf":
+        for name, values in spec["series"].items():
+            if not values:
+                continue
+            xs = sorted(values)
+            ys = [(i + 1) / len(xs) for i in range(len(xs))]
+            ax.plot(xs, ys, label=name)
+        ax.set_xscale("log")
+        ax.set_ylabel("fraction of requests / events")
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        ax.axhline(0.99, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel(spec["xlabel"])
+    elif kind == "lines":
+        for name, ys in spec["series"].items():
+            ax.plot(spec["x"], ys, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xticks(spec["x"])
+        ax.set_xticklabels([str(x) for x in spec["x"]])
+        ax.set_xlabel(spec["xlabel"])
+        ax.set_ylabel(spec["ylabel"])
+    elif kind == "bars":
+        names = list(spec["series"])
+        ax.bar(names, [spec["series"][n] for n in names])
+        ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"])
+    if kind != "bars":
+        ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / spec["file"])
+    plt.close(fig)
+    return str(spec["file"])
+
+
+def write(
+    results: list[Result],
+    folder: pathlib.Path,
+    *,
+    header: list[str],
+    profiles: dict[str, list[tuple[str, float]]],
+    footer: list[str],
+) -> pathlib.Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [r for res in results for r in res.rows]
+    lines = [*header, "", "## Targets vs measured", "", *targets_table(rows), ""]
+    for res in results:
+        lines += [f"## {res.title}", "", *res.lines, ""]
+        for p in res.plots:
+            name = plot(p, folder)
+            if name:
+                lines += [f"![{p['title']}]({name})", ""]
+    if profiles:
+        lines += [
+            "## Profiles (py-spy, gateway process)",
+            "",
+            "Share of the gateway's busy samples spent in (or under) each function, sampled "
+            "at 250 Hz without pausing the process, during the named run.",
+            "",
+        ]
+        for name, top in profiles.items():
+            lines += [f"### {name}", "", "| function (file) | % of samples |", "| --- | ---: |"]
+            lines += [f"| `{f}` | {share:.1f} |" for f, share in top]
+            lines.append("")
+    lines += footer
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,3 @@
+from soak._run import main
+
+raise SystemExit(main())
