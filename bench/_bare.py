@@ -113,7 +113,14 @@ async def serve(grpc_port: int, http_port: int) -> None:
 
 
 def main() -> None:
-    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+    loop = sys.argv[3] if len(sys.argv) > 3 else "uvloop"
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(int(sys.argv[1]), int(sys.argv[2])))
 
 
 if __name__ == "__main__":

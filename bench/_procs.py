@@ -110,18 +110,17 @@ class Server:
 
 
 def gateway(
-    name: str, env: Mapping[str, str], workdir: pathlib.Path, *, uvloop: bool = False
+    name: str, env: Mapping[str, str], workdir: pathlib.Path, *, loop: str = "uvloop"
 ) -> Server:
-    if uvloop:
-        argv = [sys.executable, "-m", "bench._uvgw"]
-    else:
-        argv = [sys.executable, "-m", "commsgw", "serve"]
-    return Server(name, argv, env, workdir)
+    """`python -m commsgw serve` on the given event loop (uvloop is the gateway's default)."""
+    argv = [sys.executable, "-m", "commsgw", "serve"]
+    return Server(name, argv, {**env, "COMMSGW_EVENT_LOOP": loop}, workdir)
 
 
-def bare(workdir: pathlib.Path) -> Server:
-    s = Server("bare", [], {}, workdir)
-    s.argv = [sys.executable, "-m", "bench._bare", str(s.grpc_port), str(s.http_port)]
+def bare(workdir: pathlib.Path, *, loop: str = "uvloop", name: str = "bare") -> Server:
+    """The same server stack doing no work, on the same event loop as the gateway."""
+    s = Server(name, [], {}, workdir)
+    s.argv = [sys.executable, "-m", "bench._bare", str(s.grpc_port), str(s.http_port), loop]
     return s
 
 

@@ -265,11 +265,11 @@ async def cancel_throughput(ctx: Ctx) -> Result:
         ),
     }
     if not ctx.smoke:
-        variants["gateway (aiohttp transport, uvloop)"] = gateway(
-            "gw-aiohttp-uvloop",
+        variants["gateway (aiohttp transport, asyncio loop)"] = gateway(
+            "gw-aiohttp-asyncio",
             ctx.env(COMMSGW_GRAPH_HTTP_TRANSPORT="aiohttp"),
             ctx.workdir,
-            uvloop=True,
+            loop="asyncio",
         )
     base = {
         "graph_url": ctx.emulator.base_url,
@@ -295,7 +295,7 @@ async def cancel_throughput(ctx: Ctx) -> Result:
                     ctx.workdir,
                 )
         for name, gw in variants.items():
-            if "uvloop" in name:
+            if "asyncio loop" in name:
                 continue
             prof = await profiled(ctx, f"2 cancel throughput @200, {name}", gw, 4)
             if prof:  # an extra, unreported run under the profiler
@@ -306,7 +306,7 @@ async def cancel_throughput(ctx: Ctx) -> Result:
                 )
                 await prof
     rps = {name: {c: v[c]["ok"] / v[c]["elapsed"] for c in levels} for name, v in table.items()}
-    best = max((n for n in variants if "uvloop" not in n), key=lambda n: rps[n][200])
+    best = max((n for n in variants if "asyncio loop" not in n), key=lambda n: rps[n][200])
     res.lines += [
         f"{seconds:g} s per level and path; cancels completed per second (errors in brackets), "
         "and latency median / p99 in ms.",
@@ -387,16 +387,24 @@ async def webhook_ingest(ctx: Ctx) -> Result:
     seconds = ctx.secs(6, 1.5)
     conc = 32
     gw = gateway("gw-ingest", ctx.env(), ctx.workdir)
-    gw_uv = None if ctx.smoke else gateway("gw-ingest-uvloop", ctx.env(), ctx.workdir, uvloop=True)
+    gw_aio = (
+        None if ctx.smoke else gateway("gw-ingest-asyncio", ctx.env(), ctx.workdir, loop="asyncio")
+    )
     b = bare(ctx.workdir)
+    b_aio = None if ctx.smoke else bare(ctx.workdir, loop="asyncio", name="bare-asyncio")
     calls = [guid() for _ in range(100)]
     spec = {"token": ctx.notif_token, "concurrency": conc, "seconds": seconds, "call_ids": calls}
     out: dict[str, dict[str, Any]] = {}
-    servers = [s for s in (gw, gw_uv, b) if s is not None]
+    servers = [s for s in (gw, gw_aio, b, b_aio) if s is not None]
     async with running(*servers):
         rounds = 1 if ctx.smoke else 2
         for _ in range(rounds):  # interleaved: bare, gateway, bare, gateway
-            for name, server in (("bare", b), ("gateway", gw), ("gateway (uvloop)", gw_uv)):
+            for name, server in (
+                ("bare", b),
+                ("gateway", gw),
+                ("bare (asyncio loop)", b_aio),
+                ("gateway (asyncio loop)", gw_aio),
+            ):
                 if server is None:
                     continue
                 r = await run_load("ingest", {**spec, "url": server.url()}, ctx.workdir)

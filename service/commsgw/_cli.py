@@ -12,7 +12,7 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 from google.protobuf import json_format
@@ -301,6 +301,15 @@ async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> No
     await emulator.stop()
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop the gateway runs on: uvloop unless asyncio's own is asked for."""
+    if name == "asyncio":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
@@ -319,14 +328,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _logging.setup(settings.log_level, settings.log_format)
             from commsgw._server import serve
 
-            asyncio.run(serve(settings))
+            with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+                runner.run(serve(settings))
             return 0
         if args.command == "dev":
             _logging.setup(
                 environ.get("COMMSGW_LOG_LEVEL", "INFO").upper(),
                 environ.get("COMMSGW_LOG_FORMAT", "text"),
             )
-            asyncio.run(_dev(args, environ))
+            loop = environ.get("COMMSGW_EVENT_LOOP", "uvloop")
+            with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
+                runner.run(_dev(args, environ))
             return 0
         if args.command == "hash-token":
             from commsgw._callers import hash_token

@@ -33,19 +33,25 @@ class WatchItem:
 
 class Subscription:
     __slots__ = (
+        "bookmark_due",
         "closing",
         "filter",
+        "interval",
         "lost",
         "maxlen",
         "overflowed",
         "queue",
         "skip_through",
         "waiter",
+        "waiting_since",
     )
 
-    def __init__(self, flt: WatchFilter, maxlen: int) -> None:
+    def __init__(self, flt: WatchFilter, maxlen: int, interval: float) -> None:
         self.filter = flt
         self.maxlen = maxlen
+        self.interval = interval
+        self.waiting_since = 0.0  # loop time it started waiting for entries; 0 when busy
+        self.bookmark_due = False
         self.queue: collections.deque[LogEntry] = collections.deque()
         self.waiter = asyncio.Event()
         self.overflowed = False
@@ -78,19 +84,32 @@ class Hub:
         self.head: Position = (0, 0)
         self._by_call: dict[str, set[Subscription]] = {}
         self._everything: set[Subscription] = set()
+        self._all: set[Subscription] = set()
         self._closing = False
+        # One timer for every idle stream's progress bookmarks (cheaper than a timeout per
+        # wait, which every delivered event would set up and cancel).
+        self._tick = 1.0
+        self._ticker: asyncio.Task[None] | None = None
         self.delivered = 0
         self.cut_for_slowness = 0
 
     async def start(self) -> None:
         self.head = await self._log.start(self.dispatch, on_gap=self.fail_all)
+        self._ticker = asyncio.get_running_loop().create_task(self._bookmarks())
+
+    async def _bookmarks(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick)
+            now = loop.time()
+            for sub in self._all:
+                if sub.waiting_since and now - sub.waiting_since >= sub.interval:
+                    sub.bookmark_due = True
+                    sub.waiter.set()
 
     @property
     def subscribers(self) -> int:
-        subs = set(self._everything)
-        for s in self._by_call.values():
-            subs |= s
-        return len(subs)
+        return len(self._all)
 
     def dispatch(self, entries: Sequence[LogEntry]) -> None:
         """Called by the log with every stored entry, in order."""
@@ -112,6 +131,8 @@ class Hub:
             self._on_dispatch(entries[-1])
 
     def _register(self, sub: Subscription) -> None:
+        self._all.add(sub)
+        self._tick = min(self._tick, sub.interval / 2)
         if sub.filter.call_ids:
             for c in sub.filter.call_ids:
                 self._by_call.setdefault(c, set()).add(sub)
@@ -119,6 +140,7 @@ class Hub:
             self._everything.add(sub)
 
     def _unregister(self, sub: Subscription) -> None:
+        self._all.discard(sub)
         if sub.filter.call_ids:
             for c in sub.filter.call_ids:
                 subs = self._by_call.get(c)
@@ -132,13 +154,15 @@ class Hub:
     def close(self) -> None:
         """Shutdown: every open watch gets a final bookmark and ends UNAVAILABLE."""
         self._closing = True
-        for sub in list(self._everything) + [s for v in self._by_call.values() for s in v]:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for sub in self._all:
             sub.closing = True
             sub.waiter.set()
 
     def fail_all(self) -> None:
         """The log lost entries it cannot recover: end every watch so that it resumes."""
-        for sub in list(self._everything) + [s for v in self._by_call.values() for s in v]:
+        for sub in self._all:
             sub.lost = True
             sub.waiter.set()
 
@@ -157,7 +181,8 @@ class Hub:
             raise EventLogUnavailable("the event log is unavailable; retry shortly")
         if resume is not None:
             await self._log.check_resumable(resume)
-        sub = Subscription(flt, self._buffer)
+        sub = Subscription(flt, self._buffer, bookmark_interval)
+        loop = asyncio.get_running_loop()
         self._register(sub)
         start = self.head
         position = start
@@ -210,13 +235,15 @@ class Hub:
                     raise ShuttingDown(
                         "the gateway is shutting down; resume with the last resume_token"
                     )
-                sub.waiter.clear()
-                try:
-                    async with asyncio.timeout(bookmark_interval):
-                        await sub.waiter.wait()
-                except TimeoutError:
+                if sub.bookmark_due:
+                    sub.bookmark_due = False
                     # Queue empty: every matching entry up to the head has been sent.
                     position = max(position, self.head)
                     yield WatchItem(position, None, calls_pb2.BOOKMARK_KIND_PROGRESS)
+                    continue
+                sub.waiter.clear()
+                sub.waiting_since = loop.time()
+                await sub.waiter.wait()
+                sub.waiting_since = 0.0
         finally:
             self._unregister(sub)
