@@ -474,7 +474,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "graph_concurrency",
         "COMMSGW_GRAPH_CONCURRENCY",
-        "64",
+        "256",
         _positive_int,
         "Graph requests in flight at most (a burst of cancels waits its turn)",
     ),
@@ -548,7 +548,7 @@ class Settings:
     max_streams_per_caller: int = 5000
     max_message_bytes: int = 1 << 20
     webhook_rate: float = 2000.0
-    graph_concurrency: int = 64
+    graph_concurrency: int = 256
     graph_http_transport: str = "aiohttp"
     event_loop: str = "uvloop"
     # Derived in `resolve()`:

@@ -107,6 +107,11 @@ def _grpc_options(s: Settings) -> list[tuple[str, int]]:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1000)),
+        # gRPC core cancels calls that arrive faster than the server picks them up once more
+        # than 1,000 (3,000 hard) are pending: a burst of reconnecting subscribers (a replica
+        # restart) would lose streams. Let as many wait as the gateway would serve.
+        ("grpc.server.max_pending_requests", max(1000, s.max_streams)),
+        ("grpc.server.max_pending_requests_hard_limit", max(3000, 2 * s.max_streams)),
         ("grpc.max_receive_message_length", s.max_message_bytes),
         ("grpc.max_send_message_length", s.max_message_bytes),
         ("grpc.so_reuseport", 0),
