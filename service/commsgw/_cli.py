@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import pathlib
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -266,7 +264,7 @@ async def _watch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> None:
-    from commsgw._server import Gateway
+    from commsgw._server import Gateway, until_stopped
     from commsgw.emulator import Emulator, EmulatorConfig
 
     environ = dict(environ)
@@ -291,13 +289,8 @@ async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> No
         "Ctrl-C stops both.\n",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gateway.stop()
+    await until_stopped()
+    await gateway.shutdown()
     await emulator.stop()
 
 

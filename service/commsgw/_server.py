@@ -368,6 +368,20 @@ class Gateway:
         await self._health.enter_graceful_shutdown()
         self.hub.close()
 
+    async def shutdown(self) -> None:
+        """The graceful stop (SIGTERM): drain, keep the webhook a little longer, stop, all
+        within `shutdown_grace_s`."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        grace = self.settings.shutdown_grace_s
+        log.info("shutting down: draining for up to %.1f s", grace)
+        await self.drain()
+        # The webhook keeps accepting callbacks a little longer, so none answered 202 is lost
+        # while the load balancer notices this replica is going.
+        await asyncio.sleep(min(self.settings.webhook_drain_s, grace / 2))
+        await self.stop(max(0.0, grace - (loop.time() - started) - 0.5))
+        log.info("stopped")
+
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         if not self.draining:
@@ -383,22 +397,19 @@ class Gateway:
             await self._http.aclose()
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then drain and stop within the configured grace."""
-    gateway = Gateway(settings)
-    await gateway.start()
+async def until_stopped() -> None:
+    """Return on SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    started = loop.time()
-    grace = settings.shutdown_grace_s
-    log.info("shutting down: draining for up to %.1f s", grace)
-    await gateway.drain()
-    # The webhook keeps accepting callbacks a little longer, so none answered 202 is lost
-    # while the load balancer notices this replica is going.
-    await asyncio.sleep(min(settings.webhook_drain_s, grace / 2))
-    await gateway.stop(max(0.0, grace - (loop.time() - started) - 0.5))
-    log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then drain and stop within the configured grace."""
+    gateway = Gateway(settings)
+    await gateway.start()
+    await until_stopped()
+    await gateway.shutdown()

@@ -11,7 +11,6 @@ import pathlib
 import re
 import socket
 import tempfile
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
@@ -196,7 +195,8 @@ class Emulator:
         self._port: int | None = None
         # client connections seen, aborted at stop() so idle keep-alive TLS peers (e.g. MSAL's
         # requests session) cannot keep a half-closed transport alive past the event loop
-        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        # (a plain set, pruned as it grows: uvloop's transports cannot be weakly referenced)
+        self._transports: set[asyncio.BaseTransport] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -243,7 +243,7 @@ class Emulator:
         for transport in list(self._transports):
             if isinstance(transport, asyncio.Transport):
                 transport.abort()
-        self._transports = weakref.WeakSet()
+        self._transports = set()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -464,7 +464,9 @@ class Emulator:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = new_id()
         request[_REQUEST_ID] = rid
-        if request.transport is not None:
+        if request.transport is not None and request.transport not in self._transports:
+            if len(self._transports) >= 256:
+                self._transports = {t for t in self._transports if not t.is_closing()}
             self._transports.add(request.transport)
         path = request.path
         crid = request.headers.get("client-request-id")
