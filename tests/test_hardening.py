@@ -459,3 +459,22 @@ async def test_sigterm_with_50_open_streams(emulator: Emulator, tmp_path: pathli
     assert rc == 0, proc.logs()
     assert elapsed < 5 + 1
     assert outcomes == [(1, grpc.StatusCode.UNAVAILABLE)] * 50
+
+
+async def test_without_callers_file_only_the_total_stream_limit_applies(
+    emulator: Emulator,
+) -> None:
+    settings = gateway_settings(
+        emulator, COMMSGW_MAX_STREAMS="3", COMMSGW_MAX_STREAMS_PER_CALLER="1"
+    )
+    async with (
+        running_gateway(settings) as gw,
+        grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
+    ):
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+        open_ = [stub.WatchOperations(calls_pb2.WatchOperationsRequest()) for _ in range(3)]
+        await started(stub, gw, 3)  # one trusted identity, three streams: the total allows it
+        err = await watch_code(stub, ())
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for c in open_:
+            c.cancel()
