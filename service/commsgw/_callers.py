@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from commsgw._config import normalize_guid
 from commsgw._errors import ConfigError, PermissionDenied, Unauthenticated
+from commsgw._ids import normalize_guid
 
 CANCEL = "calls.cancel"
 WATCH = "operations.watch"

@@ -11,17 +11,13 @@ import argparse
 import dataclasses
 import ipaddress
 import pathlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from commsgw._errors import ConfigError
-
-GUID_RE = re.compile(
-    r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
-)
+from commsgw._ids import normalize_guid
 
 EMULATOR_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 EMULATOR_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
@@ -60,17 +56,6 @@ UNSUPPORTED_CLOUDS = {
     "china": "the Graph calls API (cancelMediaProcessing) is not offered in the China cloud "
     "operated by 21Vianet; use global, usgov or dod",
 }
-
-
-def normalize_guid(raw: str) -> str | None:
-    """A GUID in any accepted form as lower-case dashed, or None when `raw` is no GUID."""
-    if not GUID_RE.match(raw):
-        return None
-    hexdigits = raw.strip("{}").replace("-", "").lower()
-    if len(hexdigits) != 32:
-        return None
-    h = hexdigits
-    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from commsgw._config import normalize_guid
 from commsgw._errors import InvalidArgument, ResumeTokenExpired
+from commsgw._ids import normalize_guid
 from graphcomms.v1 import calls_pb2
 
 Position = tuple[int, int]

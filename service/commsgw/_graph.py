@@ -25,8 +25,9 @@ import httpx
 import msgspec
 
 from commsgw._auth import TokenProvider
-from commsgw._config import Settings, normalize_guid
+from commsgw._config import Settings
 from commsgw._errors import GraphError, InvalidArgument
+from commsgw._ids import normalize_guid
 
 log = logging.getLogger("commsgw.graph")
 

@@ -24,7 +24,6 @@ Rules (details in :func:`parse_notifications`):
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,6 +33,7 @@ import msgspec
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from commsgw._errors import NotificationFormatError
+from commsgw._ids import normalize_id
 from graphcomms.v1 import calls_pb2
 
 __all__ = [
@@ -50,11 +50,6 @@ _CACHE_MAX_LEN: Final = 512
 _DEDUP_PERSON: Final = b"commsgw-notif-v1"
 # Prefix of content hashed as raw bytes (not re-encodable); cannot start canonical JSON.
 _RAW_MARK: Final = b"\x00raw\x00"
-
-_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
-_DASHED_GUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 
 _CHANGE_TYPES: Final[dict[str, calls_pb2.ChangeType.ValueType]] = {
     "created": calls_pb2.CHANGE_TYPE_CREATED,
@@ -133,24 +128,6 @@ class ParsedNotification:
     event: calls_pb2.Event
     dedup_key: bytes
     operation_key: tuple[str, str, str] | None
-
-
-def normalize_id(raw: str) -> str:
-    """Return a GUID as lower-case dashed; any other id stripped but otherwise unchanged.
-
-    Accepts ``57DAB8B1894C409AB240BD8BEAE78896``, ``57dab8b1-894c-409a-b240-bd8beae78896``,
-    and either form in braces (``{...}``), in any case.
-    """
-    s = raw.strip()
-    inner = s[1:-1].strip() if len(s) >= 2 and s[0] == "{" and s[-1] == "}" else s
-    n = len(inner)
-    if n == 36:
-        if _DASHED_GUID.fullmatch(inner) is not None:
-            return inner.lower()
-    elif n == 32 and _HEX32.fullmatch(inner) is not None:
-        h = inner.lower()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return s
 
 
 def dedup_key(tenant_id: str, notification_json: bytes | bytearray | memoryview | Any) -> bytes:

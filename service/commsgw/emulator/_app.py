@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from cryptography import x509
 
+from commsgw._ids import normalize_guid
 from commsgw.emulator._calls import (
     MEDIA_KINDS,
     TERMINATED_RESULT,
@@ -46,9 +47,6 @@ DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 DEFAULT_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
 MAX_CLIENT_CONTEXT = 256
 
-_GUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
 _TENANT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}$")
 _TOKEN_PATH_RE = re.compile(r"^/[^/]+/oauth2(/v2\.0)?/token$")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
@@ -113,14 +111,6 @@ class RequestRecord(NamedTuple):
 
 def _utc_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _norm_guid(value: str) -> str | None:
-    """Lower-case dashed GUID from either form Graph uses, or None."""
-    if not _GUID_RE.match(value):
-        return None
-    h = value.replace("-", "").lower()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _fmt_retry_after(value: float) -> str:
@@ -615,7 +605,7 @@ class Emulator:
     @staticmethod
     def _tenant_of(request: web.Request) -> str:
         tenant = request.match_info["tenant"]
-        guid = _norm_guid(tenant)
+        guid = normalize_guid(tenant)
         if guid is not None:
             return guid
         if tenant.lower() in ("common", "organizations", "consumers") or _TENANT_NAME_RE.match(
@@ -632,7 +622,7 @@ class Emulator:
 
     def _resolve_tenant(self, tenant: str) -> str:
         """The tid for a path tenant: GUIDs as-is, names map to the configured tenant."""
-        return _norm_guid(tenant) or self.config.tenant_id
+        return normalize_guid(tenant) or self.config.tenant_id
 
     async def _h_openid_config(self, request: web.Request) -> web.Response:
         tenant = self._tenant_of(request)
@@ -881,7 +871,7 @@ class Emulator:
         return value
 
     def _live_call(self, raw_id: str) -> Call:
-        cid = _norm_guid(raw_id)
+        cid = normalize_guid(raw_id)
         call = self._calls.get(cid) if cid else None
         if call is None or not call.alive:
             raise _GraphError(404, "itemNotFound", f"Call '{raw_id}' was not found.")
@@ -937,7 +927,7 @@ class Emulator:
     async def _h_get_operation(self, request: web.Request) -> web.Response:
         self._authenticate(request)
         call = self._live_call(request.match_info["call_id"])
-        op = call.find_operation(_norm_guid(request.match_info["op_id"]) or "")
+        op = call.find_operation(normalize_guid(request.match_info["op_id"]) or "")
         if op is None:
             raise _GraphError(404, "itemNotFound", "Operation was not found.")
         return web.json_response(op.to_json())
@@ -1091,7 +1081,7 @@ class Emulator:
         return web.json_response({"value": [c.snapshot() for c in self._calls.values()]})
 
     async def _h_admin_call(self, request: web.Request) -> web.Response:
-        cid = _norm_guid(request.match_info["call_id"])
+        cid = normalize_guid(request.match_info["call_id"])
         call = self._calls.get(cid) if cid else None
         if call is None:
             raise _GraphError(404, "itemNotFound", "Unknown call.")
@@ -1111,7 +1101,7 @@ class Emulator:
         )
 
     async def _h_admin_recording(self, request: web.Request) -> web.StreamResponse:
-        op_id = _norm_guid(request.match_info["op_id"]) or ""
+        op_id = normalize_guid(request.match_info["op_id"]) or ""
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
         for call in self._calls.values():
             op = call.operations.get(op_id)
