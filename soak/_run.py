@@ -393,7 +393,7 @@ async def sampler(run: Run) -> None:
                     "fds": st.get("fds", 0),
                     "threads": st.get("Threads", 0),
                     "tasks": metric(page, "commsgw_asyncio_tasks"),
-                    "streams": metric(page, "commsgw_watch_streams"),
+                    "streams": metric(page, "commsgw_subscribers"),
                 }
             )
             if run.stop.is_set():

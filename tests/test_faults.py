@@ -548,7 +548,7 @@ async def test_3000_subscribers_connect_at_once(emulator: Emulator, tmp_path: pa
         kinds = await asyncio.wait_for(asyncio.gather(*(first(c) for c in calls)), 60)
         assert set(kinds) == {calls_pb2.BOOKMARK_KIND_SNAPSHOT_END}
         page = (await http.get(f"http://127.0.0.1:{proc.http_port}/metrics")).text
-        assert metric(page, "commsgw_watch_streams") == n_channels * per_channel
+        assert metric(page, "commsgw_subscribers") == n_channels * per_channel
         token = emulator.mint_notification_token(tenant_id=TENANT)
         r = await http.post(
             proc.webhook,
@@ -573,7 +573,7 @@ async def test_3000_subscribers_connect_at_once(emulator: Emulator, tmp_path: pa
         async with asyncio.timeout(20):
             while True:
                 page = (await http.get(f"http://127.0.0.1:{proc.http_port}/metrics")).text
-                if metric(page, "commsgw_watch_streams") == 0:
+                if metric(page, "commsgw_subscribers") == 0:
                     break
                 await asyncio.sleep(0.2)
         assert proc.proc is not None and proc.proc.poll() is None

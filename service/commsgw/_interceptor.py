@@ -155,15 +155,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             },
         )
 
-    async def _fail(self, context: Context, err: BaseException, info: RpcInfo) -> grpc.StatusCode:
+    async def _fail(self, context: Context, err: BaseException, info: RpcInfo) -> None:
         """Abort the call with the status `err` stands for (raises AbortError)."""
         if not isinstance(err, CommsgwError):
-            log.error("unexpected error in %s", "rpc", exc_info=err)
+            log.error("unexpected error in an RPC", exc_info=err)
             err = internal_error()
         info.graph_request_id = info.graph_request_id or err.metadata.get("graph_request_id", "")
         info.client_request_id = info.client_request_id or err.metadata.get("client_request_id", "")
         await abort(context, err)
-        return err.code  # not reached: abort raises
 
     async def intercept_service(
         self,
@@ -237,7 +236,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 self._limits.acquire(admitted)
                 identity = admitted
                 current_identity.set(identity)
-                self._metrics.subscribers.inc()
                 async for item in inner(request, context):
                     yield item
             except (asyncio.CancelledError, GeneratorExit):
@@ -253,7 +251,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if identity is not None:
                     self._limits.release(identity)
-                    self._metrics.subscribers.dec()
                 self._done(method, started, code, who, info)
 
         return handler

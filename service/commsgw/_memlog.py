@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 
 from commsgw._errors import ResumeTokenExpired
 from commsgw._events import (
-    ZERO,
     Appended,
     AppendResult,
     EventLog,
@@ -122,6 +121,3 @@ class MemoryEventLog(EventLog):
     async def latest_operations(self) -> list[LogEntry]:
         self._trim(self._clock())
         return sorted((e for _, e in self._latest.values()), key=lambda e: e.position)
-
-
-__all__ = ["ZERO", "MemoryEventLog"]

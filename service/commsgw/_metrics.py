@@ -45,7 +45,6 @@ class Metrics:
         self.notifications = Counter(
             "commsgw_notifications", "Notifications by outcome", ["outcome"], registry=r
         )
-        self.subscribers = Gauge("commsgw_subscribers", "Open WatchOperations streams", registry=r)
         self.cut = Counter(
             "commsgw_subscribers_cut", "Watch streams ended by the gateway", ["reason"],
             registry=r,

@@ -129,13 +129,8 @@ class _HubCollector(Collector):
         yield CounterMetricFamily(
             "commsgw_events_delivered", "Events sent to subscribers", value=self._hub.delivered
         )
-        yield CounterMetricFamily(
-            "commsgw_subscribers_too_slow",
-            "Subscribers cut off because their buffer overflowed",
-            value=self._hub.cut_for_slowness,
-        )
         yield GaugeMetricFamily(
-            "commsgw_watch_streams", "Watch streams counted by the limits", value=self._limits.open
+            "commsgw_subscribers", "Open WatchOperations streams", value=self._limits.open
         )
         try:
             tasks = len(asyncio.all_tasks())

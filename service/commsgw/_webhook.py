@@ -36,14 +36,6 @@ class _Outcome:
     reason: str = ""
 
 
-@dataclass(slots=True)
-class WebhookStats:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    posts: int = 0
-
-
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
         {"error": {"code": status, "message": message}}, status=status, headers=headers
@@ -84,8 +76,8 @@ class Webhook:
         validator: Validator,
         log_: EventLog,
         max_bytes: int,
+        metrics: Metrics,
         rate: float | None = None,
-        metrics: Metrics | None = None,
         max_event_bytes: int | None = None,
     ) -> None:
         self._validator = validator
@@ -96,32 +88,27 @@ class Webhook:
         self.max_event_bytes = max_event_bytes
         self._limiter = RateLimiter(rate) if rate else None
         self._metrics = metrics
-        self.stats = WebhookStats()
         # Labelled metric children, looked up once (`labels()` costs more than `inc()`).
         self._by_status: dict[int, Any] = {}
-        self._outcomes: dict[str, Any] = (
-            {k: metrics.notifications.labels(k) for k in ("accepted", "duplicate", "rejected")}
-            if metrics is not None
-            else {}
-        )
+        self._outcomes: dict[str, Any] = {
+            k: metrics.notifications.labels(k) for k in ("accepted", "duplicate", "rejected")
+        }
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         outcome = _Outcome()
         response = await self._handle(request, outcome)
-        self.stats.posts += 1
-        if self._metrics is not None:
-            status = response.status
-            child = self._by_status.get(status)
-            if child is None:
-                child = self._by_status[status] = self._metrics.webhook_requests.labels(str(status))
-            child.inc()
-            if outcome.appended:
-                self._outcomes["accepted"].inc(outcome.appended)
-            if outcome.duplicates:
-                self._outcomes["duplicate"].inc(outcome.duplicates)
-            if status in (400, 401):
-                self._outcomes["rejected"].inc()
+        status = response.status
+        child = self._by_status.get(status)
+        if child is None:
+            child = self._by_status[status] = self._metrics.webhook_requests.labels(str(status))
+        child.inc()
+        if outcome.appended:
+            self._outcomes["accepted"].inc(outcome.appended)
+        if outcome.duplicates:
+            self._outcomes["duplicate"].inc(outcome.duplicates)
+        if status in (400, 401, 413):
+            self._outcomes["rejected"].inc()
         log.info(
             "webhook POST %d",
             response.status,
@@ -152,7 +139,6 @@ class Webhook:
         try:
             claims = await self._validator.validate(request.headers.get("Authorization"))
         except NotificationError as err:
-            self.stats.rejected += 1
             outcome.reason = err.message
             return _problem(err.http_status, err.message)
         outcome.tenant = claims.tenant_id
@@ -164,7 +150,6 @@ class Webhook:
         try:
             items = parse_notifications(bytes(body), tenant_id=claims.tenant_id)
         except NotificationError as err:
-            self.stats.rejected += 1
             outcome.reason = err.message
             return _problem(err.http_status, err.message)
         limit = self.max_event_bytes
@@ -172,7 +157,6 @@ class Webhook:
         if limit is not None and 2 * len(body) + 1024 > limit:
             for index, item in enumerate(items):
                 if item.event.ByteSize() > limit:
-                    self.stats.rejected += 1
                     outcome.reason = f"notification value[{index}] too large to deliver"
                     return _problem(
                         413,
@@ -184,8 +168,6 @@ class Webhook:
         except EventLogUnavailable as err:
             outcome.reason = err.message
             return _problem(503, err.message, {"Retry-After": "1"})
-        self.stats.accepted += result.appended
-        self.stats.duplicates += result.duplicates
         outcome.appended = result.appended
         outcome.duplicates = result.duplicates
         return web.Response(status=202)
