@@ -26,12 +26,8 @@ import json
 import os
 import pathlib
 import random
-import signal
-import socket
 import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,84 +37,13 @@ from typing import Any
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.testing import GatewayProcess
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 TENANT = "00000000-0000-0000-0000-00000000500a"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-# --- the gateway process ---------------------------------------------------------------------
-
-
-class GatewayProcess:
-    def __init__(self, env: dict[str, str], log_path: pathlib.Path) -> None:
-        self.grpc_port = free_port()
-        self.http_port = free_port()
-        self.env = {
-            **os.environ,
-            **env,
-            "COMMSGW_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
-            "COMMSGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
-        }
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def webhook(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/api/calls"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self) -> None:
-        with open(self.log_path, "ab") as log:  # noqa: ASYNC230
-            self.proc = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "commsgw", "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        async with asyncio.timeout(30):
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited with {self.proc.returncode}")
-                try:
-                    async with grpc.aio.insecure_channel(self.target) as ch:
-                        r = await health_pb2_grpc.HealthStub(ch).Check(
-                            health_pb2.HealthCheckRequest(service=""), timeout=1
-                        )
-                    if r.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -461,7 +386,7 @@ async def soak(args: argparse.Namespace) -> Run:
         cw_task.cancel()
     await sample_task
     run.__dict__["subscribers"] = subs
-    run.__dict__["exit_code"] = gateway.stop()
+    run.__dict__["exit_code"] = gateway.terminate(30)
     run.__dict__["delivered"] = [
         a for a in emulator.delivery_log if a.status is not None and 200 <= a.status < 300
     ]

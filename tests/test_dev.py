@@ -9,7 +9,7 @@ import pathlib
 import signal
 import sys
 
-from replicas import free_port
+from commsgw.testing import free_port
 
 
 async def test_dev_then_demo_tells_the_cancellation_story(tmp_path: pathlib.Path) -> None:

@@ -16,12 +16,12 @@ import pytest
 from certs import make_ca, make_leaf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
-from replicas import GatewayProcess
 from test_watch import TENANT, Poster, collect, started
 
 from commsgw._callers import hash_token
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, Fault
+from commsgw.testing import GatewayProcess
 from conftest import (
     GraphUser,
     gateway_env,

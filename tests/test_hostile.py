@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from replicas import GatewayProcess
 
 from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.testing import GatewayProcess
 from conftest import gateway_env, new_guid
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details

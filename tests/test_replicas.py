@@ -19,10 +19,10 @@ import grpc
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from replicas import GatewayProcess, free_port
 from test_watch import TENANT, op_notification
 
 from commsgw.emulator import Emulator
+from commsgw.testing import GatewayProcess, free_port
 from conftest import new_guid
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details

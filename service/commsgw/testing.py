@@ -1,4 +1,5 @@
-"""Real gateway processes for the multi-replica tests: start, wait until serving, kill."""
+"""Run real gateway processes from tests and tools (multi-replica tests, the soak): start one on
+free loopback ports, wait until it is SERVING, stop it gracefully or kill it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def free_port() -> int:
 class GatewayProcess:
     """`python -m commsgw serve` with its own ports; output goes to a log file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: str) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: str | os.PathLike[str]) -> None:
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.env = {
@@ -41,12 +42,18 @@ class GatewayProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
     def webhook(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/api/calls"
 
     async def start(self, timeout: float = 30) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child)
-        self.proc = subprocess.Popen(
+        # Popen and open return at once; the child keeps its own copy of the log file.
+        log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230
+        self.proc = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "commsgw", "serve"],
             env=self.env,
             stdout=log,
