@@ -122,6 +122,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._limits = limits
         self._draining = draining
+        self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
 
     def _admit(self, context: Context, permission: str) -> Identity:
         if self._draining():
@@ -139,8 +140,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         elapsed = time.perf_counter() - started
         name = method.rsplit("/", 1)[-1]
-        self._metrics.rpcs.labels(name, code.name).inc()
-        self._metrics.rpc_latency.labels(name).observe(elapsed)
+        children = self._children.get((name, code))
+        if children is None:  # `labels()` costs more than the update: looked up once
+            children = self._children[(name, code)] = (
+                self._metrics.rpcs.labels(name, code.name),
+                self._metrics.rpc_latency.labels(name),
+            )
+        children[0].inc()
+        children[1].observe(elapsed)
         log.info(
             "rpc %s %s",
             name,
