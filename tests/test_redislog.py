@@ -344,6 +344,42 @@ async def test_reader_reconnects_without_gap_or_duplicate(
     assert col.gaps == 0
 
 
+async def test_many_concurrent_appends_all_stored(make_log: MakeLog) -> None:
+    # More appends in flight than redis-py's default pool has connections (100): each one is
+    # stored and answered (before group commit, the 101st got "Too many connections", a 503).
+    log, col = await started(make_log)
+    n = 400
+    results = await asyncio.gather(*(log.append([op_item(str(i)), call_item()]) for i in range(n)))
+    assert all(r.appended == 2 and r.duplicates == 0 for r in results)
+    entries = await col.wait_for(2 * n)
+    assert len(entries) == 2 * n
+    assert sorted(int(i) for i in op_ids(entries) if i) == list(range(n))
+    # Every append's two notifications are adjacent: one script call each.
+    positions = [e.position for e in entries]
+    assert positions == sorted(positions)
+    for first, second in zip(entries[::2], entries[1::2], strict=True):
+        assert first.event.HasField("operation_update")
+        assert second.event.HasField("call_update")
+
+
+async def test_concurrent_duplicates_stored_once(make_log: MakeLog) -> None:
+    log, col = await started(make_log)
+    same = [op_item("x", dedup="same-key") for _ in range(50)]
+    results = await asyncio.gather(*(log.append([item]) for item in same))
+    assert sum(r.appended for r in results) == 1
+    assert sum(r.duplicates for r in results) == 49
+    assert op_ids(await col.wait_for(1)) == ["x"]
+
+
+async def test_append_after_script_cache_flushed(make_log: MakeLog, admin: aioredis.Redis) -> None:
+    log, col = await started(make_log)
+    await log.append([op_item("1")])
+    await admin.script_flush()
+    results = await asyncio.gather(*(log.append([op_item(str(i))]) for i in range(2, 12)))
+    assert all(r.appended == 1 for r in results)
+    assert sorted(int(i) for i in op_ids(await col.wait_for(11))) == list(range(1, 12))
+
+
 async def test_writer_reconnects_after_kill(make_log: MakeLog, admin: aioredis.Redis) -> None:
     a, col = await started(make_log)
     await a.append([op_item("1")])

@@ -32,6 +32,12 @@ every ``append`` run this check (a few O(1) commands).
 Trimming is exact (to ``max_events`` entries, and every entry older than ``max_age_s`` by the
 Redis clock) and happens inside the append script, once per call, after the new entries.
 
+Writing: appends are group-committed. Each POST's notifications go through one atomic script
+call; the calls that arrive while a write is in flight are sent together as one pipeline on one
+connection, so the number of connections does not grow with the number of concurrent POSTs
+(redis-py's pool would refuse the 101st with "Too many connections") and a burst costs one round
+trip per batch. Every POST still gets its own answer: its script's result, or its own error.
+
 Readers: each instance runs one task that loops on a pipeline ``XREAD BLOCK`` + ``GET
 P:trimmed`` + ``GET P:log-id`` on its own connection. It hands the entries to the listener in
 order and advances its last id only after handing them over; after an error it reconnects with
@@ -57,7 +63,7 @@ from google.protobuf.message import DecodeError
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
@@ -69,6 +75,8 @@ log = logging.getLogger("commsgw.redislog")
 _FIELD: Final = b"e"
 _READ_COUNT: Final = 500
 _LATEST_FETCH_CHUNK: Final = 1000
+# Appends sent in one pipeline at most (each is one script call; see "Writing" above).
+_WRITE_BATCH: Final = 256
 
 # Shared Lua helpers. The shebang (Redis >= 7) makes Redis refuse a writing script as a whole
 # when it is out of memory, instead of failing half-way through.
@@ -161,8 +169,11 @@ local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
 if cutoff > 0 then
   local c = string.format('%.0f', cutoff)
-  local old = redis.call('XREVRANGE', stream, '(' .. c .. '-0', '-', 'COUNT', 1)
-  if #old > 0 then
+  -- Look at the oldest entry first: XREVRANGE from a bound below every entry walks the whole
+  -- stream (milliseconds at 10,000 entries), while with an older entry present it is a seek.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)-')) < cutoff then
+    local old = redis.call('XREVRANGE', stream, '(' .. c .. '-0', '-', 'COUNT', 1)
     deleted = old[1][1]
     redis.call('XTRIM', stream, 'MINID', '=', c .. '-0')
   end
@@ -244,8 +255,9 @@ class RedisEventLog(EventLog):
         instance = uuid.uuid4().hex[:12]
         self.reader_client_name = f"{key_prefix}:reader:{instance}".replace(" ", "_")
         self.writer_client_name = f"{key_prefix}:writer:{instance}".replace(" ", "_")
-        # The writer: appends, ranges, checks. One quick retry on a broken pooled connection
-        # (e.g. after a Redis restart); a retried append is safe (dedup).
+        # The writer: appends (one batch at a time, see "Writing"), ranges, checks. One quick
+        # retry on a broken pooled connection (e.g. after a Redis restart); a retried append
+        # is safe (dedup).
         self._client = aioredis.Redis.from_url(
             url,
             socket_timeout=op_timeout_s,
@@ -263,6 +275,8 @@ class RedisEventLog(EventLog):
             max_connections=2,
         )
         self._append_script = self._client.register_script(_APPEND_LUA)
+        self._pending: list[_PendingAppend] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._start_script = self._client.register_script(_START_LUA)
         self._listener: Callable[[Sequence[LogEntry]], None] | None = None
         self._on_gap: Callable[[], None] | None = None
@@ -324,6 +338,11 @@ class RedisEventLog(EventLog):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._listener = None
+        writer = self._flushing
+        if writer is not None:
+            # Appends already handed over get their answer before the connection goes.
+            with contextlib.suppress(Exception):
+                await writer
         await self._reader.aclose()
         await self._client.aclose()
 
@@ -336,23 +355,75 @@ class RedisEventLog(EventLog):
     async def append(self, items: Sequence[Appended]) -> AppendResult:
         if not items:
             return AppendResult(0, 0)
-        keys: list[str] = list(self._meta_keys)
+        if self._closed:
+            raise EventLogUnavailable("the event log is closed")
+        keys: list[str | bytes] = list(self._meta_keys)
         args: list[str | int | bytes] = [uuid.uuid4().hex, self._max_events, self._max_age_ms]
         for item in items:
             keys.append(self._dedup_prefix + item.dedup_key.hex())
             args.append(item.event.SerializeToString())
             op = item.operation_key
             args.append(operation_field(op) if op is not None else b"")
-        try:
-            res = await self._append_script(keys=keys, args=args)
-        except _CONNECTION_ERRORS as exc:
-            self._writer_ok = False
-            raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
-        except RedisError as exc:
-            raise EventLogUnavailable(f"the event log (Redis) refused the write: {exc}") from exc
-        self._writer_ok = True
+        loop = asyncio.get_running_loop()
+        pending = _PendingAppend(keys, args, loop.create_future())
+        self._pending.append(pending)
+        if self._flushing is None:
+            self._flushing = loop.create_task(self._flush(), name=f"redislog-writer-{self._prefix}")
+        res = await pending.future
         appended = sum(1 for r in res if r != 0)
         return AppendResult(appended, len(items) - appended)
+
+    async def _flush(self) -> None:
+        """Send the waiting appends, a batch at a time, until none is left."""
+        try:
+            while self._pending:
+                batch = self._pending[:_WRITE_BATCH]
+                del self._pending[:_WRITE_BATCH]
+                await self._write(batch)
+        finally:
+            self._flushing = None
+
+    async def _write(self, batch: list[_PendingAppend]) -> None:
+        sha = self._append_script.sha
+        todo = batch
+        try:
+            for attempt in range(2):
+                pipe = self._client.pipeline(transaction=False)
+                for p in todo:
+                    pipe.evalsha(sha, len(p.keys), *p.keys, *p.args)
+                results = await pipe.execute(raise_on_error=False)
+                missing: list[_PendingAppend] = []
+                for p, res in zip(todo, results, strict=True):
+                    if isinstance(res, NoScriptError) and attempt == 0:
+                        missing.append(p)  # not run at all: safe to send again
+                    elif isinstance(res, Exception):
+                        p.fail(
+                            EventLogUnavailable(f"the event log (Redis) refused the write: {res}")
+                        )
+                    else:
+                        p.succeed(res)
+                if not missing:
+                    break
+                # Redis lost its script cache (restarted or SCRIPT FLUSH): load it once.
+                await self._client.script_load(_APPEND_LUA)
+                todo = missing
+        except _CONNECTION_ERRORS as exc:
+            self._writer_ok = False
+            err = EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}")
+            for p in batch:
+                p.fail(err)
+            return
+        except RedisError as exc:
+            err = EventLogUnavailable(f"the event log (Redis) refused the write: {exc}")
+            for p in batch:
+                p.fail(err)
+            return
+        except BaseException:
+            err = EventLogUnavailable("the event log write was interrupted")
+            for p in batch:
+                p.fail(err)
+            raise
+        self._writer_ok = True
 
     # --- reading -------------------------------------------------------------------------
 
@@ -494,6 +565,30 @@ class RedisEventLog(EventLog):
         except RedisError:
             return
         self._writer_ok = True
+
+
+class _PendingAppend:
+    """One append waiting for its batch: the script's keys and arguments, and its answer."""
+
+    __slots__ = ("args", "future", "keys")
+
+    def __init__(
+        self,
+        keys: list[str | bytes],
+        args: list[str | int | bytes],
+        future: asyncio.Future[list[Any]],
+    ) -> None:
+        self.keys = keys
+        self.args = args
+        self.future = future
+
+    def succeed(self, result: list[Any]) -> None:
+        if not self.future.done():  # the POST may have gone away meanwhile
+            self.future.set_result(result)
+
+    def fail(self, err: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
 
 
 def _text(raw: bytes | str) -> str:
