@@ -10,8 +10,9 @@ Modes:
                the emulator (aiohttp);
   ingest       signed notification POSTs, N in flight, for a fixed time;
   subscribe    open N WatchOperations streams, print READY once every one is registered, then
-               record webhook-to-subscriber latency of each event (or stay idle until stdin
-               closes, for the memory scenario);
+               record webhook-to-subscriber latency of each event until all expected
+               arrived or stdin closes (posting done) plus drain_s; or, with idle, hold the
+               streams until stdin closes (the memory scenario);
   post         signed notification POSTs at a fixed rate (open loop), timestamped in
                clientContext, to one or several webhooks in turn.
 """
@@ -212,6 +213,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     ]
     lat: list[float] = []
     received = 0
+    per_stream = [0] * streams
     ready = 0
     all_ready = asyncio.Event()
     done = asyncio.Event()
@@ -233,6 +235,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
             ctx = r.event.operation_update.operation.client_context
             lat.append((now - int(ctx)) / 1e6)
             received += 1
+            per_stream[i] += 1
             if expect and received >= expect:
                 done.set()
 
@@ -253,9 +256,18 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
         # Hold the streams until the driver closes our stdin.
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     else:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(float(spec["seconds"])):
-                await done.wait()
+        # Until every expected event arrived, or the driver closed stdin (the poster finished)
+        # and `drain_s` more went by: events still in flight when posting ends are waited for,
+        # so a slow gateway shows as latency, not as events missing.
+        loop = asyncio.get_running_loop()
+        posted = loop.run_in_executor(None, sys.stdin.read)
+        finished = asyncio.ensure_future(done.wait())
+        await asyncio.wait({posted, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(float(spec["drain_s"])):
+                    await finished
+        finished.cancel()
     for c in calls_opened:
         c.cancel()
     for t in tasks:
@@ -263,7 +275,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for ch in chans:
         await ch.close(grace=None)
-    return {"latencies": lat, "received": received}
+    return {"latencies": lat, "received": received, "per_stream": per_stream}
 
 
 async def post(spec: Spec) -> dict[str, Any]:

@@ -501,11 +501,11 @@ async def _fanout_run(
             "channels": max(1, subscribers // 100),
             "per_call": per_call,
             "expect": expect,
-            "seconds": seconds + 15,
+            "drain_s": 30,
         },
         ctx.workdir,
     )
-    await sub.start()
+    await sub.start(stdin=True)
     try:
         await sub.wait_ready(120)
         await wait_streams(servers, subscribers)
@@ -525,7 +525,8 @@ async def _fanout_run(
         )
         if task:
             await task
-        got = await sub.result(seconds + 60)
+        sub.close_stdin()
+        got = await sub.result(90)
     finally:
         sub.kill()
     lat: list[float] = got["latencies"]
