@@ -213,6 +213,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     ]
     lat: list[float] = []
     received = 0
+    last_ns = 0
     per_stream = [0] * streams
     ready = 0
     all_ready = asyncio.Event()
@@ -220,7 +221,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     calls_opened: list[grpc.aio.UnaryStreamCall[Any, Any]] = []
 
     async def one(i: int) -> None:
-        nonlocal received, ready
+        nonlocal received, ready, last_ns
         stub = calls_pb2_grpc.CallsServiceStub(chans[i % channels])
         req = calls_pb2.WatchOperationsRequest(call_ids=[calls[i]] if per_call else [])
         call = stub.WatchOperations(req)
@@ -235,6 +236,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
             ctx = r.event.operation_update.operation.client_context
             lat.append((now - int(ctx)) / 1e6)
             received += 1
+            last_ns = now
             per_stream[i] += 1
             if expect and received >= expect:
                 done.set()
@@ -275,7 +277,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for ch in chans:
         await ch.close(grace=None)
-    return {"latencies": lat, "received": received, "per_stream": per_stream}
+    return {"latencies": lat, "received": received, "last_ns": last_ns, "per_stream": per_stream}
 
 
 async def post(spec: Spec) -> dict[str, Any]:
@@ -310,6 +312,7 @@ async def post(spec: Spec) -> dict[str, Any]:
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         started = loop.time()
+        started_ns = time.time_ns()
         for i in range(total):
             due = started + i / rate
             now = loop.time()
@@ -327,6 +330,7 @@ async def post(spec: Spec) -> dict[str, Any]:
     return {
         "sent": total,
         "send_elapsed": send_elapsed,
+        "started_ns": started_ns,
         "statuses": statuses,
         "max_send_lag_ms": max(lag) if lag else 0.0,
     }
