@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import pathlib
 import ssl
 import subprocess
@@ -284,16 +285,21 @@ async def cancel_throughput(ctx: Ctx) -> Result:
     async with running(*variants.values()):
         for c in levels:
             # Direct first, then each gateway: back to back at each level.
+            e0 = _driver_cpu()
             d = await run_load(
                 "cancel_conc", {**base, "mode": "aiohttp", "concurrency": c}, ctx.workdir
             )
+            d["cpu"] = {"emulator": _driver_cpu() - e0}
             table["direct (aiohttp)"][c] = d
             for name, gw in variants.items():
-                table[name][c] = await run_load(
+                e0, g0 = _driver_cpu(), gw.cpu()
+                r = await run_load(
                     "cancel_conc",
                     {**base, "mode": "grpc", "target": gw.target, "concurrency": c},
                     ctx.workdir,
                 )
+                r["cpu"] = {"emulator": _driver_cpu() - e0, "gateway": gw.cpu() - g0}
+                table[name][c] = r
         for name, gw in variants.items():
             if "asyncio loop" in name:
                 continue
@@ -341,6 +347,19 @@ async def cancel_throughput(ctx: Ctx) -> Result:
             higher_is_better=True,
         )
         res.rows.append(row)
+    res.lines += [
+        "",
+        "CPU time per completed cancel at 200 in flight (process CPU over the run / cancels; "
+        "the emulator runs in the driver process):",
+        "",
+        "| path | gateway µs | emulator µs |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, v in table.items():
+        ok = max(1, v[200]["ok"])
+        cpu = v[200]["cpu"]
+        gw_us = f"{cpu['gateway'] / ok * 1e6:.0f}" if "gateway" in cpu else "-"
+        res.lines.append(f"| {name} | {gw_us} | {cpu['emulator'] / ok * 1e6:.0f} |")
     collapse = {name: rps[name][200] / max(rps[name][c] for c in levels) for name in rps}
     res.lines += [
         "",
@@ -419,10 +438,13 @@ async def webhook_ingest(ctx: Ctx) -> Result:
             ):
                 if server is None:
                     continue
+                c0 = server.cpu()
                 r = await run_load("ingest", {**spec, "url": server.url()}, ctx.workdir)
                 acc = out.setdefault(
-                    name, {"latencies": [], "accepted": 0, "elapsed": 0.0, "statuses": {}}
+                    name,
+                    {"latencies": [], "accepted": 0, "elapsed": 0.0, "statuses": {}, "cpu": 0.0},
                 )
+                acc["cpu"] += server.cpu() - c0
                 acc["latencies"] += r["latencies"]
                 acc["elapsed"] += r["elapsed"]
                 acc["accepted"] += r["statuses"].get("202", 0)
@@ -453,13 +475,16 @@ async def webhook_ingest(ctx: Ctx) -> Result:
         f"(unique operation ids, so none is a duplicate), {seconds:g} s per run, "
         f"{'1 run' if ctx.smoke else '2 interleaved runs'} each.",
         "",
-        "| server | accepted POSTs/s | latency median ms | p99 ms | statuses |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| server | accepted POSTs/s | latency median ms | p99 ms | server CPU µs per POST "
+        "| statuses |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for n, v in out.items():
         s = summary(v["latencies"])
+        cpu_us = v["cpu"] / max(1, sum(v["statuses"].values())) * 1e6
         res.lines.append(
-            f"| {n} | {rate[n]:.0f} | {s['median']:.2f} | {s['p99']:.2f} | {v['statuses']} |"
+            f"| {n} | {rate[n]:.0f} | {s['median']:.2f} | {s['p99']:.2f} | {cpu_us:.0f} | "
+            f"{v['statuses']} |"
         )
     res.plots.append(
         {
@@ -521,6 +546,7 @@ async def _fanout_run(
     try:
         await sub.wait_ready(120)
         await wait_streams(servers, subscribers)
+        cpu0 = sum(s.cpu() for s in servers)
         task = (
             await profiled(ctx, profile_as[0], profile_as[1], seconds * 0.8) if profile_as else None
         )
@@ -539,6 +565,7 @@ async def _fanout_run(
             await task
         sub.close_stdin()
         got = await sub.result(90)
+        cpu = sum(s.cpu() for s in servers) - cpu0
     finally:
         sub.kill()
     lat: list[float] = got["latencies"]
@@ -551,6 +578,8 @@ async def _fanout_run(
         "deliveries_per_s": got["received"]
         / max(posted["send_elapsed"], (got["last_ns"] - posted["started_ns"]) / 1e9),
         "posted": posted,
+        # Server CPU (all replicas) per posted event, from the first POST to the last event.
+        "cpu_us_per_event": cpu / max(1, posted["sent"]) * 1e6,
     }
 
 
@@ -640,8 +669,8 @@ async def fanout(ctx: Ctx) -> Result:
         "deliveries/s = events received / time from the first POST to the last event received.",
         "",
         "| run | subscribers | events/s | delivered / expected | deliveries/s | median ms | "
-        "p99 ms | POST statuses |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "p99 ms | server CPU µs per event | POST statuses |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, v in runs.items():
         s = summary(v["latencies"])
@@ -650,7 +679,7 @@ async def fanout(ctx: Ctx) -> Result:
         res.lines.append(
             f"| {name} | {subs} | {rate:g} | {v['received']} / {v['expected']} | "
             f"{v['deliveries_per_s']:.0f} | {s['median']:.2f} | {s['p99']:.2f} | "
-            f"{v['posted']['statuses']} |"
+            f"{v['cpu_us_per_event']:.0f} | {v['posted']['statuses']} |"
         )
     for label in ("4a", "4b"):
         res.plots.append(
@@ -750,6 +779,12 @@ async def memory(ctx: Ctx) -> Result:
 
 
 # --- 6. Redis mode -----------------------------------------------------------------------------
+
+
+def _driver_cpu() -> float:
+    """CPU seconds of this process (the driver, which hosts the emulator)."""
+    t = os.times()
+    return t.user + t.system
 
 
 @contextlib.asynccontextmanager
@@ -872,16 +907,19 @@ async def redis_fanout(ctx: Ctx) -> Result:
         "POSTs alternate between the replicas' webhooks as a load balancer would. Baseline: "
         "one in-memory gateway with the same load.",
         "",
-        "| run | delivered / expected | median ms | p99 ms | POST statuses |",
-        "| --- | ---: | ---: | ---: | --- |",
-        f"| redis, 2 replicas | {run['received']} / {run['expected']} | {g['median']:.2f} | "
-        f"{g['p99']:.2f} | {run['posted']['statuses']} |",
-        f"| redis, 2 replicas, {rate / 2:g} events/s | {run_1k['received']} / "
-        f"{run_1k['expected']} | {k['median']:.2f} | {k['p99']:.2f} | "
-        f"{run_1k['posted']['statuses']} |",
-        f"| memory, 1 gateway | {base['received']} / {base['expected']} | {m['median']:.2f} | "
-        f"{m['p99']:.2f} | {base['posted']['statuses']} |",
+        "| run | delivered / expected | median ms | p99 ms | server CPU µs per event "
+        "(all replicas) | POST statuses |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
+    for label, r, sm in (
+        ("redis, 2 replicas", run, g),
+        (f"redis, 2 replicas, {rate / 2:g} events/s", run_1k, k),
+        ("memory, 1 gateway", base, m),
+    ):
+        res.lines.append(
+            f"| {label} | {r['received']} / {r['expected']} | {sm['median']:.2f} | "
+            f"{sm['p99']:.2f} | {r['cpu_us_per_event']:.0f} | {r['posted']['statuses']} |"
+        )
     res.plots.append(
         {
             "kind": "cdf",
