@@ -65,8 +65,8 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return ctx
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one HTTP client of the Graph client (and of the JWKS fetches).
+def make_graph_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The one connection pool to Graph (and to the JWKS endpoint).
 
     httpx's own async pool degrades when many requests are in flight (httpx #3215); the
     aiohttp transport keeps the httpx API on aiohttp's connection pool.
@@ -76,11 +76,14 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
     if settings.graph_http_transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        return httpx.AsyncClient(
-            transport=AiohttpTransport(verify=verify, limits=limits, trust_env=False),
-            timeout=settings.graph_timeout_s,
-        )
-    return httpx.AsyncClient(verify=verify, limits=limits, timeout=settings.graph_timeout_s)
+        return AiohttpTransport(verify=verify, limits=limits, trust_env=False)
+    return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+
+
+def make_http_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+    """An httpx client on the Graph transport, for the JWKS fetches (closing it closes the
+    transport)."""
+    return httpx.AsyncClient(transport=transport, timeout=settings.graph_timeout_s)
 
 
 def make_event_log(settings: Settings) -> EventLog:
@@ -200,8 +203,9 @@ class Gateway:
                 "authenticated; anyone who reaches %s can inject events",
                 s.http_addr,
             )
-        self._http = make_http_client(s)
-        graph = GraphClient(s, self._http, self.tokens, on_attempt=self._on_graph_attempt)
+        transport = make_graph_transport(s)
+        self._http = make_http_client(s, transport)
+        graph = GraphClient(s, transport, self.tokens, on_attempt=self._on_graph_attempt)
         await self.hub.start()
 
         validator: Any
