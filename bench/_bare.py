@@ -88,7 +88,14 @@ class Bare:
 
 async def serve(grpc_port: int, http_port: int) -> None:
     bare = Bare()
-    server = grpc.aio.server()
+    # The gateway's own pending-call limits (see commsgw._server): gRPC core's defaults
+    # (1,000 / 3,000) cancel streams of a burst of 10,000 subscribers connecting at once.
+    server = grpc.aio.server(
+        options=[
+            ("grpc.server.max_pending_requests", 20_000),
+            ("grpc.server.max_pending_requests_hard_limit", 40_000),
+        ]
+    )
     handler = grpc.unary_stream_rpc_method_handler(
         bare.watch,
         request_deserializer=calls_pb2.WatchOperationsRequest.FromString,
