@@ -371,6 +371,24 @@ async def test_concurrent_duplicates_stored_once(make_log: MakeLog) -> None:
     assert op_ids(await col.wait_for(1)) == ["x"]
 
 
+async def test_interrupted_writer_answers_every_waiting_append(make_log: MakeLog) -> None:
+    # More appends than one batch, then the writer task is cancelled mid-write (as at loop
+    # shutdown): every append still gets an answer, stored or EventLogUnavailable, none hangs.
+    log, _ = await started(make_log)
+    tasks = [asyncio.create_task(log.append([op_item(str(i))])) for i in range(600)]
+    await asyncio.sleep(0)  # every append is queued and the writer has started
+    writer = log._flushing
+    assert writer is not None
+    writer.cancel()
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert failed, "the cancelled writer should have left appends unstored"
+    assert all(isinstance(r, EventLogUnavailable) for r in failed)
+    # The log keeps working afterwards.
+    assert (await log.append([op_item("after")])).appended == 1
+
+
 async def test_append_after_script_cache_flushed(make_log: MakeLog, admin: aioredis.Redis) -> None:
     log, col = await started(make_log)
     await log.append([op_item("1")])

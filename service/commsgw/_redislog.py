@@ -341,8 +341,7 @@ class RedisEventLog(EventLog):
         writer = self._flushing
         if writer is not None:
             # Appends already handed over get their answer before the connection goes.
-            with contextlib.suppress(Exception):
-                await writer
+            await asyncio.wait([writer])
         await self._reader.aclose()
         await self._client.aclose()
 
@@ -369,6 +368,7 @@ class RedisEventLog(EventLog):
         self._pending.append(pending)
         if self._flushing is None:
             self._flushing = loop.create_task(self._flush(), name=f"redislog-writer-{self._prefix}")
+            self._flushing.add_done_callback(self._writer_done)
         res = await pending.future
         appended = sum(1 for r in res if r != 0)
         return AppendResult(appended, len(items) - appended)
@@ -382,6 +382,19 @@ class RedisEventLog(EventLog):
                 await self._write(batch)
         finally:
             self._flushing = None
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """A writer that was cancelled or failed answers the appends it left (nobody waits
+        forever), unless a newer writer has already taken them over."""
+        if self._flushing is task:  # cancelled before it ever ran
+            self._flushing = None
+        if not task.cancelled() and task.exception() is None:
+            return
+        if self._flushing is None and self._pending:
+            left, self._pending = self._pending, []
+            err = EventLogUnavailable("the event log write was interrupted")
+            for p in left:
+                p.fail(err)
 
     async def _write(self, batch: list[_PendingAppend]) -> None:
         sha = self._append_script.sha
