@@ -6,7 +6,6 @@ import json
 import math
 import os
 import random
-import socket
 import statistics
 import time
 import uuid
@@ -14,13 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 TENANT = "00000000-0000-0000-0000-0000000000be"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def pct(values: Sequence[float], q: float) -> float:

@@ -7,45 +7,29 @@ import asyncio
 import json
 import os
 import pathlib
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from bench._common import cpu_seconds, free_port, rss_bytes
+from bench._common import cpu_seconds, rss_bytes
+from commsgw.testing import GatewayProcess
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-class Server:
-    """A server process answering grpc.health.v1 (a gateway or the bare baseline)."""
+class Server(GatewayProcess):
+    """A server process answering grpc.health.v1 (a gateway or the bare baseline), launched
+    like the tests launch gateways, plus what the benchmark reads of it."""
 
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], workdir: pathlib.Path):
+        super().__init__(
+            {**env, "PYTHONPATH": str(ROOT)}, workdir / f"{name}.log", argv=argv, cwd=ROOT
+        )
         self.name = name
-        self.argv = argv
-        self.env = dict(env)
-        self.log_path = workdir / f"{name}.log"
-        self.grpc_port = int(self.env.get("_GRPC_PORT") or free_port())
-        self.http_port = int(self.env.get("_HTTP_PORT") or free_port())
-        self.proc: subprocess.Popen[bytes] | None = None
         self.cold_start_s = 0.0
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     def url(self, path: str = "/api/calls") -> str:
         return f"http://127.0.0.1:{self.http_port}{path}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
@@ -53,35 +37,9 @@ class Server:
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
-    async def start(self, timeout: float = 60) -> float:
-        """Start and wait until it answers SERVING; returns the seconds that took."""
-        env = {
-            **os.environ,
-            **self.env,
-            "COMMSGW_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
-            "COMMSGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
-            "PYTHONPATH": str(ROOT),
-        }
-        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child)
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        log.close()
-        async with grpc.aio.insecure_channel(self.target) as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
-            async with asyncio.timeout(timeout):
-                while True:
-                    if self.proc.poll() is not None:
-                        raise RuntimeError(f"{self.name} exited: {self.logs()}")
-                    try:
-                        resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-                        if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                            break
-                    except grpc.aio.AioRpcError:
-                        pass
-                    await asyncio.sleep(0.005)
-        self.cold_start_s = time.perf_counter() - t0
+    async def start(self, timeout: float = 60, *, poll_s: float = 0.005) -> float:
+        """Start and wait until it answers SERVING; returns (and keeps) the seconds that took."""
+        self.cold_start_s = await super().start(timeout, poll_s=poll_s)
         return self.cold_start_s
 
     async def streams(self) -> int:
@@ -97,16 +55,8 @@ class Server:
                 return int(float(line.split()[1]))
         return 0
 
-    def logs(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        self.kill()
 
 
 def gateway(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +17,7 @@ from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
 from commsgw._events import ZERO, LogEntry, Position, WatchFilter
 from commsgw._hub import Hub, WatchItem
 from commsgw._redislog import RedisEventLog
+from commsgw.testing import free_port
 from graphcomms.v1 import calls_pb2
 
 URL = "redis://127.0.0.1:6379/0"
@@ -528,13 +528,6 @@ async def test_hub_fail_all_on_gap(make_log: MakeLog) -> None:
     with pytest.raises(EventLogUnavailable, match="lost entries"):
         await asyncio.wait_for(task, 3)
     assert log.gaps == 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def spawn_redis(port: int) -> asyncio.subprocess.Process:

@@ -9,7 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,11 +24,20 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """`python -m commsgw serve` with its own ports; output goes to a log file."""
+    """`python -m commsgw serve` (or another server answering grpc.health.v1, given as `argv`)
+    with its own loopback ports; output goes to a log file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: str | os.PathLike[str],
+        *,
+        argv: Sequence[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.argv = list(argv) if argv is not None else [sys.executable, "-m", "commsgw", "serve"]
         self.env = {
             **os.environ,
             **env,
@@ -35,6 +45,7 @@ class GatewayProcess:
             "COMMSGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
         }
         self.log_path = log_path
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,14 +61,16 @@ class GatewayProcess:
     def webhook(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/api/calls"
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, *, poll_s: float = 0.1) -> float:
+        """Start it and wait until health answers SERVING; returns the seconds that took.
+
+        Each check uses a new channel, so that gRPC's reconnect backoff after the refused
+        connections of a process still starting never delays seeing it serve."""
         # Popen and open return at once; the child keeps its own copy of the log file.
         log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230
+        started = time.perf_counter()
         self.proc = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "commsgw", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
         )
         log.close()
         async with asyncio.timeout(timeout):
@@ -70,10 +83,10 @@ class GatewayProcess:
                             health_pb2.HealthCheckRequest(service=""), timeout=1
                         )
                     if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
+                        return time.perf_counter() - started
                 except grpc.aio.AioRpcError:
                     pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(poll_s)
 
     def logs(self) -> str:
         with open(self.log_path, errors="replace") as f:
