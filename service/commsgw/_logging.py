@@ -7,9 +7,9 @@ recordingAccessToken values in every line as a last line of defence.
 The event loop only queues records (`QueueHandler`, the logging cookbook's recipe for code
 that must not block); one writer thread formats and writes them, so a slow stderr never stalls
 gRPC or the webhook. The writer takes what has queued up in batches (every `_BATCH_S` at most)
-and writes a batch with one system call: at thousands of lines a second, a wake-up and a write
-per line cost the event loop's thread about a quarter of its time per webhook POST (GIL
-hand-overs), batches almost nothing. A line reaches stderr at most `_BATCH_S` late.
+and writes a batch with one system call instead of a wake-up and a write per line (at
+thousands of webhook POSTs a second that took the gateway's CPU per POST from about 227 to 209
+µs in the ingest benchmark). A line reaches stderr at most `_BATCH_S` late.
 """
 
 from __future__ import annotations
