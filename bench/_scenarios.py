@@ -363,9 +363,8 @@ async def cancel_throughput(ctx: Ctx) -> Result:
     collapse = {name: rps[name][200] / max(rps[name][c] for c in levels) for name in rps}
     res.lines += [
         "",
-        "No collapse: throughput at 200 in flight as a fraction of the best level: "
-        + ", ".join(f"{n} {v:.2f}" for n, v in collapse.items())
-        + ".",
+        "Throughput at 200 in flight as a fraction of the path's best level (1.00: no drop as "
+        "concurrency grows): " + ", ".join(f"{n} {v:.2f}" for n, v in collapse.items()) + ".",
         "",
         f"Faster transport at 200 in flight: **{best}** (kept as the default, "
         "`COMMSGW_GRAPH_HTTP_TRANSPORT`).",
