@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import pathlib
 import shutil
 import ssl
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from commsgw._config import Settings, from_sources
 from commsgw._logging import JsonFormatter
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig
-from graphcomms.v1 import calls_pb2_grpc
+from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 LOG_DIR_KEY = pytest.StashKey[pathlib.Path]()
 
@@ -192,3 +194,69 @@ def webhook_url(gateway: Gateway) -> str:
 
 def new_guid() -> str:
     return str(uuid.uuid4())
+
+
+# The tenant of the notifications the tests post (the tid of their tokens).
+TENANT = "00000000-0000-0000-0000-0000000000aa"
+
+
+class Poster:
+    """Posts signed commsNotifications to a gateway's webhook, as Graph does."""
+
+    def __init__(self, emulator: Emulator, gateway: Gateway) -> None:
+        self.emulator = emulator
+        self.url = webhook_url(gateway)
+        self.http = httpx.AsyncClient()
+
+    def token(self, **kwargs: Any) -> str:
+        kwargs.setdefault("tenant_id", TENANT)
+        return self.emulator.mint_notification_token(**kwargs)
+
+    async def post(
+        self,
+        notifications: Sequence[dict[str, Any]],
+        *,
+        token: str | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> httpx.Response:
+        body = content
+        if body is None:
+            body = json.dumps(
+                {"@odata.type": "#microsoft.graph.commsNotifications", "value": list(notifications)}
+            ).encode()
+        headers = {"Content-Type": content_type}
+        auth = self.token() if token is None else token
+        if auth:
+            headers["Authorization"] = f"Bearer {auth}"
+        return await self.http.post(self.url, content=body, headers=headers)
+
+
+@pytest.fixture
+async def poster(emulator: Emulator, gateway: Gateway) -> AsyncIterator[Poster]:
+    p = Poster(emulator, gateway)
+    try:
+        yield p
+    finally:
+        await p.http.aclose()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text page (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+async def first_bookmark(target: str, call_id: str) -> str:
+    """Subscribe and return the token of the first bookmark (the stream is registered)."""
+    async with grpc.aio.insecure_channel(target) as ch:
+        call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
+            calls_pb2.WatchOperationsRequest(call_ids=[call_id])
+        )
+        async for r in call:
+            call.cancel()
+            return str(r.resume_token)
+    raise AssertionError("stream ended without a bookmark")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import hashlib
 import json
 import socket
 import ssl
@@ -14,12 +14,10 @@ from typing import Any
 import msal
 import requests
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from commsgw.emulator import Emulator
+from commsgw.emulator._tokens import SigningKey
 
 
 @dataclass
@@ -129,25 +127,15 @@ class AppCertificate:
 
 
 def make_app_certificate(cn: str = "commsgw test app") -> AppCertificate:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    """An app registration's certificate credential: the emulator's own kind of signing key
+    (RSA with a self-signed certificate), as PEM text and thumbprint."""
+    key = SigningKey.generate(cn)
     return AppCertificate(
-        key_pem=key.private_bytes(
+        key_pem=key.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode(),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        sha1_hex=cert.fingerprint(hashes.SHA1()).hex().upper(),
+        cert_pem=ssl.DER_cert_to_PEM_cert(key.cert_der),
+        sha1_hex=hashlib.sha1(key.cert_der).hexdigest().upper(),
     )

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from certs import make_ca, make_leaf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 from test_watch import TENANT, Poster, collect, started
 
 from commsgw._callers import hash_token
@@ -26,6 +25,7 @@ from conftest import (
     GraphUser,
     gateway_env,
     gateway_settings,
+    metric,
     new_guid,
     running_gateway,
     webhook_url,
@@ -295,15 +295,6 @@ async def test_health_follows_graph_credentials(emulator: Emulator) -> None:
             while await status() != health_pb2.HealthCheckResponse.SERVING:
                 await asyncio.sleep(0.1)
         assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 200
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus text page (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return 0.0
 
 
 async def test_metrics_move_with_traffic(

@@ -31,11 +31,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from commsgw.emulator import Emulator, EmulatorConfig
 from commsgw.testing import GatewayProcess
-from conftest import gateway_env, new_guid
+from conftest import first_bookmark, gateway_env, metric, new_guid
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details
 
@@ -88,14 +87,6 @@ def rss_kb(pid: int) -> int:
 
 def open_fds(pid: int) -> int:
     return len(list(pathlib.Path(f"/proc/{pid}/fd").iterdir()))
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return 0.0
 
 
 @dataclass
@@ -192,22 +183,10 @@ async def watch_ids(
     return ids, token, resumes
 
 
-async def first_token(target: str, call_id: str) -> str:
-    """Subscribe until the first bookmark (the stream is registered) and return its token."""
-    async with grpc.aio.insecure_channel(target) as ch:
-        call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
-            calls_pb2.WatchOperationsRequest(call_ids=[call_id])
-        )
-        async for r in call:
-            call.cancel()
-            return str(r.resume_token)
-    raise AssertionError("no bookmark")
-
-
 async def still_works(stack: Stack) -> None:
     """A normal notification reaches a normal watcher that resumes from a fresh token."""
     call_id, op = new_guid(), new_guid()
-    token = await asyncio.wait_for(first_token(stack.gateway.target, call_id), 20)
+    token = await asyncio.wait_for(first_bookmark(stack.gateway.target, call_id), 20)
     async with httpx.AsyncClient() as http:
         r = await http.post(
             stack.gateway.webhook, content=doc([op_note(call_id, op)]), headers=stack.headers()
@@ -333,7 +312,7 @@ async def test_ten_thousand_notifications_in_one_post_reach_a_resuming_subscribe
         separators=(",", ":"),
     ).encode()
     assert len(body) < 1 << 20
-    token = await first_token(stack.gateway.target, call_id)
+    token = await first_bookmark(stack.gateway.target, call_id)
     before = await settle_rss(stack)
     # A live subscriber: the POST overflows its buffer (1024) at once, it is cut off and
     # resumes from its last token.
@@ -455,7 +434,7 @@ async def test_forged_tokens_are_401_and_nothing_is_stored(stack: Stack) -> None
 
 async def test_replayed_tokens(stack: Stack) -> None:
     call_id, op, marker = new_guid(), new_guid(), new_guid()
-    token = await first_token(stack.gateway.target, call_id)
+    token = await first_bookmark(stack.gateway.target, call_id)
     # A token that expires (60 s leeway included) two seconds from now.
     short = stack.token(expires_in=-58)
     note = doc([op_note(call_id, op)])
@@ -642,7 +621,7 @@ def test_grpc_fuzz_garbage_resume_tokens(stack: Stack, token: str) -> None:
 
 
 async def test_grpc_hostile_requests_get_clear_errors_and_memory_returns(stack: Stack) -> None:
-    log_token = await first_token(stack.gateway.target, new_guid())
+    log_token = await first_bookmark(stack.gateway.target, new_guid())
     log_id = base64.urlsafe_b64decode(log_token + "=" * (-len(log_token) % 4)).split(b"|")[1]
 
     def forged(position: bytes) -> str:

@@ -20,19 +20,19 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
-from test_watch import Poster, op_notification
+from test_watch import op_notification
 
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator
+from commsgw.testing import free_port
 from commsgw_client import (
     GatewayClient,
     InvalidArgumentError,
@@ -43,7 +43,7 @@ from commsgw_client import (
     SyncGatewayClient,
     UnavailableError,
 )
-from conftest import GraphUser, gateway_settings, new_guid, webhook_url
+from conftest import GraphUser, Poster, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -226,13 +226,6 @@ async def subscribed(gateway: Gateway, count: int) -> None:
     async with asyncio.timeout(5):
         while gateway.hub.subscribers < count:
             await asyncio.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Proxy:
@@ -429,15 +422,6 @@ def test_generated_go_matches_protos(tmp_path: pathlib.Path) -> None:
 
 
 # --- 5. the Python client library -------------------------------------------------------------
-
-
-@pytest.fixture
-async def poster(emulator: Emulator, gateway: Gateway) -> AsyncIterator[Poster]:
-    p = Poster(emulator, gateway)
-    try:
-        yield p
-    finally:
-        await p.http.aclose()
 
 
 async def test_cancel_errors_are_typed(

@@ -23,7 +23,7 @@ from test_watch import TENANT, op_notification
 
 from commsgw.emulator import Emulator
 from commsgw.testing import GatewayProcess, free_port
-from conftest import new_guid
+from conftest import first_bookmark, new_guid
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details
 
@@ -122,18 +122,6 @@ class Watcher:
                                 return
             finally:
                 call.cancel()
-
-
-async def first_bookmark(target: str, call_id: str) -> str:
-    """Subscribe and return the token of the first bookmark (the stream is registered)."""
-    async with grpc.aio.insecure_channel(target) as ch:
-        call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
-            calls_pb2.WatchOperationsRequest(call_ids=[call_id])
-        )
-        async for r in call:
-            call.cancel()
-            return str(r.resume_token)
-    raise AssertionError("stream ended without a bookmark")
 
 
 async def test_webhook_on_a_subscriber_on_b_then_kill_b_and_resume_on_a(

@@ -7,20 +7,17 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 
 from commsgw._server import Gateway
 from commsgw.emulator import Emulator
-from conftest import GraphUser, gateway_settings, new_guid, webhook_url
+from conftest import TENANT, GraphUser, Poster, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details
 
-TENANT = "00000000-0000-0000-0000-0000000000aa"
 Resp = calls_pb2.WatchOperationsResponse
 
 
@@ -48,47 +45,6 @@ def call_notification(call_id: str, state: str) -> dict[str, Any]:
         "resourceUrl": f"/communications/calls/{call_id}",
         "resourceData": {"@odata.type": "#microsoft.graph.call", "state": state},
     }
-
-
-class Poster:
-    """Posts signed commsNotifications to a gateway's webhook, as Graph does."""
-
-    def __init__(self, emulator: Emulator, gateway: Gateway) -> None:
-        self.emulator = emulator
-        self.url = webhook_url(gateway)
-        self.http = httpx.AsyncClient()
-
-    def token(self, **kwargs: Any) -> str:
-        kwargs.setdefault("tenant_id", TENANT)
-        return self.emulator.mint_notification_token(**kwargs)
-
-    async def post(
-        self,
-        notifications: Sequence[dict[str, Any]],
-        *,
-        token: str | None = None,
-        content: bytes | None = None,
-        content_type: str = "application/json",
-    ) -> httpx.Response:
-        body = content
-        if body is None:
-            body = json.dumps(
-                {"@odata.type": "#microsoft.graph.commsNotifications", "value": list(notifications)}
-            ).encode()
-        headers = {"Content-Type": content_type}
-        auth = self.token() if token is None else token
-        if auth:
-            headers["Authorization"] = f"Bearer {auth}"
-        return await self.http.post(self.url, content=body, headers=headers)
-
-
-@pytest.fixture
-async def poster(emulator: Emulator, gateway: Gateway) -> AsyncIterator[Poster]:
-    p = Poster(emulator, gateway)
-    try:
-        yield p
-    finally:
-        await p.http.aclose()
 
 
 async def collect(
