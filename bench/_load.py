@@ -214,7 +214,6 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     lat: list[float] = []
     received = 0
     last_ns = 0
-    per_stream = [0] * streams
     ready = 0
     all_ready = asyncio.Event()
     done = asyncio.Event()
@@ -237,7 +236,6 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
             lat.append((now - int(ctx)) / 1e6)
             received += 1
             last_ns = now
-            per_stream[i] += 1
             if expect and received >= expect:
                 done.set()
 
@@ -277,7 +275,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for ch in chans:
         await ch.close(grace=None)
-    return {"latencies": lat, "received": received, "last_ns": last_ns, "per_stream": per_stream}
+    return {"latencies": lat, "received": received, "last_ns": last_ns}
 
 
 async def post(spec: Spec) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import TENANT, guid, sample, summary
+from bench._common import TENANT, cpu_seconds, guid, sample, summary
 from bench._procs import Load, Server, bare, gateway, run_load, wait_streams
 from commsgw.emulator import Emulator
 
@@ -285,20 +285,20 @@ async def cancel_throughput(ctx: Ctx) -> Result:
     async with running(*variants.values()):
         for c in levels:
             # Direct first, then each gateway: back to back at each level.
-            e0 = _driver_cpu()
+            e0 = cpu_seconds(os.getpid())
             d = await run_load(
                 "cancel_conc", {**base, "mode": "aiohttp", "concurrency": c}, ctx.workdir
             )
-            d["cpu"] = {"emulator": _driver_cpu() - e0}
+            d["cpu"] = {"emulator": cpu_seconds(os.getpid()) - e0}
             table["direct (aiohttp)"][c] = d
             for name, gw in variants.items():
-                e0, g0 = _driver_cpu(), gw.cpu()
+                e0, g0 = cpu_seconds(os.getpid()), gw.cpu()
                 r = await run_load(
                     "cancel_conc",
                     {**base, "mode": "grpc", "target": gw.target, "concurrency": c},
                     ctx.workdir,
                 )
-                r["cpu"] = {"emulator": _driver_cpu() - e0, "gateway": gw.cpu() - g0}
+                r["cpu"] = {"emulator": cpu_seconds(os.getpid()) - e0, "gateway": gw.cpu() - g0}
                 table[name][c] = r
         for name, gw in variants.items():
             if "asyncio loop" in name:
@@ -778,12 +778,6 @@ async def memory(ctx: Ctx) -> Result:
 
 
 # --- 6. Redis mode -----------------------------------------------------------------------------
-
-
-def _driver_cpu() -> float:
-    """CPU seconds of this process (the driver, which hosts the emulator)."""
-    t = os.times()
-    return t.user + t.system
 
 
 @contextlib.asynccontextmanager

@@ -86,18 +86,17 @@ _BATCH_S = 0.02
 
 
 class _Writer(threading.Thread):
-    """Formats and writes queued records, a batch at a time; `stop` writes what is left."""
+    """Formats queued records with `handler`'s formatter and writes them to its stream, a batch
+    at a time; `stop` writes what is left."""
 
     def __init__(
         self,
         records: queue.SimpleQueue[logging.LogRecord | None],
-        handler: logging.Handler,
-        stream: TextIO,
+        handler: logging.StreamHandler[TextIO],
     ) -> None:
         super().__init__(name="commsgw-log-writer", daemon=True)
         self._records = records
         self._handler = handler
-        self._stream = stream
 
     def run(self) -> None:
         records, handler = self._records, self._handler
@@ -117,16 +116,14 @@ class _Writer(threading.Thread):
                 if record is None:
                     stop = True
                     continue
-                if record.levelno < handler.level:
-                    continue
                 try:
                     lines.append(handler.format(record))
                 except Exception:
                     handler.handleError(record)
             if lines:
                 try:
-                    self._stream.write("\n".join(lines) + "\n")
-                    self._stream.flush()
+                    handler.stream.write("\n".join(lines) + "\n")
+                    handler.stream.flush()
                 except (OSError, ValueError):
                     pass  # stderr gone (closed pipe at exit): nothing else to write to
             if stop:
@@ -167,8 +164,7 @@ def setup(level: str, fmt: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    stream = _stderr()
-    writer = logging.StreamHandler(stream)
+    writer = logging.StreamHandler(_stderr())
     if fmt == "json":
         writer.setFormatter(JsonFormatter())
     else:
@@ -176,7 +172,7 @@ def setup(level: str, fmt: str) -> None:
     _stop_listener()
     global _writer
     records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-    _writer = _Writer(records, writer, stream)
+    _writer = _Writer(records, writer)
     _writer.start()
     root = logging.getLogger()
     root.handlers[:] = [_Enqueue(records)]

@@ -392,9 +392,7 @@ class RedisEventLog(EventLog):
             return
         if self._flushing is None and self._pending:
             left, self._pending = self._pending, []
-            err = EventLogUnavailable("the event log write was interrupted")
-            for p in left:
-                p.fail(err)
+            _fail(left, EventLogUnavailable("the event log write was interrupted"))
 
     async def _write(self, batch: list[_PendingAppend]) -> None:
         sha = self._append_script.sha
@@ -422,19 +420,13 @@ class RedisEventLog(EventLog):
                 todo = missing
         except _CONNECTION_ERRORS as exc:
             self._writer_ok = False
-            err = EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}")
-            for p in batch:
-                p.fail(err)
+            _fail(batch, EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}"))
             return
         except RedisError as exc:
-            err = EventLogUnavailable(f"the event log (Redis) refused the write: {exc}")
-            for p in batch:
-                p.fail(err)
+            _fail(batch, EventLogUnavailable(f"the event log (Redis) refused the write: {exc}"))
             return
         except BaseException:
-            err = EventLogUnavailable("the event log write was interrupted")
-            for p in batch:
-                p.fail(err)
+            _fail(batch, EventLogUnavailable("the event log write was interrupted"))
             raise
         self._writer_ok = True
 
@@ -602,6 +594,11 @@ class _PendingAppend:
     def fail(self, err: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(err)
+
+
+def _fail(appends: Sequence[_PendingAppend], err: EventLogUnavailable) -> None:
+    for p in appends:
+        p.fail(err)
 
 
 def _text(raw: bytes | str) -> str:
