@@ -88,7 +88,7 @@ class Bare:
 
 async def serve(grpc_port: int, http_port: int) -> None:
     bare = Bare()
-    # The gateway's own pending-call limits (see commsgw._server): gRPC core's defaults
+    # The gateway's own pending-call limits (see commsgw.server._gateway): gRPC core's defaults
     # (1,000 / 3,000) cancel streams of a burst of 10,000 subscribers connecting at once.
     server = grpc.aio.server(
         options=[

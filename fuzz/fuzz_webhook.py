@@ -27,8 +27,8 @@ with atheris.instrument_imports():
     import msgspec
 
     from commsgw._errors import NotificationError
-    from commsgw._jwt import NotificationTokenValidator
-    from commsgw._notifications import parse_notifications
+    from commsgw.notifications._jwt import NotificationTokenValidator
+    from commsgw.notifications._parse import parse_notifications
 
 import contextlib
 

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from commsgw._config import Settings, from_sources
 from commsgw._logging import JsonFormatter
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.server._gateway import Gateway
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 LOG_DIR_KEY = pytest.StashKey[pathlib.Path]()

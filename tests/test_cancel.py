@@ -14,11 +14,11 @@ from certs import make_ca, make_leaf
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from commsgw._auth import TokenProvider
 from commsgw._config import from_sources
 from commsgw._errors import ConfigError
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
+from commsgw.graph._tokens import TokenProvider
+from commsgw.server._gateway import Gateway
 from conftest import GraphUser, gateway_settings, new_guid, running_gateway, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from commsgw._cli import _parser
-from commsgw._server import Gateway
+from commsgw.cli._main import _parser
+from commsgw.server._gateway import Gateway
 from conftest import GraphUser, new_guid, webhook_url
 
 

@@ -31,8 +31,8 @@ from test_hostile import metric, process_env, rss_kb
 from test_replicas import PrivateRedis
 from test_watch import TENANT, Poster, op_notification
 
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
+from commsgw.server._gateway import Gateway
 from commsgw.testing import GatewayProcess
 from conftest import GraphUser, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc

@@ -17,9 +17,9 @@ from certs import make_ca, make_leaf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_watch import TENANT, Poster, collect, started
 
-from commsgw._callers import hash_token
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator, Fault
+from commsgw.server._callers import hash_token
+from commsgw.server._gateway import Gateway
 from commsgw.testing import GatewayProcess
 from conftest import (
     GraphUser,

@@ -30,8 +30,8 @@ import grpc
 import pytest
 from test_watch import op_notification
 
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator
+from commsgw.server._gateway import Gateway
 from commsgw.testing import free_port
 from commsgw_client import (
     GatewayClient,

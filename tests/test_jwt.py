@@ -1,4 +1,5 @@
-"""Tests of commsgw._jwt against a real local OpenID/JWKS server (aiohttp) and real httpx."""
+"""Tests of the notification-token validator against a real local OpenID/JWKS server (aiohttp)
+and real httpx."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
 from commsgw._errors import NotificationAuthError
-from commsgw._jwt import (
+from commsgw.notifications._jwt import (
     InsecureNoValidation,
     NotificationClaims,
     NotificationTokenValidator,
     NotificationValidator,
 )
+from commsgw.notifications._webhook import http_status_of
 
 AUDIENCE = "a1b2c3d4-0000-4000-8000-00000000b0a7"
 TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
@@ -359,7 +361,7 @@ async def test_refused(validator: NotificationTokenValidator, clock: Clock, case
     with pytest.raises(NotificationAuthError) as exc:
         await validator.validate(header)
     err = exc.value
-    assert err.http_status == 401
+    assert http_status_of(err) == 401
     assert fragment.lower() in err.message.lower(), err.message
     token = (header or "").split(" ")[-1]
     if len(token) > 8:
@@ -467,7 +469,7 @@ async def test_jwks_server_gone_with_keys_cached_still_validates(
     await validator.validate(bearer(sign(claims_for(clock))))
     with pytest.raises(NotificationAuthError) as exc:
         await validator.validate(bearer(sign(claims_for(clock), key=KEY2, kid="k2")))
-    assert exc.value.http_status == 401
+    assert http_status_of(exc.value) == 401
     with pytest.raises(NotificationAuthError, match="signing keys unavailable"):
         await validator.warm()
 

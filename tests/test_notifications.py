@@ -1,4 +1,4 @@
-"""Tests of commsgw._notifications: commsNotifications bodies -> contract Events."""
+"""Tests of commsgw.notifications._parse: commsNotifications bodies -> contract Events."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commsgw._errors import NotificationFormatError
-from commsgw._notifications import (
+from commsgw.notifications._parse import (
     ParsedNotification,
     dedup_key,
     normalize_id,
     parse_notifications,
 )
+from commsgw.notifications._webhook import http_status_of
 from graphcomms.v1 import calls_pb2
 
 TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
@@ -739,7 +740,7 @@ def test_malformed_bodies(body: bytes, fragment: str) -> None:
     with pytest.raises(NotificationFormatError) as exc:
         parse(body)
     assert fragment in exc.value.message
-    assert exc.value.http_status == 400
+    assert http_status_of(exc.value) == 400
 
 
 def test_access_token_never_in_error_message() -> None:

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
-from commsgw._events import ZERO, LogEntry, Position, WatchFilter
-from commsgw._hub import Hub, WatchItem
-from commsgw._redislog import RedisEventLog
+from commsgw.eventlog._base import ZERO, LogEntry, Position, WatchFilter
+from commsgw.eventlog._hub import Hub, WatchItem
+from commsgw.eventlog._redis import RedisEventLog
 from commsgw.testing import free_port
 from graphcomms.v1 import calls_pb2
 

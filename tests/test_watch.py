@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
-from commsgw._server import Gateway
 from commsgw.emulator import Emulator
+from commsgw.server._gateway import Gateway
 from conftest import TENANT, GraphUser, Poster, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from test_cancel import error_details

@@ -1,5 +1,5 @@
 import sys
 
-from commsgw._cli import main
+from commsgw.cli import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from commsgw._errors import ResumeTokenExpired
-from commsgw._events import (
+from commsgw.eventlog._base import (
     Appended,
     AppendResult,
     EventLog,

@@ -172,10 +172,9 @@ class TokenProvider:
                 self.healthy = False
                 err = str(result.get("error", "unknown_error"))
                 desc = str(result.get("error_description", "")).splitlines()[0:1]
-                raise TokenError(
-                    f"token authority refused the app: {err}: {' '.join(desc)}",
-                    reason=err.upper(),
-                )
+                error = TokenError(f"token authority refused the app: {err}: {' '.join(desc)}")
+                error.metadata["authority_error"] = err[:64]
+                raise error
             lifetime = float(result.get("expires_in", 3600))
             value = str(result["access_token"])
             self._tokens[tenant] = AccessToken(

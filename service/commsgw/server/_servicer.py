@@ -1,6 +1,6 @@
 """The gRPC servicer: translates between graphcomms.v1 messages and the domain, nothing more.
 
-Errors are raised as CommsgwError and become statuses in `commsgw._status`.
+Errors are raised as CommsgwError and become statuses in `commsgw.server._status`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 
 import grpc
 
-from commsgw._callers import current_identity
 from commsgw._config import Settings
-from commsgw._events import EventLog, WatchFilter, decode_token, encode_token
-from commsgw._graph import CancelResult, GraphClient, validate_cancel
-from commsgw._hub import Hub, WatchItem
-from commsgw._interceptor import rpc_info
-from commsgw._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
+from commsgw.eventlog._base import EventLog, WatchFilter, decode_token, encode_token
+from commsgw.eventlog._hub import Hub
+from commsgw.graph import CancelResult, GraphClient, validate_cancel
+from commsgw.server import _context
+from commsgw.server._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
+from commsgw.server._wire import encode_watch_response
 from graphcomms.v1 import calls_pb2
 
 _STATUS = {
@@ -58,31 +58,6 @@ def cancel_response(result: CancelResult) -> calls_pb2.CancelMediaProcessingResp
     )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def encode_watch_response(token: str, item: WatchItem, *, recordings: bool = True) -> bytes:
-    """A serialised WatchOperationsResponse; the event's bytes are shared by all subscribers
-    (field 1 resume_token, field 2 event, field 3 bookmark). Without `recordings` the
-    recording_access_token is left out."""
-    t = token.encode()
-    head = b"\x0a" + _varint(len(t)) + t
-    if item.entry is not None:
-        payload = item.entry.payload if recordings else item.entry.redacted_payload
-        return head + b"\x12" + _varint(len(payload)) + payload
-    bookmark = calls_pb2.Bookmark(kind=item.bookmark).SerializeToString()  # type: ignore[arg-type]
-    return head + b"\x1a" + _varint(len(bookmark)) + bookmark
-
-
 class CallsServicer:
     """graphcomms.v1.CallsService."""
 
@@ -102,13 +77,11 @@ class CallsServicer:
             tenant_id=request.tenant_id,
             client_request_id=_metadata(context, CLIENT_REQUEST_ID_KEY),
         )
-        current_identity.get().require_tenant(cmd.tenant_id)
-        info = rpc_info.get(None)
-        if info is not None:
-            info.client_request_id = cmd.client_request_id
+        rpc = _context.current()
+        rpc.identity.require_tenant(cmd.tenant_id)
+        rpc.client_request_id = cmd.client_request_id
         result = await self._graph.cancel_media_processing(cmd, timeout=context.time_remaining())
-        if info is not None:
-            info.graph_request_id = result.request_id
+        rpc.graph_request_id = result.request_id
         context.set_trailing_metadata(
             (
                 (GRAPH_REQUEST_ID_KEY, result.request_id),
@@ -120,7 +93,7 @@ class CallsServicer:
     async def WatchOperations(
         self, request: calls_pb2.WatchOperationsRequest, context: Context
     ) -> AsyncIterator[bytes]:
-        identity = current_identity.get()
+        identity = _context.current().identity
         flt = WatchFilter.build(
             call_ids=request.call_ids,
             tenant_ids=request.tenant_ids,

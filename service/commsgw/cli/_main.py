@@ -264,8 +264,8 @@ async def _watch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> None:
-    from commsgw._server import Gateway, until_stopped
     from commsgw.emulator import Emulator, EmulatorConfig
+    from commsgw.server._gateway import Gateway, until_stopped
 
     environ = dict(environ)
     state_dir = environ.get("COMMSGW_STATE_DIR") or settings_args.state_dir or ".commsgw"
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     if argv and argv[0] == "demo":
-        from commsgw._demo import main as demo_main
+        from commsgw.cli._demo import main as demo_main
 
         return demo_main(argv[1:], dict(os.environ))
     args = _parser().parse_args(argv)
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings = _config.from_sources(environ, args)
             _logging.setup(settings.log_level, settings.log_format)
-            from commsgw._server import serve
+            from commsgw.server._gateway import serve
 
             with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
                 runner.run(serve(settings))
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner.run(_dev(args, environ))
             return 0
         if args.command == "hash-token":
-            from commsgw._callers import hash_token
+            from commsgw.server._callers import hash_token
 
             print(hash_token(args.token))
             return 0

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
-from commsgw._events import EventLog, LogEntry, Position, WatchFilter
+from commsgw.eventlog._base import EventLog, LogEntry, Position, WatchFilter
 from graphcomms.v1 import calls_pb2
 
 CATCH_UP_PAGE = 500

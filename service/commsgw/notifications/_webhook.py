@@ -15,11 +15,20 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from commsgw._errors import EventLogUnavailable, NotificationError
-from commsgw._events import AppendResult, EventLog
-from commsgw._jwt import NotificationClaims
+from commsgw._errors import (
+    CommsgwError,
+    EventLogUnavailable,
+    NotificationAuthError,
+    NotificationError,
+    NotificationFormatError,
+    NotificationNotJson,
+    NotificationRateLimited,
+    NotificationTooLarge,
+)
 from commsgw._metrics import Metrics
-from commsgw._notifications import parse_notifications
+from commsgw.eventlog._base import AppendResult, EventLog
+from commsgw.notifications._jwt import NotificationClaims
+from commsgw.notifications._parse import parse_notifications
 
 log = logging.getLogger("commsgw.webhook")
 
@@ -34,6 +43,34 @@ class _Outcome:
     appended: int = 0
     duplicates: int = 0
     reason: str = ""
+
+
+# The webhook's one table: what refused a POST -> the HTTP status it is answered with.
+HTTP_STATUS: dict[type[CommsgwError], int] = {
+    NotificationAuthError: 401,
+    NotificationFormatError: 400,
+    NotificationTooLarge: 413,
+    NotificationNotJson: 415,
+    NotificationRateLimited: 429,
+    EventLogUnavailable: 503,  # Graph redelivers
+    NotificationError: 400,
+}
+
+
+def http_status_of(err: CommsgwError) -> int:
+    for kind in type(err).__mro__:
+        status = HTTP_STATUS.get(kind)
+        if status is not None:
+            return status
+    return 500
+
+
+def _headers_of(err: CommsgwError) -> dict[str, str] | None:
+    if isinstance(err, NotificationRateLimited):
+        return {"Retry-After": str(max(1, round(err.retry_after)))}
+    if isinstance(err, EventLogUnavailable):
+        return {"Retry-After": "1"}
+    return None
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -126,53 +163,45 @@ class Webhook:
         return response
 
     async def _handle(self, request: web.Request, outcome: _Outcome) -> web.Response:
+        try:
+            result = await self._accept(request, outcome)
+        except (NotificationError, EventLogUnavailable) as err:
+            outcome.reason = err.message
+            return _problem(http_status_of(err), err.message, _headers_of(err))
+        outcome.appended = result.appended
+        outcome.duplicates = result.duplicates
+        return web.Response(status=202)
+
+    async def _accept(self, request: web.Request, outcome: _Outcome) -> AppendResult:
         if self._limiter is not None:
             wait = self._limiter.allow(request.remote or "")
             if wait:
-                outcome.reason = "rate limited"
-                return _problem(429, "too many requests", {"Retry-After": str(max(1, round(wait)))})
+                raise NotificationRateLimited("too many requests", retry_after=wait)
         length = request.content_length
         if length is not None and length > self.max_bytes:
-            return _problem(413, f"body over {self.max_bytes} bytes")
+            raise NotificationTooLarge(f"body over {self.max_bytes} bytes")
         if request.content_type != "application/json":
-            return _problem(415, "Content-Type must be application/json")
-        try:
-            claims = await self._validator.validate(request.headers.get("Authorization"))
-        except NotificationError as err:
-            outcome.reason = err.message
-            return _problem(err.http_status, err.message)
+            raise NotificationNotJson("Content-Type must be application/json")
+        claims = await self._validator.validate(request.headers.get("Authorization"))
         outcome.tenant = claims.tenant_id
         try:
             # aiohttp stops reading past client_max_size (max_bytes + 1, see build_app).
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _problem(413, f"body over {self.max_bytes} bytes")
+            raise NotificationTooLarge(f"body over {self.max_bytes} bytes") from None
         if len(body) > self.max_bytes:
-            return _problem(413, f"body over {self.max_bytes} bytes")
-        try:
-            items = parse_notifications(body, tenant_id=claims.tenant_id)
-        except NotificationError as err:
-            outcome.reason = err.message
-            return _problem(err.http_status, err.message)
+            raise NotificationTooLarge(f"body over {self.max_bytes} bytes")
+        items = parse_notifications(body, tenant_id=claims.tenant_id)
         limit = self.max_event_bytes
         # An event is at most about twice its notification's size: only big bodies are sized.
         if limit is not None and 2 * len(body) + 1024 > limit:
             for index, item in enumerate(items):
                 if item.event.ByteSize() > limit:
-                    outcome.reason = f"notification value[{index}] too large to deliver"
-                    return _problem(
-                        413,
+                    raise NotificationTooLarge(
                         f"notification value[{index}] is over {limit} bytes once parsed: too "
-                        "large for a WatchOperations message",
+                        "large for a WatchOperations message"
                     )
-        try:
-            result: AppendResult = await self._log.append(items)
-        except EventLogUnavailable as err:
-            outcome.reason = err.message
-            return _problem(503, err.message, {"Retry-After": "1"})
-        outcome.appended = result.appended
-        outcome.duplicates = result.duplicates
-        return web.Response(status=202)
+        return await self._log.append(items)
 
 
 def build_app(

@@ -2,8 +2,8 @@
 
 An event log stores every accepted notification under a totally ordered position and hands
 every stored entry, in order, to one listener (the process's fan-out hub). Two
-implementations exist: in memory (`commsgw._memlog`, the default) and Redis Streams
-(`commsgw._redislog`, shared by replicas).
+implementations exist: in memory (`commsgw.eventlog._memory`, the default) and Redis Streams
+(`commsgw.eventlog._redis`, shared by replicas).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class EventLog(abc.ABC):
 
 
 class Appended(Protocol):
-    """What the log stores of a parsed notification (commsgw._notifications)."""
+    """What the log stores of a parsed notification (commsgw.notifications._parse)."""
 
     @property
     def event(self) -> calls_pb2.Event: ...

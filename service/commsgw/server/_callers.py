@@ -16,7 +16,6 @@ loopback); binding a non-loopback address that way needs an explicit setting.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import pathlib
@@ -70,10 +69,6 @@ class Identity:
 
 
 TRUSTED = Identity("local", PERMISSIONS)
-
-current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar(
-    "commsgw_identity", default=TRUSTED
-)
 
 
 def hash_token(token: str) -> str:

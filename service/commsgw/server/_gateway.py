@@ -19,19 +19,20 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from commsgw._auth import TokenProvider
-from commsgw._callers import Callers
 from commsgw._config import Settings
 from commsgw._errors import CommsgwError, ConfigError
-from commsgw._events import EventLog, LogEntry
-from commsgw._graph import GraphClient
-from commsgw._hub import Hub
-from commsgw._interceptor import GatewayInterceptor, StreamLimits, lenient_deserializer
-from commsgw._jwt import InsecureNoValidation, NotificationTokenValidator
-from commsgw._memlog import MemoryEventLog
 from commsgw._metrics import Metrics
-from commsgw._servicer import CallsServicer
-from commsgw._webhook import Webhook, build_app
+from commsgw.eventlog._base import EventLog, LogEntry
+from commsgw.eventlog._hub import Hub
+from commsgw.eventlog._memory import MemoryEventLog
+from commsgw.graph import GraphClient, TokenProvider
+from commsgw.notifications._jwt import InsecureNoValidation, NotificationTokenValidator
+from commsgw.notifications._webhook import Webhook, build_app
+from commsgw.server._callers import Callers
+from commsgw.server._interceptor import GatewayInterceptor
+from commsgw.server._limits import StreamLimits
+from commsgw.server._servicer import CallsServicer
+from commsgw.server._wire import lenient_deserializer, serialize
 from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.server")
@@ -40,14 +41,6 @@ SERVICE_NAME = calls_pb2.DESCRIPTOR.services_by_name["CallsService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 HEALTH_INTERVAL_S = 1.0
-
-
-def _serialize(message: Any) -> bytes:
-    """Responses may come pre-serialised (watch events shared by many subscribers)."""
-    if isinstance(message, bytes):
-        return message
-    data: bytes = message.SerializeToString()
-    return data
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -91,7 +84,7 @@ def make_event_log(settings: Settings) -> EventLog:
         return MemoryEventLog(
             max_events=settings.event_log_max_events, max_age_s=settings.event_log_max_age_s
         )
-    from commsgw._redislog import RedisEventLog
+    from commsgw.eventlog._redis import RedisEventLog
 
     redis_log: EventLog = RedisEventLog(
         settings.event_log,
@@ -268,12 +261,12 @@ class Gateway:
             "CancelMediaProcessing": grpc.unary_unary_rpc_method_handler(
                 servicer.CancelMediaProcessing,
                 request_deserializer=lenient_deserializer(calls_pb2.CancelMediaProcessingRequest),
-                response_serializer=_serialize,
+                response_serializer=serialize,
             ),
             "WatchOperations": grpc.unary_stream_rpc_method_handler(
                 servicer.WatchOperations,
                 request_deserializer=lenient_deserializer(calls_pb2.WatchOperationsRequest),
-                response_serializer=_serialize,
+                response_serializer=serialize,
             ),
         }
         self._server.add_generic_rpc_handlers(

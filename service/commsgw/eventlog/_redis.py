@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import json
 import logging
 import random
@@ -67,7 +68,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
-from commsgw._events import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
+from commsgw.eventlog._base import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
 from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.redislog")
@@ -78,125 +79,19 @@ _LATEST_FETCH_CHUNK: Final = 1000
 # Appends sent in one pipeline at most (each is one script call; see "Writing" above).
 _WRITE_BATCH: Final = 256
 
-# Shared Lua helpers. The shebang (Redis >= 7) makes Redis refuse a writing script as a whole
-# when it is out of memory, instead of failing half-way through.
-_LUA_PRELUDE = r"""#!lua
-local function pred(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  if seq ~= '0' then
-    return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1)
-  end
-  if ms == '0' then
-    return '0-0'
-  end
-  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
-end
 
-local function last_generated(stream)
-  local info = redis.call('XINFO', 'STREAM', stream)
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      return info[i + 1]
-    end
-  end
-  return '0-0'
-end
+def _lua(name: str) -> str:
+    """A script of the ``lua/`` folder, with the shared prelude. The shebang (Redis >= 7) makes
+    Redis refuse a writing script as a whole when it is out of memory, instead of failing
+    half-way through."""
+    folder = importlib.resources.files("commsgw.eventlog") / "lua"
+    prelude = (folder / "prelude.lua").read_text(encoding="utf-8")
+    body = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    return f"#!lua\n{prelude}\n{body}"
 
--- KEYS: 1 stream, 2 log-id, 3 trimmed, 4 latest, 5 latest-idx; returns the log id.
-local function ensure(candidate)
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    redis.call('XGROUP', 'CREATE', KEYS[1], 'commsgw-init', '$', 'MKSTREAM')
-    redis.call('XGROUP', 'DESTROY', KEYS[1], 'commsgw-init')
-    redis.call('SET', KEYS[2], candidate)
-    redis.call('SET', KEYS[3], '0-0')
-    redis.call('DEL', KEYS[4], KEYS[5])
-    return candidate
-  end
-  local id = redis.call('GET', KEYS[2])
-  if id and redis.call('EXISTS', KEYS[3]) == 1 then
-    return id
-  end
-  -- The stream exists but its metadata was lost: a new identity, and everything before the
-  -- first retained entry counts as trimmed.
-  redis.call('SET', KEYS[2], candidate)
-  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-  if #first > 0 then
-    redis.call('SET', KEYS[3], pred(first[1][1]))
-  else
-    redis.call('SET', KEYS[3], last_generated(KEYS[1]))
-  end
-  return candidate
-end
-"""
 
-# ARGV: 1 candidate log id. Returns {log id, last generated id}.
-_START_LUA = (
-    _LUA_PRELUDE
-    + r"""
-local id = ensure(ARGV[1])
-return {id, last_generated(KEYS[1])}
-"""
-)
-
-# KEYS: 1..5 as above, then one dedup key per notification.
-# ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, then per notification: event bytes,
-# latest-state field ('' when not an operation update).
-# Returns one element per notification: its stream id, or 0 for a duplicate.
-_APPEND_LUA = (
-    _LUA_PRELUDE
-    + r"""
-ensure(ARGV[1])
-local stream = KEYS[1]
-local max_events = tonumber(ARGV[2])
-local max_age_ms = tonumber(ARGV[3])
-local out = {}
-for i = 1, #KEYS - 5 do
-  if redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
-    local id = redis.call('XADD', stream, '*', 'e', ARGV[2 + 2 * i])
-    local op = ARGV[3 + 2 * i]
-    if op ~= '' then
-      redis.call('HSET', KEYS[4], op, id)
-      redis.call('ZADD', KEYS[5], string.match(id, '^(%d+)-'), op)
-    end
-    out[i] = id
-  else
-    out[i] = 0
-  end
-end
-
-local deleted = false
-local t = redis.call('TIME')
-local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
-if cutoff > 0 then
-  local c = string.format('%.0f', cutoff)
-  -- Look at the oldest entry first: XREVRANGE from a bound below every entry walks the whole
-  -- stream (milliseconds at 10,000 entries), while with an older entry present it is a seek.
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
-  if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)-')) < cutoff then
-    local old = redis.call('XREVRANGE', stream, '(' .. c .. '-0', '-', 'COUNT', 1)
-    deleted = old[1][1]
-    redis.call('XTRIM', stream, 'MINID', '=', c .. '-0')
-  end
-end
-local len = redis.call('XLEN', stream)
-if len > max_events then
-  local excess = len - max_events
-  local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-  deleted = gone[#gone][1]
-  redis.call('XTRIM', stream, 'MAXLEN', '=', max_events)
-end
-if deleted then
-  redis.call('SET', KEYS[3], deleted)
-  local before = '(' .. string.match(deleted, '^(%d+)-')
-  local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', before, 'LIMIT', 0, 512)
-  if #stale > 0 then
-    redis.call('HDEL', KEYS[4], unpack(stale))
-    redis.call('ZREM', KEYS[5], unpack(stale))
-  end
-end
-return out
-"""
-)
+_START_LUA: Final = _lua("start")
+_APPEND_LUA: Final = _lua("append")
 
 _CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 

@@ -18,8 +18,8 @@ import grpc
 import httpx
 
 from commsgw import _config
-from commsgw._auth import TokenProvider
-from commsgw._cli import describe_rpc_error, format_event
+from commsgw.cli._main import describe_rpc_error, format_event
+from commsgw.graph._tokens import TokenProvider
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 

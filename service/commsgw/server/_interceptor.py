@@ -4,7 +4,7 @@
 - authenticates the caller and checks the method's permission (before anything is sent to
   Graph or streamed) and makes the identity available to the servicer,
 - enforces the stream limits (in total and per caller),
-- translates errors into statuses (via `commsgw._status`, the one place that maps them),
+- translates errors into statuses (via `commsgw.server._status`, the one place that maps them),
 - counts and times the call and writes one structured log line for it.
 
 Health and reflection are not wrapped: they are public and cheap.
@@ -13,19 +13,21 @@ Health and reflection are not wrapped: they are public and cheap.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from commsgw._callers import CANCEL, TRUSTED, WATCH, Callers, Identity, current_identity
-from commsgw._errors import CommsgwError, InvalidArgument, ShuttingDown, TooManyStreams
+from commsgw._errors import CommsgwError, InvalidArgument, ShuttingDown
 from commsgw._metrics import Metrics
-from commsgw._status import GRAPH_REQUEST_ID_KEY, abort, internal_error
+from commsgw.server import _context
+from commsgw.server._callers import CANCEL, TRUSTED, WATCH, Callers, Identity
+from commsgw.server._context import RpcContext
+from commsgw.server._limits import StreamLimits
+from commsgw.server._status import abort, code_of, internal_error
+from commsgw.server._wire import MalformedRequest
 
 log = logging.getLogger("commsgw.rpc")
 
@@ -38,75 +40,9 @@ PERMISSION_BY_METHOD = {
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-@dataclass(slots=True)
-class RpcInfo:
-    """What the servicer learns during a call, for the call's log line."""
-
-    client_request_id: str = ""
-    graph_request_id: str = ""
-
-
-rpc_info: contextvars.ContextVar[RpcInfo] = contextvars.ContextVar("commsgw_rpc_info")
-
-
-class MalformedRequest:
-    """Stands for a request whose bytes are not a valid message (corrupt wire format, invalid
-    UTF-8 in a string field): the interceptor answers INVALID_ARGUMENT instead of letting the
-    deserializer's exception reach the caller as UNKNOWN."""
-
-    __slots__ = ("problem",)
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-
-
-def lenient_deserializer(message_type: Any) -> Callable[[bytes], Any]:
-    """`message_type.FromString`, returning a MalformedRequest instead of raising."""
-    name = message_type.DESCRIPTOR.name
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except Exception as exc:  # DecodeError, or anything the C parser raises
-            what = str(exc).rsplit(": ", 1)[-1][:120] if str(exc) else type(exc).__name__
-            return MalformedRequest(f"the request is not a valid {name}: {what}")
-
-    return deserialize
-
-
 def _check_request(request: Any) -> None:
     if isinstance(request, MalformedRequest):
         raise InvalidArgument(request.problem, reason="MALFORMED_REQUEST")
-
-
-class StreamLimits:
-    def __init__(self, total: int, per_caller: int) -> None:
-        self.total = total
-        self.per_caller = per_caller
-        self.open = 0
-        self._by_caller: dict[str, int] = {}
-
-    def acquire(self, identity: Identity) -> None:
-        mine = self._by_caller.get(identity.name, 0)
-        if self.open >= self.total:
-            raise TooManyStreams(f"the gateway serves {self.total} watch streams at most")
-        # Without a callers file every caller is the same trusted identity: only the total
-        # applies then.
-        if mine >= self.per_caller and identity is not TRUSTED:
-            raise TooManyStreams(
-                f"caller {identity.name!r} has {mine} watch streams open; at most "
-                f"{self.per_caller} are allowed"
-            )
-        self.open += 1
-        self._by_caller[identity.name] = mine + 1
-
-    def release(self, identity: Identity) -> None:
-        self.open -= 1
-        left = self._by_caller[identity.name] - 1
-        if left:
-            self._by_caller[identity.name] = left
-        else:
-            del self._by_caller[identity.name]
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
@@ -136,7 +72,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         return identity
 
     def _done(
-        self, method: str, started: float, code: grpc.StatusCode, who: str, info: RpcInfo
+        self,
+        method: str,
+        started: float,
+        code: grpc.StatusCode,
+        who: str,
+        info: RpcContext,
     ) -> None:
         elapsed = time.perf_counter() - started
         name = method.rsplit("/", 1)[-1]
@@ -162,7 +103,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             },
         )
 
-    async def _fail(self, context: Context, err: BaseException, info: RpcInfo) -> None:
+    async def _fail(self, context: Context, err: BaseException, info: RpcContext) -> None:
         """Abort the call with the status `err` stands for (raises AbortError)."""
         if not isinstance(err, CommsgwError):
             log.error("unexpected error in an RPC", exc_info=err)
@@ -202,14 +143,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def handler(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            info = RpcInfo()
-            rpc_info.set(info)
+            info = _context.begin()
             code = grpc.StatusCode.OK
             who = "-"
             try:
                 identity = self._admit(context, permission)
                 who = identity.name
-                current_identity.set(identity)
+                info.identity = identity
                 _check_request(request)
                 return await inner(request, context)
             except asyncio.CancelledError:
@@ -219,7 +159,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as err:
-                code = err.code if isinstance(err, CommsgwError) else grpc.StatusCode.INTERNAL
+                code = code_of(err)
                 await self._fail(context, err, info)
             finally:
                 self._done(method, started, code, who, info)
@@ -231,8 +171,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            info = RpcInfo()
-            rpc_info.set(info)
+            info = _context.begin()
             code = grpc.StatusCode.OK
             who = "-"
             identity: Identity | None = None
@@ -242,16 +181,17 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 _check_request(request)
                 self._limits.acquire(admitted)
                 identity = admitted
-                current_identity.set(identity)
+                info.identity = identity
                 async for item in inner(request, context):
                     yield item
             except (asyncio.CancelledError, GeneratorExit):
                 code = grpc.StatusCode.CANCELLED
                 raise
             except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as err:
-                code = err.code if isinstance(err, CommsgwError) else grpc.StatusCode.INTERNAL
+                code = code_of(err)
                 if isinstance(err, CommsgwError):
                     self._metrics.cut.labels(err.reason).inc()
                 await self._fail(context, err, info)
@@ -263,12 +203,4 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-__all__ = [
-    "GRAPH_REQUEST_ID_KEY",
-    "GatewayInterceptor",
-    "MalformedRequest",
-    "RpcInfo",
-    "StreamLimits",
-    "lenient_deserializer",
-    "rpc_info",
-]
+__all__ = ["GatewayInterceptor"]

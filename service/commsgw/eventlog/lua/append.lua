@@ -1,0 +1,55 @@
+-- Stores notifications (dropping duplicates) and trims the stream by count and by age.
+-- KEYS: 1..5 as in start.lua, then one dedup key per notification.
+-- ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, then per notification: event bytes,
+-- latest-state field ('' when not an operation update).
+-- Returns one element per notification: its stream id, or 0 for a duplicate.
+ensure(ARGV[1])
+local stream = KEYS[1]
+local max_events = tonumber(ARGV[2])
+local max_age_ms = tonumber(ARGV[3])
+local out = {}
+for i = 1, #KEYS - 5 do
+  if redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
+    local id = redis.call('XADD', stream, '*', 'e', ARGV[2 + 2 * i])
+    local op = ARGV[3 + 2 * i]
+    if op ~= '' then
+      redis.call('HSET', KEYS[4], op, id)
+      redis.call('ZADD', KEYS[5], string.match(id, '^(%d+)-'), op)
+    end
+    out[i] = id
+  else
+    out[i] = 0
+  end
+end
+
+local deleted = false
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
+if cutoff > 0 then
+  local c = string.format('%.0f', cutoff)
+  -- Look at the oldest entry first: XREVRANGE from a bound below every entry walks the whole
+  -- stream (milliseconds at 10,000 entries), while with an older entry present it is a seek.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)-')) < cutoff then
+    local old = redis.call('XREVRANGE', stream, '(' .. c .. '-0', '-', 'COUNT', 1)
+    deleted = old[1][1]
+    redis.call('XTRIM', stream, 'MINID', '=', c .. '-0')
+  end
+end
+local len = redis.call('XLEN', stream)
+if len > max_events then
+  local excess = len - max_events
+  local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+  deleted = gone[#gone][1]
+  redis.call('XTRIM', stream, 'MAXLEN', '=', max_events)
+end
+if deleted then
+  redis.call('SET', KEYS[3], deleted)
+  local before = '(' .. string.match(deleted, '^(%d+)-')
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', before, 'LIMIT', 0, 512)
+  if #stale > 0 then
+    redis.call('HDEL', KEYS[4], unpack(stale))
+    redis.call('ZREM', KEYS[5], unpack(stale))
+  end
+end
+return out

@@ -1,0 +1,5 @@
+-- Makes sure the stream and its identity exist (see `ensure` in prelude.lua).
+-- KEYS: 1 stream, 2 log-id, 3 trimmed, 4 latest, 5 latest-idx.
+-- ARGV: 1 candidate log id. Returns {log id, last generated id}.
+local id = ensure(ARGV[1])
+return {id, last_generated(KEYS[1])}

@@ -1,0 +1,24 @@
+"""The notification side: Graph's callback webhook, callback-token validation, parsing.
+
+Owns what arrives from Graph: the HTTP handler, the JWT validation of each POST and the
+translation of commsNotifications into contract Events, which it appends to the event log. May
+import the shared kernel, `commsgw._metrics` and `commsgw.eventlog` (the interface only).
+"""
+
+from commsgw.notifications._jwt import (
+    InsecureNoValidation,
+    NotificationClaims,
+    NotificationTokenValidator,
+)
+from commsgw.notifications._parse import ParsedNotification, parse_notifications
+from commsgw.notifications._webhook import Webhook, build_app
+
+__all__ = [
+    "InsecureNoValidation",
+    "NotificationClaims",
+    "NotificationTokenValidator",
+    "ParsedNotification",
+    "Webhook",
+    "build_app",
+    "parse_notifications",
+]

@@ -1,0 +1,11 @@
+"""The gRPC server: servicer, interceptor, callers, status mapping and the process bootstrap.
+
+Owns the gateway's face to its callers: translating graphcomms.v1 messages to the domain and
+back (servicer), admission, authentication, limits and accounting (interceptor, callers), the
+one table from errors to gRPC statuses (`_status`) and the `Gateway` that builds every part
+from Settings. May import every other part of the gateway except the CLI and the emulator.
+"""
+
+from commsgw.server._gateway import Gateway, serve, until_stopped
+
+__all__ = ["Gateway", "serve", "until_stopped"]
