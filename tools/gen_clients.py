@@ -37,7 +37,10 @@ GO_OUT = ROOT / "clients" / "go"
 
 # The Go module of clients/go (see clients/go/go.mod) and the package of graphcomms.v1 in it.
 GO_MODULE = "commsgw.internal/clients/go"
-GO_PACKAGES = {"graphcomms/v1/calls.proto": f"{GO_MODULE}/graphcomms/v1;graphcommsv1"}
+GO_PACKAGES = {
+    str(p.relative_to(PROTOS)): f"{GO_MODULE}/graphcomms/v1;graphcommsv1"
+    for p in sorted((PROTOS / "graphcomms" / "v1").glob("*.proto"))
+}
 
 TS_PROTO_OPTS = [
     "outputServices=grpc-js",

@@ -13,11 +13,13 @@ import ipaddress
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from commsgw._errors import ConfigError
 from commsgw._ids import normalize_guid
+
+T = TypeVar("T")
 
 EMULATOR_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 EMULATOR_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
@@ -32,10 +34,6 @@ class Cloud:
     graph_url: str
     authority_host: str
     notification_openid_url: str
-
-    @property
-    def scope(self) -> str:
-        return f"{self.graph_url}/.default"
 
 
 # Graph hosts, authorities and scopes per national cloud (graph-comms.md, "Endpoints per
@@ -134,6 +132,12 @@ def _path(raw: str) -> pathlib.Path | None:
     return pathlib.Path(raw) if raw else None
 
 
+def _dir(raw: str) -> pathlib.Path:
+    if not raw:
+        raise ValueError("must name a folder")
+    return pathlib.Path(raw)
+
+
 def _str(raw: str) -> str:
     return raw
 
@@ -158,9 +162,13 @@ def _url_path(raw: str) -> str:
     return raw
 
 
+DEFAULT_STATE_DIR = ".commsgw"
+_SETTING = "commsgw_setting"
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One row of the settings table."""
+    """One row of the settings table: a field of Settings, its variable, default and help."""
 
     attr: str
     env: str
@@ -173,369 +181,272 @@ class Setting:
         return "--" + self.attr.replace("_", "-")
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("grpc_addr", "COMMSGW_GRPC_ADDR", "127.0.0.1:50051", _address, "gRPC listen address"),
-    Setting(
-        "http_addr",
-        "COMMSGW_HTTP_ADDR",
-        "127.0.0.1:8080",
-        _address,
-        "HTTP listen address (webhook for Graph's callbacks)",
-    ),
-    Setting(
-        "webhook_path", "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
-    ),
-    Setting(
-        "webhook_max_bytes",
-        "COMMSGW_WEBHOOK_MAX_BYTES",
-        "1048576",
-        _positive_int,
-        "largest notification POST accepted (413 above)",
-    ),
-    Setting(
-        "cloud",
-        "COMMSGW_CLOUD",
-        "global",
-        _str,
-        "national cloud: global, usgov (L4) or dod (L5); china is refused",
-    ),
-    Setting(
-        "tenant_id",
-        "AZURE_TENANT_ID",
-        "",
-        _str,
-        "the app's tenant (GUID); unset = emulator mode",
-    ),
-    Setting("client_id", "AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)"),
-    Setting("client_secret", "AZURE_CLIENT_SECRET", "", _str, "the app's client secret"),
-    Setting(
-        "client_certificate_path",
-        "AZURE_CLIENT_CERTIFICATE_PATH",
-        "",
-        _path,
-        "PEM file with the app's certificate and private key (instead of a secret)",
-    ),
-    Setting(
-        "client_certificate_password",
-        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-        "",
-        _str,
-        "password of the certificate's private key, if any",
-    ),
-    Setting(
-        "extra_tenants",
-        "COMMSGW_EXTRA_TENANTS",
-        "",
-        _tenant_list,
-        "comma-separated further tenant GUIDs callers may name (multi-tenant apps)",
-    ),
-    Setting(
-        "graph_url",
-        "COMMSGW_GRAPH_URL",
-        "",
-        _str,
-        "override Graph's base URL (default: the cloud's, or the emulator's)",
-    ),
-    Setting(
-        "authority_host",
-        "COMMSGW_AUTHORITY_HOST",
-        "",
-        _str,
-        "override the token authority host (default: the cloud's, or the emulator's)",
-    ),
-    Setting(
-        "ca_file",
-        "COMMSGW_CA_FILE",
-        "",
-        _path,
-        "extra CA bundle to trust for Graph and the token authority (default: the emulator's "
-        "CA in emulator mode)",
-    ),
-    Setting(
-        "emulator_url",
-        "COMMSGW_EMULATOR_URL",
-        "https://127.0.0.1:8443",
-        _str,
-        "the Graph emulator used when no Azure credentials are set",
-    ),
-    Setting(
-        "state_dir",
-        "COMMSGW_STATE_DIR",
-        ".commsgw",
-        _path,
-        "folder for local state (the emulator's certificate files)",
-    ),
-    Setting(
-        "graph_timeout_s",
-        "COMMSGW_GRAPH_TIMEOUT_S",
-        "10",
-        _positive_float,
-        "longest single Graph request (seconds); the caller's deadline cuts it shorter",
-    ),
-    Setting(
-        "graph_max_attempts",
-        "COMMSGW_GRAPH_MAX_ATTEMPTS",
-        "4",
-        _positive_int,
-        "attempts per Graph request for 429/503/504/connection errors",
-    ),
-    Setting(
-        "retry_base_s",
-        "COMMSGW_RETRY_BASE_S",
-        "0.5",
-        _positive_float,
-        "first backoff without Retry-After (doubles each attempt, full jitter)",
-    ),
-    Setting(
-        "retry_max_s",
-        "COMMSGW_RETRY_MAX_S",
-        "10",
-        _positive_float,
-        "longest wait between attempts, Retry-After included",
-    ),
-    Setting(
-        "notification_openid_url",
-        "COMMSGW_NOTIFICATION_OPENID_URL",
-        "",
-        _str,
-        "OpenID configuration whose keys sign Graph's callbacks (default: Microsoft's, or "
-        "the emulator's)",
-    ),
-    Setting(
-        "insecure_skip_notification_auth",
-        "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH",
-        "false",
-        _bool,
-        "accept callbacks without validating their token (never in production)",
-    ),
-    Setting(
-        "event_log",
-        "COMMSGW_EVENT_LOG",
-        "memory",
-        _str,
-        "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
-    ),
-    Setting(
-        "event_log_max_events",
-        "COMMSGW_EVENT_LOG_MAX_EVENTS",
-        "100000",
-        _positive_int,
-        "events the log retains at most",
-    ),
-    Setting(
-        "event_log_max_age_s",
-        "COMMSGW_EVENT_LOG_MAX_AGE_S",
-        "3600",
-        _positive_float,
-        "oldest event the log retains (seconds); also the duplicate window",
-    ),
-    Setting(
-        "event_log_key",
-        "COMMSGW_EVENT_LOG_KEY",
-        "commsgw",
-        _str,
-        "key prefix of the Redis event log",
-    ),
-    Setting(
-        "subscriber_buffer",
-        "COMMSGW_SUBSCRIBER_BUFFER",
-        "1024",
-        _positive_int,
-        "events buffered per subscriber before it is cut off as too slow",
-    ),
-    Setting(
-        "bookmark_interval_s",
-        "COMMSGW_BOOKMARK_INTERVAL_S",
-        "30",
-        _positive_float,
-        "idle watch streams get a progress bookmark this often (seconds)",
-    ),
-    Setting(
-        "log_level",
-        "COMMSGW_LOG_LEVEL",
-        "INFO",
-        _str,
-        "DEBUG, INFO, WARNING or ERROR",
-    ),
-    Setting("log_format", "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"),
-    Setting(
-        "grpc_tls_cert", "COMMSGW_GRPC_TLS_CERT", "", _path, "PEM certificate chain for gRPC TLS"
-    ),
-    Setting("grpc_tls_key", "COMMSGW_GRPC_TLS_KEY", "", _path, "PEM private key for gRPC TLS"),
-    Setting(
-        "grpc_client_ca",
-        "COMMSGW_GRPC_CLIENT_CA",
-        "",
-        _path,
-        "CA bundle for client certificates: set it to require mutual TLS",
-    ),
-    Setting("http_tls_cert", "COMMSGW_HTTP_TLS_CERT", "", _path, "PEM certificate chain for HTTPS"),
-    Setting("http_tls_key", "COMMSGW_HTTP_TLS_KEY", "", _path, "PEM private key for HTTPS"),
-    Setting(
-        "allow_insecure_bind",
-        "COMMSGW_ALLOW_INSECURE_BIND",
-        "false",
-        _bool,
-        "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
-    ),
-    Setting(
-        "callers_file",
-        "COMMSGW_CALLERS_FILE",
-        "",
-        _path,
-        "JSON file of caller identities and permissions (unset: every caller is trusted)",
-    ),
-    Setting("reflection", "COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection"),
-    Setting(
-        "shutdown_grace_s",
-        "COMMSGW_SHUTDOWN_GRACE_S",
-        "10",
-        _positive_float,
-        "on SIGTERM, the longest the gateway takes to stop (seconds)",
-    ),
-    Setting(
-        "webhook_drain_s",
-        "COMMSGW_WEBHOOK_DRAIN_S",
-        "2",
-        _non_negative_float,
-        "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
-    ),
-    Setting(
-        "keepalive_time_s",
-        "COMMSGW_KEEPALIVE_TIME_S",
-        "60",
-        _positive_float,
-        "gRPC keepalive ping interval (seconds)",
-    ),
-    Setting(
-        "keepalive_timeout_s",
-        "COMMSGW_KEEPALIVE_TIMEOUT_S",
-        "20",
-        _positive_float,
-        "gRPC keepalive ping timeout (seconds)",
-    ),
-    Setting(
-        "max_connection_age_s",
-        "COMMSGW_MAX_CONNECTION_AGE_S",
-        "1800",
-        _positive_float,
-        "gRPC connections are recycled after this long (clients resume watches)",
-    ),
-    Setting(
-        "max_connection_age_grace_s",
-        "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
-        "30",
-        _positive_float,
-        "time given to calls on a recycled connection (seconds)",
-    ),
-    Setting(
-        "max_streams",
-        "COMMSGW_MAX_STREAMS",
-        "20000",
-        _positive_int,
-        "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
-    ),
-    Setting(
-        "max_streams_per_caller",
-        "COMMSGW_MAX_STREAMS_PER_CALLER",
-        "5000",
-        _positive_int,
-        "open WatchOperations streams per caller identity at most (with a callers file)",
-    ),
-    Setting(
-        "max_message_bytes",
-        "COMMSGW_MAX_MESSAGE_BYTES",
-        "1048576",
-        _positive_int,
-        "largest gRPC message received or sent",
-    ),
-    Setting(
-        "webhook_rate",
-        "COMMSGW_WEBHOOK_RATE",
-        "2000",
-        _positive_float,
-        "webhook POSTs per second per source address (429 beyond; burst of twice that)",
-    ),
-    Setting(
-        "graph_concurrency",
-        "COMMSGW_GRAPH_CONCURRENCY",
-        "256",
-        _positive_int,
-        "Graph requests in flight at most (a burst of cancels waits its turn)",
-    ),
-    Setting(
-        "event_loop",
-        "COMMSGW_EVENT_LOOP",
-        "uvloop",
-        _loop,
-        "uvloop (faster webhook and fan-out, measured in bench/) or asyncio",
-    ),
-    Setting(
-        "graph_http_transport",
-        "COMMSGW_GRAPH_HTTP_TRANSPORT",
-        "aiohttp",
-        _transport,
-        "HTTP transport under the Graph client: aiohttp (httpx-aiohttp, faster under "
-        "concurrency) or httpx (httpx's own pool)",
-    ),
-)
+def setting(env: str, default: str, parse: Callable[[str], T], help: str) -> T:
+    """Declare a setting: a Settings field whose default is `parse(default)`."""
+    info = {_SETTING: (env, default, parse, help)}
+    return field(default=parse(default), metadata=info)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Validated settings of one gateway process."""
 
-    grpc_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 50051))
-    http_addr: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
-    webhook_path: str = "/api/calls"
-    webhook_max_bytes: int = 1 << 20
-    cloud: str = "global"
-    tenant_id: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    client_certificate_path: pathlib.Path | None = None
-    client_certificate_password: str = ""
-    extra_tenants: tuple[str, ...] = ()
-    graph_url: str = ""
-    authority_host: str = ""
-    ca_file: pathlib.Path | None = None
-    emulator_url: str = "https://127.0.0.1:8443"
-    state_dir: pathlib.Path | None = None
-    graph_timeout_s: float = 10.0
-    graph_max_attempts: int = 4
-    retry_base_s: float = 0.5
-    retry_max_s: float = 10.0
-    notification_openid_url: str = ""
-    insecure_skip_notification_auth: bool = False
-    event_log: str = "memory"
-    event_log_max_events: int = 100_000
-    event_log_max_age_s: float = 3600.0
-    event_log_key: str = "commsgw"
-    subscriber_buffer: int = 1024
-    bookmark_interval_s: float = 30.0
-    log_level: str = "INFO"
-    log_format: str = "json"
-    grpc_tls_cert: pathlib.Path | None = None
-    grpc_tls_key: pathlib.Path | None = None
-    grpc_client_ca: pathlib.Path | None = None
-    http_tls_cert: pathlib.Path | None = None
-    http_tls_key: pathlib.Path | None = None
-    allow_insecure_bind: bool = False
-    callers_file: pathlib.Path | None = None
-    reflection: bool = True
-    shutdown_grace_s: float = 10.0
-    webhook_drain_s: float = 2.0
-    keepalive_time_s: float = 60.0
-    keepalive_timeout_s: float = 20.0
-    max_connection_age_s: float = 1800.0
-    max_connection_age_grace_s: float = 30.0
-    max_streams: int = 20000
-    max_streams_per_caller: int = 5000
-    max_message_bytes: int = 1 << 20
-    webhook_rate: float = 2000.0
-    graph_concurrency: int = 256
-    graph_http_transport: str = "aiohttp"
-    event_loop: str = "uvloop"
+    grpc_addr: Address = setting(
+        "COMMSGW_GRPC_ADDR", "127.0.0.1:50051", _address, "gRPC listen address"
+    )
+    http_addr: Address = setting(
+        "COMMSGW_HTTP_ADDR",
+        "127.0.0.1:8080",
+        _address,
+        "HTTP listen address (webhook for Graph's callbacks)",
+    )
+    webhook_path: str = setting(
+        "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
+    )
+    webhook_max_bytes: int = setting(
+        "COMMSGW_WEBHOOK_MAX_BYTES",
+        "1048576",
+        _positive_int,
+        "largest notification POST accepted (413 above)",
+    )
+    cloud: str = setting(
+        "COMMSGW_CLOUD",
+        "global",
+        _str,
+        "national cloud: global, usgov (L4) or dod (L5); china is refused",
+    )
+    tenant_id: str = setting(
+        "AZURE_TENANT_ID", "", _str, "the app's tenant (GUID); unset = emulator mode"
+    )
+    client_id: str = setting("AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)")
+    client_secret: str = setting("AZURE_CLIENT_SECRET", "", _str, "the app's client secret")
+    client_certificate_path: pathlib.Path | None = setting(
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "",
+        _path,
+        "PEM file with the app's certificate and private key (instead of a secret)",
+    )
+    client_certificate_password: str = setting(
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "",
+        _str,
+        "password of the certificate's private key, if any",
+    )
+    extra_tenants: tuple[str, ...] = setting(
+        "COMMSGW_EXTRA_TENANTS",
+        "",
+        _tenant_list,
+        "comma-separated further tenant GUIDs callers may name (multi-tenant apps)",
+    )
+    graph_url: str = setting(
+        "COMMSGW_GRAPH_URL",
+        "",
+        _str,
+        "override Graph's base URL (default: the cloud's, or the emulator's)",
+    )
+    authority_host: str = setting(
+        "COMMSGW_AUTHORITY_HOST",
+        "",
+        _str,
+        "override the token authority host (default: the cloud's, or the emulator's)",
+    )
+    ca_file: pathlib.Path | None = setting(
+        "COMMSGW_CA_FILE",
+        "",
+        _path,
+        "extra CA bundle to trust for Graph and the token authority (default: the emulator's CA "
+        "in emulator mode)",
+    )
+    emulator_url: str = setting(
+        "COMMSGW_EMULATOR_URL",
+        "https://127.0.0.1:8443",
+        _str,
+        "the Graph emulator used when no Azure credentials are set",
+    )
+    state_dir: pathlib.Path = setting(
+        "COMMSGW_STATE_DIR",
+        DEFAULT_STATE_DIR,
+        _dir,
+        "folder for local state (the emulator's certificate files)",
+    )
+    graph_timeout_s: float = setting(
+        "COMMSGW_GRAPH_TIMEOUT_S",
+        "10",
+        _positive_float,
+        "longest single Graph request (seconds); the caller's deadline cuts it shorter",
+    )
+    graph_max_attempts: int = setting(
+        "COMMSGW_GRAPH_MAX_ATTEMPTS",
+        "4",
+        _positive_int,
+        "attempts per Graph request for 429/503/504/connection errors",
+    )
+    retry_base_s: float = setting(
+        "COMMSGW_RETRY_BASE_S",
+        "0.5",
+        _positive_float,
+        "first backoff without Retry-After (doubles each attempt, full jitter)",
+    )
+    retry_max_s: float = setting(
+        "COMMSGW_RETRY_MAX_S",
+        "10",
+        _positive_float,
+        "longest wait between attempts, Retry-After included",
+    )
+    notification_openid_url: str = setting(
+        "COMMSGW_NOTIFICATION_OPENID_URL",
+        "",
+        _str,
+        "OpenID configuration whose keys sign Graph's callbacks (default: Microsoft's, or the "
+        "emulator's)",
+    )
+    insecure_skip_notification_auth: bool = setting(
+        "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH",
+        "false",
+        _bool,
+        "accept callbacks without validating their token (never in production)",
+    )
+    event_log: str = setting(
+        "COMMSGW_EVENT_LOG",
+        "memory",
+        _str,
+        "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
+    )
+    event_log_max_events: int = setting(
+        "COMMSGW_EVENT_LOG_MAX_EVENTS", "100000", _positive_int, "events the log retains at most"
+    )
+    event_log_max_age_s: float = setting(
+        "COMMSGW_EVENT_LOG_MAX_AGE_S",
+        "3600",
+        _positive_float,
+        "oldest event the log retains (seconds); also the duplicate window",
+    )
+    event_log_key: str = setting(
+        "COMMSGW_EVENT_LOG_KEY", "commsgw", _str, "key prefix of the Redis event log"
+    )
+    subscriber_buffer: int = setting(
+        "COMMSGW_SUBSCRIBER_BUFFER",
+        "1024",
+        _positive_int,
+        "events buffered per subscriber before it is cut off as too slow",
+    )
+    bookmark_interval_s: float = setting(
+        "COMMSGW_BOOKMARK_INTERVAL_S",
+        "30",
+        _positive_float,
+        "idle watch streams get a progress bookmark this often (seconds)",
+    )
+    log_level: str = setting("COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting(
+        "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"
+    )
+    grpc_tls_cert: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_TLS_CERT", "", _path, "PEM certificate chain for gRPC TLS"
+    )
+    grpc_tls_key: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_TLS_KEY", "", _path, "PEM private key for gRPC TLS"
+    )
+    grpc_client_ca: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_CLIENT_CA",
+        "",
+        _path,
+        "CA bundle for client certificates: set it to require mutual TLS",
+    )
+    http_tls_cert: pathlib.Path | None = setting(
+        "COMMSGW_HTTP_TLS_CERT", "", _path, "PEM certificate chain for HTTPS"
+    )
+    http_tls_key: pathlib.Path | None = setting(
+        "COMMSGW_HTTP_TLS_KEY", "", _path, "PEM private key for HTTPS"
+    )
+    allow_insecure_bind: bool = setting(
+        "COMMSGW_ALLOW_INSECURE_BIND",
+        "false",
+        _bool,
+        "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
+    )
+    callers_file: pathlib.Path | None = setting(
+        "COMMSGW_CALLERS_FILE",
+        "",
+        _path,
+        "JSON file of caller identities and permissions (unset: every caller is trusted)",
+    )
+    reflection: bool = setting("COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection")
+    shutdown_grace_s: float = setting(
+        "COMMSGW_SHUTDOWN_GRACE_S",
+        "10",
+        _positive_float,
+        "on SIGTERM, the longest the gateway takes to stop (seconds)",
+    )
+    webhook_drain_s: float = setting(
+        "COMMSGW_WEBHOOK_DRAIN_S",
+        "2",
+        _non_negative_float,
+        "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
+    )
+    keepalive_time_s: float = setting(
+        "COMMSGW_KEEPALIVE_TIME_S", "60", _positive_float, "gRPC keepalive ping interval (seconds)"
+    )
+    keepalive_timeout_s: float = setting(
+        "COMMSGW_KEEPALIVE_TIMEOUT_S",
+        "20",
+        _positive_float,
+        "gRPC keepalive ping timeout (seconds)",
+    )
+    max_connection_age_s: float = setting(
+        "COMMSGW_MAX_CONNECTION_AGE_S",
+        "1800",
+        _positive_float,
+        "gRPC connections are recycled after this long (clients resume watches)",
+    )
+    max_connection_age_grace_s: float = setting(
+        "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
+        "30",
+        _positive_float,
+        "time given to calls on a recycled connection (seconds)",
+    )
+    max_streams: int = setting(
+        "COMMSGW_MAX_STREAMS",
+        "20000",
+        _positive_int,
+        "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
+    )
+    max_streams_per_caller: int = setting(
+        "COMMSGW_MAX_STREAMS_PER_CALLER",
+        "5000",
+        _positive_int,
+        "open WatchOperations streams per caller identity at most (with a callers file)",
+    )
+    max_message_bytes: int = setting(
+        "COMMSGW_MAX_MESSAGE_BYTES",
+        "1048576",
+        _positive_int,
+        "largest gRPC message received or sent",
+    )
+    webhook_rate: float = setting(
+        "COMMSGW_WEBHOOK_RATE",
+        "2000",
+        _positive_float,
+        "webhook POSTs per second per source address (429 beyond; burst of twice that)",
+    )
+    graph_concurrency: int = setting(
+        "COMMSGW_GRAPH_CONCURRENCY",
+        "256",
+        _positive_int,
+        "Graph requests in flight at most (a burst of cancels waits its turn)",
+    )
+    event_loop: str = setting(
+        "COMMSGW_EVENT_LOOP",
+        "uvloop",
+        _loop,
+        "uvloop (faster webhook and fan-out, measured in bench/) or asyncio",
+    )
+    graph_http_transport: str = setting(
+        "COMMSGW_GRAPH_HTTP_TRANSPORT",
+        "aiohttp",
+        _transport,
+        "HTTP transport under the Graph client: aiohttp (httpx-aiohttp, faster under concurrency) "
+        "or httpx (httpx's own pool)",
+    )
     # Derived in `resolve()`:
     emulator_mode: bool = False
     tenants: tuple[str, ...] = ()
@@ -547,10 +458,6 @@ class Settings:
             if f.name not in ("client_secret", "client_certificate_password")
         }
         return f"Settings({shown!r})"
-
-    @property
-    def cloud_info(self) -> Cloud:
-        return CLOUDS[self.cloud]
 
     @property
     def scope(self) -> str:
@@ -590,7 +497,7 @@ class Settings:
             authority = authority or base
             openid = openid or f"{base}/v1/.well-known/OpenIdConfiguration"
             if ca_file is None:
-                ca_file = (self.state_dir or pathlib.Path(".commsgw")) / "emulator-ca.pem"
+                ca_file = self.state_dir / "emulator-ca.pem"
         else:
             c = CLOUDS[cloud]
             if normalize_guid(tenant) is None:
@@ -685,6 +592,13 @@ class Settings:
         )
 
 
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, *f.metadata[_SETTING])
+    for f in dataclasses.fields(Settings)
+    if _SETTING in f.metadata
+)
+
+
 def _check_https(env: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
@@ -699,18 +613,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def from_sources(environ: Mapping[str, str], args: argparse.Namespace | None = None) -> Settings:
-    """Build and validate Settings: flag, else environment variable, else default."""
+def from_sources(
+    environ: Mapping[str, str],
+    args: argparse.Namespace | None = None,
+    *,
+    defaults: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate Settings: `overrides`, else the flag, else the environment variable,
+    else `defaults` (a command's own defaults, by attribute name), else the table's default."""
     values: dict[str, Any] = {}
     for s in SETTINGS:
-        raw: str | None = getattr(args, s.attr, None) if args is not None else None
-        source = s.flag
+        raw: str | None = None
+        source = s.env
+        if overrides is not None and s.attr in overrides:
+            raw = overrides[s.attr]
+        if raw is None and args is not None:
+            raw = getattr(args, s.attr, None)
+            source = s.flag
         if raw is None:
             raw = environ.get(s.env)
             source = s.env
         if raw is None:
-            raw = s.default
-            source = s.env
+            if defaults is not None and s.attr in defaults:
+                raw = defaults[s.attr]
+            else:
+                continue  # the field's default: the table's, parsed once
         try:
             values[s.attr] = s.parse(raw)
         except ValueError as exc:

@@ -14,7 +14,7 @@
  * ```
  *
  * The watch resumes with its last token on UNAVAILABLE, RESOURCE_EXHAUSTED
- * (SUBSCRIBER_TOO_SLOW) or a stream that closed, after an exponential backoff with jitter;
+ * (SUBSCRIBER_TOO_SLOW; not TOO_MANY_STREAMS, which is raised) or a stream that closed, after an exponential backoff with jitter;
  * OUT_OF_RANGE (RESUME_TOKEN_EXPIRED) and every other error is thrown as a GatewayError.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -58,6 +58,8 @@ export interface GatewayClientOptions {
 }
 
 const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED]);
+// Raised, not resumed: the gateway's stream limit is reached; resuming in a loop only adds load.
+const NOT_RESUMED = new Set<string>(["TOO_MANY_STREAMS"]);
 
 /** A failed call: gRPC status, the ErrorInfo of google.rpc.Status and Graph's request-id. */
 export class GatewayError extends Error {
@@ -292,7 +294,7 @@ export class OperationWatch implements AsyncIterable<WatchOperationsResponse> {
         }
         this.call = undefined;
         if (this.closed) return;
-        if (!RETRYABLE.has(error.code)) throw error;
+        if (!RETRYABLE.has(error.code) || NOT_RESUMED.has(error.reason)) throw error;
         this.lastError = error;
         if (this.retry.maxAttempts !== undefined && failures >= this.retry.maxAttempts) throw error;
         const ceiling = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** Math.min(failures, 64));

@@ -2,3 +2,4 @@
 // the hand-written GatewayClient with a resuming watch.
 export * from "./client";
 export * from "./gen/graphcomms/v1/calls";
+export { ErrorReason, errorReasonFromJSON, errorReasonToJSON } from "./gen/graphcomms/v1/errors";

@@ -20,8 +20,12 @@ after a disconnect, a replica restart or a SUBSCRIBER_TOO_SLOW cut, so no event 
     asyncio.run(main())
 
 Errors are :class:`GatewayError` subclasses with ``code``, ``reason`` (the ErrorInfo reason)
-and ``graph_request_id``. The generated messages are in ``graphcomms.v1.calls_pb2``.
+and ``graph_request_id``; ``ErrorReason.Name(...)`` gives the gateway's reasons as constants
+(``err.reason == ErrorReason.Name(ErrorReason.INVALID_CALL_ID)``). The generated messages are in
+``graphcomms.v1.calls_pb2``.
 """
+
+from graphcomms.v1.errors_pb2 import ErrorReason
 
 from ._aio import GatewayClient, OperationWatch
 from ._common import RETRYABLE, RetryPolicy
@@ -45,6 +49,7 @@ __all__ = [
     "RETRYABLE",
     "AbortedError",
     "DeadlineExceededError",
+    "ErrorReason",
     "GatewayClient",
     "GatewayError",
     "InternalError",

@@ -13,13 +13,13 @@ import grpc
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 from ._common import (
-    RETRYABLE,
     CertSource,
     ChannelConfig,
     RetryPolicy,
     TokenSource,
     call_metadata,
     resumed,
+    resumes,
     watch_request,
 )
 from ._errors import GatewayError, UnavailableError, from_rpc_error
@@ -265,7 +265,7 @@ class OperationWatch:
             except grpc.aio.AioRpcError as err:
                 self._call = None
                 error = from_rpc_error(err)
-                if error.code not in RETRYABLE:
+                if not resumes(error.code, error.reason):
                     self._closed = True
                     raise error from None
                 await self._backoff(error)

@@ -20,7 +20,17 @@ TokenSource = str | Callable[[], str]
 """A bearer token, or a function returning the current one (called before every RPC)."""
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-"""Watch failures that are resumed with the last token (plus a stream that simply closed)."""
+"""Watch failures that are resumed with the last token (plus a stream that simply closed),
+except the reasons in NOT_RESUMED."""
+
+NOT_RESUMED = frozenset({"TOO_MANY_STREAMS"})
+"""Reasons that are raised, not resumed: the gateway's stream limit is reached, and resuming in
+a loop would only add load (close other streams, or back off in the application)."""
+
+
+def resumes(code: grpc.StatusCode, reason: str) -> bool:
+    """Whether a watch that failed with this status resumes by itself."""
+    return code in RETRYABLE and reason not in NOT_RESUMED
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,13 @@ import grpc
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 from ._common import (
-    RETRYABLE,
     CertSource,
     ChannelConfig,
     RetryPolicy,
     TokenSource,
     call_metadata,
     resumed,
+    resumes,
     watch_request,
 )
 from ._errors import GatewayError, UnavailableError, from_rpc_error
@@ -214,7 +214,7 @@ class SyncOperationWatch:
                 if self._closed.is_set() and err.code() == grpc.StatusCode.CANCELLED:
                     break
                 error = from_rpc_error(err)
-                if error.code not in RETRYABLE:
+                if not resumes(error.code, error.reason):
                     self._closed.set()
                     raise error from None
                 self._backoff(error)

@@ -14,13 +14,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import grpc
 import httpx
 
 from commsgw import _config
-from commsgw.cli._main import describe_rpc_error, format_event
-from commsgw.graph._tokens import TokenProvider
-from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from commsgw.cli._format import format_event
+from commsgw.graph import TokenProvider
+from commsgw_client import GatewayClient, GatewayError
+from graphcomms.v1 import calls_pb2
 
 
 async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int:
@@ -37,7 +37,7 @@ async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         httpx.AsyncClient(verify=ctx, base_url=settings.graph_v1_url, headers=headers) as graph,
-        grpc.aio.insecure_channel(target) as channel,
+        GatewayClient(target) as gw,
     ):
 
         async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -65,31 +65,28 @@ async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int
         )
         print(f"2. queued recordResponse {op['id']} ({op['status']})")
 
-        stub = calls_pb2_grpc.CallsServiceStub(channel)
-        stream = stub.WatchOperations(
-            calls_pb2.WatchOperationsRequest(
-                call_ids=[call_id], statuses=[calls_pb2.OPERATION_STATUS_FAILED]
-            )
+        watch = gw.watch_operations(
+            call_ids=[call_id], statuses=[calls_pb2.OPERATION_STATUS_FAILED]
         )
         print(f"3. watching call {call_id} through the gateway at {target}")
-        await asyncio.sleep(0.2)
-        try:
-            resp = await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(call_id=call_id, client_context="demo"),
-                timeout=10,
-            )
-        except grpc.aio.AioRpcError as err:
-            print(describe_rpc_error(err), file=sys.stderr)
-            return 1
-        print(
-            f"4. cancelled through the gateway: operation {resp.operation.id} "
-            f"{calls_pb2.OperationStatus.Name(resp.operation.status)}, "
-            f"graph request-id {resp.graph_request_id}"
-        )
         seen = 0
         try:
             async with asyncio.timeout(15):
-                async for r in stream:
+                first = await anext(watch)  # the START bookmark: the watch is registered
+                assert first.WhichOneof("kind") == "bookmark", first
+                try:
+                    resp = await gw.cancel_media_processing(
+                        call_id, client_context="demo", timeout=10
+                    )
+                except GatewayError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                    return 1
+                print(
+                    f"4. cancelled through the gateway: operation {resp.operation.id} "
+                    f"{calls_pb2.OperationStatus.Name(resp.operation.status)}, "
+                    f"graph request-id {resp.graph_request_id}"
+                )
+                async for r in watch:
                     if r.WhichOneof("kind") != "event":
                         continue
                     seen += 1
@@ -99,8 +96,11 @@ async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int
         except TimeoutError:
             print(f"only {seen} of 3 cancelled operations arrived", file=sys.stderr)
             return 1
+        except GatewayError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         finally:
-            stream.cancel()
+            watch.close()
     print("done: every queued operation came back cancelled (failed, 400/8508).")
     return 0
 

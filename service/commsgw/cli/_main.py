@@ -8,16 +8,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pathlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
-import grpc
 from google.protobuf import json_format
-from grpc_status import rpc_status
 
 from commsgw import _config, _logging
 from commsgw._errors import CommsgwError, ConfigError
+from commsgw.cli._format import format_event
 from commsgw_client import GatewayClient, GatewayError
 from graphcomms.v1 import calls_pb2
 
@@ -68,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         "dev", help="run the Graph emulator and the gateway together (what `make run` does)"
     )
     _config.add_arguments(dev)
-    dev.add_argument("--emulator-port", type=int, default=8443, help="emulator HTTPS port")
+    dev.add_argument(
+        "--emulator-port",
+        type=int,
+        default=None,
+        help="emulator HTTPS port, 0 for a free one (default: the port of COMMSGW_EMULATOR_URL)",
+    )
     sub.add_parser("emulator", help="run the local Graph emulator", add_help=False)
     sub.add_parser(
         "demo", help="the cancellation story against a running `make run`", add_help=False
@@ -145,32 +149,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def describe_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> str:
-    """One line: status, ErrorInfo reason and Graph's request-id."""
-    code = err.code() if hasattr(err, "code") else None
-    details = err.details() if hasattr(err, "details") else str(err)
-    reason = ""
-    request_id = ""
-    try:
-        status = rpc_status.from_call(err)
-    except Exception:  # a malformed status is still reported by its code
-        status = None
-    if status is not None:
-        from google.rpc import error_details_pb2
-
-        for d in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if d.Unpack(info):
-                reason = info.reason
-                request_id = info.metadata.get("graph_request_id", "")
-    name = code.name if code is not None else "UNKNOWN"
-    line = f"error: {name}: {details}"
-    if reason:
-        line += f" (reason={reason}"
-        line += f", graph_request_id={request_id})" if request_id else ")"
-    return line
-
-
 def describe_error(err: GatewayError) -> str:
     """One line: status, message, ErrorInfo reason and Graph's request-id."""
     return f"error: {err}"
@@ -199,32 +177,6 @@ async def _cancel(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             f"location {resp.location}\ngraph request-id {resp.graph_request_id}"
         )
     return 0
-
-
-def format_event(resp: calls_pb2.WatchOperationsResponse) -> str:
-    if resp.WhichOneof("kind") == "bookmark":
-        return f"bookmark {calls_pb2.BookmarkKind.Name(resp.bookmark.kind)}"
-    ev = resp.event
-    kind = ev.WhichOneof("kind")
-    head = f"call {ev.call_id} {calls_pb2.ChangeType.Name(ev.change_type)}"
-    if kind == "operation_update":
-        op = ev.operation_update.operation
-        ri = op.result_info
-        line = (
-            f"{head} operation {op.id} {calls_pb2.OperationType.Name(op.type)} "
-            f"{calls_pb2.OperationStatus.Name(op.status)}"
-        )
-        if op.HasField("result_info"):
-            line += f" result={ri.code}/{ri.subcode}"
-        if op.completion_reason:
-            line += f" reason={op.completion_reason}"
-        if op.client_context:
-            line += f" client_context={op.client_context!r}"
-        return line
-    if kind == "call_update":
-        cu = ev.call_update
-        return f"{head} state {calls_pb2.CallState.Name(cu.state)}"
-    return f"{head} other {ev.other.odata_type}"
 
 
 async def _watch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -263,24 +215,40 @@ async def _watch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-async def _dev(settings_args: argparse.Namespace, environ: dict[str, str]) -> None:
-    from commsgw.emulator import Emulator, EmulatorConfig
-    from commsgw.server._gateway import Gateway, until_stopped
+# `commsgw dev` is for a person at a terminal: text logs unless asked otherwise.
+DEV_DEFAULTS = {"log_format": "text"}
 
-    environ = dict(environ)
-    state_dir = environ.get("COMMSGW_STATE_DIR") or settings_args.state_dir or ".commsgw"
-    emulator = Emulator(
-        EmulatorConfig(port=settings_args.emulator_port, state_dir=pathlib.Path(state_dir))
-    )
-    await emulator.start()
-    environ.setdefault("COMMSGW_EMULATOR_URL", emulator.base_url)
-    environ.setdefault("COMMSGW_CA_FILE", str(emulator.ca_path))
-    settings = _config.from_sources(environ, settings_args)
+
+async def _dev(
+    settings: _config.Settings, args: argparse.Namespace, environ: Mapping[str, str]
+) -> None:
+    from commsgw.emulator import Emulator, EmulatorConfig
+    from commsgw.server import Gateway, until_stopped
+
+    url = urlsplit(settings.emulator_url)
+    host = url.hostname or "127.0.0.1"
+    port = args.emulator_port if args.emulator_port is not None else (url.port or 443)
+    emulator = Emulator(EmulatorConfig(host=host, port=port, state_dir=settings.state_dir))
+    try:
+        await emulator.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"COMMSGW_EMULATOR_URL={settings.emulator_url}: the emulator cannot listen on "
+            f"{host}:{port} ({exc.strerror or exc})"
+        ) from None
+    if emulator.base_url != settings.emulator_url:  # --emulator-port chose another port
+        settings = _config.from_sources(
+            environ, args, defaults=DEV_DEFAULTS, overrides={"emulator_url": emulator.base_url}
+        )
     gateway = Gateway(settings)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BaseException:
+        await emulator.stop()
+        raise
     print(
         f"\ncommsgw is running on the Graph emulator ({emulator.base_url}).\n"
-        f"  gRPC     127.0.0.1:{gateway.grpc_port}  (graphcomms.v1.CallsService)\n"
+        f"  gRPC     {settings.grpc_addr.host}:{gateway.grpc_port}  (graphcomms.v1.CallsService)\n"
         f"  webhook  http://{settings.http_addr.host}:{gateway.http_port}{settings.webhook_path}\n"
         "Try it, in another terminal:\n"
         "  make demo                                   # the cancellation story end to end\n"
@@ -319,19 +287,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings = _config.from_sources(environ, args)
             _logging.setup(settings.log_level, settings.log_format)
-            from commsgw.server._gateway import serve
+            from commsgw.server import serve
 
             with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
                 runner.run(serve(settings))
             return 0
         if args.command == "dev":
-            _logging.setup(
-                environ.get("COMMSGW_LOG_LEVEL", "INFO").upper(),
-                environ.get("COMMSGW_LOG_FORMAT", "text"),
-            )
-            loop = environ.get("COMMSGW_EVENT_LOOP", "uvloop")
-            with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-                runner.run(_dev(args, environ))
+            settings = _config.from_sources(environ, args, defaults=DEV_DEFAULTS)
+            if not settings.emulator_mode:
+                raise ConfigError(
+                    "commsgw dev runs the gateway on the emulator: unset AZURE_TENANT_ID and "
+                    "AZURE_CLIENT_ID, or run `commsgw serve` against Graph"
+                )
+            _logging.setup(settings.log_level, settings.log_format)
+            with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+                runner.run(_dev(settings, args, environ))
             return 0
         if args.command == "hash-token":
             from commsgw.server._callers import hash_token

@@ -1,4 +1,8 @@
-"""Server bootstrap: builds every part from Settings and runs gRPC and HTTP on one event loop."""
+"""The process bootstrap: builds every part from Settings and runs gRPC and HTTP on one loop.
+
+`Gateway.start` opens the event log and the hub, then the HTTP side (webhook and probes), then
+the gRPC side; `shutdown` drains and stops them in the reverse order within the grace period.
+"""
 
 from __future__ import annotations
 
@@ -6,137 +10,41 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import httpx
 from aiohttp import web
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from grpc_health.v1 import health, health_pb2
 
 from commsgw._config import Settings
-from commsgw._errors import CommsgwError, ConfigError
+from commsgw._errors import CommsgwError
 from commsgw._metrics import Metrics
-from commsgw.eventlog._base import EventLog, LogEntry
-from commsgw.eventlog._hub import Hub
-from commsgw.eventlog._memory import MemoryEventLog
+from commsgw.eventlog import EventLog, Hub, LogEntry
+from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
-from commsgw.notifications._jwt import InsecureNoValidation, NotificationTokenValidator
-from commsgw.notifications._webhook import Webhook, build_app
+from commsgw.graph._transport import make_http_client, make_transport
+from commsgw.notifications import (
+    InsecureNoValidation,
+    NotificationTokenValidator,
+    Webhook,
+    build_app,
+)
+from commsgw.notifications._webhook import Validator
+from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
 from commsgw.server._interceptor import GatewayInterceptor
 from commsgw.server._limits import StreamLimits
+from commsgw.server._probes import HubCollector, Probes, Readiness
 from commsgw.server._servicer import CallsServicer
-from commsgw.server._wire import lenient_deserializer, serialize
-from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.server")
 
-SERVICE_NAME = calls_pb2.DESCRIPTOR.services_by_name["CallsService"].full_name
+SERVICE_NAME = _grpc.SERVICE_NAME
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 HEALTH_INTERVAL_S = 1.0
-
-
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
-    if settings.ca_file is None:
-        return ssl.create_default_context()
-    if not settings.ca_file.is_file():
-        hint = (
-            " (start the emulator first: `commsgw emulator`, or `make run` which starts both)"
-            if settings.emulator_mode
-            else ""
-        )
-        raise ConfigError(f"COMMSGW_CA_FILE={settings.ca_file}: no such file{hint}")
-    ctx = ssl.create_default_context()
-    ctx.load_verify_locations(cafile=str(settings.ca_file))
-    return ctx
-
-
-def make_graph_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """The one connection pool to Graph (and to the JWKS endpoint).
-
-    httpx's own async pool degrades when many requests are in flight (httpx #3215); the
-    aiohttp transport keeps the httpx API on aiohttp's connection pool.
-    """
-    verify = _ssl_context(settings)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    if settings.graph_http_transport == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        return AiohttpTransport(verify=verify, limits=limits, trust_env=False)
-    return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
-
-
-def make_http_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
-    """An httpx client on the Graph transport, for the JWKS fetches (closing it closes the
-    transport)."""
-    return httpx.AsyncClient(transport=transport, timeout=settings.graph_timeout_s)
-
-
-def make_event_log(settings: Settings) -> EventLog:
-    if settings.event_log == "memory":
-        return MemoryEventLog(
-            max_events=settings.event_log_max_events, max_age_s=settings.event_log_max_age_s
-        )
-    from commsgw.eventlog._redis import RedisEventLog
-
-    redis_log: EventLog = RedisEventLog(
-        settings.event_log,
-        key_prefix=settings.event_log_key,
-        max_events=settings.event_log_max_events,
-        max_age_s=settings.event_log_max_age_s,
-    )
-    return redis_log
-
-
-def _grpc_options(s: Settings) -> list[tuple[str, int]]:
-    return [
-        ("grpc.keepalive_time_ms", int(s.keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1000)),
-        ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1000)),
-        # gRPC core cancels calls that arrive faster than the server picks them up once more
-        # than 1,000 (3,000 hard) are pending: a burst of reconnecting subscribers (a replica
-        # restart) would lose streams. Let as many wait as the gateway would serve.
-        ("grpc.server.max_pending_requests", max(1000, s.max_streams)),
-        ("grpc.server.max_pending_requests_hard_limit", max(3000, 2 * s.max_streams)),
-        ("grpc.max_receive_message_length", s.max_message_bytes),
-        ("grpc.max_send_message_length", s.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-
-
-class _HubCollector(Collector):
-    """Fan-out counters read at scrape time (the hub keeps plain integers)."""
-
-    def __init__(self, hub: Hub, limits: StreamLimits) -> None:
-        self._hub = hub
-        self._limits = limits
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "commsgw_events_delivered", "Events sent to subscribers", value=self._hub.delivered
-        )
-        yield GaugeMetricFamily(
-            "commsgw_subscribers", "Open WatchOperations streams", value=self._limits.open
-        )
-        try:
-            tasks = len(asyncio.all_tasks())
-        except RuntimeError:  # scraped outside the event loop
-            tasks = 0
-        yield GaugeMetricFamily(
-            "commsgw_asyncio_tasks",
-            "Tasks alive on the gateway's event loop (a leak shows as growth)",
-            value=tasks,
-        )
 
 
 class Gateway:
@@ -164,7 +72,7 @@ class Gateway:
         )
         self.callers = Callers.load(settings.callers_file) if settings.callers_file else None
         self.limits = StreamLimits(settings.max_streams, settings.max_streams_per_caller)
-        self.metrics.registry.register(_HubCollector(self.hub, self.limits))
+        self.metrics.registry.register(HubCollector(self.hub, self.limits))
 
     def _lag(self, entry: LogEntry) -> None:
         # Redis positions start with the append's milliseconds: their age is the read lag.
@@ -178,7 +86,34 @@ class Gateway:
         if retry:
             self.metrics.graph_retries.inc()
 
+    # ------------------------------------------------------------------ start
+
     async def start(self) -> None:
+        s = self.settings
+        self._warn_about_exposure()
+        transport = make_transport(s)
+        self._http = make_http_client(s, transport)
+        graph = GraphClient(s, transport, self.tokens, on_attempt=self._on_graph_attempt)
+        await self.hub.start()
+        await self._start_http(self._validator(self._http))
+        await self._start_grpc(CallsServicer(s, graph, self.hub, self.log))
+        await self._update_health()
+        self._spawn(self._monitor())
+        log.info(
+            "commsgw ready: gRPC %s:%d%s, webhook %s://%s:%d%s, Graph %s%s, event log %s",
+            s.grpc_addr.host,
+            self.grpc_port,
+            " (TLS)" if s.grpc_tls_cert else "",
+            "https" if s.http_tls_cert else "http",
+            s.http_addr.host,
+            self.http_port,
+            s.webhook_path,
+            s.graph_url,
+            " (emulator)" if s.emulator_mode else "",
+            "memory" if s.event_log == "memory" else "redis",
+        )
+
+    def _warn_about_exposure(self) -> None:
         s = self.settings
         for what, addr, secure in (
             ("gRPC", s.grpc_addr, s.grpc_tls_cert is not None),
@@ -196,20 +131,18 @@ class Gateway:
                 "authenticated; anyone who reaches %s can inject events",
                 s.http_addr,
             )
-        transport = make_graph_transport(s)
-        self._http = make_http_client(s, transport)
-        graph = GraphClient(s, transport, self.tokens, on_attempt=self._on_graph_attempt)
-        await self.hub.start()
 
-        validator: Any
+    def _validator(self, http: httpx.AsyncClient) -> Validator:
+        """How the webhook authenticates Graph's callbacks."""
+        s = self.settings
         if s.insecure_skip_notification_auth:
-            validator = InsecureNoValidation(default_tenant_id=s.tenant_id)
-        else:
-            validator = NotificationTokenValidator(
-                openid_config_url=s.notification_openid_url,
-                audience=s.client_id,
-                http=self._http,
-            )
+            return InsecureNoValidation(default_tenant_id=s.tenant_id)
+        return NotificationTokenValidator(
+            openid_config_url=s.notification_openid_url, audience=s.client_id, http=http
+        )
+
+    async def _start_http(self, validator: Validator) -> None:
+        s = self.settings
         self.webhook = Webhook(
             validator=validator,
             log_=self.log,
@@ -219,99 +152,38 @@ class Gateway:
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
         )
-        app = build_app(
-            self.webhook,
-            s.webhook_path,
-            extra_routes=[
-                ("GET", "/healthz", self._healthz),
-                ("GET", "/readyz", self._readyz),
-                ("GET", "/metrics", self._metrics_page),
-            ],
-        )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        http_ssl: ssl.SSLContext | None = None
-        if s.http_tls_cert is not None and s.http_tls_key is not None:
-            http_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            http_ssl.load_cert_chain(str(s.http_tls_cert), str(s.http_tls_key))
-        site = web.TCPSite(
-            self._runner,
-            s.http_addr.host,
-            s.http_addr.port,
-            reuse_address=True,
-            ssl_context=http_ssl,
-        )
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(f"COMMSGW_HTTP_ADDR={s.http_addr}: cannot listen ({exc})") from None
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else s.http_addr.port
+        probes = Probes(self.metrics, self._readiness)
+        app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
+        self._runner, self.http_port = await _http.listen(app, s)
 
+    async def _start_grpc(self, servicer: CallsServicer) -> None:
+        s = self.settings
         interceptor = GatewayInterceptor(
             callers=self.callers,
             metrics=self.metrics,
             limits=self.limits,
             draining=lambda: self.draining,
         )
-        self._server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(s))
-        servicer = CallsServicer(s, graph, self.hub, self.log)
-        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            "CancelMediaProcessing": grpc.unary_unary_rpc_method_handler(
-                servicer.CancelMediaProcessing,
-                request_deserializer=lenient_deserializer(calls_pb2.CancelMediaProcessingRequest),
-                response_serializer=serialize,
-            ),
-            "WatchOperations": grpc.unary_stream_rpc_method_handler(
-                servicer.WatchOperations,
-                request_deserializer=lenient_deserializer(calls_pb2.WatchOperationsRequest),
-                response_serializer=serialize,
-            ),
-        }
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+        self._server = _grpc.build(
+            s, servicer=servicer, interceptors=[interceptor], health_servicer=self._health
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        if s.reflection:
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-            )
-        try:
-            if s.grpc_tls_cert is not None and s.grpc_tls_key is not None:
-                creds = grpc.ssl_server_credentials(
-                    [(s.grpc_tls_key.read_bytes(), s.grpc_tls_cert.read_bytes())],
-                    root_certificates=(
-                        s.grpc_client_ca.read_bytes() if s.grpc_client_ca is not None else None
-                    ),
-                    require_client_auth=s.grpc_client_ca is not None,
-                )
-                self.grpc_port = self._server.add_secure_port(str(s.grpc_addr), creds)
-            else:
-                self.grpc_port = self._server.add_insecure_port(str(s.grpc_addr))
-        except RuntimeError as exc:
-            raise ConfigError(f"COMMSGW_GRPC_ADDR={s.grpc_addr}: cannot listen ({exc})") from None
+        self.grpc_port = _grpc.listen(self._server, s)
         await self._server.start()
-        await self._update_health()
-        self._spawn(self._monitor())
-        log.info(
-            "commsgw ready: gRPC %s:%d%s, webhook %s://%s:%d%s, Graph %s%s, event log %s",
-            s.grpc_addr.host,
-            self.grpc_port,
-            " (TLS)" if s.grpc_tls_cert else "",
-            "https" if http_ssl else "http",
-            s.http_addr.host,
-            self.http_port,
-            s.webhook_path,
-            s.graph_url,
-            " (emulator)" if s.emulator_mode else "",
-            "memory" if s.event_log == "memory" else "redis",
-        )
+
+    # ------------------------------------------------------------------ health
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _readiness(self) -> Readiness:
+        return Readiness(
+            ready=self.ready and not self.draining,
+            event_log=self.log.ready,
+            graph_credentials=self.tokens.healthy is True,
+            draining=self.draining,
+        )
 
     async def _update_health(self) -> None:
         if self.draining:
@@ -335,22 +207,7 @@ class Gateway:
             await asyncio.sleep(HEALTH_INTERVAL_S)
             await self._update_health()
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        body = {
-            "ready": self.ready and not self.draining,
-            "event_log": self.log.ready,
-            "graph_credentials": self.tokens.healthy is True,
-            "draining": self.draining,
-        }
-        return web.json_response(body, status=200 if body["ready"] else 503)
-
-    async def _metrics_page(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
-        )
+    # ------------------------------------------------------------------ stop
 
     async def drain(self) -> None:
         """First step of shutdown: NOT_SERVING, new RPCs refused, watches get a final

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	graphcommsv1 "commsgw.internal/clients/go/graphcomms/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -82,8 +83,12 @@ func main() {
 				}
 			}
 		}
-		// io.EOF (the stream closed), UNAVAILABLE and RESOURCE_EXHAUSTED resume; others end.
+		// io.EOF (the stream closed), UNAVAILABLE and RESOURCE_EXHAUSTED resume; others end,
+		// and so does TOO_MANY_STREAMS (the gateway's stream limit: resuming only adds load).
 		if c := status.Code(err); err != io.EOF && c != codes.Unavailable && c != codes.ResourceExhausted {
+			fail(err)
+		}
+		if reason(err) == graphcommsv1.ErrorReason_TOO_MANY_STREAMS.String() {
 			fail(err)
 		}
 		sleep := backoff/2 + time.Duration(rand.Int63n(int64(backoff/2)+1))
@@ -92,6 +97,16 @@ func main() {
 			backoff = 10 * time.Second
 		}
 	}
+}
+
+// reason is the ErrorInfo reason of a gateway error ("" when it has none).
+func reason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 func printJSON(m proto.Message) {

@@ -30,12 +30,21 @@ class CallsServiceStub:
     about their media operations.
 
     Errors carry a google.rpc.Status in the `grpc-status-details-bin` trailer with a
-    google.rpc.ErrorInfo (domain "commsgw", reason either a gateway reason such as
-    INVALID_CALL_ID or Graph's error code in UPPER_SNAKE form, metadata with http_status,
-    graph_request_id and client_request_id where known) and a google.rpc.RetryInfo when Graph
-    sent Retry-After. Callers may send the metadata key `x-client-request-id`; it is forwarded to
-    Graph as `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back
-    in the trailing metadata key `x-graph-request-id`.
+    google.rpc.ErrorInfo (domain "commsgw"; reason one of ErrorReason's names, see errors.proto,
+    or Graph's error code in UPPER_SNAKE form; metadata with http_status, graph_request_id and
+    client_request_id where known) and a google.rpc.RetryInfo when Graph sent Retry-After.
+    Callers may send the metadata key `x-client-request-id`; it is forwarded to Graph as
+    `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back in the
+    trailing metadata key `x-graph-request-id`.
+
+    Every RPC may also answer, before it does anything:
+    - UNAUTHENTICATED (CALLER_UNAUTHENTICATED): a callers file is configured and the caller sent
+    no credentials or unknown ones.
+    - PERMISSION_DENIED (CALLER_NOT_PERMITTED, TENANT_NOT_PERMITTED): the caller lacks the
+    method's permission, or may not act on the tenant.
+    - UNAVAILABLE (SHUTTING_DOWN): the gateway is draining; retry on another replica.
+    - INVALID_ARGUMENT (MALFORMED_REQUEST): the request's bytes are not a valid message.
+    - INTERNAL (INTERNAL): an unexpected failure in the gateway.
     """
 
     def __init__(self, channel):
@@ -61,12 +70,21 @@ class CallsServiceServicer:
     about their media operations.
 
     Errors carry a google.rpc.Status in the `grpc-status-details-bin` trailer with a
-    google.rpc.ErrorInfo (domain "commsgw", reason either a gateway reason such as
-    INVALID_CALL_ID or Graph's error code in UPPER_SNAKE form, metadata with http_status,
-    graph_request_id and client_request_id where known) and a google.rpc.RetryInfo when Graph
-    sent Retry-After. Callers may send the metadata key `x-client-request-id`; it is forwarded to
-    Graph as `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back
-    in the trailing metadata key `x-graph-request-id`.
+    google.rpc.ErrorInfo (domain "commsgw"; reason one of ErrorReason's names, see errors.proto,
+    or Graph's error code in UPPER_SNAKE form; metadata with http_status, graph_request_id and
+    client_request_id where known) and a google.rpc.RetryInfo when Graph sent Retry-After.
+    Callers may send the metadata key `x-client-request-id`; it is forwarded to Graph as
+    `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back in the
+    trailing metadata key `x-graph-request-id`.
+
+    Every RPC may also answer, before it does anything:
+    - UNAUTHENTICATED (CALLER_UNAUTHENTICATED): a callers file is configured and the caller sent
+    no credentials or unknown ones.
+    - PERMISSION_DENIED (CALLER_NOT_PERMITTED, TENANT_NOT_PERMITTED): the caller lacks the
+    method's permission, or may not act on the tenant.
+    - UNAVAILABLE (SHUTTING_DOWN): the gateway is draining; retry on another replica.
+    - INVALID_ARGUMENT (MALFORMED_REQUEST): the request's bytes are not a valid message.
+    - INTERNAL (INTERNAL): an unexpected failure in the gateway.
     """
 
     def CancelMediaProcessing(self, request, context):
@@ -75,19 +93,24 @@ class CallsServiceServicer:
         POST /communications/calls/{id}/cancelMediaProcessing. Each cancelled operation is then
         reported through WatchOperations.
 
-        Returns:
+        Returns (besides the codes every RPC may answer, see CallsService):
         - OK: Graph accepted the cancellation.
-        - INVALID_ARGUMENT: empty or malformed call_id, client_context over 256 characters, a
-        tenant_id the gateway is not configured for (nothing is sent to Graph), or Graph's 400.
+        - INVALID_ARGUMENT: INVALID_CALL_ID (empty or malformed call_id), CLIENT_CONTEXT_TOO_LONG
+        (over 256 characters), UNKNOWN_TENANT (a tenant_id the gateway is not configured for),
+        INVALID_CLIENT_REQUEST_ID (nothing is sent to Graph for these), or Graph's 400.
         - UNAUTHENTICATED: Graph refused the app token twice (after one forced refresh), or no
-        token could be acquired.
+        token could be acquired (TOKEN_ACQUISITION_FAILED).
         - PERMISSION_DENIED: Graph's 403.
         - NOT_FOUND: Graph's 404 (no such call, or the call has ended).
         - ABORTED: Graph's 409.
         - RESOURCE_EXHAUSTED: Graph's 429 after the retries allowed by the deadline.
-        - INTERNAL: Graph's 500 or another unexpected Graph answer.
-        - UNAVAILABLE: Graph's 502/503/504 or a connection failure, after retries.
-        - DEADLINE_EXCEEDED: the caller's deadline, or the gateway's Graph timeout, ran out.
+        - INTERNAL: Graph's 500, or a success with a body that is not a commsOperation
+        (GRAPH_BAD_RESPONSE).
+        - UNAVAILABLE: Graph's 502/503/504 or a connection failure (GRAPH_UNREACHABLE), after
+        retries.
+        - DEADLINE_EXCEEDED: the caller's deadline ran out (DEADLINE_EXCEEDED), or Graph did not
+        answer within the gateway's Graph timeout (GRAPH_TIMEOUT; not retried, Graph may have
+        acted).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,15 +125,20 @@ class CallsServiceServicer:
         every matching event after that position, in order, none missing and none twice.
         Bookmarks are sent at the end of a snapshot and on idle streams.
 
-        Returns (as the stream's final status):
-        - INVALID_ARGUMENT: a malformed resume_token, call id or filter value.
-        - OUT_OF_RANGE (reason RESUME_TOKEN_EXPIRED): the token points before what the event log
-        still retains, or comes from another event log. Resume without a token (and with
+        Returns (as the stream's final status; besides the codes every RPC may answer, see
+        CallsService):
+        - INVALID_ARGUMENT: INVALID_RESUME_TOKEN (not issued by this gateway, or longer than 512
+        characters) or INVALID_FILTER (a call or tenant id that is not a GUID, more than 10,000
+        ids, an unknown enum value).
+        - OUT_OF_RANGE (RESUME_TOKEN_EXPIRED): the token points before what the event log still
+        retains, or comes from another event log. Resume without a token (and with
         include_snapshot) instead.
-        - RESOURCE_EXHAUSTED (reason SUBSCRIBER_TOO_SLOW): the subscriber did not keep up and its
-        buffer overflowed; resume with the last resume_token received.
-        - UNAVAILABLE: the gateway is shutting down or lost its event log; resume with the last
-        resume_token received, on this or another replica.
+        - RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW): the subscriber did not keep up and its buffer
+        overflowed; resume with the last resume_token received.
+        - RESOURCE_EXHAUSTED (TOO_MANY_STREAMS): the gateway's stream limit, in total or for this
+        caller, is reached. Do not resume automatically: back off, or close other streams.
+        - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
+        its event log; resume with the last resume_token received, on this or another replica.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,12 +170,21 @@ class CallsService:
     about their media operations.
 
     Errors carry a google.rpc.Status in the `grpc-status-details-bin` trailer with a
-    google.rpc.ErrorInfo (domain "commsgw", reason either a gateway reason such as
-    INVALID_CALL_ID or Graph's error code in UPPER_SNAKE form, metadata with http_status,
-    graph_request_id and client_request_id where known) and a google.rpc.RetryInfo when Graph
-    sent Retry-After. Callers may send the metadata key `x-client-request-id`; it is forwarded to
-    Graph as `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back
-    in the trailing metadata key `x-graph-request-id`.
+    google.rpc.ErrorInfo (domain "commsgw"; reason one of ErrorReason's names, see errors.proto,
+    or Graph's error code in UPPER_SNAKE form; metadata with http_status, graph_request_id and
+    client_request_id where known) and a google.rpc.RetryInfo when Graph sent Retry-After.
+    Callers may send the metadata key `x-client-request-id`; it is forwarded to Graph as
+    `client-request-id` (one is generated otherwise) and Graph's `request-id` comes back in the
+    trailing metadata key `x-graph-request-id`.
+
+    Every RPC may also answer, before it does anything:
+    - UNAUTHENTICATED (CALLER_UNAUTHENTICATED): a callers file is configured and the caller sent
+    no credentials or unknown ones.
+    - PERMISSION_DENIED (CALLER_NOT_PERMITTED, TENANT_NOT_PERMITTED): the caller lacks the
+    method's permission, or may not act on the tenant.
+    - UNAVAILABLE (SHUTTING_DOWN): the gateway is draining; retry on another replica.
+    - INVALID_ARGUMENT (MALFORMED_REQUEST): the request's bytes are not a valid message.
+    - INTERNAL (INTERNAL): an unexpected failure in the gateway.
     """
 
     @staticmethod

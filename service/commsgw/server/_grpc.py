@@ -1,0 +1,91 @@
+"""The gRPC server: channel options, one handler per RPC of the contract, listening."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from commsgw._config import Settings
+from commsgw._errors import ConfigError
+from commsgw.server._wire import lenient_deserializer, serialize
+from graphcomms.v1 import calls_pb2
+
+SERVICE = calls_pb2.DESCRIPTOR.services_by_name["CallsService"]
+SERVICE_NAME = SERVICE.full_name
+
+
+def options(s: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", int(s.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.max_connection_age_ms", int(s.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(s.max_connection_age_grace_s * 1000)),
+        # gRPC core cancels calls that arrive faster than the server picks them up once more
+        # than 1,000 (3,000 hard) are pending: a burst of reconnecting subscribers (a replica
+        # restart) would lose streams. Let as many wait as the gateway would serve.
+        ("grpc.server.max_pending_requests", max(1000, s.max_streams)),
+        ("grpc.server.max_pending_requests_hard_limit", max(3000, 2 * s.max_streams)),
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
+    """Every RPC of graphcomms.v1.CallsService, served by the servicer's method of the same
+    name, with lenient request decoding and pre-serialised responses allowed."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in SERVICE.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        behaviour = getattr(servicer, method.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            behaviour,
+            request_deserializer=lenient_deserializer(request_type),
+            response_serializer=serialize,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def build(
+    s: Settings,
+    *,
+    servicer: Any,
+    interceptors: list[grpc.aio.ServerInterceptor],
+    health_servicer: health.aio.HealthServicer,
+) -> grpc.aio.Server:
+    server = grpc.aio.server(interceptors=interceptors, options=options(s))
+    server.add_generic_rpc_handlers((service_handler(servicer),))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if s.reflection:
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    return server
+
+
+def listen(server: grpc.aio.Server, s: Settings) -> int:
+    """Add the listening port (TLS, mutual TLS or plaintext); the port bound."""
+    try:
+        if s.grpc_tls_cert is not None and s.grpc_tls_key is not None:
+            creds = grpc.ssl_server_credentials(
+                [(s.grpc_tls_key.read_bytes(), s.grpc_tls_cert.read_bytes())],
+                root_certificates=(
+                    s.grpc_client_ca.read_bytes() if s.grpc_client_ca is not None else None
+                ),
+                require_client_auth=s.grpc_client_ca is not None,
+            )
+            return server.add_secure_port(str(s.grpc_addr), creds)
+        return server.add_insecure_port(str(s.grpc_addr))
+    except RuntimeError as exc:
+        raise ConfigError(f"COMMSGW_GRPC_ADDR={s.grpc_addr}: cannot listen ({exc})") from None
