@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from commsgw._config import EMULATOR_CA_FILE
+
 _log = logging.getLogger("commsgw.emulator")
 
-CA_FILE = "emulator-ca.pem"
+CA_FILE = EMULATOR_CA_FILE  # where the gateway looks for it in emulator mode
 CA_KEY_FILE = "emulator-ca-key.pem"
 SERVER_CERT_FILE = "emulator-server.pem"
 SERVER_KEY_FILE = "emulator-server-key.pem"

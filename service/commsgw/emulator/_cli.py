@@ -10,6 +10,7 @@ import pathlib
 import signal
 import sys
 
+from commsgw._config import DEFAULT_STATE_DIR, EMULATOR_CA_FILE
 from commsgw.emulator._app import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, Emulator, EmulatorConfig
 
 
@@ -23,8 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state-dir",
         type=pathlib.Path,
-        default=pathlib.Path(".emulator"),
-        help="where emulator-ca.pem and the server certificate are written",
+        default=pathlib.Path(DEFAULT_STATE_DIR),
+        help=f"where {EMULATOR_CA_FILE} and the server certificate are written (default "
+        f"{DEFAULT_STATE_DIR}, where the gateway looks in emulator mode)",
     )
     p.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
     p.add_argument("--client-id", default=DEFAULT_CLIENT_ID)

@@ -1,0 +1,340 @@
+"""Settings: one declaration per setting (its variable, default, parser and help) and the table
+derived from those declarations."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from commsgw._config._values import (
+    Address,
+    _address,
+    _bool,
+    _dir,
+    _loop,
+    _non_negative_float,
+    _path,
+    _positive_float,
+    _positive_int,
+    _str,
+    _tenant_list,
+    _transport,
+    _url_path,
+)
+
+T = TypeVar("T")
+
+DEFAULT_STATE_DIR = ".commsgw"
+_SETTING = "commsgw_setting"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table: a field of Settings, its variable, default and help."""
+
+    attr: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.attr.replace("_", "-")
+
+
+def setting(env: str, default: str, parse: Callable[[str], T], help: str) -> T:
+    """Declare a setting: a Settings field whose default is `parse(default)`."""
+    info = {_SETTING: (env, default, parse, help)}
+    return field(default=parse(default), metadata=info)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings of one gateway process."""
+
+    grpc_addr: Address = setting(
+        "COMMSGW_GRPC_ADDR", "127.0.0.1:50051", _address, "gRPC listen address"
+    )
+    http_addr: Address = setting(
+        "COMMSGW_HTTP_ADDR",
+        "127.0.0.1:8080",
+        _address,
+        "HTTP listen address (webhook for Graph's callbacks)",
+    )
+    webhook_path: str = setting(
+        "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
+    )
+    webhook_max_bytes: int = setting(
+        "COMMSGW_WEBHOOK_MAX_BYTES",
+        "1048576",
+        _positive_int,
+        "largest notification POST accepted (413 above)",
+    )
+    cloud: str = setting(
+        "COMMSGW_CLOUD",
+        "global",
+        _str,
+        "national cloud: global, usgov (L4) or dod (L5); china is refused",
+    )
+    tenant_id: str = setting(
+        "AZURE_TENANT_ID", "", _str, "the app's tenant (GUID); unset = emulator mode"
+    )
+    client_id: str = setting("AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)")
+    client_secret: str = setting("AZURE_CLIENT_SECRET", "", _str, "the app's client secret")
+    client_certificate_path: pathlib.Path | None = setting(
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "",
+        _path,
+        "PEM file with the app's certificate and private key (instead of a secret)",
+    )
+    client_certificate_password: str = setting(
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "",
+        _str,
+        "password of the certificate's private key, if any",
+    )
+    extra_tenants: tuple[str, ...] = setting(
+        "COMMSGW_EXTRA_TENANTS",
+        "",
+        _tenant_list,
+        "comma-separated further tenant GUIDs callers may name (multi-tenant apps)",
+    )
+    graph_url: str = setting(
+        "COMMSGW_GRAPH_URL",
+        "",
+        _str,
+        "override Graph's base URL (default: the cloud's, or the emulator's)",
+    )
+    authority_host: str = setting(
+        "COMMSGW_AUTHORITY_HOST",
+        "",
+        _str,
+        "override the token authority host (default: the cloud's, or the emulator's)",
+    )
+    ca_file: pathlib.Path | None = setting(
+        "COMMSGW_CA_FILE",
+        "",
+        _path,
+        "extra CA bundle to trust for Graph and the token authority (default: the emulator's CA "
+        "in emulator mode)",
+    )
+    emulator_url: str = setting(
+        "COMMSGW_EMULATOR_URL",
+        "https://127.0.0.1:8443",
+        _str,
+        "the Graph emulator used when no Azure credentials are set",
+    )
+    state_dir: pathlib.Path = setting(
+        "COMMSGW_STATE_DIR",
+        DEFAULT_STATE_DIR,
+        _dir,
+        "folder for local state (the emulator's certificate files)",
+    )
+    graph_timeout_s: float = setting(
+        "COMMSGW_GRAPH_TIMEOUT_S",
+        "10",
+        _positive_float,
+        "longest single Graph request (seconds); the caller's deadline cuts it shorter",
+    )
+    graph_max_attempts: int = setting(
+        "COMMSGW_GRAPH_MAX_ATTEMPTS",
+        "4",
+        _positive_int,
+        "attempts per Graph request for 429/503/504/connection errors",
+    )
+    retry_base_s: float = setting(
+        "COMMSGW_RETRY_BASE_S",
+        "0.5",
+        _positive_float,
+        "first backoff without Retry-After (doubles each attempt, full jitter)",
+    )
+    retry_max_s: float = setting(
+        "COMMSGW_RETRY_MAX_S",
+        "10",
+        _positive_float,
+        "longest wait between attempts, Retry-After included",
+    )
+    notification_openid_url: str = setting(
+        "COMMSGW_NOTIFICATION_OPENID_URL",
+        "",
+        _str,
+        "OpenID configuration whose keys sign Graph's callbacks (default: Microsoft's, or the "
+        "emulator's)",
+    )
+    insecure_skip_notification_auth: bool = setting(
+        "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH",
+        "false",
+        _bool,
+        "accept callbacks without validating their token (never in production)",
+    )
+    event_log: str = setting(
+        "COMMSGW_EVENT_LOG",
+        "memory",
+        _str,
+        "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
+    )
+    event_log_max_events: int = setting(
+        "COMMSGW_EVENT_LOG_MAX_EVENTS", "100000", _positive_int, "events the log retains at most"
+    )
+    event_log_max_age_s: float = setting(
+        "COMMSGW_EVENT_LOG_MAX_AGE_S",
+        "3600",
+        _positive_float,
+        "oldest event the log retains (seconds); also the duplicate window",
+    )
+    event_log_key: str = setting(
+        "COMMSGW_EVENT_LOG_KEY", "commsgw", _str, "key prefix of the Redis event log"
+    )
+    subscriber_buffer: int = setting(
+        "COMMSGW_SUBSCRIBER_BUFFER",
+        "1024",
+        _positive_int,
+        "events buffered per subscriber before it is cut off as too slow",
+    )
+    bookmark_interval_s: float = setting(
+        "COMMSGW_BOOKMARK_INTERVAL_S",
+        "30",
+        _positive_float,
+        "idle watch streams get a progress bookmark this often (seconds)",
+    )
+    log_level: str = setting("COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting(
+        "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"
+    )
+    grpc_tls_cert: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_TLS_CERT", "", _path, "PEM certificate chain for gRPC TLS"
+    )
+    grpc_tls_key: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_TLS_KEY", "", _path, "PEM private key for gRPC TLS"
+    )
+    grpc_client_ca: pathlib.Path | None = setting(
+        "COMMSGW_GRPC_CLIENT_CA",
+        "",
+        _path,
+        "CA bundle for client certificates: set it to require mutual TLS",
+    )
+    http_tls_cert: pathlib.Path | None = setting(
+        "COMMSGW_HTTP_TLS_CERT", "", _path, "PEM certificate chain for HTTPS"
+    )
+    http_tls_key: pathlib.Path | None = setting(
+        "COMMSGW_HTTP_TLS_KEY", "", _path, "PEM private key for HTTPS"
+    )
+    allow_insecure_bind: bool = setting(
+        "COMMSGW_ALLOW_INSECURE_BIND",
+        "false",
+        _bool,
+        "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
+    )
+    callers_file: pathlib.Path | None = setting(
+        "COMMSGW_CALLERS_FILE",
+        "",
+        _path,
+        "JSON file of caller identities and permissions (unset: every caller is trusted)",
+    )
+    reflection: bool = setting("COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection")
+    shutdown_grace_s: float = setting(
+        "COMMSGW_SHUTDOWN_GRACE_S",
+        "10",
+        _positive_float,
+        "on SIGTERM, the longest the gateway takes to stop (seconds)",
+    )
+    webhook_drain_s: float = setting(
+        "COMMSGW_WEBHOOK_DRAIN_S",
+        "2",
+        _non_negative_float,
+        "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
+    )
+    keepalive_time_s: float = setting(
+        "COMMSGW_KEEPALIVE_TIME_S", "60", _positive_float, "gRPC keepalive ping interval (seconds)"
+    )
+    keepalive_timeout_s: float = setting(
+        "COMMSGW_KEEPALIVE_TIMEOUT_S",
+        "20",
+        _positive_float,
+        "gRPC keepalive ping timeout (seconds)",
+    )
+    max_connection_age_s: float = setting(
+        "COMMSGW_MAX_CONNECTION_AGE_S",
+        "1800",
+        _positive_float,
+        "gRPC connections are recycled after this long (clients resume watches)",
+    )
+    max_connection_age_grace_s: float = setting(
+        "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
+        "30",
+        _positive_float,
+        "time given to calls on a recycled connection (seconds)",
+    )
+    max_streams: int = setting(
+        "COMMSGW_MAX_STREAMS",
+        "20000",
+        _positive_int,
+        "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
+    )
+    max_streams_per_caller: int = setting(
+        "COMMSGW_MAX_STREAMS_PER_CALLER",
+        "5000",
+        _positive_int,
+        "open WatchOperations streams per caller identity at most (with a callers file)",
+    )
+    max_message_bytes: int = setting(
+        "COMMSGW_MAX_MESSAGE_BYTES",
+        "1048576",
+        _positive_int,
+        "largest gRPC message received or sent",
+    )
+    webhook_rate: float = setting(
+        "COMMSGW_WEBHOOK_RATE",
+        "2000",
+        _positive_float,
+        "webhook POSTs per second per source address (429 beyond; burst of twice that)",
+    )
+    graph_concurrency: int = setting(
+        "COMMSGW_GRAPH_CONCURRENCY",
+        "256",
+        _positive_int,
+        "Graph requests in flight at most (a burst of cancels waits its turn)",
+    )
+    event_loop: str = setting(
+        "COMMSGW_EVENT_LOOP",
+        "uvloop",
+        _loop,
+        "uvloop (faster webhook and fan-out, measured in bench/) or asyncio",
+    )
+    graph_http_transport: str = setting(
+        "COMMSGW_GRAPH_HTTP_TRANSPORT",
+        "aiohttp",
+        _transport,
+        "HTTP transport under the Graph client: aiohttp (httpx-aiohttp, faster under concurrency) "
+        "or httpx (httpx's own pool)",
+    )
+    # Derived in `resolve()`:
+    emulator_mode: bool = False
+    tenants: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never print secrets
+        shown = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("client_secret", "client_certificate_password")
+        }
+        return f"Settings({shown!r})"
+
+    @property
+    def scope(self) -> str:
+        return f"{self.graph_url.rstrip('/')}/.default"
+
+    @property
+    def graph_v1_url(self) -> str:
+        return f"{self.graph_url.rstrip('/')}/v1.0"
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, *f.metadata[_SETTING])
+    for f in dataclasses.fields(Settings)
+    if _SETTING in f.metadata
+)
