@@ -32,18 +32,19 @@ every ``append`` run this check (a few O(1) commands).
 Trimming is exact (to ``max_events`` entries, and every entry older than ``max_age_s`` by the
 Redis clock) and happens inside the append script, once per call, after the new entries.
 
-Writing: appends are group-committed. Each POST's notifications go through one atomic script
-call; the calls that arrive while a write is in flight are sent together as one pipeline on one
-connection, so the number of connections does not grow with the number of concurrent POSTs
-(redis-py's pool would refuse the 101st with "Too many connections") and a burst costs one round
-trip per batch. Every POST still gets its own answer: its script's result, or its own error.
+Writing: appends are group-committed (``_redis_writer``). Each POST's notifications go through
+one atomic script call; the calls that arrive while a write is in flight are sent together as
+one pipeline on one connection, so the number of connections does not grow with the number of
+concurrent POSTs (redis-py's pool would refuse the 101st with "Too many connections") and a
+burst costs one round trip per batch. Every POST still gets its own answer: its script's
+result, or its own error.
 
-Readers: each instance runs one task that loops on a pipeline ``XREAD BLOCK`` + ``GET
-P:trimmed`` + ``GET P:log-id`` on its own connection. It hands the entries to the listener in
-order and advances its last id only after handing them over; after an error it reconnects with
-backoff and reads on from its last id, so nothing is missed or repeated. A *gap* is reported
-(``on_gap``, see :meth:`RedisEventLog.start`) when entries after the reader's last id were
-trimmed before it could read them (``P:trimmed`` > last id: the reader lagged more than
+Readers (``_redis_reader``): each instance runs one task that loops on a pipeline ``XREAD
+BLOCK`` + ``GET P:trimmed`` + ``GET P:log-id`` on its own connection. It hands the entries to
+the listener in order and advances its last id only after handing them over; after an error it
+reconnects with backoff and reads on from its last id, so nothing is missed or repeated. A *gap*
+is reported (``on_gap``, see :meth:`RedisEventLog.start`) when entries after the reader's last
+id were trimmed before it could read them (``P:trimmed`` > last id: the reader lagged more than
 ``max_events`` entries, or was disconnected that long), or when the log id changed.
 """
 
@@ -53,31 +54,23 @@ import asyncio
 import contextlib
 import importlib.resources
 import json
-import logging
-import random
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aioredis
-from google.protobuf.message import DecodeError
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
 from commsgw.eventlog._base import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
-from graphcomms.v1 import calls_pb2
+from commsgw.eventlog._redis_reader import StreamReader
+from commsgw.eventlog._redis_stream import as_text, entries_of, format_id, parse_id
+from commsgw.eventlog._redis_writer import GroupCommitWriter
 
-log = logging.getLogger("commsgw.redislog")
-
-_FIELD: Final = b"e"
-_READ_COUNT: Final = 500
 _LATEST_FETCH_CHUNK: Final = 1000
-# Appends sent in one pipeline at most (each is one script call; see "Writing" above).
-_WRITE_BATCH: Final = 256
 
 
 def _lua(name: str) -> str:
@@ -93,26 +86,13 @@ def _lua(name: str) -> str:
 _START_LUA: Final = _lua("start")
 _APPEND_LUA: Final = _lua("append")
 
-_CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-def parse_id(raw: bytes | str) -> Position:
-    """A stream id ``b"ms-seq"`` as a Position."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    ms, _, seq = text.partition("-")
-    return (int(ms), int(seq or 0))
-
-
-def format_id(position: Position) -> str:
-    return f"{position[0]}-{position[1]}"
-
 
 def operation_field(key: tuple[str, str, str]) -> bytes:
     """The latest-state hash field of an operation key (JSON: injective whatever the ids)."""
     return json.dumps(key, separators=(",", ":")).encode()
 
 
-class RedisEventLog(EventLog):
+class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
     """An event log in a Redis (>= 7) stream shared by every replica; see the module doc.
 
     ``log_id`` is known once :meth:`start` returned (it is "" before) and may change later if
@@ -170,13 +150,13 @@ class RedisEventLog(EventLog):
             max_connections=2,
         )
         self._append_script = self._client.register_script(_APPEND_LUA)
-        self._pending: list[_PendingAppend] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._pending = []
+        self._flushing = None
         self._start_script = self._client.register_script(_START_LUA)
-        self._listener: Callable[[Sequence[LogEntry]], None] | None = None
-        self._on_gap: Callable[[], None] | None = None
+        self._listener = None
+        self._on_gap = None
         self._task: asyncio.Task[None] | None = None
-        self._last: Position = ZERO
+        self._last = ZERO
         self._reader_ok = False
         self._writer_ok = True
         self._closed = False
@@ -211,7 +191,7 @@ class RedisEventLog(EventLog):
             )
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
-        self.log_id = _text(res[0])
+        self.log_id = as_text(res[0])
         self._last = parse_id(res[1])
         self._listener = listener
         self._on_gap = on_gap
@@ -258,72 +238,9 @@ class RedisEventLog(EventLog):
             args.append(item.event.SerializeToString())
             op = item.operation_key
             args.append(operation_field(op) if op is not None else b"")
-        loop = asyncio.get_running_loop()
-        pending = _PendingAppend(keys, args, loop.create_future())
-        self._pending.append(pending)
-        if self._flushing is None:
-            self._flushing = loop.create_task(self._flush(), name=f"redislog-writer-{self._prefix}")
-            self._flushing.add_done_callback(self._writer_done)
-        res = await pending.future
+        res = await self._commit(keys, args)
         appended = sum(1 for r in res if r != 0)
         return AppendResult(appended, len(items) - appended)
-
-    async def _flush(self) -> None:
-        """Send the waiting appends, a batch at a time, until none is left."""
-        try:
-            while self._pending:
-                batch = self._pending[:_WRITE_BATCH]
-                del self._pending[:_WRITE_BATCH]
-                await self._write(batch)
-        finally:
-            self._flushing = None
-
-    def _writer_done(self, task: asyncio.Task[None]) -> None:
-        """A writer that was cancelled or failed answers the appends it left (nobody waits
-        forever), unless a newer writer has already taken them over."""
-        if self._flushing is task:  # cancelled before it ever ran
-            self._flushing = None
-        if not task.cancelled() and task.exception() is None:
-            return
-        if self._flushing is None and self._pending:
-            left, self._pending = self._pending, []
-            _fail(left, EventLogUnavailable("the event log write was interrupted"))
-
-    async def _write(self, batch: list[_PendingAppend]) -> None:
-        sha = self._append_script.sha
-        todo = batch
-        try:
-            for attempt in range(2):
-                pipe = self._client.pipeline(transaction=False)
-                for p in todo:
-                    pipe.evalsha(sha, len(p.keys), *p.keys, *p.args)
-                results = await pipe.execute(raise_on_error=False)
-                missing: list[_PendingAppend] = []
-                for p, res in zip(todo, results, strict=True):
-                    if isinstance(res, NoScriptError) and attempt == 0:
-                        missing.append(p)  # not run at all: safe to send again
-                    elif isinstance(res, Exception):
-                        p.fail(
-                            EventLogUnavailable(f"the event log (Redis) refused the write: {res}")
-                        )
-                    else:
-                        p.succeed(res)
-                if not missing:
-                    break
-                # Redis lost its script cache (restarted or SCRIPT FLUSH): load it once.
-                await self._client.script_load(_APPEND_LUA)
-                todo = missing
-        except _CONNECTION_ERRORS as exc:
-            self._writer_ok = False
-            _fail(batch, EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}"))
-            return
-        except RedisError as exc:
-            _fail(batch, EventLogUnavailable(f"the event log (Redis) refused the write: {exc}"))
-            return
-        except BaseException:
-            _fail(batch, EventLogUnavailable("the event log write was interrupted"))
-            raise
-        self._writer_ok = True
 
     # --- reading -------------------------------------------------------------------------
 
@@ -336,7 +253,7 @@ class RedisEventLog(EventLog):
             )
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
-        return _entries(rows)
+        return entries_of(rows)
 
     async def check_resumable(self, position: Position) -> None:
         try:
@@ -378,146 +295,10 @@ class RedisEventLog(EventLog):
                     s = format_id(p)
                     pipe.xrange(self._stream, min=s, max=s, count=1)
                 for rows in await pipe.execute():
-                    out.extend(_entries(rows))
+                    out.extend(entries_of(rows))
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
         return out
-
-    # --- the reader task -----------------------------------------------------------------
-
-    async def _read_loop(self) -> None:
-        delay = 0.0
-        failed = False
-        while not self._closed:
-            try:
-                pipe = self._reader.pipeline(transaction=False)
-                pipe.xread(
-                    {self._stream: format_id(self._last)},
-                    count=_READ_COUNT,
-                    block=self._block_ms,
-                )
-                pipe.get(self._meta_keys[2])
-                pipe.get(self._meta_keys[1])
-                batches, trimmed_raw, log_id_raw = await pipe.execute()
-                if log_id_raw is None:
-                    # The metadata is gone (keys deleted): recreate it, with a new identity.
-                    res = await self._start_script(
-                        keys=self._meta_keys, args=[uuid.uuid4().hex], client=self._reader
-                    )
-                    log_id_raw = res[0]
-            except _CONNECTION_ERRORS as exc:
-                self._reader_ok = False
-                if not failed:
-                    log.warning("event log reader lost Redis (%s); reconnecting", exc)
-                failed = True
-                delay = min(self._max_backoff, max(0.05, delay * 2))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                continue
-            except RedisError as exc:
-                self._reader_ok = False
-                log.error("event log reader: Redis error %s; retrying", exc)
-                delay = min(self._max_backoff, max(0.05, delay * 2))
-                await asyncio.sleep(delay)
-                continue
-            if failed:
-                failed = False
-                self.reconnects += 1
-                log.info("event log reader reconnected to Redis")
-            delay = 0.0
-            self._reader_ok = True
-            if not self._writer_ok:
-                await self._probe_writer()
-
-            log_id = _text(log_id_raw)
-            gap = ""
-            if log_id != self.log_id:
-                gap = f"the event log was recreated (log id {self.log_id} -> {log_id})"
-                self.log_id = log_id
-            elif trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
-                gap = (
-                    f"entries after {format_id(self._last)} were trimmed before this replica "
-                    f"read them (trimmed through {_text(trimmed_raw)})"
-                )
-            if gap:
-                self.gaps += 1
-                log.error("event log gap: %s; cutting every watch", gap)
-                if self._on_gap is not None:
-                    try:
-                        self._on_gap()
-                    except Exception:
-                        log.exception("event log on_gap callback failed")
-            if not batches:
-                continue
-            rows = batches[0][1] if isinstance(batches, list) else next(iter(batches.values()))[0]
-            if not rows:
-                continue
-            entries = _entries(rows)
-            self._last = parse_id(rows[-1][0])
-            if entries and self._listener is not None:
-                try:
-                    self._listener(entries)
-                except Exception:
-                    log.exception("event log listener failed")
-
-    async def _probe_writer(self) -> None:
-        try:
-            await self._client.ping()
-        except RedisError:
-            return
-        self._writer_ok = True
-
-
-class _PendingAppend:
-    """One append waiting for its batch: the script's keys and arguments, and its answer."""
-
-    __slots__ = ("args", "future", "keys")
-
-    def __init__(
-        self,
-        keys: list[str | bytes],
-        args: list[str | int | bytes],
-        future: asyncio.Future[list[Any]],
-    ) -> None:
-        self.keys = keys
-        self.args = args
-        self.future = future
-
-    def succeed(self, result: list[Any]) -> None:
-        if not self.future.done():  # the POST may have gone away meanwhile
-            self.future.set_result(result)
-
-    def fail(self, err: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(err)
-
-
-def _fail(appends: Sequence[_PendingAppend], err: EventLogUnavailable) -> None:
-    for p in appends:
-        p.fail(err)
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _entries(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[LogEntry]:
-    """LogEntry objects of XRANGE/XREAD rows; an undecodable entry is logged and skipped."""
-    out: list[LogEntry] = []
-    for raw_id, fields in rows:
-        data = fields.get(_FIELD) if fields else None
-        position = parse_id(raw_id)
-        if data is None:
-            log.error("event log entry %s has no event; skipped", format_id(position))
-            continue
-        try:
-            event = calls_pb2.Event.FromString(data)
-        except DecodeError:
-            log.error("event log entry %s does not decode; skipped", format_id(position))
-            continue
-        entry = LogEntry(position, event)
-        entry._payload = data
-        out.append(entry)
-    return out
 
 
 __all__ = ["RedisEventLog", "format_id", "parse_id"]

@@ -1,12 +1,8 @@
 """Validate the bearer token Microsoft puts on every notification POST.
 
-Graph signs each callback with an RS256 JWT. The signing keys come from an OpenID
-configuration (``https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration`` for the
-global cloud): its ``jwks_uri`` names the JWKS. Keys are cached, refreshed in the background
-every ``jwks_refresh_interval_s`` and refetched when a token names an unknown ``kid`` -- at most
-once per ``unknown_kid_min_interval_s``, so a flood of forged kids cannot hammer the JWKS
-endpoint. Concurrent validations share one in-flight fetch. When the endpoint is down, cached
-keys keep working. A token that passed once is remembered (bounded cache) so that its
+Graph signs each callback with an RS256 JWT, with a key of the JWKS its OpenID configuration
+names (fetched and cached by :class:`~commsgw.notifications._keys.SigningKeyCache`, the base of
+the validator). A token that passed once is remembered (bounded cache) so that its
 signature is not verified again; its exp/nbf and the presence of its key are still checked on
 every use.
 
@@ -16,7 +12,6 @@ says why; the token itself never appears in a message.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
@@ -27,9 +22,9 @@ from typing import Any, Final, Protocol, TypeGuard
 
 import httpx
 import jwt
-import msgspec
 
 from commsgw._errors import NotificationAuthError
+from commsgw.notifications._keys import ALGORITHM, SigningKeyCache, short_repr
 
 __all__ = [
     "DEFAULT_ISSUERS",
@@ -46,7 +41,6 @@ DEFAULT_ISSUERS: Final[tuple[str, ...]] = (
     "https://graph.microsoft.com/",
 )
 
-_ALGORITHM: Final = "RS256"
 _MAX_TOKEN_LENGTH: Final = 16 * 1024
 _VERIFIED_CACHE_SIZE: Final = 1024
 
@@ -101,11 +95,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, float) and math.isfinite(value)
 
 
-class _KeysUnavailable(Exception):
-    """Fetching the OpenID configuration or the JWKS failed (message is safe to show)."""
-
-
-class NotificationTokenValidator:
+class NotificationTokenValidator(SigningKeyCache):
     """Validates ``Authorization: Bearer <JWT>`` headers of Graph notification POSTs.
 
     Args:
@@ -135,47 +125,19 @@ class NotificationTokenValidator:
     ) -> None:
         if not audience:
             raise ValueError("audience must not be empty")
-        self._config_url = openid_config_url
+        super().__init__(
+            openid_config_url=openid_config_url,
+            http=http,
+            jwks_refresh_interval_s=jwks_refresh_interval_s,
+            unknown_kid_min_interval_s=unknown_kid_min_interval_s,
+            clock=clock,
+        )
         self._audience = audience
-        self._http = http
         self._issuers = frozenset(issuers)
         self._leeway = float(leeway_s)
-        self._refresh_interval = float(jwks_refresh_interval_s)
-        self._miss_interval = float(unknown_kid_min_interval_s)
-        self._clock = clock
-
-        self._keys: dict[str, Any] = {}  # kid -> public key object
-        self._keys_by_x5t: dict[str, Any] = {}
-        self._jwks_uri: str | None = None
-        self._loaded_at: float | None = None  # last successful fetch
-        self._last_refresh_attempt: float | None = None  # last periodic (background) attempt
-        self._last_miss_fetch: float | None = None  # last fetch caused by an unknown kid
-        self._last_error: str = ""
-        self._inflight: asyncio.Task[bool] | None = None
         # Tokens already verified (Graph reuses a token for a while): token -> (claims, kid,
         # x5t, key). Only successful validations enter it, so forged tokens cannot fill it.
         self._verified: dict[str, tuple[NotificationClaims, str | None, str | None, Any]] = {}
-
-    @property
-    def keys_loaded(self) -> bool:
-        """Whether at least one signing key is cached."""
-        return bool(self._keys or self._keys_by_x5t)
-
-    @property
-    def last_error(self) -> str:
-        """Why the last key fetch failed ("" when it succeeded)."""
-        return self._last_error
-
-    async def warm(self) -> None:
-        """Fetch the OpenID configuration and the JWKS now (start-up, health checks).
-
-        Joins a fetch already in flight; not rate-limited (callers decide how often).
-
-        Raises:
-            NotificationAuthError: the keys could not be fetched (cached keys are kept).
-        """
-        if not await self._fetch_shared():
-            raise NotificationAuthError(f"signing keys unavailable: {self._last_error}")
 
     async def validate(self, authorization_header: str | None) -> NotificationClaims:
         """Validate a notification's Authorization header.
@@ -202,9 +164,9 @@ class NotificationTokenValidator:
         except (jwt.PyJWTError, ValueError, TypeError) as e:
             raise NotificationAuthError(f"malformed token: {_safe(e)}") from None
         alg = header.get("alg")
-        if alg != _ALGORITHM:
+        if alg != ALGORITHM:
             raise NotificationAuthError(
-                f"token algorithm {_short(alg)} not allowed (only {_ALGORITHM})"
+                f"token algorithm {short_repr(alg)} not allowed (only {ALGORITHM})"
             )
         kid = header.get("kid")
         x5t = header.get("x5t")
@@ -223,143 +185,6 @@ class NotificationTokenValidator:
         self._verified[token] = (result, kid, x5t, key)
         return result
 
-    # -- keys ---------------------------------------------------------------------------------
-
-    def _lookup(self, kid: str | None, x5t: str | None) -> Any:
-        """The cached key named by kid, else by x5t (the signature still has to verify)."""
-        key = self._keys.get(kid) if kid is not None else None
-        if key is None and x5t is not None:
-            key = self._keys_by_x5t.get(x5t)
-        return key
-
-    def _maybe_refresh(self) -> None:
-        now = self._clock()
-        if self.keys_loaded and self._is_stale(now):
-            self._start_background_refresh(now)
-
-    async def _key_for(self, kid: str | None, x5t: str | None) -> Any:
-        self._maybe_refresh()
-
-        key = self._lookup(kid, x5t)
-        if key is not None:
-            return key
-
-        # A miss: wait for a fetch already running, else start one if the rate limit allows.
-        if self._inflight is not None:
-            await asyncio.shield(self._inflight)
-            key = self._lookup(kid, x5t)
-            if key is not None:
-                return key
-        now = self._clock()
-        if self._last_miss_fetch is None or now - self._last_miss_fetch >= self._miss_interval:
-            self._last_miss_fetch = now
-            await self._fetch_shared()
-            key = self._lookup(kid, x5t)
-            if key is not None:
-                return key
-        if not self.keys_loaded:
-            reason = f": {self._last_error}" if self._last_error else ""
-            raise NotificationAuthError(f"signing keys unavailable{reason}")
-        raise NotificationAuthError(f"unknown signing key {_short(kid or x5t)}")
-
-    def _is_stale(self, now: float) -> bool:
-        return self._loaded_at is None or now - self._loaded_at >= self._refresh_interval
-
-    def _start_background_refresh(self, now: float) -> None:
-        if self._inflight is not None:
-            return
-        if (
-            self._last_refresh_attempt is not None
-            and now - self._last_refresh_attempt < self._miss_interval
-        ):
-            return
-        self._last_refresh_attempt = now
-        self._inflight = asyncio.get_running_loop().create_task(self._run_fetch())
-
-    async def _fetch_shared(self) -> bool:
-        """Join the in-flight fetch or start one; True when it succeeded."""
-        task = self._inflight
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._run_fetch())
-            self._inflight = task
-        return await asyncio.shield(task)
-
-    async def _run_fetch(self) -> bool:
-        try:
-            keys, by_x5t = await self._fetch_keys()
-        except _KeysUnavailable as e:
-            self._last_error = str(e)
-            return False
-        except Exception as e:  # never let a fetch failure escape as another type
-            self._last_error = f"unexpected error ({type(e).__name__})"
-            return False
-        finally:
-            self._inflight = None
-        self._keys = keys
-        self._keys_by_x5t = by_x5t
-        self._loaded_at = self._clock()
-        self._last_error = ""
-        return True
-
-    async def _get_json(self, url: str, what: str) -> Any:
-        try:
-            response = await self._http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as e:
-            raise _KeysUnavailable(f"fetching the {what} failed ({type(e).__name__})") from None
-        if response.status_code != 200:
-            raise _KeysUnavailable(f"fetching the {what} answered HTTP {response.status_code}")
-        try:
-            return msgspec.json.decode(response.content)
-        except (msgspec.MsgspecError, ValueError, RecursionError):
-            raise _KeysUnavailable(f"the {what} is not valid JSON") from None
-
-    async def _fetch_keys(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        jwks_uri = self._jwks_uri
-        try:
-            config = await self._get_json(self._config_url, "OpenID configuration")
-            uri = config.get("jwks_uri") if isinstance(config, dict) else None
-            if not isinstance(uri, str) or not uri:
-                raise _KeysUnavailable("the OpenID configuration has no jwks_uri")
-            jwks_uri = uri
-        except _KeysUnavailable:
-            if jwks_uri is None:
-                raise
-            # The configuration is down but the JWKS location is known: go on with it.
-        self._jwks_uri = jwks_uri
-        jwks = await self._get_json(jwks_uri, "JWKS")
-        entries = jwks.get("keys") if isinstance(jwks, dict) else None
-        if not isinstance(entries, list):
-            raise _KeysUnavailable("the JWKS has no keys array")
-        keys: dict[str, Any] = {}
-        by_x5t: dict[str, Any] = {}
-        for entry in entries:
-            if not isinstance(entry, dict) or entry.get("kty") != "RSA":
-                continue
-            if entry.get("use", "sig") != "sig":
-                continue
-            alg = entry.get("alg")
-            if alg is not None and alg != _ALGORITHM:
-                continue
-            kid = entry.get("kid")
-            x5t = entry.get("x5t")
-            if not isinstance(kid, str) or not kid:
-                kid = None
-            if not isinstance(x5t, str) or not x5t:
-                x5t = None
-            if kid is None and x5t is None:
-                continue
-            try:
-                key = jwt.PyJWK(entry, algorithm=_ALGORITHM).key
-            except Exception:  # any malformed key is skipped, whatever PyJWT raises
-                continue
-            if kid is not None:
-                keys[kid] = key
-            if x5t is not None:
-                by_x5t[x5t] = key
-        if not keys and not by_x5t:
-            raise _KeysUnavailable("the JWKS has no usable RSA signing key")
-        return keys, by_x5t
-
     # -- claims -------------------------------------------------------------------------------
 
     def _verify(self, token: str, key: Any) -> NotificationClaims:
@@ -367,7 +192,7 @@ class NotificationTokenValidator:
             claims = jwt.decode(
                 token,
                 key=key,
-                algorithms=[_ALGORITHM],
+                algorithms=[ALGORITHM],
                 audience=self._audience,
                 options={
                     "verify_signature": True,
@@ -386,7 +211,7 @@ class NotificationTokenValidator:
         except jwt.InvalidAlgorithmError:
             raise NotificationAuthError("token algorithm not allowed") from None
         except jwt.MissingRequiredClaimError as e:
-            raise NotificationAuthError(f"token has no {_short(e.claim)} claim") from None
+            raise NotificationAuthError(f"token has no {short_repr(e.claim)} claim") from None
         except jwt.InvalidAudienceError:
             raise NotificationAuthError("token audience does not match") from None
         except jwt.PyJWTError as e:
@@ -399,7 +224,7 @@ class NotificationTokenValidator:
         self._check_times(claims)
         iss = claims.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
-            raise NotificationAuthError(f"token issuer {_short(iss)} not accepted")
+            raise NotificationAuthError(f"token issuer {short_repr(iss)} not accepted")
         aud = claims.get("aud")
         if not isinstance(aud, str):  # strict_aud already ensures it
             raise NotificationAuthError("token audience does not match")
@@ -473,12 +298,6 @@ class InsecureNoValidation:
             audience=aud if isinstance(aud, str) else "",
             claims=MappingProxyType(claims),
         )
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """A claim/header value for an error message: repr, truncated."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _safe(error: Exception) -> str:

@@ -1,0 +1,133 @@
+"""The Redis event log's group-commit writer (see "Writing" in ``_redis``).
+
+Appends wait in a list while a write is in flight and then go out together, up to
+``_WRITE_BATCH`` script calls in one pipeline on one connection. A batch that finds Redis's
+script cache empty (NOSCRIPT) loads the script and resends what was refused; every append gets
+its own result or error, including those a failed or cancelled writer leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
+
+from commsgw._errors import EventLogUnavailable
+from commsgw.eventlog._redis_stream import CONNECTION_ERRORS
+
+__all__ = ["GroupCommitWriter"]
+
+# Appends sent in one pipeline at most (each is one script call).
+_WRITE_BATCH: Final = 256
+
+
+class GroupCommitWriter:
+    """The writing side of :class:`~commsgw.eventlog._redis.RedisEventLog` (a mixin: the log's
+    ``__init__`` sets these attributes)."""
+
+    _prefix: str
+    _client: aioredis.Redis
+    _append_script: AsyncScript
+    _pending: list[_PendingAppend]
+    _flushing: asyncio.Task[None] | None
+    _writer_ok: bool
+
+    async def _commit(self, keys: list[str | bytes], args: list[str | int | bytes]) -> list[Any]:
+        """Run the append script with these keys and arguments in the next batch."""
+        loop = asyncio.get_running_loop()
+        pending = _PendingAppend(keys, args, loop.create_future())
+        self._pending.append(pending)
+        if self._flushing is None:
+            self._flushing = loop.create_task(self._flush(), name=f"redislog-writer-{self._prefix}")
+            self._flushing.add_done_callback(self._writer_done)
+        return await pending.future
+
+    async def _flush(self) -> None:
+        """Send the waiting appends, a batch at a time, until none is left."""
+        try:
+            while self._pending:
+                batch = self._pending[:_WRITE_BATCH]
+                del self._pending[:_WRITE_BATCH]
+                await self._write(batch)
+        finally:
+            self._flushing = None
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """A writer that was cancelled or failed answers the appends it left (nobody waits
+        forever), unless a newer writer has already taken them over."""
+        if self._flushing is task:  # cancelled before it ever ran
+            self._flushing = None
+        if not task.cancelled() and task.exception() is None:
+            return
+        if self._flushing is None and self._pending:
+            left, self._pending = self._pending, []
+            _fail(left, EventLogUnavailable("the event log write was interrupted"))
+
+    async def _write(self, batch: list[_PendingAppend]) -> None:
+        sha = self._append_script.sha
+        todo = batch
+        try:
+            for attempt in range(2):
+                pipe = self._client.pipeline(transaction=False)
+                for p in todo:
+                    pipe.evalsha(sha, len(p.keys), *p.keys, *p.args)
+                results = await pipe.execute(raise_on_error=False)
+                missing: list[_PendingAppend] = []
+                for p, res in zip(todo, results, strict=True):
+                    if isinstance(res, NoScriptError) and attempt == 0:
+                        missing.append(p)  # not run at all: safe to send again
+                    elif isinstance(res, Exception):
+                        p.fail(
+                            EventLogUnavailable(f"the event log (Redis) refused the write: {res}")
+                        )
+                    else:
+                        p.succeed(res)
+                if not missing:
+                    break
+                # Redis lost its script cache (restarted or SCRIPT FLUSH): load it once.
+                await self._client.script_load(self._append_script.script)
+                todo = missing
+        except CONNECTION_ERRORS as exc:
+            self._writer_ok = False
+            _fail(batch, EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}"))
+            return
+        except RedisError as exc:
+            _fail(batch, EventLogUnavailable(f"the event log (Redis) refused the write: {exc}"))
+            return
+        except BaseException:
+            _fail(batch, EventLogUnavailable("the event log write was interrupted"))
+            raise
+        self._writer_ok = True
+
+
+class _PendingAppend:
+    """One append waiting for its batch: the script's keys and arguments, and its answer."""
+
+    __slots__ = ("args", "future", "keys")
+
+    def __init__(
+        self,
+        keys: list[str | bytes],
+        args: list[str | int | bytes],
+        future: asyncio.Future[list[Any]],
+    ) -> None:
+        self.keys = keys
+        self.args = args
+        self.future = future
+
+    def succeed(self, result: list[Any]) -> None:
+        if not self.future.done():  # the POST may have gone away meanwhile
+            self.future.set_result(result)
+
+    def fail(self, err: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
+
+
+def _fail(appends: Sequence[_PendingAppend], err: EventLogUnavailable) -> None:
+    for p in appends:
+        p.fail(err)

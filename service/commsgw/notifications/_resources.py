@@ -1,0 +1,97 @@
+"""What a notification is about: its resourceUrl and the ``@odata.type`` of its resourceData.
+
+A resourceUrl gives the call id and whether it points at the call, one of its operations or
+something else; an ``@odata.type`` maps to a short lower-case type name and, for operations, to
+the contract's OperationType.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Final
+
+from commsgw._ids import normalize_id
+from graphcomms.v1 import calls_pb2
+
+__all__ = [
+    "OPERATION_TYPES",
+    "URL_CALL",
+    "URL_OPERATION",
+    "URL_OTHER",
+    "parse_resource_url",
+    "short_type_name",
+]
+
+# Keys are the lower-cased @odata.type without "#" and without the "microsoft.graph." prefix.
+OPERATION_TYPES: Final[dict[str, calls_pb2.OperationType.ValueType]] = {
+    "addlargegalleryviewoperation": calls_pb2.OPERATION_TYPE_ADD_LARGE_GALLERY_VIEW,
+    "cancelmediaprocessingoperation": calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING,
+    "inviteparticipantsoperation": calls_pb2.OPERATION_TYPE_INVITE_PARTICIPANTS,
+    "muteparticipantoperation": calls_pb2.OPERATION_TYPE_MUTE_PARTICIPANT,
+    "playpromptoperation": calls_pb2.OPERATION_TYPE_PLAY_PROMPT,
+    "recordoperation": calls_pb2.OPERATION_TYPE_RECORD,
+    "senddtmftonesoperation": calls_pb2.OPERATION_TYPE_SEND_DTMF_TONES,
+    "startholdmusicoperation": calls_pb2.OPERATION_TYPE_START_HOLD_MUSIC,
+    "stopholdmusicoperation": calls_pb2.OPERATION_TYPE_STOP_HOLD_MUSIC,
+    "subscribetotoneoperation": calls_pb2.OPERATION_TYPE_SUBSCRIBE_TO_TONE,
+    "unmuteparticipantoperation": calls_pb2.OPERATION_TYPE_UNMUTE_PARTICIPANT,
+    "updaterecordingstatusoperation": calls_pb2.OPERATION_TYPE_UPDATE_RECORDING_STATUS,
+}
+
+# What a resourceUrl points at (after the calls segment).
+URL_OTHER: Final = 0
+URL_CALL: Final = 1
+URL_OPERATION: Final = 2
+
+
+def short_type_name(odata_type: str) -> str:
+    """``#microsoft.graph.recordOperation`` -> ``recordoperation`` (prefix optional)."""
+    t = odata_type.strip().lower()
+    if t.startswith("#"):
+        t = t[1:]
+    if t.startswith("microsoft.graph."):
+        t = t[16:]
+    return t
+
+
+def _parse_resource_url(url: str) -> tuple[str, int, str]:
+    """Return (call id, what the URL points at, operation id) from a resourceUrl.
+
+    Ids are normalised; a URL without a ``calls/{id}`` part gives ("", URL_OTHER, "").
+    """
+    u = url.strip()
+    cut = len(u)
+    for sep in ("?", "#"):
+        i = u.find(sep)
+        if 0 <= i < cut:
+            cut = i
+    u = u[:cut]
+    scheme = u.find("://")
+    if scheme >= 0:
+        slash = u.find("/", scheme + 3)
+        u = u[slash:] if slash >= 0 else ""
+    segments = [s for s in u.split("/") if s]
+    for i, seg in enumerate(segments):
+        if seg.lower() == "calls" and i + 1 < len(segments):
+            call_id = normalize_id(segments[i + 1])
+            if not call_id:
+                return "", URL_OTHER, ""
+            rest = segments[i + 2 :]
+            if not rest:
+                return call_id, URL_CALL, ""
+            if len(rest) == 2 and rest[0].lower() == "operations":
+                return call_id, URL_OPERATION, normalize_id(rest[1])
+            return call_id, URL_OTHER, ""
+    return "", URL_OTHER, ""
+
+
+# Graph repeats the same call (and operation) URLs many times: memoise short ones.
+_CACHE_MAX_LEN: Final = 512
+_parse_resource_url_cached: Final = lru_cache(maxsize=4096)(_parse_resource_url)
+
+
+def parse_resource_url(url: str) -> tuple[str, int, str]:
+    """:func:`_parse_resource_url`, memoised for URLs of up to ``_CACHE_MAX_LEN`` characters."""
+    return (
+        _parse_resource_url_cached(url) if len(url) <= _CACHE_MAX_LEN else _parse_resource_url(url)
+    )
