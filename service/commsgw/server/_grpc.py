@@ -38,12 +38,14 @@ def options(s: Settings) -> list[tuple[str, int]]:
 
 
 def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
-    """Every RPC of graphcomms.v1.CallsService, served by the servicer's method of the same
+    """The RPCs of graphcomms.v1.CallsService, each served by the servicer's method of the same
     name, with lenient request decoding and pre-serialised responses allowed."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in SERVICE.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
-        behaviour = getattr(servicer, method.name)
+        behaviour = getattr(servicer, method.name, None)
+        if behaviour is None:  # not served yet: gRPC answers UNIMPLEMENTED
+            continue
         make = (
             grpc.unary_stream_rpc_method_handler
             if method.server_streaming

@@ -64,6 +64,117 @@ type CallsServiceClient interface {
 	//   - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
 	//     its event log; resume with the last resume_token received, on this or another replica.
 	WatchOperations(ctx context.Context, in *WatchOperationsRequest, opts ...grpc.CallOption) (CallsService_WatchOperationsClient, error)
+	// CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+	// number (through an application instance), or joins an online meeting by its join URL or
+	// its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+	// Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+	// UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+	CreateCall(ctx context.Context, in *CreateCallRequest, opts ...grpc.CallOption) (*CreateCallResponse, error)
+	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+	// Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+	GetCall(ctx context.Context, in *GetCallRequest, opts ...grpc.CallOption) (*GetCallResponse, error)
+	// AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+	// service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+	// recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+	// Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+	// INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+	AnswerCall(ctx context.Context, in *AnswerCallRequest, opts ...grpc.CallOption) (*AnswerCallResponse, error)
+	// RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+	// that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+	// of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+	RejectCall(ctx context.Context, in *RejectCallRequest, opts ...grpc.CallOption) (*RejectCallResponse, error)
+	// RedirectCall sends an incoming call that was not answered to other targets (several
+	// targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+	// Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+	// INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+	RedirectCall(ctx context.Context, in *RedirectCallRequest, opts ...grpc.CallOption) (*RedirectCallResponse, error)
+	// TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+	// transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+	// call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
+	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+	TransferCall(ctx context.Context, in *TransferCallRequest, opts ...grpc.CallOption) (*TransferCallResponse, error)
+	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+	// NOT_FOUND when the call has already ended.
+	HangUpCall(ctx context.Context, in *HangUpCallRequest, opts ...grpc.CallOption) (*HangUpCallResponse, error)
+	// KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+	// minutes). The gateway sends it by itself for every established call it has seen when
+	// COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+	// class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
+	// PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+	// class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+	PlayPrompt(ctx context.Context, in *PlayPromptRequest, opts ...grpc.CallOption) (*PlayPromptResponse, error)
+	// RecordResponse plays at most one prompt, then records what the caller says until silence,
+	// the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+	// operation carries recording_location and recording_access_token (the latter only to
+	// callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+	// INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+	RecordResponse(ctx context.Context, in *RecordResponseRequest, opts ...grpc.CallOption) (*RecordResponseResponse, error)
+	// SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+	// CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+	// .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+	SubscribeToTone(ctx context.Context, in *SubscribeToToneRequest, opts ...grpc.CallOption) (*SubscribeToToneResponse, error)
+	// SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+	// offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+	// Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+	SendDtmfTones(ctx context.Context, in *SendDtmfTonesRequest, opts ...grpc.CallOption) (*SendDtmfTonesResponse, error)
+	// Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+	// Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// CLIENT_CONTEXT_TOO_LONG.
+	Mute(ctx context.Context, in *MuteRequest, opts ...grpc.CallOption) (*MuteResponse, error)
+	// Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+	// UNSAFE. Permission calls.control. Reasons as for Mute.
+	Unmute(ctx context.Context, in *UnmuteRequest, opts ...grpc.CallOption) (*UnmuteResponse, error)
+	// UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+	// (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+	// records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+	UpdateRecordingStatus(ctx context.Context, in *UpdateRecordingStatusRequest, opts ...grpc.CallOption) (*UpdateRecordingStatusResponse, error)
+	// ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+	// IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+	ListParticipants(ctx context.Context, in *ListParticipantsRequest, opts ...grpc.CallOption) (*ListParticipantsResponse, error)
+	// InviteParticipants invites participants into a group call or meeting, or, with one
+	// participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+	// .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+	// CLIENT_CONTEXT_TOO_LONG.
+	InviteParticipants(ctx context.Context, in *InviteParticipantsRequest, opts ...grpc.CallOption) (*InviteParticipantsResponse, error)
+	// MuteParticipant mutes another participant of a group call (Graph's POST
+	// .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+	// of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+	MuteParticipant(ctx context.Context, in *MuteParticipantRequest, opts ...grpc.CallOption) (*MuteParticipantResponse, error)
+	// RemoveParticipant removes a participant from a group call (Graph's DELETE
+	// .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+	// Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// INVALID_PARTICIPANT_ID.
+	RemoveParticipant(ctx context.Context, in *RemoveParticipantRequest, opts ...grpc.CallOption) (*RemoveParticipantResponse, error)
+	// GetOperation answers the latest known state of an operation: from the event log's index
+	// when a notification about it was received (source EVENT_LOG), else from Graph's GET
+	// .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+	// Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+	// neither knows it.
+	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*GetOperationResponse, error)
+	// WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+	// the event log already has a terminal notification about it (whenever it arrived, on any
+	// replica sharing the log), else when one arrives. It waits until the caller's deadline or
+	// `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+	// the last known Operation packed in the google.rpc.Status details. Permission
+	// operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+	// INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+	WaitOperation(ctx context.Context, in *WaitOperationRequest, opts ...grpc.CallOption) (*WaitOperationResponse, error)
 }
 
 type callsServiceClient struct {
@@ -113,6 +224,195 @@ func (x *callsServiceWatchOperationsClient) Recv() (*WatchOperationsResponse, er
 		return nil, err
 	}
 	return m, nil
+}
+
+func (c *callsServiceClient) CreateCall(ctx context.Context, in *CreateCallRequest, opts ...grpc.CallOption) (*CreateCallResponse, error) {
+	out := new(CreateCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/CreateCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) GetCall(ctx context.Context, in *GetCallRequest, opts ...grpc.CallOption) (*GetCallResponse, error) {
+	out := new(GetCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/GetCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) AnswerCall(ctx context.Context, in *AnswerCallRequest, opts ...grpc.CallOption) (*AnswerCallResponse, error) {
+	out := new(AnswerCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/AnswerCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) RejectCall(ctx context.Context, in *RejectCallRequest, opts ...grpc.CallOption) (*RejectCallResponse, error) {
+	out := new(RejectCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/RejectCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) RedirectCall(ctx context.Context, in *RedirectCallRequest, opts ...grpc.CallOption) (*RedirectCallResponse, error) {
+	out := new(RedirectCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/RedirectCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) TransferCall(ctx context.Context, in *TransferCallRequest, opts ...grpc.CallOption) (*TransferCallResponse, error) {
+	out := new(TransferCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/TransferCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) HangUpCall(ctx context.Context, in *HangUpCallRequest, opts ...grpc.CallOption) (*HangUpCallResponse, error) {
+	out := new(HangUpCallResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/HangUpCall", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error) {
+	out := new(KeepAliveResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/KeepAlive", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) PlayPrompt(ctx context.Context, in *PlayPromptRequest, opts ...grpc.CallOption) (*PlayPromptResponse, error) {
+	out := new(PlayPromptResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/PlayPrompt", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) RecordResponse(ctx context.Context, in *RecordResponseRequest, opts ...grpc.CallOption) (*RecordResponseResponse, error) {
+	out := new(RecordResponseResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/RecordResponse", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) SubscribeToTone(ctx context.Context, in *SubscribeToToneRequest, opts ...grpc.CallOption) (*SubscribeToToneResponse, error) {
+	out := new(SubscribeToToneResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/SubscribeToTone", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) SendDtmfTones(ctx context.Context, in *SendDtmfTonesRequest, opts ...grpc.CallOption) (*SendDtmfTonesResponse, error) {
+	out := new(SendDtmfTonesResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/SendDtmfTones", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) Mute(ctx context.Context, in *MuteRequest, opts ...grpc.CallOption) (*MuteResponse, error) {
+	out := new(MuteResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/Mute", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) Unmute(ctx context.Context, in *UnmuteRequest, opts ...grpc.CallOption) (*UnmuteResponse, error) {
+	out := new(UnmuteResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/Unmute", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) UpdateRecordingStatus(ctx context.Context, in *UpdateRecordingStatusRequest, opts ...grpc.CallOption) (*UpdateRecordingStatusResponse, error) {
+	out := new(UpdateRecordingStatusResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/UpdateRecordingStatus", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) ListParticipants(ctx context.Context, in *ListParticipantsRequest, opts ...grpc.CallOption) (*ListParticipantsResponse, error) {
+	out := new(ListParticipantsResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/ListParticipants", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) InviteParticipants(ctx context.Context, in *InviteParticipantsRequest, opts ...grpc.CallOption) (*InviteParticipantsResponse, error) {
+	out := new(InviteParticipantsResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/InviteParticipants", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) MuteParticipant(ctx context.Context, in *MuteParticipantRequest, opts ...grpc.CallOption) (*MuteParticipantResponse, error) {
+	out := new(MuteParticipantResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/MuteParticipant", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) RemoveParticipant(ctx context.Context, in *RemoveParticipantRequest, opts ...grpc.CallOption) (*RemoveParticipantResponse, error) {
+	out := new(RemoveParticipantResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/RemoveParticipant", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*GetOperationResponse, error) {
+	out := new(GetOperationResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/GetOperation", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) WaitOperation(ctx context.Context, in *WaitOperationRequest, opts ...grpc.CallOption) (*WaitOperationResponse, error) {
+	out := new(WaitOperationResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/WaitOperation", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // CallsServiceServer is the server API for CallsService service.
@@ -166,6 +466,117 @@ type CallsServiceServer interface {
 	//   - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
 	//     its event log; resume with the last resume_token received, on this or another replica.
 	WatchOperations(*WatchOperationsRequest, CallsService_WatchOperationsServer) error
+	// CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+	// number (through an application instance), or joins an online meeting by its join URL or
+	// its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+	// Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+	// UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+	CreateCall(context.Context, *CreateCallRequest) (*CreateCallResponse, error)
+	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+	// Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+	GetCall(context.Context, *GetCallRequest) (*GetCallResponse, error)
+	// AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+	// service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+	// recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+	// Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+	// INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+	AnswerCall(context.Context, *AnswerCallRequest) (*AnswerCallResponse, error)
+	// RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+	// that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+	// of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+	RejectCall(context.Context, *RejectCallRequest) (*RejectCallResponse, error)
+	// RedirectCall sends an incoming call that was not answered to other targets (several
+	// targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+	// Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+	// INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+	RedirectCall(context.Context, *RedirectCallRequest) (*RedirectCallResponse, error)
+	// TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+	// transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+	// call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
+	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+	TransferCall(context.Context, *TransferCallRequest) (*TransferCallResponse, error)
+	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+	// NOT_FOUND when the call has already ended.
+	HangUpCall(context.Context, *HangUpCallRequest) (*HangUpCallResponse, error)
+	// KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+	// minutes). The gateway sends it by itself for every established call it has seen when
+	// COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+	// class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
+	// PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+	// class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+	PlayPrompt(context.Context, *PlayPromptRequest) (*PlayPromptResponse, error)
+	// RecordResponse plays at most one prompt, then records what the caller says until silence,
+	// the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+	// operation carries recording_location and recording_access_token (the latter only to
+	// callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+	// INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+	RecordResponse(context.Context, *RecordResponseRequest) (*RecordResponseResponse, error)
+	// SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+	// CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+	// .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+	SubscribeToTone(context.Context, *SubscribeToToneRequest) (*SubscribeToToneResponse, error)
+	// SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+	// offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+	// Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+	SendDtmfTones(context.Context, *SendDtmfTonesRequest) (*SendDtmfTonesResponse, error)
+	// Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+	// Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// CLIENT_CONTEXT_TOO_LONG.
+	Mute(context.Context, *MuteRequest) (*MuteResponse, error)
+	// Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+	// UNSAFE. Permission calls.control. Reasons as for Mute.
+	Unmute(context.Context, *UnmuteRequest) (*UnmuteResponse, error)
+	// UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+	// (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+	// records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+	// INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+	UpdateRecordingStatus(context.Context, *UpdateRecordingStatusRequest) (*UpdateRecordingStatusResponse, error)
+	// ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+	// IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+	ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error)
+	// InviteParticipants invites participants into a group call or meeting, or, with one
+	// participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+	// .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+	// CLIENT_CONTEXT_TOO_LONG.
+	InviteParticipants(context.Context, *InviteParticipantsRequest) (*InviteParticipantsResponse, error)
+	// MuteParticipant mutes another participant of a group call (Graph's POST
+	// .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+	// of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+	MuteParticipant(context.Context, *MuteParticipantRequest) (*MuteParticipantResponse, error)
+	// RemoveParticipant removes a participant from a group call (Graph's DELETE
+	// .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+	// Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+	// INVALID_PARTICIPANT_ID.
+	RemoveParticipant(context.Context, *RemoveParticipantRequest) (*RemoveParticipantResponse, error)
+	// GetOperation answers the latest known state of an operation: from the event log's index
+	// when a notification about it was received (source EVENT_LOG), else from Graph's GET
+	// .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+	// Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+	// neither knows it.
+	GetOperation(context.Context, *GetOperationRequest) (*GetOperationResponse, error)
+	// WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+	// the event log already has a terminal notification about it (whenever it arrived, on any
+	// replica sharing the log), else when one arrives. It waits until the caller's deadline or
+	// `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+	// the last known Operation packed in the google.rpc.Status details. Permission
+	// operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+	// INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+	WaitOperation(context.Context, *WaitOperationRequest) (*WaitOperationResponse, error)
 	mustEmbedUnimplementedCallsServiceServer()
 }
 
@@ -178,6 +589,69 @@ func (UnimplementedCallsServiceServer) CancelMediaProcessing(context.Context, *C
 }
 func (UnimplementedCallsServiceServer) WatchOperations(*WatchOperationsRequest, CallsService_WatchOperationsServer) error {
 	return status.Errorf(codes.Unimplemented, "method WatchOperations not implemented")
+}
+func (UnimplementedCallsServiceServer) CreateCall(context.Context, *CreateCallRequest) (*CreateCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateCall not implemented")
+}
+func (UnimplementedCallsServiceServer) GetCall(context.Context, *GetCallRequest) (*GetCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetCall not implemented")
+}
+func (UnimplementedCallsServiceServer) AnswerCall(context.Context, *AnswerCallRequest) (*AnswerCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AnswerCall not implemented")
+}
+func (UnimplementedCallsServiceServer) RejectCall(context.Context, *RejectCallRequest) (*RejectCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RejectCall not implemented")
+}
+func (UnimplementedCallsServiceServer) RedirectCall(context.Context, *RedirectCallRequest) (*RedirectCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RedirectCall not implemented")
+}
+func (UnimplementedCallsServiceServer) TransferCall(context.Context, *TransferCallRequest) (*TransferCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TransferCall not implemented")
+}
+func (UnimplementedCallsServiceServer) HangUpCall(context.Context, *HangUpCallRequest) (*HangUpCallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method HangUpCall not implemented")
+}
+func (UnimplementedCallsServiceServer) KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeepAlive not implemented")
+}
+func (UnimplementedCallsServiceServer) PlayPrompt(context.Context, *PlayPromptRequest) (*PlayPromptResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PlayPrompt not implemented")
+}
+func (UnimplementedCallsServiceServer) RecordResponse(context.Context, *RecordResponseRequest) (*RecordResponseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RecordResponse not implemented")
+}
+func (UnimplementedCallsServiceServer) SubscribeToTone(context.Context, *SubscribeToToneRequest) (*SubscribeToToneResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SubscribeToTone not implemented")
+}
+func (UnimplementedCallsServiceServer) SendDtmfTones(context.Context, *SendDtmfTonesRequest) (*SendDtmfTonesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SendDtmfTones not implemented")
+}
+func (UnimplementedCallsServiceServer) Mute(context.Context, *MuteRequest) (*MuteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Mute not implemented")
+}
+func (UnimplementedCallsServiceServer) Unmute(context.Context, *UnmuteRequest) (*UnmuteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unmute not implemented")
+}
+func (UnimplementedCallsServiceServer) UpdateRecordingStatus(context.Context, *UpdateRecordingStatusRequest) (*UpdateRecordingStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateRecordingStatus not implemented")
+}
+func (UnimplementedCallsServiceServer) ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListParticipants not implemented")
+}
+func (UnimplementedCallsServiceServer) InviteParticipants(context.Context, *InviteParticipantsRequest) (*InviteParticipantsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method InviteParticipants not implemented")
+}
+func (UnimplementedCallsServiceServer) MuteParticipant(context.Context, *MuteParticipantRequest) (*MuteParticipantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MuteParticipant not implemented")
+}
+func (UnimplementedCallsServiceServer) RemoveParticipant(context.Context, *RemoveParticipantRequest) (*RemoveParticipantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveParticipant not implemented")
+}
+func (UnimplementedCallsServiceServer) GetOperation(context.Context, *GetOperationRequest) (*GetOperationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetOperation not implemented")
+}
+func (UnimplementedCallsServiceServer) WaitOperation(context.Context, *WaitOperationRequest) (*WaitOperationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WaitOperation not implemented")
 }
 func (UnimplementedCallsServiceServer) mustEmbedUnimplementedCallsServiceServer() {}
 
@@ -231,6 +705,384 @@ func (x *callsServiceWatchOperationsServer) Send(m *WatchOperationsResponse) err
 	return x.ServerStream.SendMsg(m)
 }
 
+func _CallsService_CreateCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).CreateCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/CreateCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).CreateCall(ctx, req.(*CreateCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_GetCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).GetCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/GetCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).GetCall(ctx, req.(*GetCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_AnswerCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).AnswerCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/AnswerCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).AnswerCall(ctx, req.(*AnswerCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_RejectCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).RejectCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/RejectCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).RejectCall(ctx, req.(*RejectCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_RedirectCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedirectCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).RedirectCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/RedirectCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).RedirectCall(ctx, req.(*RedirectCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_TransferCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).TransferCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/TransferCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).TransferCall(ctx, req.(*TransferCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_HangUpCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HangUpCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).HangUpCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/HangUpCall",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).HangUpCall(ctx, req.(*HangUpCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_KeepAlive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeepAliveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).KeepAlive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/KeepAlive",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).KeepAlive(ctx, req.(*KeepAliveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_PlayPrompt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlayPromptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).PlayPrompt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/PlayPrompt",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).PlayPrompt(ctx, req.(*PlayPromptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_RecordResponse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordResponseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).RecordResponse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/RecordResponse",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).RecordResponse(ctx, req.(*RecordResponseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_SubscribeToTone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubscribeToToneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).SubscribeToTone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/SubscribeToTone",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).SubscribeToTone(ctx, req.(*SubscribeToToneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_SendDtmfTones_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendDtmfTonesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).SendDtmfTones(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/SendDtmfTones",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).SendDtmfTones(ctx, req.(*SendDtmfTonesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_Mute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MuteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).Mute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/Mute",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).Mute(ctx, req.(*MuteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_Unmute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnmuteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).Unmute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/Unmute",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).Unmute(ctx, req.(*UnmuteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_UpdateRecordingStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRecordingStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).UpdateRecordingStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/UpdateRecordingStatus",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).UpdateRecordingStatus(ctx, req.(*UpdateRecordingStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_ListParticipants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParticipantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).ListParticipants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/ListParticipants",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).ListParticipants(ctx, req.(*ListParticipantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_InviteParticipants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InviteParticipantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).InviteParticipants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/InviteParticipants",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).InviteParticipants(ctx, req.(*InviteParticipantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_MuteParticipant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MuteParticipantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).MuteParticipant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/MuteParticipant",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).MuteParticipant(ctx, req.(*MuteParticipantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_RemoveParticipant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveParticipantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).RemoveParticipant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/RemoveParticipant",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).RemoveParticipant(ctx, req.(*RemoveParticipantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_GetOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).GetOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/GetOperation",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).GetOperation(ctx, req.(*GetOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_WaitOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).WaitOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/WaitOperation",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).WaitOperation(ctx, req.(*WaitOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _CallsService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "graphcomms.v1.CallsService",
 	HandlerType: (*CallsServiceServer)(nil),
@@ -238,6 +1090,90 @@ var _CallsService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelMediaProcessing",
 			Handler:    _CallsService_CancelMediaProcessing_Handler,
+		},
+		{
+			MethodName: "CreateCall",
+			Handler:    _CallsService_CreateCall_Handler,
+		},
+		{
+			MethodName: "GetCall",
+			Handler:    _CallsService_GetCall_Handler,
+		},
+		{
+			MethodName: "AnswerCall",
+			Handler:    _CallsService_AnswerCall_Handler,
+		},
+		{
+			MethodName: "RejectCall",
+			Handler:    _CallsService_RejectCall_Handler,
+		},
+		{
+			MethodName: "RedirectCall",
+			Handler:    _CallsService_RedirectCall_Handler,
+		},
+		{
+			MethodName: "TransferCall",
+			Handler:    _CallsService_TransferCall_Handler,
+		},
+		{
+			MethodName: "HangUpCall",
+			Handler:    _CallsService_HangUpCall_Handler,
+		},
+		{
+			MethodName: "KeepAlive",
+			Handler:    _CallsService_KeepAlive_Handler,
+		},
+		{
+			MethodName: "PlayPrompt",
+			Handler:    _CallsService_PlayPrompt_Handler,
+		},
+		{
+			MethodName: "RecordResponse",
+			Handler:    _CallsService_RecordResponse_Handler,
+		},
+		{
+			MethodName: "SubscribeToTone",
+			Handler:    _CallsService_SubscribeToTone_Handler,
+		},
+		{
+			MethodName: "SendDtmfTones",
+			Handler:    _CallsService_SendDtmfTones_Handler,
+		},
+		{
+			MethodName: "Mute",
+			Handler:    _CallsService_Mute_Handler,
+		},
+		{
+			MethodName: "Unmute",
+			Handler:    _CallsService_Unmute_Handler,
+		},
+		{
+			MethodName: "UpdateRecordingStatus",
+			Handler:    _CallsService_UpdateRecordingStatus_Handler,
+		},
+		{
+			MethodName: "ListParticipants",
+			Handler:    _CallsService_ListParticipants_Handler,
+		},
+		{
+			MethodName: "InviteParticipants",
+			Handler:    _CallsService_InviteParticipants_Handler,
+		},
+		{
+			MethodName: "MuteParticipant",
+			Handler:    _CallsService_MuteParticipant_Handler,
+		},
+		{
+			MethodName: "RemoveParticipant",
+			Handler:    _CallsService_RemoveParticipant_Handler,
+		},
+		{
+			MethodName: "GetOperation",
+			Handler:    _CallsService_GetOperation_Handler,
+		},
+		{
+			MethodName: "WaitOperation",
+			Handler:    _CallsService_WaitOperation_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

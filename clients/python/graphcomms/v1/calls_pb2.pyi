@@ -9,10 +9,12 @@ and RPCs); nothing is renamed, renumbered or removed. Breaking changes go to gra
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from graphcomms.v1 import call_types_pb2 as _call_types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -178,6 +180,8 @@ class _CallStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallState.V
     """terminating."""
     CALL_STATE_TERMINATED: _CallState.ValueType  # 9
     """terminated."""
+    CALL_STATE_RINGING: _CallState.ValueType  # 10
+    """ringing."""
 
 class CallState(_CallState, metaclass=_CallStateEnumTypeWrapper):
     """CallState is a call's state."""
@@ -202,6 +206,8 @@ CALL_STATE_TERMINATING: CallState.ValueType  # 8
 """terminating."""
 CALL_STATE_TERMINATED: CallState.ValueType  # 9
 """terminated."""
+CALL_STATE_RINGING: CallState.ValueType  # 10
+"""ringing."""
 Global___CallState: _TypeAlias = CallState  # noqa: Y015
 
 class _BookmarkKind:
@@ -241,6 +247,89 @@ position the stream starts from, so a client that loses the stream before any ev
 resume without missing one.
 """
 Global___BookmarkKind: _TypeAlias = BookmarkKind  # noqa: Y015
+
+class _RejectReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REJECT_REASON_UNSPECIFIED: _RejectReason.ValueType  # 0
+    """Not given: Graph's "none"."""
+    REJECT_REASON_NONE: _RejectReason.ValueType  # 1
+    """none: no reason given."""
+    REJECT_REASON_BUSY: _RejectReason.ValueType  # 2
+    """busy."""
+    REJECT_REASON_FORBIDDEN: _RejectReason.ValueType  # 3
+    """forbidden."""
+
+class RejectReason(_RejectReason, metaclass=_RejectReasonEnumTypeWrapper):
+    """RejectReason is why a call is rejected."""
+
+REJECT_REASON_UNSPECIFIED: RejectReason.ValueType  # 0
+"""Not given: Graph's "none"."""
+REJECT_REASON_NONE: RejectReason.ValueType  # 1
+"""none: no reason given."""
+REJECT_REASON_BUSY: RejectReason.ValueType  # 2
+"""busy."""
+REJECT_REASON_FORBIDDEN: RejectReason.ValueType  # 3
+"""forbidden."""
+Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
+
+class _RecordingStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordingStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORDING_STATUS_UNSPECIFIED: _RecordingStatus.ValueType  # 0
+    """Not given."""
+    RECORDING_STATUS_NOT_RECORDING: _RecordingStatus.ValueType  # 1
+    """notRecording."""
+    RECORDING_STATUS_RECORDING: _RecordingStatus.ValueType  # 2
+    """recording."""
+    RECORDING_STATUS_FAILED: _RecordingStatus.ValueType  # 3
+    """failed."""
+
+class RecordingStatus(_RecordingStatus, metaclass=_RecordingStatusEnumTypeWrapper):
+    """RecordingStatus is what the bot says about its recording."""
+
+RECORDING_STATUS_UNSPECIFIED: RecordingStatus.ValueType  # 0
+"""Not given."""
+RECORDING_STATUS_NOT_RECORDING: RecordingStatus.ValueType  # 1
+"""notRecording."""
+RECORDING_STATUS_RECORDING: RecordingStatus.ValueType  # 2
+"""recording."""
+RECORDING_STATUS_FAILED: RecordingStatus.ValueType  # 3
+"""failed."""
+Global___RecordingStatus: _TypeAlias = RecordingStatus  # noqa: Y015
+
+class _OperationSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OperationSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OperationSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPERATION_SOURCE_UNSPECIFIED: _OperationSource.ValueType  # 0
+    """Not given."""
+    OPERATION_SOURCE_EVENT_LOG: _OperationSource.ValueType  # 1
+    """The event log: the latest notification Graph sent about it."""
+    OPERATION_SOURCE_GRAPH: _OperationSource.ValueType  # 2
+    """Graph's GET .../operations/{id}."""
+
+class OperationSource(_OperationSource, metaclass=_OperationSourceEnumTypeWrapper):
+    """---- Operations ---------------------------------------------------------------------------
+
+    OperationSource says where GetOperation found the operation's state.
+    """
+
+OPERATION_SOURCE_UNSPECIFIED: OperationSource.ValueType  # 0
+"""Not given."""
+OPERATION_SOURCE_EVENT_LOG: OperationSource.ValueType  # 1
+"""The event log: the latest notification Graph sent about it."""
+OPERATION_SOURCE_GRAPH: OperationSource.ValueType  # 2
+"""Graph's GET .../operations/{id}."""
+Global___OperationSource: _TypeAlias = OperationSource  # noqa: Y015
 
 @_typing.final
 class CancelMediaProcessingRequest(_message.Message):
@@ -436,13 +525,60 @@ class CallUpdate(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     RESULT_INFO_FIELD_NUMBER: _builtins.int
     ODATA_TYPE_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    MEETING_INFO_FIELD_NUMBER: _builtins.int
+    CHAT_INFO_FIELD_NUMBER: _builtins.int
+    ANSWER_DEADLINE_FIELD_NUMBER: _builtins.int
+    TONE_INFO_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODALITIES_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
     state: Global___CallState.ValueType
     """The call's state."""
     odata_type: _builtins.str
     """The @odata.type Graph sent, e.g. "#microsoft.graph.call"."""
+    direction: _call_types_pb2.CallDirection.ValueType
+    """Who placed the call, when the notification says."""
+    callback_uri: _builtins.str
+    """The callback URI the call's notifications go to, when the notification says."""
     @_builtins.property
     def result_info(self) -> Global___ResultInfo:
         """Why the call ended (e.g. 200/5001), when it did."""
+
+    @_builtins.property
+    def source(self) -> _call_types_pb2.ParticipantInfo:
+        """The caller (incoming calls) or the bot (outgoing calls), when the notification says."""
+
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.InvitationParticipantInfo]:
+        """Whom the call is for (for an incoming call: the bot, or the application instance that was
+        dialled), when the notification says.
+        """
+
+    @_builtins.property
+    def meeting_info(self) -> _call_types_pb2.MeetingInfo:
+        """The meeting, for a call in an online meeting."""
+
+    @_builtins.property
+    def chat_info(self) -> _call_types_pb2.ChatInfo:
+        """The meeting's chat, for a call in an online meeting."""
+
+    @_builtins.property
+    def answer_deadline(self) -> _timestamp_pb2.Timestamp:
+        """State INCOMING: when Graph drops the call if it is not answered, rejected or redirected
+        (15 s after the gateway received the notification). Answer before it.
+        """
+
+    @_builtins.property
+    def tone_info(self) -> _call_types_pb2.ToneInfo:
+        """A DTMF tone the caller pressed (after SubscribeToTone). Tone updates of a call are
+        delivered in tone_info.sequence_id order.
+        """
+
+    @_builtins.property
+    def requested_modalities(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Modality.ValueType]:
+        """The modalities the call asks for, when the notification says."""
 
     def __init__(
         self,
@@ -450,10 +586,19 @@ class CallUpdate(_message.Message):
         state: Global___CallState.ValueType = ...,
         result_info: Global___ResultInfo | None = ...,
         odata_type: _builtins.str = ...,
+        direction: _call_types_pb2.CallDirection.ValueType = ...,
+        source: _call_types_pb2.ParticipantInfo | None = ...,
+        targets: _abc.Iterable[_call_types_pb2.InvitationParticipantInfo] | None = ...,
+        meeting_info: _call_types_pb2.MeetingInfo | None = ...,
+        chat_info: _call_types_pb2.ChatInfo | None = ...,
+        answer_deadline: _timestamp_pb2.Timestamp | None = ...,
+        tone_info: _call_types_pb2.ToneInfo | None = ...,
+        requested_modalities: _abc.Iterable[_call_types_pb2.Modality.ValueType] | None = ...,
+        callback_uri: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result_info", b"result_info"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "chat_info", b"chat_info", "meeting_info", b"meeting_info", "result_info", b"result_info", "source", b"source", "tone_info", b"tone_info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["odata_type", b"odata_type", "result_info", b"result_info", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "callback_uri", b"callback_uri", "chat_info", b"chat_info", "direction", b"direction", "meeting_info", b"meeting_info", "odata_type", b"odata_type", "requested_modalities", b"requested_modalities", "result_info", b"result_info", "source", b"source", "state", b"state", "targets", b"targets", "tone_info", b"tone_info"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -670,3 +815,1561 @@ class WatchOperationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___WatchOperationsResponse: _TypeAlias = WatchOperationsResponse  # noqa: Y015
+
+@_typing.final
+class Call(_message.Message):
+    """---- Calls ----------------------------------------------------------------------------------
+
+    Call is Graph's call resource, as far as the gateway reads it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODALITIES_FIELD_NUMBER: _builtins.int
+    MEETING_INFO_FIELD_NUMBER: _builtins.int
+    CHAT_INFO_FIELD_NUMBER: _builtins.int
+    RESULT_INFO_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    MY_PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    ODATA_TYPE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The call id, a lower-case dashed GUID."""
+    state: Global___CallState.ValueType
+    """The call's state."""
+    direction: _call_types_pb2.CallDirection.ValueType
+    """Who placed the call."""
+    callback_uri: _builtins.str
+    """Where Graph sends the call's notifications."""
+    tenant_id: _builtins.str
+    """The tenant the call belongs to."""
+    subject: _builtins.str
+    """The call's subject, when any."""
+    my_participant_id: _builtins.str
+    """The bot's own participant id in the call."""
+    odata_type: _builtins.str
+    """The @odata.type Graph sent, e.g. "#microsoft.graph.call"."""
+    @_builtins.property
+    def source(self) -> _call_types_pb2.ParticipantInfo:
+        """The caller (incoming calls) or the bot (outgoing calls)."""
+
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.InvitationParticipantInfo]:
+        """Whom the call is for."""
+
+    @_builtins.property
+    def requested_modalities(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Modality.ValueType]:
+        """The modalities asked for."""
+
+    @_builtins.property
+    def meeting_info(self) -> _call_types_pb2.MeetingInfo:
+        """The meeting, for a call in an online meeting."""
+
+    @_builtins.property
+    def chat_info(self) -> _call_types_pb2.ChatInfo:
+        """The meeting's chat, for a call in an online meeting."""
+
+    @_builtins.property
+    def result_info(self) -> Global___ResultInfo:
+        """Why the call ended, when it did."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        state: Global___CallState.ValueType = ...,
+        direction: _call_types_pb2.CallDirection.ValueType = ...,
+        callback_uri: _builtins.str = ...,
+        source: _call_types_pb2.ParticipantInfo | None = ...,
+        targets: _abc.Iterable[_call_types_pb2.InvitationParticipantInfo] | None = ...,
+        tenant_id: _builtins.str = ...,
+        requested_modalities: _abc.Iterable[_call_types_pb2.Modality.ValueType] | None = ...,
+        meeting_info: _call_types_pb2.MeetingInfo | None = ...,
+        chat_info: _call_types_pb2.ChatInfo | None = ...,
+        result_info: Global___ResultInfo | None = ...,
+        subject: _builtins.str = ...,
+        my_participant_id: _builtins.str = ...,
+        odata_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chat_info", b"chat_info", "meeting_info", b"meeting_info", "result_info", b"result_info", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_uri", b"callback_uri", "chat_info", b"chat_info", "direction", b"direction", "id", b"id", "meeting_info", b"meeting_info", "my_participant_id", b"my_participant_id", "odata_type", b"odata_type", "requested_modalities", b"requested_modalities", "result_info", b"result_info", "source", b"source", "state", b"state", "subject", b"subject", "targets", b"targets", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Call: _TypeAlias = Call  # noqa: Y015
+
+@_typing.final
+class CreateCallRequest(_message.Message):
+    """CreateCallRequest says whom to call, or which meeting to join."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    JOIN_URL_FIELD_NUMBER: _builtins.int
+    JOIN_MEETING_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODALITIES_FIELD_NUMBER: _builtins.int
+    PRE_FETCH_MEDIA_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Optional. The tenant to act in; the gateway's configured tenant when empty. For a PSTN call
+    or a meeting, the tenant of the application instance or of the meeting.
+    """
+    callback_uri: _builtins.str
+    """Optional. Where Graph sends the call's notifications (https). Default: the gateway's own
+    webhook (COMMSGW_PUBLIC_WEBHOOK_URL), so that the call's events reach WatchOperations.
+    """
+    join_url: _builtins.str
+    """The meeting's join URL (https://teams.microsoft.com/l/meetup-join/...): the gateway
+    reads the chat thread and the organizer from it.
+    """
+    subject: _builtins.str
+    """Optional subject of the call."""
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.InvitationParticipantInfo]:
+        """Whom to call (peer-to-peer: one Teams user, or one phone number with `source`; a group
+        call: up to 5 users). Empty when joining a meeting.
+        """
+
+    @_builtins.property
+    def source(self) -> _call_types_pb2.ParticipantInfo:
+        """For a call to a phone number: the application instance (resource account with a phone
+        number) the call comes from, as identity.application_instance.
+        """
+
+    @_builtins.property
+    def join_meeting_id(self) -> _call_types_pb2.JoinMeetingId:
+        """The meeting's numeric id and passcode."""
+
+    @_builtins.property
+    def requested_modalities(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Modality.ValueType]:
+        """The modalities asked for. Default: audio (service-hosted media supports audio only)."""
+
+    @_builtins.property
+    def pre_fetch_media(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.MediaInfo]:
+        """Audio files Graph should fetch ahead of time (service-hosted media's preFetchMedia)."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        callback_uri: _builtins.str = ...,
+        targets: _abc.Iterable[_call_types_pb2.InvitationParticipantInfo] | None = ...,
+        source: _call_types_pb2.ParticipantInfo | None = ...,
+        join_url: _builtins.str = ...,
+        join_meeting_id: _call_types_pb2.JoinMeetingId | None = ...,
+        requested_modalities: _abc.Iterable[_call_types_pb2.Modality.ValueType] | None = ...,
+        pre_fetch_media: _abc.Iterable[_call_types_pb2.MediaInfo] | None = ...,
+        subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["join_meeting_id", b"join_meeting_id", "join_url", b"join_url", "meeting", b"meeting", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_uri", b"callback_uri", "join_meeting_id", b"join_meeting_id", "join_url", b"join_url", "meeting", b"meeting", "pre_fetch_media", b"pre_fetch_media", "requested_modalities", b"requested_modalities", "source", b"source", "subject", b"subject", "targets", b"targets", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_meeting: _TypeAlias = _typing.Literal["join_url", "join_meeting_id"]  # noqa: Y015
+    _WhichOneofArgType_meeting: _TypeAlias = _typing.Literal["meeting", b"meeting"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_meeting) -> _WhichOneofReturnType_meeting | None: ...
+
+Global___CreateCallRequest: _TypeAlias = CreateCallRequest  # noqa: Y015
+
+@_typing.final
+class CreateCallResponse(_message.Message):
+    """CreateCallResponse is the call Graph created (state ESTABLISHING)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def call(self) -> Global___Call:
+        """The call."""
+
+    def __init__(
+        self,
+        *,
+        call: Global___Call | None = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCallResponse: _TypeAlias = CreateCallResponse  # noqa: Y015
+
+@_typing.final
+class GetCallRequest(_message.Message):
+    """GetCallRequest names a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The Graph call id (a GUID, dashed or not, any case)."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallRequest: _TypeAlias = GetCallRequest  # noqa: Y015
+
+@_typing.final
+class GetCallResponse(_message.Message):
+    """GetCallResponse is the call as Graph reports it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def call(self) -> Global___Call:
+        """The call."""
+
+    def __init__(
+        self,
+        *,
+        call: Global___Call | None = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallResponse: _TypeAlias = GetCallResponse  # noqa: Y015
+
+@_typing.final
+class AnswerCallRequest(_message.Message):
+    """AnswerCallRequest answers an incoming call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    ACCEPTED_MODALITIES_FIELD_NUMBER: _builtins.int
+    PRE_FETCH_MEDIA_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_CAPACITY_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The incoming call's id (CallUpdate's call id)."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    callback_uri: _builtins.str
+    """Optional. Where Graph sends the call's notifications from now on (https). Default: the
+    gateway's own webhook (COMMSGW_PUBLIC_WEBHOOK_URL).
+    """
+    participant_capacity: _builtins.int
+    """Policy-based recording bots: how many participants the bot handles (1 to 1,000); 0 when
+    not set.
+    """
+    @_builtins.property
+    def accepted_modalities(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Modality.ValueType]:
+        """The modalities accepted. Default: audio."""
+
+    @_builtins.property
+    def pre_fetch_media(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.MediaInfo]:
+        """Audio files Graph should fetch ahead of time."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        callback_uri: _builtins.str = ...,
+        accepted_modalities: _abc.Iterable[_call_types_pb2.Modality.ValueType] | None = ...,
+        pre_fetch_media: _abc.Iterable[_call_types_pb2.MediaInfo] | None = ...,
+        participant_capacity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_modalities", b"accepted_modalities", "call_id", b"call_id", "callback_uri", b"callback_uri", "participant_capacity", b"participant_capacity", "pre_fetch_media", b"pre_fetch_media", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerCallRequest: _TypeAlias = AnswerCallRequest  # noqa: Y015
+
+@_typing.final
+class AnswerCallResponse(_message.Message):
+    """AnswerCallResponse acknowledges the answer (Graph's 202); the established call follows as a
+    CallUpdate event.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerCallResponse: _TypeAlias = AnswerCallResponse  # noqa: Y015
+
+@_typing.final
+class RejectCallRequest(_message.Message):
+    """RejectCallRequest rejects an incoming call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The incoming call's id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    reason: Global___RejectReason.ValueType
+    """Why (default none)."""
+    callback_uri: _builtins.str
+    """Optional. Where Graph sends the remaining notifications (https); Graph's default when
+    empty.
+    """
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        reason: Global___RejectReason.ValueType = ...,
+        callback_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callback_uri", b"callback_uri", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectCallRequest: _TypeAlias = RejectCallRequest  # noqa: Y015
+
+@_typing.final
+class RejectCallResponse(_message.Message):
+    """RejectCallResponse acknowledges the rejection (Graph's 202)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectCallResponse: _TypeAlias = RejectCallResponse  # noqa: Y015
+
+@_typing.final
+class RedirectCallRequest(_message.Message):
+    """RedirectCallRequest redirects an incoming call that was not answered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The incoming call's id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    timeout_seconds: _builtins.int
+    """How long the targets ring, 15 to 90 s; 0 for Graph's default (55 s, 60 s with several
+    targets).
+    """
+    callback_uri: _builtins.str
+    """Optional. Where Graph sends the remaining notifications (https)."""
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.InvitationParticipantInfo]:
+        """Required. Where to (1 to 25; several ring at once)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        targets: _abc.Iterable[_call_types_pb2.InvitationParticipantInfo] | None = ...,
+        timeout_seconds: _builtins.int = ...,
+        callback_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callback_uri", b"callback_uri", "targets", b"targets", "tenant_id", b"tenant_id", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedirectCallRequest: _TypeAlias = RedirectCallRequest  # noqa: Y015
+
+@_typing.final
+class RedirectCallResponse(_message.Message):
+    """RedirectCallResponse acknowledges the redirection (Graph's 202)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedirectCallResponse: _TypeAlias = RedirectCallResponse  # noqa: Y015
+
+@_typing.final
+class TransferCallRequest(_message.Message):
+    """TransferCallRequest transfers a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_TARGET_FIELD_NUMBER: _builtins.int
+    TRANSFEREE_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call to transfer."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    def transfer_target(self) -> _call_types_pb2.InvitationParticipantInfo:
+        """Required. Whom to transfer to; with replaces_call_id, the consultative transfer's other
+        call.
+        """
+
+    @_builtins.property
+    def transferee(self) -> _call_types_pb2.ParticipantInfo:
+        """The participant being transferred; needed only from a group call."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        transfer_target: _call_types_pb2.InvitationParticipantInfo | None = ...,
+        transferee: _call_types_pb2.ParticipantInfo | None = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer_target", b"transfer_target", "transferee", b"transferee"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "tenant_id", b"tenant_id", "transfer_target", b"transfer_target", "transferee", b"transferee"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferCallRequest: _TypeAlias = TransferCallRequest  # noqa: Y015
+
+@_typing.final
+class TransferCallResponse(_message.Message):
+    """TransferCallResponse acknowledges the transfer (Graph's 202); its progress follows as
+    CallUpdate events.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferCallResponse: _TypeAlias = TransferCallResponse  # noqa: Y015
+
+@_typing.final
+class HangUpCallRequest(_message.Message):
+    """HangUpCallRequest names the call to hang up."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HangUpCallRequest: _TypeAlias = HangUpCallRequest  # noqa: Y015
+
+@_typing.final
+class HangUpCallResponse(_message.Message):
+    """HangUpCallResponse acknowledges the hang-up (Graph's 204)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HangUpCallResponse: _TypeAlias = HangUpCallResponse  # noqa: Y015
+
+@_typing.final
+class KeepAliveRequest(_message.Message):
+    """KeepAliveRequest names the call to keep alive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeepAliveRequest: _TypeAlias = KeepAliveRequest  # noqa: Y015
+
+@_typing.final
+class KeepAliveResponse(_message.Message):
+    """KeepAliveResponse acknowledges the keepAlive (Graph's 200)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeepAliveResponse: _TypeAlias = KeepAliveResponse  # noqa: Y015
+
+@_typing.final
+class PlayPromptRequest(_message.Message):
+    """---- Media and in-call actions ------------------------------------------------------------
+
+    PlayPromptRequest plays prompts to a call.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROMPTS_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters; WatchOperations and the
+    operation carry it back.
+    """
+    @_builtins.property
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.MediaInfo]:
+        """Required. The files to play, in order (1 to 20)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        prompts: _abc.Iterable[_call_types_pb2.MediaInfo] | None = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "prompts", b"prompts", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlayPromptRequest: _TypeAlias = PlayPromptRequest  # noqa: Y015
+
+@_typing.final
+class PlayPromptResponse(_message.Message):
+    """PlayPromptResponse is the playPromptOperation Graph started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it (usually RUNNING or NOT_STARTED)."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlayPromptResponse: _TypeAlias = PlayPromptResponse  # noqa: Y015
+
+@_typing.final
+class RecordResponseRequest(_message.Message):
+    """RecordResponseRequest records the caller's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROMPTS_FIELD_NUMBER: _builtins.int
+    BARGE_IN_ALLOWED_FIELD_NUMBER: _builtins.int
+    INITIAL_SILENCE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_SILENCE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_RECORD_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    PLAY_BEEP_FIELD_NUMBER: _builtins.int
+    STOP_TONES_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    barge_in_allowed: _builtins.bool
+    """Start even if other prompts or recordings are queued or running (they are cancelled)."""
+    initial_silence_timeout_seconds: _builtins.int
+    """Silence allowed before the caller starts speaking, 1 to 120 s (Graph's default 5 s when
+    unset).
+    """
+    max_silence_timeout_seconds: _builtins.int
+    """Silence allowed after the caller started speaking, 1 to 120 s (default 5 s)."""
+    max_record_duration_seconds: _builtins.int
+    """Longest recording, 1 to 120 s (default 5 s)."""
+    play_beep: _builtins.bool
+    """Play a beep before recording (default true)."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.MediaInfo]:
+        """At most one file to play before recording."""
+
+    @_builtins.property
+    def stop_tones(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Tone.ValueType]:
+        """Tones that end the recording."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        prompts: _abc.Iterable[_call_types_pb2.MediaInfo] | None = ...,
+        barge_in_allowed: _builtins.bool = ...,
+        initial_silence_timeout_seconds: _builtins.int | None = ...,
+        max_silence_timeout_seconds: _builtins.int | None = ...,
+        max_record_duration_seconds: _builtins.int | None = ...,
+        play_beep: _builtins.bool | None = ...,
+        stop_tones: _abc.Iterable[_call_types_pb2.Tone.ValueType] | None = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_initial_silence_timeout_seconds", b"_initial_silence_timeout_seconds", "_max_record_duration_seconds", b"_max_record_duration_seconds", "_max_silence_timeout_seconds", b"_max_silence_timeout_seconds", "_play_beep", b"_play_beep", "initial_silence_timeout_seconds", b"initial_silence_timeout_seconds", "max_record_duration_seconds", b"max_record_duration_seconds", "max_silence_timeout_seconds", b"max_silence_timeout_seconds", "play_beep", b"play_beep"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_silence_timeout_seconds", b"_initial_silence_timeout_seconds", "_max_record_duration_seconds", b"_max_record_duration_seconds", "_max_silence_timeout_seconds", b"_max_silence_timeout_seconds", "_play_beep", b"_play_beep", "barge_in_allowed", b"barge_in_allowed", "call_id", b"call_id", "client_context", b"client_context", "initial_silence_timeout_seconds", b"initial_silence_timeout_seconds", "max_record_duration_seconds", b"max_record_duration_seconds", "max_silence_timeout_seconds", b"max_silence_timeout_seconds", "play_beep", b"play_beep", "prompts", b"prompts", "stop_tones", b"stop_tones", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__initial_silence_timeout_seconds: _TypeAlias = _typing.Literal["initial_silence_timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__initial_silence_timeout_seconds: _TypeAlias = _typing.Literal["_initial_silence_timeout_seconds", b"_initial_silence_timeout_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__max_record_duration_seconds: _TypeAlias = _typing.Literal["max_record_duration_seconds"]  # noqa: Y015
+    _WhichOneofArgType__max_record_duration_seconds: _TypeAlias = _typing.Literal["_max_record_duration_seconds", b"_max_record_duration_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__max_silence_timeout_seconds: _TypeAlias = _typing.Literal["max_silence_timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__max_silence_timeout_seconds: _TypeAlias = _typing.Literal["_max_silence_timeout_seconds", b"_max_silence_timeout_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__play_beep: _TypeAlias = _typing.Literal["play_beep"]  # noqa: Y015
+    _WhichOneofArgType__play_beep: _TypeAlias = _typing.Literal["_play_beep", b"_play_beep"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__initial_silence_timeout_seconds) -> _WhichOneofReturnType__initial_silence_timeout_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_record_duration_seconds) -> _WhichOneofReturnType__max_record_duration_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_silence_timeout_seconds) -> _WhichOneofReturnType__max_silence_timeout_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__play_beep) -> _WhichOneofReturnType__play_beep | None: ...
+
+Global___RecordResponseRequest: _TypeAlias = RecordResponseRequest  # noqa: Y015
+
+@_typing.final
+class RecordResponseResponse(_message.Message):
+    """RecordResponseResponse is the recordOperation Graph started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordResponseResponse: _TypeAlias = RecordResponseResponse  # noqa: Y015
+
+@_typing.final
+class SubscribeToToneRequest(_message.Message):
+    """SubscribeToToneRequest subscribes to a call's DTMF tones."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToToneRequest: _TypeAlias = SubscribeToToneRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeToToneResponse(_message.Message):
+    """SubscribeToToneResponse is the subscribeToToneOperation (usually COMPLETED at once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToToneResponse: _TypeAlias = SubscribeToToneResponse  # noqa: Y015
+
+@_typing.final
+class SendDtmfTonesRequest(_message.Message):
+    """SendDtmfTonesRequest sends tones into a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TONES_FIELD_NUMBER: _builtins.int
+    DELAY_BETWEEN_TONES_MS_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    delay_between_tones_ms: _builtins.int
+    """Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default)."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    def tones(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Tone.ValueType]:
+        """Required. The tones, in order (1 to 64)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        tones: _abc.Iterable[_call_types_pb2.Tone.ValueType] | None = ...,
+        delay_between_tones_ms: _builtins.int = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "delay_between_tones_ms", b"delay_between_tones_ms", "tenant_id", b"tenant_id", "tones", b"tones"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendDtmfTonesRequest: _TypeAlias = SendDtmfTonesRequest  # noqa: Y015
+
+@_typing.final
+class SendDtmfTonesResponse(_message.Message):
+    """SendDtmfTonesResponse is the sendDtmfTonesOperation Graph started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendDtmfTonesResponse: _TypeAlias = SendDtmfTonesResponse  # noqa: Y015
+
+@_typing.final
+class MuteRequest(_message.Message):
+    """MuteRequest mutes the bot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteRequest: _TypeAlias = MuteRequest  # noqa: Y015
+
+@_typing.final
+class MuteResponse(_message.Message):
+    """MuteResponse is the muteParticipantOperation (usually COMPLETED at once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteResponse: _TypeAlias = MuteResponse  # noqa: Y015
+
+@_typing.final
+class UnmuteRequest(_message.Message):
+    """UnmuteRequest unmutes the bot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnmuteRequest: _TypeAlias = UnmuteRequest  # noqa: Y015
+
+@_typing.final
+class UnmuteResponse(_message.Message):
+    """UnmuteResponse is the unmuteParticipantOperation (usually COMPLETED at once)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnmuteResponse: _TypeAlias = UnmuteResponse  # noqa: Y015
+
+@_typing.final
+class UpdateRecordingStatusRequest(_message.Message):
+    """UpdateRecordingStatusRequest sets the bot's recording status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    status: Global___RecordingStatus.ValueType
+    """Required. The new status."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        status: Global___RecordingStatus.ValueType = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "status", b"status", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRecordingStatusRequest: _TypeAlias = UpdateRecordingStatusRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRecordingStatusResponse(_message.Message):
+    """UpdateRecordingStatusResponse is the updateRecordingStatusOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRecordingStatusResponse: _TypeAlias = UpdateRecordingStatusResponse  # noqa: Y015
+
+@_typing.final
+class ListParticipantsRequest(_message.Message):
+    """---- Participants -------------------------------------------------------------------------
+
+    ListParticipantsRequest names the call.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListParticipantsRequest: _TypeAlias = ListParticipantsRequest  # noqa: Y015
+
+@_typing.final
+class ListParticipantsResponse(_message.Message):
+    """ListParticipantsResponse lists the participants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.Participant]:
+        """The participants, as Graph lists them."""
+
+    def __init__(
+        self,
+        *,
+        participants: _abc.Iterable[_call_types_pb2.Participant] | None = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "participants", b"participants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class InviteParticipantsRequest(_message.Message):
+    """InviteParticipantsRequest invites participants."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedCompositeFieldContainer[_call_types_pb2.InvitationParticipantInfo]:
+        """Required. Whom to invite (1 to 5)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        participants: _abc.Iterable[_call_types_pb2.InvitationParticipantInfo] | None = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "participants", b"participants", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InviteParticipantsRequest: _TypeAlias = InviteParticipantsRequest  # noqa: Y015
+
+@_typing.final
+class InviteParticipantsResponse(_message.Message):
+    """InviteParticipantsResponse is the inviteParticipantsOperation Graph started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InviteParticipantsResponse: _TypeAlias = InviteParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class MuteParticipantRequest(_message.Message):
+    """MuteParticipantRequest mutes a participant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    participant_id: _builtins.str
+    """Required. The participant id (Participant.id)."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "participant_id", b"participant_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteParticipantRequest: _TypeAlias = MuteParticipantRequest  # noqa: Y015
+
+@_typing.final
+class MuteParticipantResponse(_message.Message):
+    """MuteParticipantResponse is the muteParticipantOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteParticipantResponse: _TypeAlias = MuteParticipantResponse  # noqa: Y015
+
+@_typing.final
+class RemoveParticipantRequest(_message.Message):
+    """RemoveParticipantRequest removes a participant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    participant_id: _builtins.str
+    """Required. The participant id (Participant.id)."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "participant_id", b"participant_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveParticipantRequest: _TypeAlias = RemoveParticipantRequest  # noqa: Y015
+
+@_typing.final
+class RemoveParticipantResponse(_message.Message):
+    """RemoveParticipantResponse acknowledges the removal (Graph's 204)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    def __init__(
+        self,
+        *,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveParticipantResponse: _TypeAlias = RemoveParticipantResponse  # noqa: Y015
+
+@_typing.final
+class GetOperationRequest(_message.Message):
+    """GetOperationRequest names an operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OPERATION_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    operation_id: _builtins.str
+    """Required. The operation id (a GUID)."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        operation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "operation_id", b"operation_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperationRequest: _TypeAlias = GetOperationRequest  # noqa: Y015
+
+@_typing.final
+class GetOperationResponse(_message.Message):
+    """GetOperationResponse is the operation's latest known state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    source: Global___OperationSource.ValueType
+    """Where the state comes from."""
+    graph_request_id: _builtins.str
+    """Graph's request-id, when Graph was asked."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        source: Global___OperationSource.ValueType = ...,
+        graph_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph_request_id", b"graph_request_id", "operation", b"operation", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperationResponse: _TypeAlias = GetOperationResponse  # noqa: Y015
+
+@_typing.final
+class WaitOperationRequest(_message.Message):
+    """WaitOperationRequest names the operation to wait for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OPERATION_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    operation_id: _builtins.str
+    """Required. The operation id (a GUID), e.g. PlayPromptResponse.operation.id."""
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """The longest wait (at most 1 hour); the caller's deadline still applies. Unset: until the
+        deadline, or COMMSGW_MAX_WAIT_S without one.
+        """
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        operation_id: _builtins.str = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "operation_id", b"operation_id", "tenant_id", b"tenant_id", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitOperationRequest: _TypeAlias = WaitOperationRequest  # noqa: Y015
+
+@_typing.final
+class WaitOperationResponse(_message.Message):
+    """WaitOperationResponse is the operation in its terminal state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation, COMPLETED or FAILED."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitOperationResponse: _TypeAlias = WaitOperationResponse  # noqa: Y015

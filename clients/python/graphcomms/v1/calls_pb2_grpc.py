@@ -63,6 +63,111 @@ class CallsServiceStub:
                 request_serializer=graphcomms_dot_v1_dot_calls__pb2.WatchOperationsRequest.SerializeToString,
                 response_deserializer=graphcomms_dot_v1_dot_calls__pb2.WatchOperationsResponse.FromString,
                 _registered_method=True)
+        self.CreateCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/CreateCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.CreateCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.CreateCallResponse.FromString,
+                _registered_method=True)
+        self.GetCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/GetCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.GetCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.GetCallResponse.FromString,
+                _registered_method=True)
+        self.AnswerCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/AnswerCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.AnswerCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.AnswerCallResponse.FromString,
+                _registered_method=True)
+        self.RejectCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/RejectCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.RejectCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.RejectCallResponse.FromString,
+                _registered_method=True)
+        self.RedirectCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/RedirectCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.RedirectCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.RedirectCallResponse.FromString,
+                _registered_method=True)
+        self.TransferCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/TransferCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.TransferCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.TransferCallResponse.FromString,
+                _registered_method=True)
+        self.HangUpCall = channel.unary_unary(
+                '/graphcomms.v1.CallsService/HangUpCall',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.HangUpCallRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.HangUpCallResponse.FromString,
+                _registered_method=True)
+        self.KeepAlive = channel.unary_unary(
+                '/graphcomms.v1.CallsService/KeepAlive',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.KeepAliveRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.KeepAliveResponse.FromString,
+                _registered_method=True)
+        self.PlayPrompt = channel.unary_unary(
+                '/graphcomms.v1.CallsService/PlayPrompt',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.PlayPromptRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.PlayPromptResponse.FromString,
+                _registered_method=True)
+        self.RecordResponse = channel.unary_unary(
+                '/graphcomms.v1.CallsService/RecordResponse',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.RecordResponseRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.RecordResponseResponse.FromString,
+                _registered_method=True)
+        self.SubscribeToTone = channel.unary_unary(
+                '/graphcomms.v1.CallsService/SubscribeToTone',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneResponse.FromString,
+                _registered_method=True)
+        self.SendDtmfTones = channel.unary_unary(
+                '/graphcomms.v1.CallsService/SendDtmfTones',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesResponse.FromString,
+                _registered_method=True)
+        self.Mute = channel.unary_unary(
+                '/graphcomms.v1.CallsService/Mute',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.MuteRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.MuteResponse.FromString,
+                _registered_method=True)
+        self.Unmute = channel.unary_unary(
+                '/graphcomms.v1.CallsService/Unmute',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.UnmuteRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.UnmuteResponse.FromString,
+                _registered_method=True)
+        self.UpdateRecordingStatus = channel.unary_unary(
+                '/graphcomms.v1.CallsService/UpdateRecordingStatus',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusResponse.FromString,
+                _registered_method=True)
+        self.ListParticipants = channel.unary_unary(
+                '/graphcomms.v1.CallsService/ListParticipants',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.ListParticipantsRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.ListParticipantsResponse.FromString,
+                _registered_method=True)
+        self.InviteParticipants = channel.unary_unary(
+                '/graphcomms.v1.CallsService/InviteParticipants',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsResponse.FromString,
+                _registered_method=True)
+        self.MuteParticipant = channel.unary_unary(
+                '/graphcomms.v1.CallsService/MuteParticipant',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.MuteParticipantRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.MuteParticipantResponse.FromString,
+                _registered_method=True)
+        self.RemoveParticipant = channel.unary_unary(
+                '/graphcomms.v1.CallsService/RemoveParticipant',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/graphcomms.v1.CallsService/GetOperation',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.GetOperationResponse.FromString,
+                _registered_method=True)
+        self.WaitOperation = channel.unary_unary(
+                '/graphcomms.v1.CallsService/WaitOperation',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.WaitOperationRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.WaitOperationResponse.FromString,
+                _registered_method=True)
 
 
 class CallsServiceServicer:
@@ -144,6 +249,253 @@ class CallsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCall(self, request, context):
+        """---- Call lifecycle -------------------------------------------------------------------
+
+        Unary RPCs below answer, besides the codes every RPC may answer (see CallsService):
+        - INVALID_ARGUMENT with a precise ErrorInfo reason for bad input (nothing is sent to
+        Graph), or Graph's 400.
+        - UNAUTHENTICATED (TOKEN_ACQUISITION_FAILED) when no app token could be acquired, or
+        Graph's 401 after one forced token refresh.
+        - PERMISSION_DENIED, NOT_FOUND, ABORTED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE for
+        Graph's 403, 404, 409, 429, 500 and 502/503/504, as for CancelMediaProcessing.
+        - UNAVAILABLE (GRAPH_UNREACHABLE) when Graph could not be reached; UNAVAILABLE
+        (GRAPH_OUTCOME_UNKNOWN) when the connection broke after a request that is not
+        idempotent was sent: Graph may have acted, and the gateway did not retry it.
+        - DEADLINE_EXCEEDED (DEADLINE_EXCEEDED, GRAPH_TIMEOUT) when the caller's deadline or the
+        gateway's Graph timeout ran out.
+
+        Retry classes. IDEMPOTENT RPCs are retried by the gateway after 429, 503, 504 and
+        connection errors (within the deadline). UNSAFE RPCs (they create something at Graph) are
+        retried only when Graph provably did not act: after 429 (Graph refused to look at it) and
+        after connection failures before the request was sent.
+
+        CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+        number (through an application instance), or joins an online meeting by its join URL or
+        its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+        Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+        arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+        Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+        INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+        UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCall(self, request, context):
+        """GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+        Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerCall(self, request, context):
+        """AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+        service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+        recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+        Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+        INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectCall(self, request, context):
+        """RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+        that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+        of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedirectCall(self, request, context):
+        """RedirectCall sends an incoming call that was not answered to other targets (several
+        targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+        Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+        INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferCall(self, request, context):
+        """TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+        transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+        call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+        failed transfer comes back as established with a result_info. Graph's POST .../transfer
+        (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HangUpCall(self, request, context):
+        """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+        a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+        NOT_FOUND when the call has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeepAlive(self, request, context):
+        """KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+        minutes). The gateway sends it by itself for every established call it has seen when
+        COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+        class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlayPrompt(self, request, context):
+        """---- Media and in-call actions (service-hosted media) ------------------------------------
+
+        Each answers Graph's commsOperation at once (id, status, client_context, Location and
+        Graph's request-id); the outcome arrives later as an OperationUpdate event, unless the
+        answer is already COMPLETED or FAILED. WaitOperation waits for it. playPrompt and
+        recordResponse are queued per call and run in order; CancelMediaProcessing cancels them.
+
+        PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+        class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordResponse(self, request, context):
+        """RecordResponse plays at most one prompt, then records what the caller says until silence,
+        the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+        operation carries recording_location and recording_access_token (the latter only to
+        callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+        INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeToTone(self, request, context):
+        """SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+        CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+        .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendDtmfTones(self, request, context):
+        """SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+        offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+        Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Mute(self, request, context):
+        """Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+        Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unmute(self, request, context):
+        """Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+        UNSAFE. Permission calls.control. Reasons as for Mute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRecordingStatus(self, request, context):
+        """UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+        (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+        records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParticipants(self, request, context):
+        """---- Participants ---------------------------------------------------------------------
+
+        ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+        IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InviteParticipants(self, request, context):
+        """InviteParticipants invites participants into a group call or meeting, or, with one
+        participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+        .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+        CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteParticipant(self, request, context):
+        """MuteParticipant mutes another participant of a group call (Graph's POST
+        .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+        of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveParticipant(self, request, context):
+        """RemoveParticipant removes a participant from a group call (Graph's DELETE
+        .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+        Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        INVALID_PARTICIPANT_ID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """---- Operations -----------------------------------------------------------------------
+
+        GetOperation answers the latest known state of an operation: from the event log's index
+        when a notification about it was received (source EVENT_LOG), else from Graph's GET
+        .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+        Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+        neither knows it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitOperation(self, request, context):
+        """WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+        the event log already has a terminal notification about it (whenever it arrived, on any
+        replica sharing the log), else when one arrives. It waits until the caller's deadline or
+        `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+        the last known Operation packed in the google.rpc.Status details. Permission
+        operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+        INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +508,111 @@ def add_CallsServiceServicer_to_server(servicer, server):
                     servicer.WatchOperations,
                     request_deserializer=graphcomms_dot_v1_dot_calls__pb2.WatchOperationsRequest.FromString,
                     response_serializer=graphcomms_dot_v1_dot_calls__pb2.WatchOperationsResponse.SerializeToString,
+            ),
+            'CreateCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.CreateCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.CreateCallResponse.SerializeToString,
+            ),
+            'GetCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.GetCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.GetCallResponse.SerializeToString,
+            ),
+            'AnswerCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.AnswerCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.AnswerCallResponse.SerializeToString,
+            ),
+            'RejectCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.RejectCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.RejectCallResponse.SerializeToString,
+            ),
+            'RedirectCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedirectCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.RedirectCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.RedirectCallResponse.SerializeToString,
+            ),
+            'TransferCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.TransferCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.TransferCallResponse.SerializeToString,
+            ),
+            'HangUpCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.HangUpCall,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.HangUpCallRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.HangUpCallResponse.SerializeToString,
+            ),
+            'KeepAlive': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeepAlive,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.KeepAliveRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.KeepAliveResponse.SerializeToString,
+            ),
+            'PlayPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlayPrompt,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.PlayPromptRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.PlayPromptResponse.SerializeToString,
+            ),
+            'RecordResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordResponse,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.RecordResponseRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.RecordResponseResponse.SerializeToString,
+            ),
+            'SubscribeToTone': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribeToTone,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneResponse.SerializeToString,
+            ),
+            'SendDtmfTones': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendDtmfTones,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesResponse.SerializeToString,
+            ),
+            'Mute': grpc.unary_unary_rpc_method_handler(
+                    servicer.Mute,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.MuteRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.MuteResponse.SerializeToString,
+            ),
+            'Unmute': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unmute,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.UnmuteRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.UnmuteResponse.SerializeToString,
+            ),
+            'UpdateRecordingStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRecordingStatus,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusResponse.SerializeToString,
+            ),
+            'ListParticipants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParticipants,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.ListParticipantsRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.ListParticipantsResponse.SerializeToString,
+            ),
+            'InviteParticipants': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteParticipants,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsResponse.SerializeToString,
+            ),
+            'MuteParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteParticipant,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.MuteParticipantRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.MuteParticipantResponse.SerializeToString,
+            ),
+            'RemoveParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveParticipant,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.GetOperationRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.GetOperationResponse.SerializeToString,
+            ),
+            'WaitOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitOperation,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.WaitOperationRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.WaitOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +688,573 @@ class CallsService:
             '/graphcomms.v1.CallsService/WatchOperations',
             graphcomms_dot_v1_dot_calls__pb2.WatchOperationsRequest.SerializeToString,
             graphcomms_dot_v1_dot_calls__pb2.WatchOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/CreateCall',
+            graphcomms_dot_v1_dot_calls__pb2.CreateCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.CreateCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/GetCall',
+            graphcomms_dot_v1_dot_calls__pb2.GetCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.GetCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/AnswerCall',
+            graphcomms_dot_v1_dot_calls__pb2.AnswerCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.AnswerCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/RejectCall',
+            graphcomms_dot_v1_dot_calls__pb2.RejectCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.RejectCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedirectCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/RedirectCall',
+            graphcomms_dot_v1_dot_calls__pb2.RedirectCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.RedirectCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/TransferCall',
+            graphcomms_dot_v1_dot_calls__pb2.TransferCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.TransferCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HangUpCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/HangUpCall',
+            graphcomms_dot_v1_dot_calls__pb2.HangUpCallRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.HangUpCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeepAlive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/KeepAlive',
+            graphcomms_dot_v1_dot_calls__pb2.KeepAliveRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.KeepAliveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlayPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/PlayPrompt',
+            graphcomms_dot_v1_dot_calls__pb2.PlayPromptRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.PlayPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/RecordResponse',
+            graphcomms_dot_v1_dot_calls__pb2.RecordResponseRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.RecordResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeToTone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/SubscribeToTone',
+            graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.SubscribeToToneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendDtmfTones(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/SendDtmfTones',
+            graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.SendDtmfTonesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Mute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/Mute',
+            graphcomms_dot_v1_dot_calls__pb2.MuteRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.MuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unmute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/Unmute',
+            graphcomms_dot_v1_dot_calls__pb2.UnmuteRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.UnmuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRecordingStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/UpdateRecordingStatus',
+            graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.UpdateRecordingStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParticipants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/ListParticipants',
+            graphcomms_dot_v1_dot_calls__pb2.ListParticipantsRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.ListParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InviteParticipants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/InviteParticipants',
+            graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.InviteParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/MuteParticipant',
+            graphcomms_dot_v1_dot_calls__pb2.MuteParticipantRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.MuteParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/RemoveParticipant',
+            graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/GetOperation',
+            graphcomms_dot_v1_dot_calls__pb2.GetOperationRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.GetOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/WaitOperation',
+            graphcomms_dot_v1_dot_calls__pb2.WaitOperationRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.WaitOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

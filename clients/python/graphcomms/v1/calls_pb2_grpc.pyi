@@ -105,6 +105,169 @@ class CallsServiceStub:
     - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
       its event log; resume with the last resume_token received, on this or another replica.
     """
+    CreateCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.CreateCallRequest, _calls_pb2.CreateCallResponse]
+    """---- Call lifecycle -------------------------------------------------------------------
+
+    Unary RPCs below answer, besides the codes every RPC may answer (see CallsService):
+    - INVALID_ARGUMENT with a precise ErrorInfo reason for bad input (nothing is sent to
+      Graph), or Graph's 400.
+    - UNAUTHENTICATED (TOKEN_ACQUISITION_FAILED) when no app token could be acquired, or
+      Graph's 401 after one forced token refresh.
+    - PERMISSION_DENIED, NOT_FOUND, ABORTED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE for
+      Graph's 403, 404, 409, 429, 500 and 502/503/504, as for CancelMediaProcessing.
+    - UNAVAILABLE (GRAPH_UNREACHABLE) when Graph could not be reached; UNAVAILABLE
+      (GRAPH_OUTCOME_UNKNOWN) when the connection broke after a request that is not
+      idempotent was sent: Graph may have acted, and the gateway did not retry it.
+    - DEADLINE_EXCEEDED (DEADLINE_EXCEEDED, GRAPH_TIMEOUT) when the caller's deadline or the
+      gateway's Graph timeout ran out.
+
+    Retry classes. IDEMPOTENT RPCs are retried by the gateway after 429, 503, 504 and
+    connection errors (within the deadline). UNSAFE RPCs (they create something at Graph) are
+    retried only when Graph provably did not act: after 429 (Graph refused to look at it) and
+    after connection failures before the request was sent.
+
+    CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+    number (through an application instance), or joins an online meeting by its join URL or
+    its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+    Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+    arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+    Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+    INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+    UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+    """
+    GetCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]
+    """GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+    Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+    """
+    AnswerCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.AnswerCallRequest, _calls_pb2.AnswerCallResponse]
+    """AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+    service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+    recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+    Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+    INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+    """
+    RejectCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.RejectCallRequest, _calls_pb2.RejectCallResponse]
+    """RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+    that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+    of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+    """
+    RedirectCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.RedirectCallRequest, _calls_pb2.RedirectCallResponse]
+    """RedirectCall sends an incoming call that was not answered to other targets (several
+    targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+    Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+    INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+    """
+    TransferCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.TransferCallRequest, _calls_pb2.TransferCallResponse]
+    """TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+    transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+    call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+    failed transfer comes back as established with a result_info. Graph's POST .../transfer
+    (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+    """
+    HangUpCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]
+    """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+    a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+    NOT_FOUND when the call has already ended.
+    """
+    KeepAlive: _grpc.UnaryUnaryMultiCallable[_calls_pb2.KeepAliveRequest, _calls_pb2.KeepAliveResponse]
+    """KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+    minutes). The gateway sends it by itself for every established call it has seen when
+    COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+    class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+    """
+    PlayPrompt: _grpc.UnaryUnaryMultiCallable[_calls_pb2.PlayPromptRequest, _calls_pb2.PlayPromptResponse]
+    """---- Media and in-call actions (service-hosted media) ------------------------------------
+
+    Each answers Graph's commsOperation at once (id, status, client_context, Location and
+    Graph's request-id); the outcome arrives later as an OperationUpdate event, unless the
+    answer is already COMPLETED or FAILED. WaitOperation waits for it. playPrompt and
+    recordResponse are queued per call and run in order; CancelMediaProcessing cancels them.
+
+    PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+    class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+    """
+    RecordResponse: _grpc.UnaryUnaryMultiCallable[_calls_pb2.RecordResponseRequest, _calls_pb2.RecordResponseResponse]
+    """RecordResponse plays at most one prompt, then records what the caller says until silence,
+    the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+    operation carries recording_location and recording_access_token (the latter only to
+    callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+    INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+    """
+    SubscribeToTone: _grpc.UnaryUnaryMultiCallable[_calls_pb2.SubscribeToToneRequest, _calls_pb2.SubscribeToToneResponse]
+    """SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+    CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+    .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+    """
+    SendDtmfTones: _grpc.UnaryUnaryMultiCallable[_calls_pb2.SendDtmfTonesRequest, _calls_pb2.SendDtmfTonesResponse]
+    """SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+    offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+    Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+    """
+    Mute: _grpc.UnaryUnaryMultiCallable[_calls_pb2.MuteRequest, _calls_pb2.MuteResponse]
+    """Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+    Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    CLIENT_CONTEXT_TOO_LONG.
+    """
+    Unmute: _grpc.UnaryUnaryMultiCallable[_calls_pb2.UnmuteRequest, _calls_pb2.UnmuteResponse]
+    """Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+    UNSAFE. Permission calls.control. Reasons as for Mute.
+    """
+    UpdateRecordingStatus: _grpc.UnaryUnaryMultiCallable[_calls_pb2.UpdateRecordingStatusRequest, _calls_pb2.UpdateRecordingStatusResponse]
+    """UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+    (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+    records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+    """
+    ListParticipants: _grpc.UnaryUnaryMultiCallable[_calls_pb2.ListParticipantsRequest, _calls_pb2.ListParticipantsResponse]
+    """---- Participants ---------------------------------------------------------------------
+
+    ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+    IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+    """
+    InviteParticipants: _grpc.UnaryUnaryMultiCallable[_calls_pb2.InviteParticipantsRequest, _calls_pb2.InviteParticipantsResponse]
+    """InviteParticipants invites participants into a group call or meeting, or, with one
+    participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+    .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+    CLIENT_CONTEXT_TOO_LONG.
+    """
+    MuteParticipant: _grpc.UnaryUnaryMultiCallable[_calls_pb2.MuteParticipantRequest, _calls_pb2.MuteParticipantResponse]
+    """MuteParticipant mutes another participant of a group call (Graph's POST
+    .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+    of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+    """
+    RemoveParticipant: _grpc.UnaryUnaryMultiCallable[_calls_pb2.RemoveParticipantRequest, _calls_pb2.RemoveParticipantResponse]
+    """RemoveParticipant removes a participant from a group call (Graph's DELETE
+    .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+    Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    INVALID_PARTICIPANT_ID.
+    """
+    GetOperation: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]
+    """---- Operations -----------------------------------------------------------------------
+
+    GetOperation answers the latest known state of an operation: from the event log's index
+    when a notification about it was received (source EVENT_LOG), else from Graph's GET
+    .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+    neither knows it.
+    """
+    WaitOperation: _grpc.UnaryUnaryMultiCallable[_calls_pb2.WaitOperationRequest, _calls_pb2.WaitOperationResponse]
+    """WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+    the event log already has a terminal notification about it (whenever it arrived, on any
+    replica sharing the log), else when one arrives. It waits until the caller's deadline or
+    `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+    the last known Operation packed in the google.rpc.Status details. Permission
+    operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+    INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+    """
 
 @_typing.type_check_only
 class CallsServiceAsyncStub(CallsServiceStub):
@@ -178,6 +341,169 @@ class CallsServiceAsyncStub(CallsServiceStub):
       caller, is reached. Do not resume automatically: back off, or close other streams.
     - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
       its event log; resume with the last resume_token received, on this or another replica.
+    """
+    CreateCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.CreateCallRequest, _calls_pb2.CreateCallResponse]  # type: ignore[assignment]
+    """---- Call lifecycle -------------------------------------------------------------------
+
+    Unary RPCs below answer, besides the codes every RPC may answer (see CallsService):
+    - INVALID_ARGUMENT with a precise ErrorInfo reason for bad input (nothing is sent to
+      Graph), or Graph's 400.
+    - UNAUTHENTICATED (TOKEN_ACQUISITION_FAILED) when no app token could be acquired, or
+      Graph's 401 after one forced token refresh.
+    - PERMISSION_DENIED, NOT_FOUND, ABORTED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE for
+      Graph's 403, 404, 409, 429, 500 and 502/503/504, as for CancelMediaProcessing.
+    - UNAVAILABLE (GRAPH_UNREACHABLE) when Graph could not be reached; UNAVAILABLE
+      (GRAPH_OUTCOME_UNKNOWN) when the connection broke after a request that is not
+      idempotent was sent: Graph may have acted, and the gateway did not retry it.
+    - DEADLINE_EXCEEDED (DEADLINE_EXCEEDED, GRAPH_TIMEOUT) when the caller's deadline or the
+      gateway's Graph timeout ran out.
+
+    Retry classes. IDEMPOTENT RPCs are retried by the gateway after 429, 503, 504 and
+    connection errors (within the deadline). UNSAFE RPCs (they create something at Graph) are
+    retried only when Graph provably did not act: after 429 (Graph refused to look at it) and
+    after connection failures before the request was sent.
+
+    CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+    number (through an application instance), or joins an online meeting by its join URL or
+    its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+    Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+    arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+    Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+    INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+    UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+    """
+    GetCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]  # type: ignore[assignment]
+    """GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+    Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+    """
+    AnswerCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.AnswerCallRequest, _calls_pb2.AnswerCallResponse]  # type: ignore[assignment]
+    """AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+    service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+    recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+    Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+    INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+    """
+    RejectCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.RejectCallRequest, _calls_pb2.RejectCallResponse]  # type: ignore[assignment]
+    """RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+    that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+    of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+    """
+    RedirectCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.RedirectCallRequest, _calls_pb2.RedirectCallResponse]  # type: ignore[assignment]
+    """RedirectCall sends an incoming call that was not answered to other targets (several
+    targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+    Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+    INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+    """
+    TransferCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.TransferCallRequest, _calls_pb2.TransferCallResponse]  # type: ignore[assignment]
+    """TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+    transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+    call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+    failed transfer comes back as established with a result_info. Graph's POST .../transfer
+    (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+    """
+    HangUpCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]  # type: ignore[assignment]
+    """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+    a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+    NOT_FOUND when the call has already ended.
+    """
+    KeepAlive: _aio.UnaryUnaryMultiCallable[_calls_pb2.KeepAliveRequest, _calls_pb2.KeepAliveResponse]  # type: ignore[assignment]
+    """KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+    minutes). The gateway sends it by itself for every established call it has seen when
+    COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+    class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+    """
+    PlayPrompt: _aio.UnaryUnaryMultiCallable[_calls_pb2.PlayPromptRequest, _calls_pb2.PlayPromptResponse]  # type: ignore[assignment]
+    """---- Media and in-call actions (service-hosted media) ------------------------------------
+
+    Each answers Graph's commsOperation at once (id, status, client_context, Location and
+    Graph's request-id); the outcome arrives later as an OperationUpdate event, unless the
+    answer is already COMPLETED or FAILED. WaitOperation waits for it. playPrompt and
+    recordResponse are queued per call and run in order; CancelMediaProcessing cancels them.
+
+    PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+    class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+    """
+    RecordResponse: _aio.UnaryUnaryMultiCallable[_calls_pb2.RecordResponseRequest, _calls_pb2.RecordResponseResponse]  # type: ignore[assignment]
+    """RecordResponse plays at most one prompt, then records what the caller says until silence,
+    the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+    operation carries recording_location and recording_access_token (the latter only to
+    callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+    INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+    """
+    SubscribeToTone: _aio.UnaryUnaryMultiCallable[_calls_pb2.SubscribeToToneRequest, _calls_pb2.SubscribeToToneResponse]  # type: ignore[assignment]
+    """SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+    CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+    .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+    """
+    SendDtmfTones: _aio.UnaryUnaryMultiCallable[_calls_pb2.SendDtmfTonesRequest, _calls_pb2.SendDtmfTonesResponse]  # type: ignore[assignment]
+    """SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+    offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+    Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+    """
+    Mute: _aio.UnaryUnaryMultiCallable[_calls_pb2.MuteRequest, _calls_pb2.MuteResponse]  # type: ignore[assignment]
+    """Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+    Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    CLIENT_CONTEXT_TOO_LONG.
+    """
+    Unmute: _aio.UnaryUnaryMultiCallable[_calls_pb2.UnmuteRequest, _calls_pb2.UnmuteResponse]  # type: ignore[assignment]
+    """Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+    UNSAFE. Permission calls.control. Reasons as for Mute.
+    """
+    UpdateRecordingStatus: _aio.UnaryUnaryMultiCallable[_calls_pb2.UpdateRecordingStatusRequest, _calls_pb2.UpdateRecordingStatusResponse]  # type: ignore[assignment]
+    """UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+    (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+    records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+    INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+    """
+    ListParticipants: _aio.UnaryUnaryMultiCallable[_calls_pb2.ListParticipantsRequest, _calls_pb2.ListParticipantsResponse]  # type: ignore[assignment]
+    """---- Participants ---------------------------------------------------------------------
+
+    ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+    IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+    """
+    InviteParticipants: _aio.UnaryUnaryMultiCallable[_calls_pb2.InviteParticipantsRequest, _calls_pb2.InviteParticipantsResponse]  # type: ignore[assignment]
+    """InviteParticipants invites participants into a group call or meeting, or, with one
+    participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+    .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+    CLIENT_CONTEXT_TOO_LONG.
+    """
+    MuteParticipant: _aio.UnaryUnaryMultiCallable[_calls_pb2.MuteParticipantRequest, _calls_pb2.MuteParticipantResponse]  # type: ignore[assignment]
+    """MuteParticipant mutes another participant of a group call (Graph's POST
+    .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+    of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+    """
+    RemoveParticipant: _aio.UnaryUnaryMultiCallable[_calls_pb2.RemoveParticipantRequest, _calls_pb2.RemoveParticipantResponse]  # type: ignore[assignment]
+    """RemoveParticipant removes a participant from a group call (Graph's DELETE
+    .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+    Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+    INVALID_PARTICIPANT_ID.
+    """
+    GetOperation: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]  # type: ignore[assignment]
+    """---- Operations -----------------------------------------------------------------------
+
+    GetOperation answers the latest known state of an operation: from the event log's index
+    when a notification about it was received (source EVENT_LOG), else from Graph's GET
+    .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+    neither knows it.
+    """
+    WaitOperation: _aio.UnaryUnaryMultiCallable[_calls_pb2.WaitOperationRequest, _calls_pb2.WaitOperationResponse]  # type: ignore[assignment]
+    """WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+    the event log already has a terminal notification about it (whenever it arrived, on any
+    replica sharing the log), else when one arrives. It waits until the caller's deadline or
+    `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+    the last known Operation packed in the google.rpc.Status details. Permission
+    operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+    INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
     """
 
 class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -261,6 +587,295 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
           caller, is reached. Do not resume automatically: back off, or close other streams.
         - UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): the gateway is shutting down or lost
           its event log; resume with the last resume_token received, on this or another replica.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCall(
+        self,
+        request: _calls_pb2.CreateCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.CreateCallResponse, _abc.Awaitable[_calls_pb2.CreateCallResponse]]:
+        """---- Call lifecycle -------------------------------------------------------------------
+
+        Unary RPCs below answer, besides the codes every RPC may answer (see CallsService):
+        - INVALID_ARGUMENT with a precise ErrorInfo reason for bad input (nothing is sent to
+          Graph), or Graph's 400.
+        - UNAUTHENTICATED (TOKEN_ACQUISITION_FAILED) when no app token could be acquired, or
+          Graph's 401 after one forced token refresh.
+        - PERMISSION_DENIED, NOT_FOUND, ABORTED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE for
+          Graph's 403, 404, 409, 429, 500 and 502/503/504, as for CancelMediaProcessing.
+        - UNAVAILABLE (GRAPH_UNREACHABLE) when Graph could not be reached; UNAVAILABLE
+          (GRAPH_OUTCOME_UNKNOWN) when the connection broke after a request that is not
+          idempotent was sent: Graph may have acted, and the gateway did not retry it.
+        - DEADLINE_EXCEEDED (DEADLINE_EXCEEDED, GRAPH_TIMEOUT) when the caller's deadline or the
+          gateway's Graph timeout ran out.
+
+        Retry classes. IDEMPOTENT RPCs are retried by the gateway after 429, 503, 504 and
+        connection errors (within the deadline). UNSAFE RPCs (they create something at Graph) are
+        retried only when Graph provably did not act: after 429 (Graph refused to look at it) and
+        after connection failures before the request was sent.
+
+        CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+        number (through an application instance), or joins an online meeting by its join URL or
+        its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+        Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+        arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+        Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+        INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+        UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCall(
+        self,
+        request: _calls_pb2.GetCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.GetCallResponse, _abc.Awaitable[_calls_pb2.GetCallResponse]]:
+        """GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+        Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def AnswerCall(
+        self,
+        request: _calls_pb2.AnswerCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.AnswerCallResponse, _abc.Awaitable[_calls_pb2.AnswerCallResponse]]:
+        """AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+        service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+        recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+        Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+        INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+        """
+
+    @_abc_1.abstractmethod
+    def RejectCall(
+        self,
+        request: _calls_pb2.RejectCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.RejectCallResponse, _abc.Awaitable[_calls_pb2.RejectCallResponse]]:
+        """RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+        that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+        of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+        """
+
+    @_abc_1.abstractmethod
+    def RedirectCall(
+        self,
+        request: _calls_pb2.RedirectCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.RedirectCallResponse, _abc.Awaitable[_calls_pb2.RedirectCallResponse]]:
+        """RedirectCall sends an incoming call that was not answered to other targets (several
+        targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+        Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+        INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+        """
+
+    @_abc_1.abstractmethod
+    def TransferCall(
+        self,
+        request: _calls_pb2.TransferCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.TransferCallResponse, _abc.Awaitable[_calls_pb2.TransferCallResponse]]:
+        """TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+        transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+        call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+        failed transfer comes back as established with a result_info. Graph's POST .../transfer
+        (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+        """
+
+    @_abc_1.abstractmethod
+    def HangUpCall(
+        self,
+        request: _calls_pb2.HangUpCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.HangUpCallResponse, _abc.Awaitable[_calls_pb2.HangUpCallResponse]]:
+        """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+        a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+        NOT_FOUND when the call has already ended.
+        """
+
+    @_abc_1.abstractmethod
+    def KeepAlive(
+        self,
+        request: _calls_pb2.KeepAliveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.KeepAliveResponse, _abc.Awaitable[_calls_pb2.KeepAliveResponse]]:
+        """KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+        minutes). The gateway sends it by itself for every established call it has seen when
+        COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+        class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def PlayPrompt(
+        self,
+        request: _calls_pb2.PlayPromptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.PlayPromptResponse, _abc.Awaitable[_calls_pb2.PlayPromptResponse]]:
+        """---- Media and in-call actions (service-hosted media) ------------------------------------
+
+        Each answers Graph's commsOperation at once (id, status, client_context, Location and
+        Graph's request-id); the outcome arrives later as an OperationUpdate event, unless the
+        answer is already COMPLETED or FAILED. WaitOperation waits for it. playPrompt and
+        recordResponse are queued per call and run in order; CancelMediaProcessing cancels them.
+
+        PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+        class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordResponse(
+        self,
+        request: _calls_pb2.RecordResponseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.RecordResponseResponse, _abc.Awaitable[_calls_pb2.RecordResponseResponse]]:
+        """RecordResponse plays at most one prompt, then records what the caller says until silence,
+        the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+        operation carries recording_location and recording_access_token (the latter only to
+        callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+        INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def SubscribeToTone(
+        self,
+        request: _calls_pb2.SubscribeToToneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.SubscribeToToneResponse, _abc.Awaitable[_calls_pb2.SubscribeToToneResponse]]:
+        """SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+        CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+        .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def SendDtmfTones(
+        self,
+        request: _calls_pb2.SendDtmfTonesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.SendDtmfTonesResponse, _abc.Awaitable[_calls_pb2.SendDtmfTonesResponse]]:
+        """SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+        offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+        Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def Mute(
+        self,
+        request: _calls_pb2.MuteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.MuteResponse, _abc.Awaitable[_calls_pb2.MuteResponse]]:
+        """Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+        Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def Unmute(
+        self,
+        request: _calls_pb2.UnmuteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.UnmuteResponse, _abc.Awaitable[_calls_pb2.UnmuteResponse]]:
+        """Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+        UNSAFE. Permission calls.control. Reasons as for Mute.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateRecordingStatus(
+        self,
+        request: _calls_pb2.UpdateRecordingStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.UpdateRecordingStatusResponse, _abc.Awaitable[_calls_pb2.UpdateRecordingStatusResponse]]:
+        """UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+        (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+        records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+        INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def ListParticipants(
+        self,
+        request: _calls_pb2.ListParticipantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.ListParticipantsResponse, _abc.Awaitable[_calls_pb2.ListParticipantsResponse]]:
+        """---- Participants ---------------------------------------------------------------------
+
+        ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+        IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+        """
+
+    @_abc_1.abstractmethod
+    def InviteParticipants(
+        self,
+        request: _calls_pb2.InviteParticipantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.InviteParticipantsResponse, _abc.Awaitable[_calls_pb2.InviteParticipantsResponse]]:
+        """InviteParticipants invites participants into a group call or meeting, or, with one
+        participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+        .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+        CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def MuteParticipant(
+        self,
+        request: _calls_pb2.MuteParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.MuteParticipantResponse, _abc.Awaitable[_calls_pb2.MuteParticipantResponse]]:
+        """MuteParticipant mutes another participant of a group call (Graph's POST
+        .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+        of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveParticipant(
+        self,
+        request: _calls_pb2.RemoveParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.RemoveParticipantResponse, _abc.Awaitable[_calls_pb2.RemoveParticipantResponse]]:
+        """RemoveParticipant removes a participant from a group call (Graph's DELETE
+        .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+        Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+        INVALID_PARTICIPANT_ID.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperation(
+        self,
+        request: _calls_pb2.GetOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.GetOperationResponse, _abc.Awaitable[_calls_pb2.GetOperationResponse]]:
+        """---- Operations -----------------------------------------------------------------------
+
+        GetOperation answers the latest known state of an operation: from the event log's index
+        when a notification about it was received (source EVENT_LOG), else from Graph's GET
+        .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+        Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+        neither knows it.
+        """
+
+    @_abc_1.abstractmethod
+    def WaitOperation(
+        self,
+        request: _calls_pb2.WaitOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.WaitOperationResponse, _abc.Awaitable[_calls_pb2.WaitOperationResponse]]:
+        """WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+        the event log already has a terminal notification about it (whenever it arrived, on any
+        replica sharing the log), else when one arrives. It waits until the caller's deadline or
+        `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+        the last known Operation packed in the google.rpc.Status details. Permission
+        operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+        INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
         """
 
 def add_CallsServiceServicer_to_server(servicer: CallsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

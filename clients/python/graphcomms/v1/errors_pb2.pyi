@@ -98,6 +98,70 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     INTERNAL: _ErrorReason.ValueType  # 21
     """INTERNAL: an unexpected failure inside the gateway (it is logged)."""
+    NO_TARGET: _ErrorReason.ValueType  # 22
+    """INVALID_ARGUMENT: no target (or participant) was given where one is required."""
+    TOO_MANY_TARGETS: _ErrorReason.ValueType  # 23
+    """INVALID_ARGUMENT: more targets (or participants) than Graph allows for the action."""
+    INVALID_IDENTITY: _ErrorReason.ValueType  # 24
+    """INVALID_ARGUMENT: an identity is empty, has more than one of user/phone/application where
+    one is needed, a user or application id that is not a GUID, or a phone number that is not
+    E.164 ("+" and 7 to 15 digits).
+    """
+    INVALID_JOIN_URL: _ErrorReason.ValueType  # 25
+    """INVALID_ARGUMENT: join_url is not a Teams meeting join URL with a thread id and the
+    organizer's Tid and Oid.
+    """
+    INVALID_MEETING_ID: _ErrorReason.ValueType  # 26
+    """INVALID_ARGUMENT: join_meeting_id is not digits."""
+    INVALID_CALLBACK_URI: _ErrorReason.ValueType  # 27
+    """INVALID_ARGUMENT: callback_uri is not an absolute https URL."""
+    INVALID_MEDIA_URI: _ErrorReason.ValueType  # 28
+    """INVALID_ARGUMENT: a media URI is not an absolute https URL, or its resource_id is not a
+    GUID.
+    """
+    INVALID_MODALITY: _ErrorReason.ValueType  # 29
+    """INVALID_ARGUMENT: an unknown modality, or one service-hosted media does not support."""
+    CALLBACK_URI_NOT_CONFIGURED: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: no callback_uri was given and COMMSGW_PUBLIC_WEBHOOK_URL is not set."""
+    INVALID_PARTICIPANT_CAPACITY: _ErrorReason.ValueType  # 31
+    """INVALID_ARGUMENT: participant_capacity outside 0 to 1,000."""
+    INVALID_REJECT_REASON: _ErrorReason.ValueType  # 32
+    """INVALID_ARGUMENT: an unknown reject reason."""
+    INVALID_TIMEOUT: _ErrorReason.ValueType  # 33
+    """INVALID_ARGUMENT: a timeout outside what the action allows (redirect 15..90 s, record
+    timeouts 1..120 s, wait at most 1 hour).
+    """
+    NO_PROMPT: _ErrorReason.ValueType  # 34
+    """INVALID_ARGUMENT: no prompt was given to PlayPrompt."""
+    TOO_MANY_PROMPTS: _ErrorReason.ValueType  # 35
+    """INVALID_ARGUMENT: more prompts than the action allows (PlayPrompt 20, RecordResponse 1)."""
+    INVALID_TONE: _ErrorReason.ValueType  # 36
+    """INVALID_ARGUMENT: an unknown tone (TONE_UNSPECIFIED or a value this version does not
+    know).
+    """
+    NO_TONE: _ErrorReason.ValueType  # 37
+    """INVALID_ARGUMENT: no tone was given to SendDtmfTones, or more than 64."""
+    INVALID_DELAY: _ErrorReason.ValueType  # 38
+    """INVALID_ARGUMENT: delay_between_tones_ms outside 0 to 5,000."""
+    INVALID_RECORDING_STATUS: _ErrorReason.ValueType  # 39
+    """INVALID_ARGUMENT: status is RECORDING_STATUS_UNSPECIFIED or unknown."""
+    INVALID_PARTICIPANT_ID: _ErrorReason.ValueType  # 40
+    """INVALID_ARGUMENT: participant_id is empty, or not an id Graph issues."""
+    INVALID_OPERATION_ID: _ErrorReason.ValueType  # 41
+    """INVALID_ARGUMENT: operation_id is empty or not a GUID."""
+    NOT_IN_THIS_CLOUD: _ErrorReason.ValueType  # 42
+    """FAILED_PRECONDITION: Graph does not offer this action in the gateway's national cloud
+    (sendDtmfTones is global only).
+    """
+    GRAPH_OUTCOME_UNKNOWN: _ErrorReason.ValueType  # 43
+    """UNAVAILABLE: the connection to Graph broke after a request that is not idempotent was
+    sent; Graph may have acted on it, so the gateway did not retry. Check (GetCall,
+    GetOperation, WatchOperations) before trying again.
+    """
+    OPERATION_NOT_DONE: _ErrorReason.ValueType  # 44
+    """DEADLINE_EXCEEDED: WaitOperation's wait ended before the operation was terminal; the last
+    known Operation is packed in the status details.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the gateway itself sends in google.rpc.ErrorInfo.reason
@@ -191,4 +255,68 @@ on another replica.
 """
 INTERNAL: ErrorReason.ValueType  # 21
 """INTERNAL: an unexpected failure inside the gateway (it is logged)."""
+NO_TARGET: ErrorReason.ValueType  # 22
+"""INVALID_ARGUMENT: no target (or participant) was given where one is required."""
+TOO_MANY_TARGETS: ErrorReason.ValueType  # 23
+"""INVALID_ARGUMENT: more targets (or participants) than Graph allows for the action."""
+INVALID_IDENTITY: ErrorReason.ValueType  # 24
+"""INVALID_ARGUMENT: an identity is empty, has more than one of user/phone/application where
+one is needed, a user or application id that is not a GUID, or a phone number that is not
+E.164 ("+" and 7 to 15 digits).
+"""
+INVALID_JOIN_URL: ErrorReason.ValueType  # 25
+"""INVALID_ARGUMENT: join_url is not a Teams meeting join URL with a thread id and the
+organizer's Tid and Oid.
+"""
+INVALID_MEETING_ID: ErrorReason.ValueType  # 26
+"""INVALID_ARGUMENT: join_meeting_id is not digits."""
+INVALID_CALLBACK_URI: ErrorReason.ValueType  # 27
+"""INVALID_ARGUMENT: callback_uri is not an absolute https URL."""
+INVALID_MEDIA_URI: ErrorReason.ValueType  # 28
+"""INVALID_ARGUMENT: a media URI is not an absolute https URL, or its resource_id is not a
+GUID.
+"""
+INVALID_MODALITY: ErrorReason.ValueType  # 29
+"""INVALID_ARGUMENT: an unknown modality, or one service-hosted media does not support."""
+CALLBACK_URI_NOT_CONFIGURED: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: no callback_uri was given and COMMSGW_PUBLIC_WEBHOOK_URL is not set."""
+INVALID_PARTICIPANT_CAPACITY: ErrorReason.ValueType  # 31
+"""INVALID_ARGUMENT: participant_capacity outside 0 to 1,000."""
+INVALID_REJECT_REASON: ErrorReason.ValueType  # 32
+"""INVALID_ARGUMENT: an unknown reject reason."""
+INVALID_TIMEOUT: ErrorReason.ValueType  # 33
+"""INVALID_ARGUMENT: a timeout outside what the action allows (redirect 15..90 s, record
+timeouts 1..120 s, wait at most 1 hour).
+"""
+NO_PROMPT: ErrorReason.ValueType  # 34
+"""INVALID_ARGUMENT: no prompt was given to PlayPrompt."""
+TOO_MANY_PROMPTS: ErrorReason.ValueType  # 35
+"""INVALID_ARGUMENT: more prompts than the action allows (PlayPrompt 20, RecordResponse 1)."""
+INVALID_TONE: ErrorReason.ValueType  # 36
+"""INVALID_ARGUMENT: an unknown tone (TONE_UNSPECIFIED or a value this version does not
+know).
+"""
+NO_TONE: ErrorReason.ValueType  # 37
+"""INVALID_ARGUMENT: no tone was given to SendDtmfTones, or more than 64."""
+INVALID_DELAY: ErrorReason.ValueType  # 38
+"""INVALID_ARGUMENT: delay_between_tones_ms outside 0 to 5,000."""
+INVALID_RECORDING_STATUS: ErrorReason.ValueType  # 39
+"""INVALID_ARGUMENT: status is RECORDING_STATUS_UNSPECIFIED or unknown."""
+INVALID_PARTICIPANT_ID: ErrorReason.ValueType  # 40
+"""INVALID_ARGUMENT: participant_id is empty, or not an id Graph issues."""
+INVALID_OPERATION_ID: ErrorReason.ValueType  # 41
+"""INVALID_ARGUMENT: operation_id is empty or not a GUID."""
+NOT_IN_THIS_CLOUD: ErrorReason.ValueType  # 42
+"""FAILED_PRECONDITION: Graph does not offer this action in the gateway's national cloud
+(sendDtmfTones is global only).
+"""
+GRAPH_OUTCOME_UNKNOWN: ErrorReason.ValueType  # 43
+"""UNAVAILABLE: the connection to Graph broke after a request that is not idempotent was
+sent; Graph may have acted on it, so the gateway did not retry. Check (GetCall,
+GetOperation, WatchOperations) before trying again.
+"""
+OPERATION_NOT_DONE: ErrorReason.ValueType  # 44
+"""DEADLINE_EXCEEDED: WaitOperation's wait ended before the operation was terminal; the last
+known Operation is packed in the status details.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

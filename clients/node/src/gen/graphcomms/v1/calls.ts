@@ -20,7 +20,27 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration";
 import { Timestamp } from "../../google/protobuf/timestamp";
+import {
+  CallDirection,
+  callDirectionFromJSON,
+  callDirectionToJSON,
+  ChatInfo,
+  InvitationParticipantInfo,
+  JoinMeetingId,
+  MediaInfo,
+  MeetingInfo,
+  Modality,
+  modalityFromJSON,
+  modalityToJSON,
+  Participant,
+  ParticipantInfo,
+  Tone,
+  toneFromJSON,
+  ToneInfo,
+  toneToJSON,
+} from "./call_types";
 
 export const protobufPackage = "graphcomms.v1";
 
@@ -278,6 +298,8 @@ export enum CallState {
   CALL_STATE_TERMINATING = 8,
   /** CALL_STATE_TERMINATED - terminated. */
   CALL_STATE_TERMINATED = 9,
+  /** CALL_STATE_RINGING - ringing. */
+  CALL_STATE_RINGING = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -313,6 +335,9 @@ export function callStateFromJSON(object: any): CallState {
     case 9:
     case "CALL_STATE_TERMINATED":
       return CallState.CALL_STATE_TERMINATED;
+    case 10:
+    case "CALL_STATE_RINGING":
+      return CallState.CALL_STATE_RINGING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -342,6 +367,8 @@ export function callStateToJSON(object: CallState): string {
       return "CALL_STATE_TERMINATING";
     case CallState.CALL_STATE_TERMINATED:
       return "CALL_STATE_TERMINATED";
+    case CallState.CALL_STATE_RINGING:
+      return "CALL_STATE_RINGING";
     case CallState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -404,6 +431,149 @@ export function bookmarkKindToJSON(object: BookmarkKind): string {
     case BookmarkKind.BOOKMARK_KIND_START:
       return "BOOKMARK_KIND_START";
     case BookmarkKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** RejectReason is why a call is rejected. */
+export enum RejectReason {
+  /** REJECT_REASON_UNSPECIFIED - Not given: Graph's "none". */
+  REJECT_REASON_UNSPECIFIED = 0,
+  /** REJECT_REASON_NONE - none: no reason given. */
+  REJECT_REASON_NONE = 1,
+  /** REJECT_REASON_BUSY - busy. */
+  REJECT_REASON_BUSY = 2,
+  /** REJECT_REASON_FORBIDDEN - forbidden. */
+  REJECT_REASON_FORBIDDEN = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function rejectReasonFromJSON(object: any): RejectReason {
+  switch (object) {
+    case 0:
+    case "REJECT_REASON_UNSPECIFIED":
+      return RejectReason.REJECT_REASON_UNSPECIFIED;
+    case 1:
+    case "REJECT_REASON_NONE":
+      return RejectReason.REJECT_REASON_NONE;
+    case 2:
+    case "REJECT_REASON_BUSY":
+      return RejectReason.REJECT_REASON_BUSY;
+    case 3:
+    case "REJECT_REASON_FORBIDDEN":
+      return RejectReason.REJECT_REASON_FORBIDDEN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RejectReason.UNRECOGNIZED;
+  }
+}
+
+export function rejectReasonToJSON(object: RejectReason): string {
+  switch (object) {
+    case RejectReason.REJECT_REASON_UNSPECIFIED:
+      return "REJECT_REASON_UNSPECIFIED";
+    case RejectReason.REJECT_REASON_NONE:
+      return "REJECT_REASON_NONE";
+    case RejectReason.REJECT_REASON_BUSY:
+      return "REJECT_REASON_BUSY";
+    case RejectReason.REJECT_REASON_FORBIDDEN:
+      return "REJECT_REASON_FORBIDDEN";
+    case RejectReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** RecordingStatus is what the bot says about its recording. */
+export enum RecordingStatus {
+  /** RECORDING_STATUS_UNSPECIFIED - Not given. */
+  RECORDING_STATUS_UNSPECIFIED = 0,
+  /** RECORDING_STATUS_NOT_RECORDING - notRecording. */
+  RECORDING_STATUS_NOT_RECORDING = 1,
+  /** RECORDING_STATUS_RECORDING - recording. */
+  RECORDING_STATUS_RECORDING = 2,
+  /** RECORDING_STATUS_FAILED - failed. */
+  RECORDING_STATUS_FAILED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function recordingStatusFromJSON(object: any): RecordingStatus {
+  switch (object) {
+    case 0:
+    case "RECORDING_STATUS_UNSPECIFIED":
+      return RecordingStatus.RECORDING_STATUS_UNSPECIFIED;
+    case 1:
+    case "RECORDING_STATUS_NOT_RECORDING":
+      return RecordingStatus.RECORDING_STATUS_NOT_RECORDING;
+    case 2:
+    case "RECORDING_STATUS_RECORDING":
+      return RecordingStatus.RECORDING_STATUS_RECORDING;
+    case 3:
+    case "RECORDING_STATUS_FAILED":
+      return RecordingStatus.RECORDING_STATUS_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RecordingStatus.UNRECOGNIZED;
+  }
+}
+
+export function recordingStatusToJSON(object: RecordingStatus): string {
+  switch (object) {
+    case RecordingStatus.RECORDING_STATUS_UNSPECIFIED:
+      return "RECORDING_STATUS_UNSPECIFIED";
+    case RecordingStatus.RECORDING_STATUS_NOT_RECORDING:
+      return "RECORDING_STATUS_NOT_RECORDING";
+    case RecordingStatus.RECORDING_STATUS_RECORDING:
+      return "RECORDING_STATUS_RECORDING";
+    case RecordingStatus.RECORDING_STATUS_FAILED:
+      return "RECORDING_STATUS_FAILED";
+    case RecordingStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** OperationSource says where GetOperation found the operation's state. */
+export enum OperationSource {
+  /** OPERATION_SOURCE_UNSPECIFIED - Not given. */
+  OPERATION_SOURCE_UNSPECIFIED = 0,
+  /** OPERATION_SOURCE_EVENT_LOG - The event log: the latest notification Graph sent about it. */
+  OPERATION_SOURCE_EVENT_LOG = 1,
+  /** OPERATION_SOURCE_GRAPH - Graph's GET .../operations/{id}. */
+  OPERATION_SOURCE_GRAPH = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function operationSourceFromJSON(object: any): OperationSource {
+  switch (object) {
+    case 0:
+    case "OPERATION_SOURCE_UNSPECIFIED":
+      return OperationSource.OPERATION_SOURCE_UNSPECIFIED;
+    case 1:
+    case "OPERATION_SOURCE_EVENT_LOG":
+      return OperationSource.OPERATION_SOURCE_EVENT_LOG;
+    case 2:
+    case "OPERATION_SOURCE_GRAPH":
+      return OperationSource.OPERATION_SOURCE_GRAPH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OperationSource.UNRECOGNIZED;
+  }
+}
+
+export function operationSourceToJSON(object: OperationSource): string {
+  switch (object) {
+    case OperationSource.OPERATION_SOURCE_UNSPECIFIED:
+      return "OPERATION_SOURCE_UNSPECIFIED";
+    case OperationSource.OPERATION_SOURCE_EVENT_LOG:
+      return "OPERATION_SOURCE_EVENT_LOG";
+    case OperationSource.OPERATION_SOURCE_GRAPH:
+      return "OPERATION_SOURCE_GRAPH";
+    case OperationSource.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -496,6 +666,43 @@ export interface CallUpdate {
     | undefined;
   /** The @odata.type Graph sent, e.g. "#microsoft.graph.call". */
   odataType: string;
+  /** Who placed the call, when the notification says. */
+  direction: CallDirection;
+  /** The caller (incoming calls) or the bot (outgoing calls), when the notification says. */
+  source?:
+    | ParticipantInfo
+    | undefined;
+  /**
+   * Whom the call is for (for an incoming call: the bot, or the application instance that was
+   * dialled), when the notification says.
+   */
+  targets: InvitationParticipantInfo[];
+  /** The meeting, for a call in an online meeting. */
+  meetingInfo?:
+    | MeetingInfo
+    | undefined;
+  /** The meeting's chat, for a call in an online meeting. */
+  chatInfo?:
+    | ChatInfo
+    | undefined;
+  /**
+   * State INCOMING: when Graph drops the call if it is not answered, rejected or redirected
+   * (15 s after the gateway received the notification). Answer before it.
+   */
+  answerDeadline?:
+    | Date
+    | undefined;
+  /**
+   * A DTMF tone the caller pressed (after SubscribeToTone). Tone updates of a call are
+   * delivered in tone_info.sequence_id order.
+   */
+  toneInfo?:
+    | ToneInfo
+    | undefined;
+  /** The modalities the call asks for, when the notification says. */
+  requestedModalities: Modality[];
+  /** The callback URI the call's notifications go to, when the notification says. */
+  callbackUri: string;
 }
 
 /** OtherNotification is any other notification (participants, future types), kept whole. */
@@ -579,6 +786,601 @@ export interface WatchOperationsResponse {
     | undefined;
   /** A position marker. */
   bookmark?: Bookmark | undefined;
+}
+
+/** Call is Graph's call resource, as far as the gateway reads it. */
+export interface Call {
+  /** The call id, a lower-case dashed GUID. */
+  id: string;
+  /** The call's state. */
+  state: CallState;
+  /** Who placed the call. */
+  direction: CallDirection;
+  /** Where Graph sends the call's notifications. */
+  callbackUri: string;
+  /** The caller (incoming calls) or the bot (outgoing calls). */
+  source?:
+    | ParticipantInfo
+    | undefined;
+  /** Whom the call is for. */
+  targets: InvitationParticipantInfo[];
+  /** The tenant the call belongs to. */
+  tenantId: string;
+  /** The modalities asked for. */
+  requestedModalities: Modality[];
+  /** The meeting, for a call in an online meeting. */
+  meetingInfo?:
+    | MeetingInfo
+    | undefined;
+  /** The meeting's chat, for a call in an online meeting. */
+  chatInfo?:
+    | ChatInfo
+    | undefined;
+  /** Why the call ended, when it did. */
+  resultInfo?:
+    | ResultInfo
+    | undefined;
+  /** The call's subject, when any. */
+  subject: string;
+  /** The bot's own participant id in the call. */
+  myParticipantId: string;
+  /** The @odata.type Graph sent, e.g. "#microsoft.graph.call". */
+  odataType: string;
+}
+
+/** CreateCallRequest says whom to call, or which meeting to join. */
+export interface CreateCallRequest {
+  /**
+   * Optional. The tenant to act in; the gateway's configured tenant when empty. For a PSTN call
+   * or a meeting, the tenant of the application instance or of the meeting.
+   */
+  tenantId: string;
+  /**
+   * Optional. Where Graph sends the call's notifications (https). Default: the gateway's own
+   * webhook (COMMSGW_PUBLIC_WEBHOOK_URL), so that the call's events reach WatchOperations.
+   */
+  callbackUri: string;
+  /**
+   * Whom to call (peer-to-peer: one Teams user, or one phone number with `source`; a group
+   * call: up to 5 users). Empty when joining a meeting.
+   */
+  targets: InvitationParticipantInfo[];
+  /**
+   * For a call to a phone number: the application instance (resource account with a phone
+   * number) the call comes from, as identity.application_instance.
+   */
+  source?:
+    | ParticipantInfo
+    | undefined;
+  /**
+   * The meeting's join URL (https://teams.microsoft.com/l/meetup-join/...): the gateway
+   * reads the chat thread and the organizer from it.
+   */
+  joinUrl?:
+    | string
+    | undefined;
+  /** The meeting's numeric id and passcode. */
+  joinMeetingId?:
+    | JoinMeetingId
+    | undefined;
+  /** The modalities asked for. Default: audio (service-hosted media supports audio only). */
+  requestedModalities: Modality[];
+  /** Audio files Graph should fetch ahead of time (service-hosted media's preFetchMedia). */
+  preFetchMedia: MediaInfo[];
+  /** Optional subject of the call. */
+  subject: string;
+}
+
+/** CreateCallResponse is the call Graph created (state ESTABLISHING). */
+export interface CreateCallResponse {
+  /** The call. */
+  call?:
+    | Call
+    | undefined;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** GetCallRequest names a call. */
+export interface GetCallRequest {
+  /** Required. The Graph call id (a GUID, dashed or not, any case). */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+}
+
+/** GetCallResponse is the call as Graph reports it. */
+export interface GetCallResponse {
+  /** The call. */
+  call?:
+    | Call
+    | undefined;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** AnswerCallRequest answers an incoming call. */
+export interface AnswerCallRequest {
+  /** Required. The incoming call's id (CallUpdate's call id). */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /**
+   * Optional. Where Graph sends the call's notifications from now on (https). Default: the
+   * gateway's own webhook (COMMSGW_PUBLIC_WEBHOOK_URL).
+   */
+  callbackUri: string;
+  /** The modalities accepted. Default: audio. */
+  acceptedModalities: Modality[];
+  /** Audio files Graph should fetch ahead of time. */
+  preFetchMedia: MediaInfo[];
+  /**
+   * Policy-based recording bots: how many participants the bot handles (1 to 1,000); 0 when
+   * not set.
+   */
+  participantCapacity: number;
+}
+
+/**
+ * AnswerCallResponse acknowledges the answer (Graph's 202); the established call follows as a
+ * CallUpdate event.
+ */
+export interface AnswerCallResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** RejectCallRequest rejects an incoming call. */
+export interface RejectCallRequest {
+  /** Required. The incoming call's id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Why (default none). */
+  reason: RejectReason;
+  /**
+   * Optional. Where Graph sends the remaining notifications (https); Graph's default when
+   * empty.
+   */
+  callbackUri: string;
+}
+
+/** RejectCallResponse acknowledges the rejection (Graph's 202). */
+export interface RejectCallResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** RedirectCallRequest redirects an incoming call that was not answered. */
+export interface RedirectCallRequest {
+  /** Required. The incoming call's id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. Where to (1 to 25; several ring at once). */
+  targets: InvitationParticipantInfo[];
+  /**
+   * How long the targets ring, 15 to 90 s; 0 for Graph's default (55 s, 60 s with several
+   * targets).
+   */
+  timeoutSeconds: number;
+  /** Optional. Where Graph sends the remaining notifications (https). */
+  callbackUri: string;
+}
+
+/** RedirectCallResponse acknowledges the redirection (Graph's 202). */
+export interface RedirectCallResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** TransferCallRequest transfers a call. */
+export interface TransferCallRequest {
+  /** Required. The call to transfer. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /**
+   * Required. Whom to transfer to; with replaces_call_id, the consultative transfer's other
+   * call.
+   */
+  transferTarget?:
+    | InvitationParticipantInfo
+    | undefined;
+  /** The participant being transferred; needed only from a group call. */
+  transferee?:
+    | ParticipantInfo
+    | undefined;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/**
+ * TransferCallResponse acknowledges the transfer (Graph's 202); its progress follows as
+ * CallUpdate events.
+ */
+export interface TransferCallResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** HangUpCallRequest names the call to hang up. */
+export interface HangUpCallRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+}
+
+/** HangUpCallResponse acknowledges the hang-up (Graph's 204). */
+export interface HangUpCallResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** KeepAliveRequest names the call to keep alive. */
+export interface KeepAliveRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+}
+
+/** KeepAliveResponse acknowledges the keepAlive (Graph's 200). */
+export interface KeepAliveResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** PlayPromptRequest plays prompts to a call. */
+export interface PlayPromptRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The files to play, in order (1 to 20). */
+  prompts: MediaInfo[];
+  /**
+   * Optional. Graph's clientContext, at most 256 characters; WatchOperations and the
+   * operation carry it back.
+   */
+  clientContext: string;
+}
+
+/** PlayPromptResponse is the playPromptOperation Graph started. */
+export interface PlayPromptResponse {
+  /** The operation as Graph's body describes it (usually RUNNING or NOT_STARTED). */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** RecordResponseRequest records the caller's answer. */
+export interface RecordResponseRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** At most one file to play before recording. */
+  prompts: MediaInfo[];
+  /** Start even if other prompts or recordings are queued or running (they are cancelled). */
+  bargeInAllowed: boolean;
+  /**
+   * Silence allowed before the caller starts speaking, 1 to 120 s (Graph's default 5 s when
+   * unset).
+   */
+  initialSilenceTimeoutSeconds?:
+    | number
+    | undefined;
+  /** Silence allowed after the caller started speaking, 1 to 120 s (default 5 s). */
+  maxSilenceTimeoutSeconds?:
+    | number
+    | undefined;
+  /** Longest recording, 1 to 120 s (default 5 s). */
+  maxRecordDurationSeconds?:
+    | number
+    | undefined;
+  /** Play a beep before recording (default true). */
+  playBeep?:
+    | boolean
+    | undefined;
+  /** Tones that end the recording. */
+  stopTones: Tone[];
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** RecordResponseResponse is the recordOperation Graph started. */
+export interface RecordResponseResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** SubscribeToToneRequest subscribes to a call's DTMF tones. */
+export interface SubscribeToToneRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** SubscribeToToneResponse is the subscribeToToneOperation (usually COMPLETED at once). */
+export interface SubscribeToToneResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** SendDtmfTonesRequest sends tones into a call. */
+export interface SendDtmfTonesRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The tones, in order (1 to 64). */
+  tones: Tone[];
+  /** Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default). */
+  delayBetweenTonesMs: number;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** SendDtmfTonesResponse is the sendDtmfTonesOperation Graph started. */
+export interface SendDtmfTonesResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** MuteRequest mutes the bot. */
+export interface MuteRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** MuteResponse is the muteParticipantOperation (usually COMPLETED at once). */
+export interface MuteResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** UnmuteRequest unmutes the bot. */
+export interface UnmuteRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** UnmuteResponse is the unmuteParticipantOperation (usually COMPLETED at once). */
+export interface UnmuteResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** UpdateRecordingStatusRequest sets the bot's recording status. */
+export interface UpdateRecordingStatusRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The new status. */
+  status: RecordingStatus;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** UpdateRecordingStatusResponse is the updateRecordingStatusOperation. */
+export interface UpdateRecordingStatusResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** ListParticipantsRequest names the call. */
+export interface ListParticipantsRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+}
+
+/** ListParticipantsResponse lists the participants. */
+export interface ListParticipantsResponse {
+  /** The participants, as Graph lists them. */
+  participants: Participant[];
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** InviteParticipantsRequest invites participants. */
+export interface InviteParticipantsRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. Whom to invite (1 to 5). */
+  participants: InvitationParticipantInfo[];
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** InviteParticipantsResponse is the inviteParticipantsOperation Graph started. */
+export interface InviteParticipantsResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** MuteParticipantRequest mutes a participant. */
+export interface MuteParticipantRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The participant id (Participant.id). */
+  participantId: string;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** MuteParticipantResponse is the muteParticipantOperation. */
+export interface MuteParticipantResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** RemoveParticipantRequest removes a participant. */
+export interface RemoveParticipantRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The participant id (Participant.id). */
+  participantId: string;
+}
+
+/** RemoveParticipantResponse acknowledges the removal (Graph's 204). */
+export interface RemoveParticipantResponse {
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** GetOperationRequest names an operation. */
+export interface GetOperationRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The operation id (a GUID). */
+  operationId: string;
+}
+
+/** GetOperationResponse is the operation's latest known state. */
+export interface GetOperationResponse {
+  /** The operation. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Where the state comes from. */
+  source: OperationSource;
+  /** Graph's request-id, when Graph was asked. */
+  graphRequestId: string;
+}
+
+/** WaitOperationRequest names the operation to wait for. */
+export interface WaitOperationRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The operation id (a GUID), e.g. PlayPromptResponse.operation.id. */
+  operationId: string;
+  /**
+   * The longest wait (at most 1 hour); the caller's deadline still applies. Unset: until the
+   * deadline, or COMMSGW_MAX_WAIT_S without one.
+   */
+  timeout?: Duration | undefined;
+}
+
+/** WaitOperationResponse is the operation in its terminal state. */
+export interface WaitOperationResponse {
+  /** The operation, COMPLETED or FAILED. */
+  operation?: Operation | undefined;
 }
 
 function createBaseCancelMediaProcessingRequest(): CancelMediaProcessingRequest {
@@ -1227,7 +2029,20 @@ export const OperationUpdate: MessageFns<OperationUpdate> = {
 };
 
 function createBaseCallUpdate(): CallUpdate {
-  return { state: 0, resultInfo: undefined, odataType: "" };
+  return {
+    state: 0,
+    resultInfo: undefined,
+    odataType: "",
+    direction: 0,
+    source: undefined,
+    targets: [],
+    meetingInfo: undefined,
+    chatInfo: undefined,
+    answerDeadline: undefined,
+    toneInfo: undefined,
+    requestedModalities: [],
+    callbackUri: "",
+  };
 }
 
 export const CallUpdate: MessageFns<CallUpdate> = {
@@ -1240,6 +2055,37 @@ export const CallUpdate: MessageFns<CallUpdate> = {
     }
     if (message.odataType !== "") {
       writer.uint32(26).string(message.odataType);
+    }
+    if (message.direction !== 0) {
+      writer.uint32(32).int32(message.direction);
+    }
+    if (message.source !== undefined) {
+      ParticipantInfo.encode(message.source, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.targets) {
+      InvitationParticipantInfo.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.meetingInfo !== undefined) {
+      MeetingInfo.encode(message.meetingInfo, writer.uint32(58).fork()).join();
+    }
+    if (message.chatInfo !== undefined) {
+      ChatInfo.encode(message.chatInfo, writer.uint32(66).fork()).join();
+    }
+    if (message.answerDeadline !== undefined) {
+      Timestamp.encode(toTimestamp(message.answerDeadline), writer.uint32(74).fork()).join();
+    }
+    if (message.toneInfo !== undefined) {
+      ToneInfo.encode(message.toneInfo, writer.uint32(82).fork()).join();
+    }
+    if (message.requestedModalities.length !== 0) {
+      writer.uint32(90).fork();
+      for (const v of message.requestedModalities) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(98).string(message.callbackUri);
     }
     return writer;
   },
@@ -1281,6 +2127,88 @@ export const CallUpdate: MessageFns<CallUpdate> = {
             message.odataType = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.direction = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.source = ParticipantInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.targets.push(InvitationParticipantInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.meetingInfo = MeetingInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.chatInfo = ChatInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.answerDeadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.toneInfo = ToneInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag === 88) {
+              message.requestedModalities.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 90) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.requestedModalities.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1306,6 +2234,41 @@ export const CallUpdate: MessageFns<CallUpdate> = {
         : isSet(object.odata_type)
         ? globalThis.String(object.odata_type)
         : "",
+      direction: isSet(object.direction) ? callDirectionFromJSON(object.direction) : 0,
+      source: isSet(object.source) ? ParticipantInfo.fromJSON(object.source) : undefined,
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => InvitationParticipantInfo.fromJSON(e))
+        : [],
+      meetingInfo: isSet(object.meetingInfo)
+        ? MeetingInfo.fromJSON(object.meetingInfo)
+        : isSet(object.meeting_info)
+        ? MeetingInfo.fromJSON(object.meeting_info)
+        : undefined,
+      chatInfo: isSet(object.chatInfo)
+        ? ChatInfo.fromJSON(object.chatInfo)
+        : isSet(object.chat_info)
+        ? ChatInfo.fromJSON(object.chat_info)
+        : undefined,
+      answerDeadline: isSet(object.answerDeadline)
+        ? fromJsonTimestamp(object.answerDeadline)
+        : isSet(object.answer_deadline)
+        ? fromJsonTimestamp(object.answer_deadline)
+        : undefined,
+      toneInfo: isSet(object.toneInfo)
+        ? ToneInfo.fromJSON(object.toneInfo)
+        : isSet(object.tone_info)
+        ? ToneInfo.fromJSON(object.tone_info)
+        : undefined,
+      requestedModalities: globalThis.Array.isArray(object?.requestedModalities)
+        ? object.requestedModalities.map((e: any) => modalityFromJSON(e))
+        : globalThis.Array.isArray(object?.requested_modalities)
+        ? object.requested_modalities.map((e: any) => modalityFromJSON(e))
+        : [],
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
     };
   },
 
@@ -1320,6 +2283,33 @@ export const CallUpdate: MessageFns<CallUpdate> = {
     if (message.odataType !== "") {
       obj.odataType = message.odataType;
     }
+    if (message.direction !== 0) {
+      obj.direction = callDirectionToJSON(message.direction);
+    }
+    if (message.source !== undefined) {
+      obj.source = ParticipantInfo.toJSON(message.source);
+    }
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => InvitationParticipantInfo.toJSON(e));
+    }
+    if (message.meetingInfo !== undefined) {
+      obj.meetingInfo = MeetingInfo.toJSON(message.meetingInfo);
+    }
+    if (message.chatInfo !== undefined) {
+      obj.chatInfo = ChatInfo.toJSON(message.chatInfo);
+    }
+    if (message.answerDeadline !== undefined) {
+      obj.answerDeadline = message.answerDeadline.toISOString();
+    }
+    if (message.toneInfo !== undefined) {
+      obj.toneInfo = ToneInfo.toJSON(message.toneInfo);
+    }
+    if (message.requestedModalities?.length) {
+      obj.requestedModalities = message.requestedModalities.map((e) => modalityToJSON(e));
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
     return obj;
   },
 
@@ -1333,6 +2323,23 @@ export const CallUpdate: MessageFns<CallUpdate> = {
       ? ResultInfo.fromPartial(object.resultInfo)
       : undefined;
     message.odataType = object.odataType ?? "";
+    message.direction = object.direction ?? 0;
+    message.source = (object.source !== undefined && object.source !== null)
+      ? ParticipantInfo.fromPartial(object.source)
+      : undefined;
+    message.targets = object.targets?.map((e) => InvitationParticipantInfo.fromPartial(e)) || [];
+    message.meetingInfo = (object.meetingInfo !== undefined && object.meetingInfo !== null)
+      ? MeetingInfo.fromPartial(object.meetingInfo)
+      : undefined;
+    message.chatInfo = (object.chatInfo !== undefined && object.chatInfo !== null)
+      ? ChatInfo.fromPartial(object.chatInfo)
+      : undefined;
+    message.answerDeadline = object.answerDeadline ?? undefined;
+    message.toneInfo = (object.toneInfo !== undefined && object.toneInfo !== null)
+      ? ToneInfo.fromPartial(object.toneInfo)
+      : undefined;
+    message.requestedModalities = object.requestedModalities?.map((e) => e) || [];
+    message.callbackUri = object.callbackUri ?? "";
     return message;
   },
 };
@@ -2097,6 +3104,5560 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
   },
 };
 
+function createBaseCall(): Call {
+  return {
+    id: "",
+    state: 0,
+    direction: 0,
+    callbackUri: "",
+    source: undefined,
+    targets: [],
+    tenantId: "",
+    requestedModalities: [],
+    meetingInfo: undefined,
+    chatInfo: undefined,
+    resultInfo: undefined,
+    subject: "",
+    myParticipantId: "",
+    odataType: "",
+  };
+}
+
+export const Call: MessageFns<Call> = {
+  encode(message: Call, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.direction !== 0) {
+      writer.uint32(24).int32(message.direction);
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(34).string(message.callbackUri);
+    }
+    if (message.source !== undefined) {
+      ParticipantInfo.encode(message.source, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.targets) {
+      InvitationParticipantInfo.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(58).string(message.tenantId);
+    }
+    if (message.requestedModalities.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.requestedModalities) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.meetingInfo !== undefined) {
+      MeetingInfo.encode(message.meetingInfo, writer.uint32(74).fork()).join();
+    }
+    if (message.chatInfo !== undefined) {
+      ChatInfo.encode(message.chatInfo, writer.uint32(82).fork()).join();
+    }
+    if (message.resultInfo !== undefined) {
+      ResultInfo.encode(message.resultInfo, writer.uint32(90).fork()).join();
+    }
+    if (message.subject !== "") {
+      writer.uint32(98).string(message.subject);
+    }
+    if (message.myParticipantId !== "") {
+      writer.uint32(106).string(message.myParticipantId);
+    }
+    if (message.odataType !== "") {
+      writer.uint32(114).string(message.odataType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Call {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.direction = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.source = ParticipantInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.targets.push(InvitationParticipantInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag === 64) {
+              message.requestedModalities.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.requestedModalities.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.meetingInfo = MeetingInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.chatInfo = ChatInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.resultInfo = ResultInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.myParticipantId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.odataType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Call {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      state: isSet(object.state) ? callStateFromJSON(object.state) : 0,
+      direction: isSet(object.direction) ? callDirectionFromJSON(object.direction) : 0,
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
+      source: isSet(object.source) ? ParticipantInfo.fromJSON(object.source) : undefined,
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => InvitationParticipantInfo.fromJSON(e))
+        : [],
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      requestedModalities: globalThis.Array.isArray(object?.requestedModalities)
+        ? object.requestedModalities.map((e: any) => modalityFromJSON(e))
+        : globalThis.Array.isArray(object?.requested_modalities)
+        ? object.requested_modalities.map((e: any) => modalityFromJSON(e))
+        : [],
+      meetingInfo: isSet(object.meetingInfo)
+        ? MeetingInfo.fromJSON(object.meetingInfo)
+        : isSet(object.meeting_info)
+        ? MeetingInfo.fromJSON(object.meeting_info)
+        : undefined,
+      chatInfo: isSet(object.chatInfo)
+        ? ChatInfo.fromJSON(object.chatInfo)
+        : isSet(object.chat_info)
+        ? ChatInfo.fromJSON(object.chat_info)
+        : undefined,
+      resultInfo: isSet(object.resultInfo)
+        ? ResultInfo.fromJSON(object.resultInfo)
+        : isSet(object.result_info)
+        ? ResultInfo.fromJSON(object.result_info)
+        : undefined,
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+      myParticipantId: isSet(object.myParticipantId)
+        ? globalThis.String(object.myParticipantId)
+        : isSet(object.my_participant_id)
+        ? globalThis.String(object.my_participant_id)
+        : "",
+      odataType: isSet(object.odataType)
+        ? globalThis.String(object.odataType)
+        : isSet(object.odata_type)
+        ? globalThis.String(object.odata_type)
+        : "",
+    };
+  },
+
+  toJSON(message: Call): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.state !== 0) {
+      obj.state = callStateToJSON(message.state);
+    }
+    if (message.direction !== 0) {
+      obj.direction = callDirectionToJSON(message.direction);
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
+    if (message.source !== undefined) {
+      obj.source = ParticipantInfo.toJSON(message.source);
+    }
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => InvitationParticipantInfo.toJSON(e));
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.requestedModalities?.length) {
+      obj.requestedModalities = message.requestedModalities.map((e) => modalityToJSON(e));
+    }
+    if (message.meetingInfo !== undefined) {
+      obj.meetingInfo = MeetingInfo.toJSON(message.meetingInfo);
+    }
+    if (message.chatInfo !== undefined) {
+      obj.chatInfo = ChatInfo.toJSON(message.chatInfo);
+    }
+    if (message.resultInfo !== undefined) {
+      obj.resultInfo = ResultInfo.toJSON(message.resultInfo);
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    if (message.myParticipantId !== "") {
+      obj.myParticipantId = message.myParticipantId;
+    }
+    if (message.odataType !== "") {
+      obj.odataType = message.odataType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Call>, I>>(base?: I): Call {
+    return Call.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Call>, I>>(object: I): Call {
+    const message = createBaseCall();
+    message.id = object.id ?? "";
+    message.state = object.state ?? 0;
+    message.direction = object.direction ?? 0;
+    message.callbackUri = object.callbackUri ?? "";
+    message.source = (object.source !== undefined && object.source !== null)
+      ? ParticipantInfo.fromPartial(object.source)
+      : undefined;
+    message.targets = object.targets?.map((e) => InvitationParticipantInfo.fromPartial(e)) || [];
+    message.tenantId = object.tenantId ?? "";
+    message.requestedModalities = object.requestedModalities?.map((e) => e) || [];
+    message.meetingInfo = (object.meetingInfo !== undefined && object.meetingInfo !== null)
+      ? MeetingInfo.fromPartial(object.meetingInfo)
+      : undefined;
+    message.chatInfo = (object.chatInfo !== undefined && object.chatInfo !== null)
+      ? ChatInfo.fromPartial(object.chatInfo)
+      : undefined;
+    message.resultInfo = (object.resultInfo !== undefined && object.resultInfo !== null)
+      ? ResultInfo.fromPartial(object.resultInfo)
+      : undefined;
+    message.subject = object.subject ?? "";
+    message.myParticipantId = object.myParticipantId ?? "";
+    message.odataType = object.odataType ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateCallRequest(): CreateCallRequest {
+  return {
+    tenantId: "",
+    callbackUri: "",
+    targets: [],
+    source: undefined,
+    joinUrl: undefined,
+    joinMeetingId: undefined,
+    requestedModalities: [],
+    preFetchMedia: [],
+    subject: "",
+  };
+}
+
+export const CreateCallRequest: MessageFns<CreateCallRequest> = {
+  encode(message: CreateCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantId !== "") {
+      writer.uint32(10).string(message.tenantId);
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(18).string(message.callbackUri);
+    }
+    for (const v of message.targets) {
+      InvitationParticipantInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.source !== undefined) {
+      ParticipantInfo.encode(message.source, writer.uint32(34).fork()).join();
+    }
+    if (message.joinUrl !== undefined) {
+      writer.uint32(42).string(message.joinUrl);
+    }
+    if (message.joinMeetingId !== undefined) {
+      JoinMeetingId.encode(message.joinMeetingId, writer.uint32(50).fork()).join();
+    }
+    if (message.requestedModalities.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.requestedModalities) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    for (const v of message.preFetchMedia) {
+      MediaInfo.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.subject !== "") {
+      writer.uint32(74).string(message.subject);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targets.push(InvitationParticipantInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.source = ParticipantInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.joinUrl = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.joinMeetingId = JoinMeetingId.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag === 56) {
+              message.requestedModalities.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.requestedModalities.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.preFetchMedia.push(MediaInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateCallRequest {
+    return {
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => InvitationParticipantInfo.fromJSON(e))
+        : [],
+      source: isSet(object.source) ? ParticipantInfo.fromJSON(object.source) : undefined,
+      joinUrl: isSet(object.joinUrl)
+        ? globalThis.String(object.joinUrl)
+        : isSet(object.join_url)
+        ? globalThis.String(object.join_url)
+        : undefined,
+      joinMeetingId: isSet(object.joinMeetingId)
+        ? JoinMeetingId.fromJSON(object.joinMeetingId)
+        : isSet(object.join_meeting_id)
+        ? JoinMeetingId.fromJSON(object.join_meeting_id)
+        : undefined,
+      requestedModalities: globalThis.Array.isArray(object?.requestedModalities)
+        ? object.requestedModalities.map((e: any) => modalityFromJSON(e))
+        : globalThis.Array.isArray(object?.requested_modalities)
+        ? object.requested_modalities.map((e: any) => modalityFromJSON(e))
+        : [],
+      preFetchMedia: globalThis.Array.isArray(object?.preFetchMedia)
+        ? object.preFetchMedia.map((e: any) => MediaInfo.fromJSON(e))
+        : globalThis.Array.isArray(object?.pre_fetch_media)
+        ? object.pre_fetch_media.map((e: any) => MediaInfo.fromJSON(e))
+        : [],
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+    };
+  },
+
+  toJSON(message: CreateCallRequest): unknown {
+    const obj: any = {};
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => InvitationParticipantInfo.toJSON(e));
+    }
+    if (message.source !== undefined) {
+      obj.source = ParticipantInfo.toJSON(message.source);
+    }
+    if (message.joinUrl !== undefined) {
+      obj.joinUrl = message.joinUrl;
+    }
+    if (message.joinMeetingId !== undefined) {
+      obj.joinMeetingId = JoinMeetingId.toJSON(message.joinMeetingId);
+    }
+    if (message.requestedModalities?.length) {
+      obj.requestedModalities = message.requestedModalities.map((e) => modalityToJSON(e));
+    }
+    if (message.preFetchMedia?.length) {
+      obj.preFetchMedia = message.preFetchMedia.map((e) => MediaInfo.toJSON(e));
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateCallRequest>, I>>(base?: I): CreateCallRequest {
+    return CreateCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateCallRequest>, I>>(object: I): CreateCallRequest {
+    const message = createBaseCreateCallRequest();
+    message.tenantId = object.tenantId ?? "";
+    message.callbackUri = object.callbackUri ?? "";
+    message.targets = object.targets?.map((e) => InvitationParticipantInfo.fromPartial(e)) || [];
+    message.source = (object.source !== undefined && object.source !== null)
+      ? ParticipantInfo.fromPartial(object.source)
+      : undefined;
+    message.joinUrl = object.joinUrl ?? undefined;
+    message.joinMeetingId = (object.joinMeetingId !== undefined && object.joinMeetingId !== null)
+      ? JoinMeetingId.fromPartial(object.joinMeetingId)
+      : undefined;
+    message.requestedModalities = object.requestedModalities?.map((e) => e) || [];
+    message.preFetchMedia = object.preFetchMedia?.map((e) => MediaInfo.fromPartial(e)) || [];
+    message.subject = object.subject ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateCallResponse(): CreateCallResponse {
+  return { call: undefined, graphRequestId: "", clientRequestId: "" };
+}
+
+export const CreateCallResponse: MessageFns<CreateCallResponse> = {
+  encode(message: CreateCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.call !== undefined) {
+      Call.encode(message.call, writer.uint32(10).fork()).join();
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(18).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(26).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.call = Call.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateCallResponse {
+    return {
+      call: isSet(object.call) ? Call.fromJSON(object.call) : undefined,
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateCallResponse): unknown {
+    const obj: any = {};
+    if (message.call !== undefined) {
+      obj.call = Call.toJSON(message.call);
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateCallResponse>, I>>(base?: I): CreateCallResponse {
+    return CreateCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateCallResponse>, I>>(object: I): CreateCallResponse {
+    const message = createBaseCreateCallResponse();
+    message.call = (object.call !== undefined && object.call !== null) ? Call.fromPartial(object.call) : undefined;
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetCallRequest(): GetCallRequest {
+  return { callId: "", tenantId: "" };
+}
+
+export const GetCallRequest: MessageFns<GetCallRequest> = {
+  encode(message: GetCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetCallRequest>, I>>(base?: I): GetCallRequest {
+    return GetCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetCallRequest>, I>>(object: I): GetCallRequest {
+    const message = createBaseGetCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetCallResponse(): GetCallResponse {
+  return { call: undefined, graphRequestId: "", clientRequestId: "" };
+}
+
+export const GetCallResponse: MessageFns<GetCallResponse> = {
+  encode(message: GetCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.call !== undefined) {
+      Call.encode(message.call, writer.uint32(10).fork()).join();
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(18).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(26).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.call = Call.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetCallResponse {
+    return {
+      call: isSet(object.call) ? Call.fromJSON(object.call) : undefined,
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetCallResponse): unknown {
+    const obj: any = {};
+    if (message.call !== undefined) {
+      obj.call = Call.toJSON(message.call);
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetCallResponse>, I>>(base?: I): GetCallResponse {
+    return GetCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetCallResponse>, I>>(object: I): GetCallResponse {
+    const message = createBaseGetCallResponse();
+    message.call = (object.call !== undefined && object.call !== null) ? Call.fromPartial(object.call) : undefined;
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseAnswerCallRequest(): AnswerCallRequest {
+  return {
+    callId: "",
+    tenantId: "",
+    callbackUri: "",
+    acceptedModalities: [],
+    preFetchMedia: [],
+    participantCapacity: 0,
+  };
+}
+
+export const AnswerCallRequest: MessageFns<AnswerCallRequest> = {
+  encode(message: AnswerCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(26).string(message.callbackUri);
+    }
+    if (message.acceptedModalities.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.acceptedModalities) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    for (const v of message.preFetchMedia) {
+      MediaInfo.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.participantCapacity !== 0) {
+      writer.uint32(48).int32(message.participantCapacity);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AnswerCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAnswerCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.acceptedModalities.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.acceptedModalities.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.preFetchMedia.push(MediaInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.participantCapacity = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AnswerCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
+      acceptedModalities: globalThis.Array.isArray(object?.acceptedModalities)
+        ? object.acceptedModalities.map((e: any) => modalityFromJSON(e))
+        : globalThis.Array.isArray(object?.accepted_modalities)
+        ? object.accepted_modalities.map((e: any) => modalityFromJSON(e))
+        : [],
+      preFetchMedia: globalThis.Array.isArray(object?.preFetchMedia)
+        ? object.preFetchMedia.map((e: any) => MediaInfo.fromJSON(e))
+        : globalThis.Array.isArray(object?.pre_fetch_media)
+        ? object.pre_fetch_media.map((e: any) => MediaInfo.fromJSON(e))
+        : [],
+      participantCapacity: isSet(object.participantCapacity)
+        ? globalThis.Number(object.participantCapacity)
+        : isSet(object.participant_capacity)
+        ? globalThis.Number(object.participant_capacity)
+        : 0,
+    };
+  },
+
+  toJSON(message: AnswerCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
+    if (message.acceptedModalities?.length) {
+      obj.acceptedModalities = message.acceptedModalities.map((e) => modalityToJSON(e));
+    }
+    if (message.preFetchMedia?.length) {
+      obj.preFetchMedia = message.preFetchMedia.map((e) => MediaInfo.toJSON(e));
+    }
+    if (message.participantCapacity !== 0) {
+      obj.participantCapacity = Math.round(message.participantCapacity);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AnswerCallRequest>, I>>(base?: I): AnswerCallRequest {
+    return AnswerCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AnswerCallRequest>, I>>(object: I): AnswerCallRequest {
+    const message = createBaseAnswerCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.callbackUri = object.callbackUri ?? "";
+    message.acceptedModalities = object.acceptedModalities?.map((e) => e) || [];
+    message.preFetchMedia = object.preFetchMedia?.map((e) => MediaInfo.fromPartial(e)) || [];
+    message.participantCapacity = object.participantCapacity ?? 0;
+    return message;
+  },
+};
+
+function createBaseAnswerCallResponse(): AnswerCallResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const AnswerCallResponse: MessageFns<AnswerCallResponse> = {
+  encode(message: AnswerCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AnswerCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAnswerCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AnswerCallResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AnswerCallResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AnswerCallResponse>, I>>(base?: I): AnswerCallResponse {
+    return AnswerCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AnswerCallResponse>, I>>(object: I): AnswerCallResponse {
+    const message = createBaseAnswerCallResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseRejectCallRequest(): RejectCallRequest {
+  return { callId: "", tenantId: "", reason: 0, callbackUri: "" };
+}
+
+export const RejectCallRequest: MessageFns<RejectCallRequest> = {
+  encode(message: RejectCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(24).int32(message.reason);
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(34).string(message.callbackUri);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      reason: isSet(object.reason) ? rejectReasonFromJSON(object.reason) : 0,
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
+    };
+  },
+
+  toJSON(message: RejectCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.reason !== 0) {
+      obj.reason = rejectReasonToJSON(message.reason);
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RejectCallRequest>, I>>(base?: I): RejectCallRequest {
+    return RejectCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RejectCallRequest>, I>>(object: I): RejectCallRequest {
+    const message = createBaseRejectCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.reason = object.reason ?? 0;
+    message.callbackUri = object.callbackUri ?? "";
+    return message;
+  },
+};
+
+function createBaseRejectCallResponse(): RejectCallResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const RejectCallResponse: MessageFns<RejectCallResponse> = {
+  encode(message: RejectCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectCallResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RejectCallResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RejectCallResponse>, I>>(base?: I): RejectCallResponse {
+    return RejectCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RejectCallResponse>, I>>(object: I): RejectCallResponse {
+    const message = createBaseRejectCallResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseRedirectCallRequest(): RedirectCallRequest {
+  return { callId: "", tenantId: "", targets: [], timeoutSeconds: 0, callbackUri: "" };
+}
+
+export const RedirectCallRequest: MessageFns<RedirectCallRequest> = {
+  encode(message: RedirectCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    for (const v of message.targets) {
+      InvitationParticipantInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(32).int32(message.timeoutSeconds);
+    }
+    if (message.callbackUri !== "") {
+      writer.uint32(42).string(message.callbackUri);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedirectCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedirectCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targets.push(InvitationParticipantInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.callbackUri = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedirectCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => InvitationParticipantInfo.fromJSON(e))
+        : [],
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+      callbackUri: isSet(object.callbackUri)
+        ? globalThis.String(object.callbackUri)
+        : isSet(object.callback_uri)
+        ? globalThis.String(object.callback_uri)
+        : "",
+    };
+  },
+
+  toJSON(message: RedirectCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => InvitationParticipantInfo.toJSON(e));
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    if (message.callbackUri !== "") {
+      obj.callbackUri = message.callbackUri;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedirectCallRequest>, I>>(base?: I): RedirectCallRequest {
+    return RedirectCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedirectCallRequest>, I>>(object: I): RedirectCallRequest {
+    const message = createBaseRedirectCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.targets = object.targets?.map((e) => InvitationParticipantInfo.fromPartial(e)) || [];
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.callbackUri = object.callbackUri ?? "";
+    return message;
+  },
+};
+
+function createBaseRedirectCallResponse(): RedirectCallResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const RedirectCallResponse: MessageFns<RedirectCallResponse> = {
+  encode(message: RedirectCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedirectCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedirectCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedirectCallResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RedirectCallResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedirectCallResponse>, I>>(base?: I): RedirectCallResponse {
+    return RedirectCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedirectCallResponse>, I>>(object: I): RedirectCallResponse {
+    const message = createBaseRedirectCallResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferCallRequest(): TransferCallRequest {
+  return { callId: "", tenantId: "", transferTarget: undefined, transferee: undefined, clientContext: "" };
+}
+
+export const TransferCallRequest: MessageFns<TransferCallRequest> = {
+  encode(message: TransferCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.transferTarget !== undefined) {
+      InvitationParticipantInfo.encode(message.transferTarget, writer.uint32(26).fork()).join();
+    }
+    if (message.transferee !== undefined) {
+      ParticipantInfo.encode(message.transferee, writer.uint32(34).fork()).join();
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(42).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.transferTarget = InvitationParticipantInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.transferee = ParticipantInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      transferTarget: isSet(object.transferTarget)
+        ? InvitationParticipantInfo.fromJSON(object.transferTarget)
+        : isSet(object.transfer_target)
+        ? InvitationParticipantInfo.fromJSON(object.transfer_target)
+        : undefined,
+      transferee: isSet(object.transferee) ? ParticipantInfo.fromJSON(object.transferee) : undefined,
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: TransferCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.transferTarget !== undefined) {
+      obj.transferTarget = InvitationParticipantInfo.toJSON(message.transferTarget);
+    }
+    if (message.transferee !== undefined) {
+      obj.transferee = ParticipantInfo.toJSON(message.transferee);
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TransferCallRequest>, I>>(base?: I): TransferCallRequest {
+    return TransferCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TransferCallRequest>, I>>(object: I): TransferCallRequest {
+    const message = createBaseTransferCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.transferTarget = (object.transferTarget !== undefined && object.transferTarget !== null)
+      ? InvitationParticipantInfo.fromPartial(object.transferTarget)
+      : undefined;
+    message.transferee = (object.transferee !== undefined && object.transferee !== null)
+      ? ParticipantInfo.fromPartial(object.transferee)
+      : undefined;
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferCallResponse(): TransferCallResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const TransferCallResponse: MessageFns<TransferCallResponse> = {
+  encode(message: TransferCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferCallResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: TransferCallResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TransferCallResponse>, I>>(base?: I): TransferCallResponse {
+    return TransferCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TransferCallResponse>, I>>(object: I): TransferCallResponse {
+    const message = createBaseTransferCallResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseHangUpCallRequest(): HangUpCallRequest {
+  return { callId: "", tenantId: "" };
+}
+
+export const HangUpCallRequest: MessageFns<HangUpCallRequest> = {
+  encode(message: HangUpCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HangUpCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHangUpCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HangUpCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: HangUpCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HangUpCallRequest>, I>>(base?: I): HangUpCallRequest {
+    return HangUpCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HangUpCallRequest>, I>>(object: I): HangUpCallRequest {
+    const message = createBaseHangUpCallRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    return message;
+  },
+};
+
+function createBaseHangUpCallResponse(): HangUpCallResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const HangUpCallResponse: MessageFns<HangUpCallResponse> = {
+  encode(message: HangUpCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HangUpCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHangUpCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HangUpCallResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: HangUpCallResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HangUpCallResponse>, I>>(base?: I): HangUpCallResponse {
+    return HangUpCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HangUpCallResponse>, I>>(object: I): HangUpCallResponse {
+    const message = createBaseHangUpCallResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseKeepAliveRequest(): KeepAliveRequest {
+  return { callId: "", tenantId: "" };
+}
+
+export const KeepAliveRequest: MessageFns<KeepAliveRequest> = {
+  encode(message: KeepAliveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepAliveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepAliveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeepAliveRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: KeepAliveRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeepAliveRequest>, I>>(base?: I): KeepAliveRequest {
+    return KeepAliveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepAliveRequest>, I>>(object: I): KeepAliveRequest {
+    const message = createBaseKeepAliveRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    return message;
+  },
+};
+
+function createBaseKeepAliveResponse(): KeepAliveResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const KeepAliveResponse: MessageFns<KeepAliveResponse> = {
+  encode(message: KeepAliveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepAliveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepAliveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeepAliveResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: KeepAliveResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeepAliveResponse>, I>>(base?: I): KeepAliveResponse {
+    return KeepAliveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepAliveResponse>, I>>(object: I): KeepAliveResponse {
+    const message = createBaseKeepAliveResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBasePlayPromptRequest(): PlayPromptRequest {
+  return { callId: "", tenantId: "", prompts: [], clientContext: "" };
+}
+
+export const PlayPromptRequest: MessageFns<PlayPromptRequest> = {
+  encode(message: PlayPromptRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    for (const v of message.prompts) {
+      MediaInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(34).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlayPromptRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlayPromptRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prompts.push(MediaInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlayPromptRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      prompts: globalThis.Array.isArray(object?.prompts) ? object.prompts.map((e: any) => MediaInfo.fromJSON(e)) : [],
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: PlayPromptRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.prompts?.length) {
+      obj.prompts = message.prompts.map((e) => MediaInfo.toJSON(e));
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PlayPromptRequest>, I>>(base?: I): PlayPromptRequest {
+    return PlayPromptRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PlayPromptRequest>, I>>(object: I): PlayPromptRequest {
+    const message = createBasePlayPromptRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.prompts = object.prompts?.map((e) => MediaInfo.fromPartial(e)) || [];
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBasePlayPromptResponse(): PlayPromptResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const PlayPromptResponse: MessageFns<PlayPromptResponse> = {
+  encode(message: PlayPromptResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlayPromptResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlayPromptResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlayPromptResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: PlayPromptResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PlayPromptResponse>, I>>(base?: I): PlayPromptResponse {
+    return PlayPromptResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PlayPromptResponse>, I>>(object: I): PlayPromptResponse {
+    const message = createBasePlayPromptResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseRecordResponseRequest(): RecordResponseRequest {
+  return {
+    callId: "",
+    tenantId: "",
+    prompts: [],
+    bargeInAllowed: false,
+    initialSilenceTimeoutSeconds: undefined,
+    maxSilenceTimeoutSeconds: undefined,
+    maxRecordDurationSeconds: undefined,
+    playBeep: undefined,
+    stopTones: [],
+    clientContext: "",
+  };
+}
+
+export const RecordResponseRequest: MessageFns<RecordResponseRequest> = {
+  encode(message: RecordResponseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    for (const v of message.prompts) {
+      MediaInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.bargeInAllowed !== false) {
+      writer.uint32(32).bool(message.bargeInAllowed);
+    }
+    if (message.initialSilenceTimeoutSeconds !== undefined) {
+      writer.uint32(40).int32(message.initialSilenceTimeoutSeconds);
+    }
+    if (message.maxSilenceTimeoutSeconds !== undefined) {
+      writer.uint32(48).int32(message.maxSilenceTimeoutSeconds);
+    }
+    if (message.maxRecordDurationSeconds !== undefined) {
+      writer.uint32(56).int32(message.maxRecordDurationSeconds);
+    }
+    if (message.playBeep !== undefined) {
+      writer.uint32(64).bool(message.playBeep);
+    }
+    if (message.stopTones.length !== 0) {
+      writer.uint32(74).fork();
+      for (const v of message.stopTones) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(82).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordResponseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordResponseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prompts.push(MediaInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bargeInAllowed = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.initialSilenceTimeoutSeconds = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxSilenceTimeoutSeconds = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxRecordDurationSeconds = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.playBeep = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag === 72) {
+              message.stopTones.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 74) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.stopTones.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordResponseRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      prompts: globalThis.Array.isArray(object?.prompts) ? object.prompts.map((e: any) => MediaInfo.fromJSON(e)) : [],
+      bargeInAllowed: isSet(object.bargeInAllowed)
+        ? globalThis.Boolean(object.bargeInAllowed)
+        : isSet(object.barge_in_allowed)
+        ? globalThis.Boolean(object.barge_in_allowed)
+        : false,
+      initialSilenceTimeoutSeconds: isSet(object.initialSilenceTimeoutSeconds)
+        ? globalThis.Number(object.initialSilenceTimeoutSeconds)
+        : isSet(object.initial_silence_timeout_seconds)
+        ? globalThis.Number(object.initial_silence_timeout_seconds)
+        : undefined,
+      maxSilenceTimeoutSeconds: isSet(object.maxSilenceTimeoutSeconds)
+        ? globalThis.Number(object.maxSilenceTimeoutSeconds)
+        : isSet(object.max_silence_timeout_seconds)
+        ? globalThis.Number(object.max_silence_timeout_seconds)
+        : undefined,
+      maxRecordDurationSeconds: isSet(object.maxRecordDurationSeconds)
+        ? globalThis.Number(object.maxRecordDurationSeconds)
+        : isSet(object.max_record_duration_seconds)
+        ? globalThis.Number(object.max_record_duration_seconds)
+        : undefined,
+      playBeep: isSet(object.playBeep)
+        ? globalThis.Boolean(object.playBeep)
+        : isSet(object.play_beep)
+        ? globalThis.Boolean(object.play_beep)
+        : undefined,
+      stopTones: globalThis.Array.isArray(object?.stopTones)
+        ? object.stopTones.map((e: any) => toneFromJSON(e))
+        : globalThis.Array.isArray(object?.stop_tones)
+        ? object.stop_tones.map((e: any) => toneFromJSON(e))
+        : [],
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: RecordResponseRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.prompts?.length) {
+      obj.prompts = message.prompts.map((e) => MediaInfo.toJSON(e));
+    }
+    if (message.bargeInAllowed !== false) {
+      obj.bargeInAllowed = message.bargeInAllowed;
+    }
+    if (message.initialSilenceTimeoutSeconds !== undefined) {
+      obj.initialSilenceTimeoutSeconds = Math.round(message.initialSilenceTimeoutSeconds);
+    }
+    if (message.maxSilenceTimeoutSeconds !== undefined) {
+      obj.maxSilenceTimeoutSeconds = Math.round(message.maxSilenceTimeoutSeconds);
+    }
+    if (message.maxRecordDurationSeconds !== undefined) {
+      obj.maxRecordDurationSeconds = Math.round(message.maxRecordDurationSeconds);
+    }
+    if (message.playBeep !== undefined) {
+      obj.playBeep = message.playBeep;
+    }
+    if (message.stopTones?.length) {
+      obj.stopTones = message.stopTones.map((e) => toneToJSON(e));
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecordResponseRequest>, I>>(base?: I): RecordResponseRequest {
+    return RecordResponseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecordResponseRequest>, I>>(object: I): RecordResponseRequest {
+    const message = createBaseRecordResponseRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.prompts = object.prompts?.map((e) => MediaInfo.fromPartial(e)) || [];
+    message.bargeInAllowed = object.bargeInAllowed ?? false;
+    message.initialSilenceTimeoutSeconds = object.initialSilenceTimeoutSeconds ?? undefined;
+    message.maxSilenceTimeoutSeconds = object.maxSilenceTimeoutSeconds ?? undefined;
+    message.maxRecordDurationSeconds = object.maxRecordDurationSeconds ?? undefined;
+    message.playBeep = object.playBeep ?? undefined;
+    message.stopTones = object.stopTones?.map((e) => e) || [];
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseRecordResponseResponse(): RecordResponseResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const RecordResponseResponse: MessageFns<RecordResponseResponse> = {
+  encode(message: RecordResponseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordResponseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordResponseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordResponseResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RecordResponseResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecordResponseResponse>, I>>(base?: I): RecordResponseResponse {
+    return RecordResponseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecordResponseResponse>, I>>(object: I): RecordResponseResponse {
+    const message = createBaseRecordResponseResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseSubscribeToToneRequest(): SubscribeToToneRequest {
+  return { callId: "", tenantId: "", clientContext: "" };
+}
+
+export const SubscribeToToneRequest: MessageFns<SubscribeToToneRequest> = {
+  encode(message: SubscribeToToneRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(26).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeToToneRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeToToneRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubscribeToToneRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: SubscribeToToneRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubscribeToToneRequest>, I>>(base?: I): SubscribeToToneRequest {
+    return SubscribeToToneRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscribeToToneRequest>, I>>(object: I): SubscribeToToneRequest {
+    const message = createBaseSubscribeToToneRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseSubscribeToToneResponse(): SubscribeToToneResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const SubscribeToToneResponse: MessageFns<SubscribeToToneResponse> = {
+  encode(message: SubscribeToToneResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeToToneResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeToToneResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubscribeToToneResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SubscribeToToneResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubscribeToToneResponse>, I>>(base?: I): SubscribeToToneResponse {
+    return SubscribeToToneResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscribeToToneResponse>, I>>(object: I): SubscribeToToneResponse {
+    const message = createBaseSubscribeToToneResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseSendDtmfTonesRequest(): SendDtmfTonesRequest {
+  return { callId: "", tenantId: "", tones: [], delayBetweenTonesMs: 0, clientContext: "" };
+}
+
+export const SendDtmfTonesRequest: MessageFns<SendDtmfTonesRequest> = {
+  encode(message: SendDtmfTonesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.tones.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.tones) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.delayBetweenTonesMs !== 0) {
+      writer.uint32(32).int32(message.delayBetweenTonesMs);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(42).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendDtmfTonesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendDtmfTonesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.tones.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.tones.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.delayBetweenTonesMs = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SendDtmfTonesRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      tones: globalThis.Array.isArray(object?.tones) ? object.tones.map((e: any) => toneFromJSON(e)) : [],
+      delayBetweenTonesMs: isSet(object.delayBetweenTonesMs)
+        ? globalThis.Number(object.delayBetweenTonesMs)
+        : isSet(object.delay_between_tones_ms)
+        ? globalThis.Number(object.delay_between_tones_ms)
+        : 0,
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: SendDtmfTonesRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.tones?.length) {
+      obj.tones = message.tones.map((e) => toneToJSON(e));
+    }
+    if (message.delayBetweenTonesMs !== 0) {
+      obj.delayBetweenTonesMs = Math.round(message.delayBetweenTonesMs);
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SendDtmfTonesRequest>, I>>(base?: I): SendDtmfTonesRequest {
+    return SendDtmfTonesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SendDtmfTonesRequest>, I>>(object: I): SendDtmfTonesRequest {
+    const message = createBaseSendDtmfTonesRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.tones = object.tones?.map((e) => e) || [];
+    message.delayBetweenTonesMs = object.delayBetweenTonesMs ?? 0;
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseSendDtmfTonesResponse(): SendDtmfTonesResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const SendDtmfTonesResponse: MessageFns<SendDtmfTonesResponse> = {
+  encode(message: SendDtmfTonesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SendDtmfTonesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSendDtmfTonesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SendDtmfTonesResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SendDtmfTonesResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SendDtmfTonesResponse>, I>>(base?: I): SendDtmfTonesResponse {
+    return SendDtmfTonesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SendDtmfTonesResponse>, I>>(object: I): SendDtmfTonesResponse {
+    const message = createBaseSendDtmfTonesResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseMuteRequest(): MuteRequest {
+  return { callId: "", tenantId: "", clientContext: "" };
+}
+
+export const MuteRequest: MessageFns<MuteRequest> = {
+  encode(message: MuteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(26).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MuteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMuteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MuteRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: MuteRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MuteRequest>, I>>(base?: I): MuteRequest {
+    return MuteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MuteRequest>, I>>(object: I): MuteRequest {
+    const message = createBaseMuteRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseMuteResponse(): MuteResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const MuteResponse: MessageFns<MuteResponse> = {
+  encode(message: MuteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MuteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMuteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MuteResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: MuteResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MuteResponse>, I>>(base?: I): MuteResponse {
+    return MuteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MuteResponse>, I>>(object: I): MuteResponse {
+    const message = createBaseMuteResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseUnmuteRequest(): UnmuteRequest {
+  return { callId: "", tenantId: "", clientContext: "" };
+}
+
+export const UnmuteRequest: MessageFns<UnmuteRequest> = {
+  encode(message: UnmuteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(26).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmuteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmuteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmuteRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: UnmuteRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnmuteRequest>, I>>(base?: I): UnmuteRequest {
+    return UnmuteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmuteRequest>, I>>(object: I): UnmuteRequest {
+    const message = createBaseUnmuteRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseUnmuteResponse(): UnmuteResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const UnmuteResponse: MessageFns<UnmuteResponse> = {
+  encode(message: UnmuteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmuteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmuteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmuteResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UnmuteResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnmuteResponse>, I>>(base?: I): UnmuteResponse {
+    return UnmuteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmuteResponse>, I>>(object: I): UnmuteResponse {
+    const message = createBaseUnmuteResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateRecordingStatusRequest(): UpdateRecordingStatusRequest {
+  return { callId: "", tenantId: "", status: 0, clientContext: "" };
+}
+
+export const UpdateRecordingStatusRequest: MessageFns<UpdateRecordingStatusRequest> = {
+  encode(message: UpdateRecordingStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.status !== 0) {
+      writer.uint32(24).int32(message.status);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(34).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRecordingStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRecordingStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRecordingStatusRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      status: isSet(object.status) ? recordingStatusFromJSON(object.status) : 0,
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: UpdateRecordingStatusRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.status !== 0) {
+      obj.status = recordingStatusToJSON(message.status);
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRecordingStatusRequest>, I>>(base?: I): UpdateRecordingStatusRequest {
+    return UpdateRecordingStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRecordingStatusRequest>, I>>(object: I): UpdateRecordingStatusRequest {
+    const message = createBaseUpdateRecordingStatusRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.status = object.status ?? 0;
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateRecordingStatusResponse(): UpdateRecordingStatusResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const UpdateRecordingStatusResponse: MessageFns<UpdateRecordingStatusResponse> = {
+  encode(message: UpdateRecordingStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRecordingStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRecordingStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRecordingStatusResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UpdateRecordingStatusResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRecordingStatusResponse>, I>>(base?: I): UpdateRecordingStatusResponse {
+    return UpdateRecordingStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRecordingStatusResponse>, I>>(
+    object: I,
+  ): UpdateRecordingStatusResponse {
+    const message = createBaseUpdateRecordingStatusResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseListParticipantsRequest(): ListParticipantsRequest {
+  return { callId: "", tenantId: "" };
+}
+
+export const ListParticipantsRequest: MessageFns<ListParticipantsRequest> = {
+  encode(message: ListParticipantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListParticipantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListParticipantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListParticipantsRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListParticipantsRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListParticipantsRequest>, I>>(base?: I): ListParticipantsRequest {
+    return ListParticipantsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListParticipantsRequest>, I>>(object: I): ListParticipantsRequest {
+    const message = createBaseListParticipantsRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    return message;
+  },
+};
+
+function createBaseListParticipantsResponse(): ListParticipantsResponse {
+  return { participants: [], graphRequestId: "", clientRequestId: "" };
+}
+
+export const ListParticipantsResponse: MessageFns<ListParticipantsResponse> = {
+  encode(message: ListParticipantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.participants) {
+      Participant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(18).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(26).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListParticipantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListParticipantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.participants.push(Participant.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListParticipantsResponse {
+    return {
+      participants: globalThis.Array.isArray(object?.participants)
+        ? object.participants.map((e: any) => Participant.fromJSON(e))
+        : [],
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListParticipantsResponse): unknown {
+    const obj: any = {};
+    if (message.participants?.length) {
+      obj.participants = message.participants.map((e) => Participant.toJSON(e));
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListParticipantsResponse>, I>>(base?: I): ListParticipantsResponse {
+    return ListParticipantsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListParticipantsResponse>, I>>(object: I): ListParticipantsResponse {
+    const message = createBaseListParticipantsResponse();
+    message.participants = object.participants?.map((e) => Participant.fromPartial(e)) || [];
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseInviteParticipantsRequest(): InviteParticipantsRequest {
+  return { callId: "", tenantId: "", participants: [], clientContext: "" };
+}
+
+export const InviteParticipantsRequest: MessageFns<InviteParticipantsRequest> = {
+  encode(message: InviteParticipantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    for (const v of message.participants) {
+      InvitationParticipantInfo.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(34).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InviteParticipantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInviteParticipantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.participants.push(InvitationParticipantInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InviteParticipantsRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      participants: globalThis.Array.isArray(object?.participants)
+        ? object.participants.map((e: any) => InvitationParticipantInfo.fromJSON(e))
+        : [],
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: InviteParticipantsRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.participants?.length) {
+      obj.participants = message.participants.map((e) => InvitationParticipantInfo.toJSON(e));
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InviteParticipantsRequest>, I>>(base?: I): InviteParticipantsRequest {
+    return InviteParticipantsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InviteParticipantsRequest>, I>>(object: I): InviteParticipantsRequest {
+    const message = createBaseInviteParticipantsRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.participants = object.participants?.map((e) => InvitationParticipantInfo.fromPartial(e)) || [];
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseInviteParticipantsResponse(): InviteParticipantsResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const InviteParticipantsResponse: MessageFns<InviteParticipantsResponse> = {
+  encode(message: InviteParticipantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InviteParticipantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInviteParticipantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InviteParticipantsResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: InviteParticipantsResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InviteParticipantsResponse>, I>>(base?: I): InviteParticipantsResponse {
+    return InviteParticipantsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InviteParticipantsResponse>, I>>(object: I): InviteParticipantsResponse {
+    const message = createBaseInviteParticipantsResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseMuteParticipantRequest(): MuteParticipantRequest {
+  return { callId: "", tenantId: "", participantId: "", clientContext: "" };
+}
+
+export const MuteParticipantRequest: MessageFns<MuteParticipantRequest> = {
+  encode(message: MuteParticipantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.participantId !== "") {
+      writer.uint32(26).string(message.participantId);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(34).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MuteParticipantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMuteParticipantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.participantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MuteParticipantRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      participantId: isSet(object.participantId)
+        ? globalThis.String(object.participantId)
+        : isSet(object.participant_id)
+        ? globalThis.String(object.participant_id)
+        : "",
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: MuteParticipantRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.participantId !== "") {
+      obj.participantId = message.participantId;
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MuteParticipantRequest>, I>>(base?: I): MuteParticipantRequest {
+    return MuteParticipantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MuteParticipantRequest>, I>>(object: I): MuteParticipantRequest {
+    const message = createBaseMuteParticipantRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.participantId = object.participantId ?? "";
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseMuteParticipantResponse(): MuteParticipantResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const MuteParticipantResponse: MessageFns<MuteParticipantResponse> = {
+  encode(message: MuteParticipantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MuteParticipantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMuteParticipantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MuteParticipantResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: MuteParticipantResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MuteParticipantResponse>, I>>(base?: I): MuteParticipantResponse {
+    return MuteParticipantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MuteParticipantResponse>, I>>(object: I): MuteParticipantResponse {
+    const message = createBaseMuteParticipantResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveParticipantRequest(): RemoveParticipantRequest {
+  return { callId: "", tenantId: "", participantId: "" };
+}
+
+export const RemoveParticipantRequest: MessageFns<RemoveParticipantRequest> = {
+  encode(message: RemoveParticipantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.participantId !== "") {
+      writer.uint32(26).string(message.participantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveParticipantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveParticipantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.participantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveParticipantRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      participantId: isSet(object.participantId)
+        ? globalThis.String(object.participantId)
+        : isSet(object.participant_id)
+        ? globalThis.String(object.participant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveParticipantRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.participantId !== "") {
+      obj.participantId = message.participantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveParticipantRequest>, I>>(base?: I): RemoveParticipantRequest {
+    return RemoveParticipantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveParticipantRequest>, I>>(object: I): RemoveParticipantRequest {
+    const message = createBaseRemoveParticipantRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.participantId = object.participantId ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveParticipantResponse(): RemoveParticipantResponse {
+  return { graphRequestId: "", clientRequestId: "" };
+}
+
+export const RemoveParticipantResponse: MessageFns<RemoveParticipantResponse> = {
+  encode(message: RemoveParticipantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.graphRequestId !== "") {
+      writer.uint32(10).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(18).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveParticipantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveParticipantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveParticipantResponse {
+    return {
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveParticipantResponse): unknown {
+    const obj: any = {};
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveParticipantResponse>, I>>(base?: I): RemoveParticipantResponse {
+    return RemoveParticipantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveParticipantResponse>, I>>(object: I): RemoveParticipantResponse {
+    const message = createBaseRemoveParticipantResponse();
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetOperationRequest(): GetOperationRequest {
+  return { callId: "", tenantId: "", operationId: "" };
+}
+
+export const GetOperationRequest: MessageFns<GetOperationRequest> = {
+  encode(message: GetOperationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(26).string(message.operationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetOperationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetOperationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetOperationRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetOperationRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetOperationRequest>, I>>(base?: I): GetOperationRequest {
+    return GetOperationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetOperationRequest>, I>>(object: I): GetOperationRequest {
+    const message = createBaseGetOperationRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.operationId = object.operationId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetOperationResponse(): GetOperationResponse {
+  return { operation: undefined, source: 0, graphRequestId: "" };
+}
+
+export const GetOperationResponse: MessageFns<GetOperationResponse> = {
+  encode(message: GetOperationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.source !== 0) {
+      writer.uint32(16).int32(message.source);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetOperationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetOperationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.source = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetOperationResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      source: isSet(object.source) ? operationSourceFromJSON(object.source) : 0,
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetOperationResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.source !== 0) {
+      obj.source = operationSourceToJSON(message.source);
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetOperationResponse>, I>>(base?: I): GetOperationResponse {
+    return GetOperationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetOperationResponse>, I>>(object: I): GetOperationResponse {
+    const message = createBaseGetOperationResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.source = object.source ?? 0;
+    message.graphRequestId = object.graphRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseWaitOperationRequest(): WaitOperationRequest {
+  return { callId: "", tenantId: "", operationId: "", timeout: undefined };
+}
+
+export const WaitOperationRequest: MessageFns<WaitOperationRequest> = {
+  encode(message: WaitOperationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.operationId !== "") {
+      writer.uint32(26).string(message.operationId);
+    }
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitOperationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitOperationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.operationId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitOperationRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      operationId: isSet(object.operationId)
+        ? globalThis.String(object.operationId)
+        : isSet(object.operation_id)
+        ? globalThis.String(object.operation_id)
+        : "",
+      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
+    };
+  },
+
+  toJSON(message: WaitOperationRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.operationId !== "") {
+      obj.operationId = message.operationId;
+    }
+    if (message.timeout !== undefined) {
+      obj.timeout = Duration.toJSON(message.timeout);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitOperationRequest>, I>>(base?: I): WaitOperationRequest {
+    return WaitOperationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitOperationRequest>, I>>(object: I): WaitOperationRequest {
+    const message = createBaseWaitOperationRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.operationId = object.operationId ?? "";
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWaitOperationResponse(): WaitOperationResponse {
+  return { operation: undefined };
+}
+
+export const WaitOperationResponse: MessageFns<WaitOperationResponse> = {
+  encode(message: WaitOperationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitOperationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitOperationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitOperationResponse {
+    return { operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined };
+  },
+
+  toJSON(message: WaitOperationResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitOperationResponse>, I>>(base?: I): WaitOperationResponse {
+    return WaitOperationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitOperationResponse>, I>>(object: I): WaitOperationResponse {
+    const message = createBaseWaitOperationResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * CallsService acts on live Teams calls through Microsoft Graph and streams what Graph reports
  * about their media operations.
@@ -2191,6 +8752,346 @@ export const CallsServiceService = {
       Buffer.from(WatchOperationsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchOperationsResponse => WatchOperationsResponse.decode(value),
   },
+  /**
+   * CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+   * number (through an application instance), or joins an online meeting by its join URL or
+   * its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+   * Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+   * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+   * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+   */
+  createCall: {
+    path: "/graphcomms.v1.CallsService/CreateCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateCallRequest): Buffer => Buffer.from(CreateCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateCallRequest => CreateCallRequest.decode(value),
+    responseSerialize: (value: CreateCallResponse): Buffer => Buffer.from(CreateCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateCallResponse => CreateCallResponse.decode(value),
+  },
+  /**
+   * GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+   * Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+   */
+  getCall: {
+    path: "/graphcomms.v1.CallsService/GetCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetCallRequest): Buffer => Buffer.from(GetCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetCallRequest => GetCallRequest.decode(value),
+    responseSerialize: (value: GetCallResponse): Buffer => Buffer.from(GetCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetCallResponse => GetCallResponse.decode(value),
+  },
+  /**
+   * AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+   * service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+   * recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+   * INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+   */
+  answerCall: {
+    path: "/graphcomms.v1.CallsService/AnswerCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AnswerCallRequest): Buffer => Buffer.from(AnswerCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AnswerCallRequest => AnswerCallRequest.decode(value),
+    responseSerialize: (value: AnswerCallResponse): Buffer => Buffer.from(AnswerCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AnswerCallResponse => AnswerCallResponse.decode(value),
+  },
+  /**
+   * RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+   * that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+   */
+  rejectCall: {
+    path: "/graphcomms.v1.CallsService/RejectCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RejectCallRequest): Buffer => Buffer.from(RejectCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RejectCallRequest => RejectCallRequest.decode(value),
+    responseSerialize: (value: RejectCallResponse): Buffer => Buffer.from(RejectCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RejectCallResponse => RejectCallResponse.decode(value),
+  },
+  /**
+   * RedirectCall sends an incoming call that was not answered to other targets (several
+   * targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+   * INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+   */
+  redirectCall: {
+    path: "/graphcomms.v1.CallsService/RedirectCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RedirectCallRequest): Buffer => Buffer.from(RedirectCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RedirectCallRequest => RedirectCallRequest.decode(value),
+    responseSerialize: (value: RedirectCallResponse): Buffer =>
+      Buffer.from(RedirectCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RedirectCallResponse => RedirectCallResponse.decode(value),
+  },
+  /**
+   * TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+   * transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+   * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+   * failed transfer comes back as established with a result_info. Graph's POST .../transfer
+   * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   */
+  transferCall: {
+    path: "/graphcomms.v1.CallsService/TransferCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TransferCallRequest): Buffer => Buffer.from(TransferCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TransferCallRequest => TransferCallRequest.decode(value),
+    responseSerialize: (value: TransferCallResponse): Buffer =>
+      Buffer.from(TransferCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TransferCallResponse => TransferCallResponse.decode(value),
+  },
+  /**
+   * HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+   * a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+   * NOT_FOUND when the call has already ended.
+   */
+  hangUpCall: {
+    path: "/graphcomms.v1.CallsService/HangUpCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HangUpCallRequest): Buffer => Buffer.from(HangUpCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HangUpCallRequest => HangUpCallRequest.decode(value),
+    responseSerialize: (value: HangUpCallResponse): Buffer => Buffer.from(HangUpCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HangUpCallResponse => HangUpCallResponse.decode(value),
+  },
+  /**
+   * KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+   * minutes). The gateway sends it by itself for every established call it has seen when
+   * COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+   * class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+   */
+  keepAlive: {
+    path: "/graphcomms.v1.CallsService/KeepAlive" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: KeepAliveRequest): Buffer => Buffer.from(KeepAliveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KeepAliveRequest => KeepAliveRequest.decode(value),
+    responseSerialize: (value: KeepAliveResponse): Buffer => Buffer.from(KeepAliveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): KeepAliveResponse => KeepAliveResponse.decode(value),
+  },
+  /**
+   * PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+   * class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+   */
+  playPrompt: {
+    path: "/graphcomms.v1.CallsService/PlayPrompt" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PlayPromptRequest): Buffer => Buffer.from(PlayPromptRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PlayPromptRequest => PlayPromptRequest.decode(value),
+    responseSerialize: (value: PlayPromptResponse): Buffer => Buffer.from(PlayPromptResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PlayPromptResponse => PlayPromptResponse.decode(value),
+  },
+  /**
+   * RecordResponse plays at most one prompt, then records what the caller says until silence,
+   * the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+   * operation carries recording_location and recording_access_token (the latter only to
+   * callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+   * INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+   */
+  recordResponse: {
+    path: "/graphcomms.v1.CallsService/RecordResponse" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RecordResponseRequest): Buffer =>
+      Buffer.from(RecordResponseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RecordResponseRequest => RecordResponseRequest.decode(value),
+    responseSerialize: (value: RecordResponseResponse): Buffer =>
+      Buffer.from(RecordResponseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RecordResponseResponse => RecordResponseResponse.decode(value),
+  },
+  /**
+   * SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+   * CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+   * .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  subscribeToTone: {
+    path: "/graphcomms.v1.CallsService/SubscribeToTone" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubscribeToToneRequest): Buffer =>
+      Buffer.from(SubscribeToToneRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubscribeToToneRequest => SubscribeToToneRequest.decode(value),
+    responseSerialize: (value: SubscribeToToneResponse): Buffer =>
+      Buffer.from(SubscribeToToneResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubscribeToToneResponse => SubscribeToToneResponse.decode(value),
+  },
+  /**
+   * SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+   * offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+   * Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+   */
+  sendDtmfTones: {
+    path: "/graphcomms.v1.CallsService/SendDtmfTones" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SendDtmfTonesRequest): Buffer => Buffer.from(SendDtmfTonesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SendDtmfTonesRequest => SendDtmfTonesRequest.decode(value),
+    responseSerialize: (value: SendDtmfTonesResponse): Buffer =>
+      Buffer.from(SendDtmfTonesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SendDtmfTonesResponse => SendDtmfTonesResponse.decode(value),
+  },
+  /**
+   * Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+   * Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  mute: {
+    path: "/graphcomms.v1.CallsService/Mute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MuteRequest): Buffer => Buffer.from(MuteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MuteRequest => MuteRequest.decode(value),
+    responseSerialize: (value: MuteResponse): Buffer => Buffer.from(MuteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MuteResponse => MuteResponse.decode(value),
+  },
+  /**
+   * Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+   * UNSAFE. Permission calls.control. Reasons as for Mute.
+   */
+  unmute: {
+    path: "/graphcomms.v1.CallsService/Unmute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnmuteRequest): Buffer => Buffer.from(UnmuteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnmuteRequest => UnmuteRequest.decode(value),
+    responseSerialize: (value: UnmuteResponse): Buffer => Buffer.from(UnmuteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnmuteResponse => UnmuteResponse.decode(value),
+  },
+  /**
+   * UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+   * (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+   * records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+   */
+  updateRecordingStatus: {
+    path: "/graphcomms.v1.CallsService/UpdateRecordingStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateRecordingStatusRequest): Buffer =>
+      Buffer.from(UpdateRecordingStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateRecordingStatusRequest => UpdateRecordingStatusRequest.decode(value),
+    responseSerialize: (value: UpdateRecordingStatusResponse): Buffer =>
+      Buffer.from(UpdateRecordingStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateRecordingStatusResponse => UpdateRecordingStatusResponse.decode(value),
+  },
+  /**
+   * ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+   * IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+   */
+  listParticipants: {
+    path: "/graphcomms.v1.CallsService/ListParticipants" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListParticipantsRequest): Buffer =>
+      Buffer.from(ListParticipantsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListParticipantsRequest => ListParticipantsRequest.decode(value),
+    responseSerialize: (value: ListParticipantsResponse): Buffer =>
+      Buffer.from(ListParticipantsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListParticipantsResponse => ListParticipantsResponse.decode(value),
+  },
+  /**
+   * InviteParticipants invites participants into a group call or meeting, or, with one
+   * participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+   * .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  inviteParticipants: {
+    path: "/graphcomms.v1.CallsService/InviteParticipants" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: InviteParticipantsRequest): Buffer =>
+      Buffer.from(InviteParticipantsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InviteParticipantsRequest => InviteParticipantsRequest.decode(value),
+    responseSerialize: (value: InviteParticipantsResponse): Buffer =>
+      Buffer.from(InviteParticipantsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InviteParticipantsResponse => InviteParticipantsResponse.decode(value),
+  },
+  /**
+   * MuteParticipant mutes another participant of a group call (Graph's POST
+   * .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  muteParticipant: {
+    path: "/graphcomms.v1.CallsService/MuteParticipant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MuteParticipantRequest): Buffer =>
+      Buffer.from(MuteParticipantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MuteParticipantRequest => MuteParticipantRequest.decode(value),
+    responseSerialize: (value: MuteParticipantResponse): Buffer =>
+      Buffer.from(MuteParticipantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MuteParticipantResponse => MuteParticipantResponse.decode(value),
+  },
+  /**
+   * RemoveParticipant removes a participant from a group call (Graph's DELETE
+   * .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+   * Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * INVALID_PARTICIPANT_ID.
+   */
+  removeParticipant: {
+    path: "/graphcomms.v1.CallsService/RemoveParticipant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveParticipantRequest): Buffer =>
+      Buffer.from(RemoveParticipantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveParticipantRequest => RemoveParticipantRequest.decode(value),
+    responseSerialize: (value: RemoveParticipantResponse): Buffer =>
+      Buffer.from(RemoveParticipantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveParticipantResponse => RemoveParticipantResponse.decode(value),
+  },
+  /**
+   * GetOperation answers the latest known state of an operation: from the event log's index
+   * when a notification about it was received (source EVENT_LOG), else from Graph's GET
+   * .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+   * neither knows it.
+   */
+  getOperation: {
+    path: "/graphcomms.v1.CallsService/GetOperation" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetOperationRequest): Buffer => Buffer.from(GetOperationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetOperationRequest => GetOperationRequest.decode(value),
+    responseSerialize: (value: GetOperationResponse): Buffer =>
+      Buffer.from(GetOperationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetOperationResponse => GetOperationResponse.decode(value),
+  },
+  /**
+   * WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+   * the event log already has a terminal notification about it (whenever it arrived, on any
+   * replica sharing the log), else when one arrives. It waits until the caller's deadline or
+   * `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+   * the last known Operation packed in the google.rpc.Status details. Permission
+   * operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+   * INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+   */
+  waitOperation: {
+    path: "/graphcomms.v1.CallsService/WaitOperation" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WaitOperationRequest): Buffer => Buffer.from(WaitOperationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitOperationRequest => WaitOperationRequest.decode(value),
+    responseSerialize: (value: WaitOperationResponse): Buffer =>
+      Buffer.from(WaitOperationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitOperationResponse => WaitOperationResponse.decode(value),
+  },
 } as const;
 
 export interface CallsServiceServer extends UntypedServiceImplementation {
@@ -2245,6 +9146,159 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    *   its event log; resume with the last resume_token received, on this or another replica.
    */
   watchOperations: handleServerStreamingCall<WatchOperationsRequest, WatchOperationsResponse>;
+  /**
+   * CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+   * number (through an application instance), or joins an online meeting by its join URL or
+   * its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+   * Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+   * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+   * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+   */
+  createCall: handleUnaryCall<CreateCallRequest, CreateCallResponse>;
+  /**
+   * GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+   * Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+   */
+  getCall: handleUnaryCall<GetCallRequest, GetCallResponse>;
+  /**
+   * AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+   * service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+   * recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+   * INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+   */
+  answerCall: handleUnaryCall<AnswerCallRequest, AnswerCallResponse>;
+  /**
+   * RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+   * that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+   */
+  rejectCall: handleUnaryCall<RejectCallRequest, RejectCallResponse>;
+  /**
+   * RedirectCall sends an incoming call that was not answered to other targets (several
+   * targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+   * INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+   */
+  redirectCall: handleUnaryCall<RedirectCallRequest, RedirectCallResponse>;
+  /**
+   * TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+   * transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+   * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+   * failed transfer comes back as established with a result_info. Graph's POST .../transfer
+   * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   */
+  transferCall: handleUnaryCall<TransferCallRequest, TransferCallResponse>;
+  /**
+   * HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+   * a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+   * NOT_FOUND when the call has already ended.
+   */
+  hangUpCall: handleUnaryCall<HangUpCallRequest, HangUpCallResponse>;
+  /**
+   * KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+   * minutes). The gateway sends it by itself for every established call it has seen when
+   * COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+   * class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+   */
+  keepAlive: handleUnaryCall<KeepAliveRequest, KeepAliveResponse>;
+  /**
+   * PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+   * class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+   */
+  playPrompt: handleUnaryCall<PlayPromptRequest, PlayPromptResponse>;
+  /**
+   * RecordResponse plays at most one prompt, then records what the caller says until silence,
+   * the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+   * operation carries recording_location and recording_access_token (the latter only to
+   * callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+   * INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+   */
+  recordResponse: handleUnaryCall<RecordResponseRequest, RecordResponseResponse>;
+  /**
+   * SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+   * CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+   * .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  subscribeToTone: handleUnaryCall<SubscribeToToneRequest, SubscribeToToneResponse>;
+  /**
+   * SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+   * offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+   * Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+   */
+  sendDtmfTones: handleUnaryCall<SendDtmfTonesRequest, SendDtmfTonesResponse>;
+  /**
+   * Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+   * Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  mute: handleUnaryCall<MuteRequest, MuteResponse>;
+  /**
+   * Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+   * UNSAFE. Permission calls.control. Reasons as for Mute.
+   */
+  unmute: handleUnaryCall<UnmuteRequest, UnmuteResponse>;
+  /**
+   * UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+   * (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+   * records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+   */
+  updateRecordingStatus: handleUnaryCall<UpdateRecordingStatusRequest, UpdateRecordingStatusResponse>;
+  /**
+   * ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+   * IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+   */
+  listParticipants: handleUnaryCall<ListParticipantsRequest, ListParticipantsResponse>;
+  /**
+   * InviteParticipants invites participants into a group call or meeting, or, with one
+   * participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+   * .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  inviteParticipants: handleUnaryCall<InviteParticipantsRequest, InviteParticipantsResponse>;
+  /**
+   * MuteParticipant mutes another participant of a group call (Graph's POST
+   * .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  muteParticipant: handleUnaryCall<MuteParticipantRequest, MuteParticipantResponse>;
+  /**
+   * RemoveParticipant removes a participant from a group call (Graph's DELETE
+   * .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+   * Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * INVALID_PARTICIPANT_ID.
+   */
+  removeParticipant: handleUnaryCall<RemoveParticipantRequest, RemoveParticipantResponse>;
+  /**
+   * GetOperation answers the latest known state of an operation: from the event log's index
+   * when a notification about it was received (source EVENT_LOG), else from Graph's GET
+   * .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+   * neither knows it.
+   */
+  getOperation: handleUnaryCall<GetOperationRequest, GetOperationResponse>;
+  /**
+   * WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+   * the event log already has a terminal notification about it (whenever it arrived, on any
+   * replica sharing the log), else when one arrives. It waits until the caller's deadline or
+   * `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+   * the last known Operation packed in the google.rpc.Status details. Permission
+   * operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+   * INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+   */
+  waitOperation: handleUnaryCall<WaitOperationRequest, WaitOperationResponse>;
 }
 
 export interface CallsServiceClient extends Client {
@@ -2321,6 +9375,450 @@ export interface CallsServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchOperationsResponse>;
+  /**
+   * CreateCall places an outbound call from the bot: peer-to-peer to a Teams user, to a phone
+   * number (through an application instance), or joins an online meeting by its join URL or
+   * its meeting id. Media is service-hosted (Graph plays prompts, records, detects tones).
+   * Graph's POST /communications/calls; the call's progress (establishing, established, ...)
+   * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
+   * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
+   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
+   */
+  createCall(
+    request: CreateCallRequest,
+    callback: (error: ServiceError | null, response: CreateCallResponse) => void,
+  ): ClientUnaryCall;
+  createCall(
+    request: CreateCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateCallResponse) => void,
+  ): ClientUnaryCall;
+  createCall(
+    request: CreateCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
+   * Permission calls.control. NOT_FOUND when the call does not exist or has ended.
+   */
+  getCall(
+    request: GetCallRequest,
+    callback: (error: ServiceError | null, response: GetCallResponse) => void,
+  ): ClientUnaryCall;
+  getCall(
+    request: GetCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetCallResponse) => void,
+  ): ClientUnaryCall;
+  getCall(
+    request: GetCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * AnswerCall answers an incoming call (a CallUpdate event with state INCOMING) with
+   * service-hosted media. Graph drops a call nobody answers within 15 s (5 s for policy-based
+   * recording): answer before CallUpdate.answer_deadline. Graph's POST .../answer (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_CALLBACK_URI, INVALID_MODALITY, INVALID_MEDIA_URI,
+   * INVALID_PARTICIPANT_CAPACITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED).
+   */
+  answerCall(
+    request: AnswerCallRequest,
+    callback: (error: ServiceError | null, response: AnswerCallResponse) => void,
+  ): ClientUnaryCall;
+  answerCall(
+    request: AnswerCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AnswerCallResponse) => void,
+  ): ClientUnaryCall;
+  answerCall(
+    request: AnswerCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AnswerCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RejectCall declines an incoming call (Graph's POST .../reject, 202). It does not end a call
+   * that was answered: use HangUpCall. Retry class UNSAFE. Permission calls.answer. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_REJECT_REASON, INVALID_CALLBACK_URI.
+   */
+  rejectCall(
+    request: RejectCallRequest,
+    callback: (error: ServiceError | null, response: RejectCallResponse) => void,
+  ): ClientUnaryCall;
+  rejectCall(
+    request: RejectCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RejectCallResponse) => void,
+  ): ClientUnaryCall;
+  rejectCall(
+    request: RejectCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RejectCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RedirectCall sends an incoming call that was not answered to other targets (several
+   * targets ring at once; the first to answer gets it). Graph's POST .../redirect (202).
+   * Retry class UNSAFE. Permission calls.answer. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS (over 25), INVALID_IDENTITY,
+   * INVALID_TIMEOUT (not 15..90 s), INVALID_CALLBACK_URI.
+   */
+  redirectCall(
+    request: RedirectCallRequest,
+    callback: (error: ServiceError | null, response: RedirectCallResponse) => void,
+  ): ClientUnaryCall;
+  redirectCall(
+    request: RedirectCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RedirectCallResponse) => void,
+  ): ClientUnaryCall;
+  redirectCall(
+    request: RedirectCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RedirectCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * TransferCall transfers an established peer-to-peer call to a target (blind), or, with
+   * transfer_target.replaces_call_id, replaces another call of the bot (consultative). The
+   * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
+   * failed transfer comes back as established with a result_info. Graph's POST .../transfer
+   * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   */
+  transferCall(
+    request: TransferCallRequest,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
+  ): ClientUnaryCall;
+  transferCall(
+    request: TransferCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
+  ): ClientUnaryCall;
+  transferCall(
+    request: TransferCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
+   * a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
+   * NOT_FOUND when the call has already ended.
+   */
+  hangUpCall(
+    request: HangUpCallRequest,
+    callback: (error: ServiceError | null, response: HangUpCallResponse) => void,
+  ): ClientUnaryCall;
+  hangUpCall(
+    request: HangUpCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HangUpCallResponse) => void,
+  ): ClientUnaryCall;
+  hangUpCall(
+    request: HangUpCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HangUpCallResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * KeepAlive tells Graph the bot still uses the call (Graph ends a call that got none for 45
+   * minutes). The gateway sends it by itself for every established call it has seen when
+   * COMMSGW_MANAGED_KEEPALIVE is on (the default). Graph's POST .../keepAlive (200). Retry
+   * class IDEMPOTENT. Permission calls.control. NOT_FOUND when the call has ended.
+   */
+  keepAlive(
+    request: KeepAliveRequest,
+    callback: (error: ServiceError | null, response: KeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  keepAlive(
+    request: KeepAliveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: KeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  keepAlive(
+    request: KeepAliveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: KeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PlayPrompt plays one to 20 audio files to the call (Graph's POST .../playPrompt). Retry
+   * class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_PROMPT, TOO_MANY_PROMPTS, INVALID_MEDIA_URI, CLIENT_CONTEXT_TOO_LONG.
+   */
+  playPrompt(
+    request: PlayPromptRequest,
+    callback: (error: ServiceError | null, response: PlayPromptResponse) => void,
+  ): ClientUnaryCall;
+  playPrompt(
+    request: PlayPromptRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlayPromptResponse) => void,
+  ): ClientUnaryCall;
+  playPrompt(
+    request: PlayPromptRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlayPromptResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RecordResponse plays at most one prompt, then records what the caller says until silence,
+   * the maximum duration or a stop tone (Graph's POST .../recordResponse). The completed
+   * operation carries recording_location and recording_access_token (the latter only to
+   * callers with recordings.read). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, TOO_MANY_PROMPTS (over 1), INVALID_MEDIA_URI,
+   * INVALID_TIMEOUT (a timeout outside 1..120 s), INVALID_TONE, CLIENT_CONTEXT_TOO_LONG.
+   */
+  recordResponse(
+    request: RecordResponseRequest,
+    callback: (error: ServiceError | null, response: RecordResponseResponse) => void,
+  ): ClientUnaryCall;
+  recordResponse(
+    request: RecordResponseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RecordResponseResponse) => void,
+  ): ClientUnaryCall;
+  recordResponse(
+    request: RecordResponseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RecordResponseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SubscribeToTone asks Graph to report the DTMF tones the caller presses: each comes as a
+   * CallUpdate event with tone_info, delivered in sequence-id order (Graph's POST
+   * .../subscribeToTone). Retry class UNSAFE. Permission calls.media. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  subscribeToTone(
+    request: SubscribeToToneRequest,
+    callback: (error: ServiceError | null, response: SubscribeToToneResponse) => void,
+  ): ClientUnaryCall;
+  subscribeToTone(
+    request: SubscribeToToneRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SubscribeToToneResponse) => void,
+  ): ClientUnaryCall;
+  subscribeToTone(
+    request: SubscribeToToneRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SubscribeToToneResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SendDtmfTones sends DTMF tones into the call (Graph's POST .../sendDtmfTones). Graph
+   * offers it in the global cloud only: FAILED_PRECONDITION (NOT_IN_THIS_CLOUD) elsewhere.
+   * Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * NO_TONE, INVALID_TONE, INVALID_DELAY, CLIENT_CONTEXT_TOO_LONG.
+   */
+  sendDtmfTones(
+    request: SendDtmfTonesRequest,
+    callback: (error: ServiceError | null, response: SendDtmfTonesResponse) => void,
+  ): ClientUnaryCall;
+  sendDtmfTones(
+    request: SendDtmfTonesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SendDtmfTonesResponse) => void,
+  ): ClientUnaryCall;
+  sendDtmfTones(
+    request: SendDtmfTonesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SendDtmfTonesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Mute mutes the bot itself in a group call (Graph's POST .../mute). Retry class UNSAFE.
+   * Permission calls.control. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  mute(request: MuteRequest, callback: (error: ServiceError | null, response: MuteResponse) => void): ClientUnaryCall;
+  mute(
+    request: MuteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MuteResponse) => void,
+  ): ClientUnaryCall;
+  mute(
+    request: MuteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MuteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Unmute unmutes the bot itself in a group call (Graph's POST .../unmute). Retry class
+   * UNSAFE. Permission calls.control. Reasons as for Mute.
+   */
+  unmute(
+    request: UnmuteRequest,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  unmute(
+    request: UnmuteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  unmute(
+    request: UnmuteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateRecordingStatus tells Graph (and the call's participants) whether the bot records
+   * (Graph's POST .../updateRecordingStatus); a compliance bot sets RECORDING before it
+   * records. Retry class UNSAFE. Permission calls.media. Reasons of INVALID_ARGUMENT:
+   * INVALID_CALL_ID, INVALID_RECORDING_STATUS, CLIENT_CONTEXT_TOO_LONG.
+   */
+  updateRecordingStatus(
+    request: UpdateRecordingStatusRequest,
+    callback: (error: ServiceError | null, response: UpdateRecordingStatusResponse) => void,
+  ): ClientUnaryCall;
+  updateRecordingStatus(
+    request: UpdateRecordingStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateRecordingStatusResponse) => void,
+  ): ClientUnaryCall;
+  updateRecordingStatus(
+    request: UpdateRecordingStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateRecordingStatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListParticipants lists a call's participants (Graph's GET .../participants). Retry class
+   * IDEMPOTENT. Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID.
+   */
+  listParticipants(
+    request: ListParticipantsRequest,
+    callback: (error: ServiceError | null, response: ListParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  listParticipants(
+    request: ListParticipantsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  listParticipants(
+    request: ListParticipantsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * InviteParticipants invites participants into a group call or meeting, or, with one
+   * participant and replaces_call_id, moves a peer-to-peer call into it (Graph's POST
+   * .../participants/invite). Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
+   * CLIENT_CONTEXT_TOO_LONG.
+   */
+  inviteParticipants(
+    request: InviteParticipantsRequest,
+    callback: (error: ServiceError | null, response: InviteParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  inviteParticipants(
+    request: InviteParticipantsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: InviteParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  inviteParticipants(
+    request: InviteParticipantsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: InviteParticipantsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * MuteParticipant mutes another participant of a group call (Graph's POST
+   * .../participants/{id}/mute). Retry class UNSAFE. Permission participants.manage. Reasons
+   * of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, CLIENT_CONTEXT_TOO_LONG.
+   */
+  muteParticipant(
+    request: MuteParticipantRequest,
+    callback: (error: ServiceError | null, response: MuteParticipantResponse) => void,
+  ): ClientUnaryCall;
+  muteParticipant(
+    request: MuteParticipantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MuteParticipantResponse) => void,
+  ): ClientUnaryCall;
+  muteParticipant(
+    request: MuteParticipantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MuteParticipantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RemoveParticipant removes a participant from a group call (Graph's DELETE
+   * .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
+   * Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
+   * INVALID_PARTICIPANT_ID.
+   */
+  removeParticipant(
+    request: RemoveParticipantRequest,
+    callback: (error: ServiceError | null, response: RemoveParticipantResponse) => void,
+  ): ClientUnaryCall;
+  removeParticipant(
+    request: RemoveParticipantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveParticipantResponse) => void,
+  ): ClientUnaryCall;
+  removeParticipant(
+    request: RemoveParticipantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveParticipantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetOperation answers the latest known state of an operation: from the event log's index
+   * when a notification about it was received (source EVENT_LOG), else from Graph's GET
+   * .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID. NOT_FOUND when
+   * neither knows it.
+   */
+  getOperation(
+    request: GetOperationRequest,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  getOperation(
+    request: GetOperationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  getOperation(
+    request: GetOperationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetOperationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * WaitOperation returns once the operation is terminal (COMPLETED or FAILED): at once when
+   * the event log already has a terminal notification about it (whenever it arrived, on any
+   * replica sharing the log), else when one arrives. It waits until the caller's deadline or
+   * `timeout`, whichever is sooner, then answers DEADLINE_EXCEEDED (OPERATION_NOT_DONE) with
+   * the last known Operation packed in the google.rpc.Status details. Permission
+   * operations.watch. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_OPERATION_ID,
+   * INVALID_TIMEOUT. UNAVAILABLE (SHUTTING_DOWN, EVENT_LOG_UNAVAILABLE): retry.
+   */
+  waitOperation(
+    request: WaitOperationRequest,
+    callback: (error: ServiceError | null, response: WaitOperationResponse) => void,
+  ): ClientUnaryCall;
+  waitOperation(
+    request: WaitOperationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WaitOperationResponse) => void,
+  ): ClientUnaryCall;
+  waitOperation(
+    request: WaitOperationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WaitOperationResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const CallsServiceClient = makeGenericClientConstructor(

@@ -121,6 +121,78 @@ export enum ErrorReason {
   SHUTTING_DOWN = 20,
   /** INTERNAL - INTERNAL: an unexpected failure inside the gateway (it is logged). */
   INTERNAL = 21,
+  /** NO_TARGET - INVALID_ARGUMENT: no target (or participant) was given where one is required. */
+  NO_TARGET = 22,
+  /** TOO_MANY_TARGETS - INVALID_ARGUMENT: more targets (or participants) than Graph allows for the action. */
+  TOO_MANY_TARGETS = 23,
+  /**
+   * INVALID_IDENTITY - INVALID_ARGUMENT: an identity is empty, has more than one of user/phone/application where
+   * one is needed, a user or application id that is not a GUID, or a phone number that is not
+   * E.164 ("+" and 7 to 15 digits).
+   */
+  INVALID_IDENTITY = 24,
+  /**
+   * INVALID_JOIN_URL - INVALID_ARGUMENT: join_url is not a Teams meeting join URL with a thread id and the
+   * organizer's Tid and Oid.
+   */
+  INVALID_JOIN_URL = 25,
+  /** INVALID_MEETING_ID - INVALID_ARGUMENT: join_meeting_id is not digits. */
+  INVALID_MEETING_ID = 26,
+  /** INVALID_CALLBACK_URI - INVALID_ARGUMENT: callback_uri is not an absolute https URL. */
+  INVALID_CALLBACK_URI = 27,
+  /**
+   * INVALID_MEDIA_URI - INVALID_ARGUMENT: a media URI is not an absolute https URL, or its resource_id is not a
+   * GUID.
+   */
+  INVALID_MEDIA_URI = 28,
+  /** INVALID_MODALITY - INVALID_ARGUMENT: an unknown modality, or one service-hosted media does not support. */
+  INVALID_MODALITY = 29,
+  /** CALLBACK_URI_NOT_CONFIGURED - FAILED_PRECONDITION: no callback_uri was given and COMMSGW_PUBLIC_WEBHOOK_URL is not set. */
+  CALLBACK_URI_NOT_CONFIGURED = 30,
+  /** INVALID_PARTICIPANT_CAPACITY - INVALID_ARGUMENT: participant_capacity outside 0 to 1,000. */
+  INVALID_PARTICIPANT_CAPACITY = 31,
+  /** INVALID_REJECT_REASON - INVALID_ARGUMENT: an unknown reject reason. */
+  INVALID_REJECT_REASON = 32,
+  /**
+   * INVALID_TIMEOUT - INVALID_ARGUMENT: a timeout outside what the action allows (redirect 15..90 s, record
+   * timeouts 1..120 s, wait at most 1 hour).
+   */
+  INVALID_TIMEOUT = 33,
+  /** NO_PROMPT - INVALID_ARGUMENT: no prompt was given to PlayPrompt. */
+  NO_PROMPT = 34,
+  /** TOO_MANY_PROMPTS - INVALID_ARGUMENT: more prompts than the action allows (PlayPrompt 20, RecordResponse 1). */
+  TOO_MANY_PROMPTS = 35,
+  /**
+   * INVALID_TONE - INVALID_ARGUMENT: an unknown tone (TONE_UNSPECIFIED or a value this version does not
+   * know).
+   */
+  INVALID_TONE = 36,
+  /** NO_TONE - INVALID_ARGUMENT: no tone was given to SendDtmfTones, or more than 64. */
+  NO_TONE = 37,
+  /** INVALID_DELAY - INVALID_ARGUMENT: delay_between_tones_ms outside 0 to 5,000. */
+  INVALID_DELAY = 38,
+  /** INVALID_RECORDING_STATUS - INVALID_ARGUMENT: status is RECORDING_STATUS_UNSPECIFIED or unknown. */
+  INVALID_RECORDING_STATUS = 39,
+  /** INVALID_PARTICIPANT_ID - INVALID_ARGUMENT: participant_id is empty, or not an id Graph issues. */
+  INVALID_PARTICIPANT_ID = 40,
+  /** INVALID_OPERATION_ID - INVALID_ARGUMENT: operation_id is empty or not a GUID. */
+  INVALID_OPERATION_ID = 41,
+  /**
+   * NOT_IN_THIS_CLOUD - FAILED_PRECONDITION: Graph does not offer this action in the gateway's national cloud
+   * (sendDtmfTones is global only).
+   */
+  NOT_IN_THIS_CLOUD = 42,
+  /**
+   * GRAPH_OUTCOME_UNKNOWN - UNAVAILABLE: the connection to Graph broke after a request that is not idempotent was
+   * sent; Graph may have acted on it, so the gateway did not retry. Check (GetCall,
+   * GetOperation, WatchOperations) before trying again.
+   */
+  GRAPH_OUTCOME_UNKNOWN = 43,
+  /**
+   * OPERATION_NOT_DONE - DEADLINE_EXCEEDED: WaitOperation's wait ended before the operation was terminal; the last
+   * known Operation is packed in the status details.
+   */
+  OPERATION_NOT_DONE = 44,
   UNRECOGNIZED = -1,
 }
 
@@ -192,6 +264,75 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 21:
     case "INTERNAL":
       return ErrorReason.INTERNAL;
+    case 22:
+    case "NO_TARGET":
+      return ErrorReason.NO_TARGET;
+    case 23:
+    case "TOO_MANY_TARGETS":
+      return ErrorReason.TOO_MANY_TARGETS;
+    case 24:
+    case "INVALID_IDENTITY":
+      return ErrorReason.INVALID_IDENTITY;
+    case 25:
+    case "INVALID_JOIN_URL":
+      return ErrorReason.INVALID_JOIN_URL;
+    case 26:
+    case "INVALID_MEETING_ID":
+      return ErrorReason.INVALID_MEETING_ID;
+    case 27:
+    case "INVALID_CALLBACK_URI":
+      return ErrorReason.INVALID_CALLBACK_URI;
+    case 28:
+    case "INVALID_MEDIA_URI":
+      return ErrorReason.INVALID_MEDIA_URI;
+    case 29:
+    case "INVALID_MODALITY":
+      return ErrorReason.INVALID_MODALITY;
+    case 30:
+    case "CALLBACK_URI_NOT_CONFIGURED":
+      return ErrorReason.CALLBACK_URI_NOT_CONFIGURED;
+    case 31:
+    case "INVALID_PARTICIPANT_CAPACITY":
+      return ErrorReason.INVALID_PARTICIPANT_CAPACITY;
+    case 32:
+    case "INVALID_REJECT_REASON":
+      return ErrorReason.INVALID_REJECT_REASON;
+    case 33:
+    case "INVALID_TIMEOUT":
+      return ErrorReason.INVALID_TIMEOUT;
+    case 34:
+    case "NO_PROMPT":
+      return ErrorReason.NO_PROMPT;
+    case 35:
+    case "TOO_MANY_PROMPTS":
+      return ErrorReason.TOO_MANY_PROMPTS;
+    case 36:
+    case "INVALID_TONE":
+      return ErrorReason.INVALID_TONE;
+    case 37:
+    case "NO_TONE":
+      return ErrorReason.NO_TONE;
+    case 38:
+    case "INVALID_DELAY":
+      return ErrorReason.INVALID_DELAY;
+    case 39:
+    case "INVALID_RECORDING_STATUS":
+      return ErrorReason.INVALID_RECORDING_STATUS;
+    case 40:
+    case "INVALID_PARTICIPANT_ID":
+      return ErrorReason.INVALID_PARTICIPANT_ID;
+    case 41:
+    case "INVALID_OPERATION_ID":
+      return ErrorReason.INVALID_OPERATION_ID;
+    case 42:
+    case "NOT_IN_THIS_CLOUD":
+      return ErrorReason.NOT_IN_THIS_CLOUD;
+    case 43:
+    case "GRAPH_OUTCOME_UNKNOWN":
+      return ErrorReason.GRAPH_OUTCOME_UNKNOWN;
+    case 44:
+    case "OPERATION_NOT_DONE":
+      return ErrorReason.OPERATION_NOT_DONE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -245,6 +386,52 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "SHUTTING_DOWN";
     case ErrorReason.INTERNAL:
       return "INTERNAL";
+    case ErrorReason.NO_TARGET:
+      return "NO_TARGET";
+    case ErrorReason.TOO_MANY_TARGETS:
+      return "TOO_MANY_TARGETS";
+    case ErrorReason.INVALID_IDENTITY:
+      return "INVALID_IDENTITY";
+    case ErrorReason.INVALID_JOIN_URL:
+      return "INVALID_JOIN_URL";
+    case ErrorReason.INVALID_MEETING_ID:
+      return "INVALID_MEETING_ID";
+    case ErrorReason.INVALID_CALLBACK_URI:
+      return "INVALID_CALLBACK_URI";
+    case ErrorReason.INVALID_MEDIA_URI:
+      return "INVALID_MEDIA_URI";
+    case ErrorReason.INVALID_MODALITY:
+      return "INVALID_MODALITY";
+    case ErrorReason.CALLBACK_URI_NOT_CONFIGURED:
+      return "CALLBACK_URI_NOT_CONFIGURED";
+    case ErrorReason.INVALID_PARTICIPANT_CAPACITY:
+      return "INVALID_PARTICIPANT_CAPACITY";
+    case ErrorReason.INVALID_REJECT_REASON:
+      return "INVALID_REJECT_REASON";
+    case ErrorReason.INVALID_TIMEOUT:
+      return "INVALID_TIMEOUT";
+    case ErrorReason.NO_PROMPT:
+      return "NO_PROMPT";
+    case ErrorReason.TOO_MANY_PROMPTS:
+      return "TOO_MANY_PROMPTS";
+    case ErrorReason.INVALID_TONE:
+      return "INVALID_TONE";
+    case ErrorReason.NO_TONE:
+      return "NO_TONE";
+    case ErrorReason.INVALID_DELAY:
+      return "INVALID_DELAY";
+    case ErrorReason.INVALID_RECORDING_STATUS:
+      return "INVALID_RECORDING_STATUS";
+    case ErrorReason.INVALID_PARTICIPANT_ID:
+      return "INVALID_PARTICIPANT_ID";
+    case ErrorReason.INVALID_OPERATION_ID:
+      return "INVALID_OPERATION_ID";
+    case ErrorReason.NOT_IN_THIS_CLOUD:
+      return "NOT_IN_THIS_CLOUD";
+    case ErrorReason.GRAPH_OUTCOME_UNKNOWN:
+      return "GRAPH_OUTCOME_UNKNOWN";
+    case ErrorReason.OPERATION_NOT_DONE:
+      return "OPERATION_NOT_DONE";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
