@@ -22,6 +22,7 @@ NOT_GRPC = (_errors.NotificationError, _errors.ConfigError)
 # Kinds that are only ever raised as one of their subclasses, or with an explicit reason.
 ABSTRACT = (
     _errors.InvalidArgument,
+    _errors.FailedPrecondition,
     _errors.CallerError,
     _errors.GraphError,
     _errors.WatchError,
@@ -66,20 +67,24 @@ def test_every_literal_reason_in_the_gateway_is_in_the_enum() -> None:
     assert not missing, f"reasons sent but not in ErrorReason: {missing}"
 
 
-def test_invalid_argument_is_always_raised_with_a_precise_reason() -> None:
+def test_refusals_are_always_raised_with_a_precise_reason() -> None:
     for path in _gateway_sources():
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and node.func.id == "InvalidArgument"
+                and node.func.id in ("InvalidArgument", "FailedPrecondition")
             ):
                 kwargs = {k.arg for k in node.keywords}
-                assert "reason" in kwargs, f"InvalidArgument without reason at {path.name}"
+                assert "reason" in kwargs, f"{node.func.id} without reason at {path.name}"
 
 
 def test_abstract_kinds_are_never_raised_directly() -> None:
-    abstract = {k.__name__ for k in ABSTRACT if k is not _errors.InvalidArgument}
+    abstract = {
+        k.__name__
+        for k in ABSTRACT
+        if k not in (_errors.InvalidArgument, _errors.FailedPrecondition)
+    }
     abstract -= {"GraphError"}  # raised directly for Graph's own error answers (with its code)
     for path in _gateway_sources():
         for node in ast.walk(ast.parse(path.read_text())):

@@ -11,6 +11,7 @@ _webhook`) turns a NotificationError into an HTTP answer.
     CommsgwError
     ├── ConfigError              a setting is invalid; start-up stops
     ├── InvalidArgument          a caller's input is malformed; nothing was sent to Graph
+    ├── FailedPrecondition       the gateway's settings or Graph's cloud cannot serve it
     ├── CallerError              who is calling, and how much
     │   ├── Unauthenticated      no credentials, or unknown ones
     │   ├── PermissionDenied     known caller, not allowed (this method or this tenant)
@@ -18,9 +19,11 @@ _webhook`) turns a NotificationError into an HTTP answer.
     ├── GraphError               Graph answered with an error (http_status), or did not answer
     │   ├── GraphUnreachable     no connection, or it broke before an answer
     │   ├── GraphTimeout         sent, but no answer within the gateway's Graph timeout
+    │   ├── GraphOutcomeUnknown  the connection broke after an unsafe request was sent
     │   ├── GraphBadResponse     a success status with a body that is not what Graph sends
     │   ├── DeadlineExceeded     the caller's deadline ran out first
     │   └── TokenError           no app token could be acquired
+    ├── OperationNotDone         a wait ended before the operation was terminal
     ├── WatchError               a watch cannot go on from where it is
     │   ├── ResumeTokenExpired   the token points before what the log retains, or elsewhere
     │   └── SubscriberTooSlow    the subscriber's bounded buffer overflowed
@@ -69,6 +72,13 @@ class InvalidArgument(CommsgwError):
     """A caller's input is malformed; nothing was sent to Graph."""
 
     reason = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(CommsgwError):
+    """The request is well-formed but the gateway's settings (or Graph's offer in this
+    national cloud) cannot serve it; nothing was sent to Graph."""
+
+    reason = "FAILED_PRECONDITION"
 
 
 class CallerError(CommsgwError):
@@ -133,6 +143,13 @@ class GraphTimeout(GraphError):
     reason = "GRAPH_TIMEOUT"
 
 
+class GraphOutcomeUnknown(GraphError):
+    """The connection broke after a request that is not idempotent was sent: Graph may have
+    acted on it, so it was not retried."""
+
+    reason = "GRAPH_OUTCOME_UNKNOWN"
+
+
 class GraphBadResponse(GraphError):
     """Graph answered a success status with a body that is not what it documents."""
 
@@ -149,6 +166,17 @@ class TokenError(GraphError):
     """No app token could be acquired for Graph."""
 
     reason = "TOKEN_ACQUISITION_FAILED"
+
+
+class OperationNotDone(CommsgwError):
+    """A wait for an operation ended (its deadline) before the operation was terminal;
+    `operation` is the last known state (a contract Operation message), None when unknown."""
+
+    reason = "OPERATION_NOT_DONE"
+
+    def __init__(self, message: str, *, operation: object | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
 
 
 class WatchError(CommsgwError):

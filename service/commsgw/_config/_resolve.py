@@ -88,6 +88,15 @@ def resolve(s: Settings) -> Settings:
         raise ConfigError("COMMSGW_RETRY_MAX_S must not be smaller than COMMSGW_RETRY_BASE_S")
     if not s.webhook_path.startswith("/"):
         raise ConfigError(f"COMMSGW_WEBHOOK_PATH={s.webhook_path!r} must start with /")
+    if s.public_webhook_url:
+        # Graph calls back over https only; the emulator also takes the local http webhook.
+        url = urlsplit(s.public_webhook_url)
+        if not url.hostname or url.scheme not in (("https", "http") if emulator else ("https",)):
+            raise ConfigError(
+                f"COMMSGW_PUBLIC_WEBHOOK_URL={s.public_webhook_url!r} must be an https:// URL"
+            )
+    if s.max_wait_s > 3600:
+        raise ConfigError(f"COMMSGW_MAX_WAIT_S={s.max_wait_s}: at most 3600")
     if s.log_format not in ("json", "text"):
         raise ConfigError(f"COMMSGW_LOG_FORMAT={s.log_format!r}: use json or text")
     for prefix, cert, key in (

@@ -68,6 +68,13 @@ class Settings:
     webhook_path: str = setting(
         "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
     )
+    public_webhook_url: str = setting(
+        "COMMSGW_PUBLIC_WEBHOOK_URL",
+        "",
+        _str,
+        "the webhook's URL as Graph reaches it (https), the default callbackUri of CreateCall "
+        "and AnswerCall (emulator mode: the local webhook)",
+    )
     webhook_max_bytes: int = setting(
         "COMMSGW_WEBHOOK_MAX_BYTES",
         "1048576",
@@ -200,6 +207,12 @@ class Settings:
         "30",
         _positive_float,
         "idle watch streams get a progress bookmark this often (seconds)",
+    )
+    max_wait_s: float = setting(
+        "COMMSGW_MAX_WAIT_S",
+        "300",
+        _positive_float,
+        "longest WaitOperation without a deadline or timeout (seconds; at most 3600)",
     )
     log_level: str = setting("COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting(

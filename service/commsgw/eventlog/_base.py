@@ -134,6 +134,12 @@ class EventLog(abc.ABC):
     async def latest_operations(self) -> list[LogEntry]:
         """The latest known entry of every operation still retained, in position order."""
 
+    @abc.abstractmethod
+    async def latest_operation(self, key: tuple[str, str, str]) -> LogEntry | None:
+        """The latest entry about the operation `key` (tenant, call id, operation id) still
+        retained, None when the log has none. Consistent with what the listener is handed: an
+        entry stored before this call is either returned or (when newer) handed later."""
+
     @property
     @abc.abstractmethod
     def ready(self) -> bool:

@@ -121,3 +121,8 @@ class MemoryEventLog(EventLog):
     async def latest_operations(self) -> list[LogEntry]:
         self._trim(self._clock())
         return sorted((e for _, e in self._latest.values()), key=lambda e: e.position)
+
+    async def latest_operation(self, key: tuple[str, str, str]) -> LogEntry | None:
+        self._trim(self._clock())
+        found = self._latest.get(key)
+        return found[1] if found is not None else None

@@ -1,20 +1,16 @@
-"""The Graph side: the calls API client (retries, deadlines, error quirks) and app tokens (MSAL).
+"""The Graph side: the calls API's actions, the client that sends them (retries, deadlines,
+error quirks) and app tokens (MSAL).
 
-Owns everything the gateway sends to Microsoft Graph and the identity platform. May import the
-shared kernel (`commsgw._config`, `commsgw._errors`, `commsgw._ids`) and nothing else of the
-gateway: it knows neither gRPC nor the event log.
+Owns everything the gateway sends to Microsoft Graph and the identity platform. Each action is
+declared once in the catalog (`ACTIONS`): its validation, Graph path and body, retry class,
+national clouds and the contract message its answer becomes. May import the shared kernel
+(`commsgw._config`, `_errors`, `_ids`, `_graphjson`, `_permissions`) and the generated
+contract messages; it knows neither gRPC nor the event log.
 """
 
-from commsgw.graph._client import CancelResult, GraphClient
-from commsgw.graph._commands import CancelCommand, validate_cancel
-from commsgw.graph._responses import CommsOperation
+from commsgw.graph._action import Action, Answer, GraphRequest, Retry
+from commsgw.graph._catalog import ACTIONS
+from commsgw.graph._client import GraphClient
 from commsgw.graph._tokens import TokenProvider
 
-__all__ = [
-    "CancelCommand",
-    "CancelResult",
-    "CommsOperation",
-    "GraphClient",
-    "TokenProvider",
-    "validate_cancel",
-]
+__all__ = ["ACTIONS", "Action", "Answer", "GraphClient", "GraphRequest", "Retry", "TokenProvider"]

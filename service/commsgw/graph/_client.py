@@ -13,35 +13,31 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import msgspec
 
 from commsgw import __version__
 from commsgw._config import Settings
-from commsgw._errors import DeadlineExceeded, GraphError, GraphTimeout, GraphUnreachable
-from commsgw.graph._commands import CancelCommand
-from commsgw.graph._responses import (
-    CommsOperation,
-    comms_operation,
-    error_from_response,
-    json_object,
+from commsgw._errors import (
+    DeadlineExceeded,
+    GraphError,
+    GraphOutcomeUnknown,
+    GraphTimeout,
+    GraphUnreachable,
 )
+from commsgw.graph._action import Answer, GraphRequest, Retry
+from commsgw.graph._responses import error_from_response
 from commsgw.graph._retry import RETRYABLE_STATUS, backoff
 from commsgw.graph._tokens import TokenProvider
+from commsgw.graph._transport import not_sent
 
 log = logging.getLogger("commsgw.graph")
 
 _USER_AGENT = f"commsgw/{__version__}"
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    operation: CommsOperation
-    location: str
-    request_id: str
-    client_request_id: str
+# An unsafe request is retried only after answers that say Graph did not act on it: 429
+# (throttled before it was looked at). A 503 or 504 may come after Graph acted.
+_UNSAFE_RETRYABLE_STATUS = frozenset({429})
 
 
 class GraphClient:
@@ -79,19 +75,19 @@ class GraphClient:
             rng=self._rng,
         )
 
-    async def cancel_media_processing(
-        self, cmd: CancelCommand, *, timeout: float | None = None
-    ) -> CancelResult:
-        """POST /communications/calls/{id}/cancelMediaProcessing.
+    async def send(
+        self, req: GraphRequest, *, retry: Retry, crid: str, timeout: float | None = None
+    ) -> Answer:
+        """Send `req` to Graph, retrying as its retry class allows; Graph's 2xx answer.
 
         `timeout` is what is left of the caller's deadline (seconds), None for no deadline.
         """
-        url = f"{self._s.graph_v1_url}/communications/calls/{cmd.call_id}/cancelMediaProcessing"
-        body = msgspec.json.encode({"clientContext": cmd.client_context})
+        url = f"{self._s.graph_v1_url}{req.path}"
+        body = msgspec.json.encode(req.body) if req.body is not None else b""
         resp = await self._send(
-            "POST", url, body, tenant=cmd.tenant_id, crid=cmd.client_request_id, timeout=timeout
+            req.method, url, body, tenant=req.tenant_id, crid=crid, timeout=timeout, retry=retry
         )
-        return _cancel_result(resp, cmd.client_request_id)
+        return Answer.of(resp, crid)
 
     async def _send(
         self,
@@ -102,6 +98,7 @@ class GraphClient:
         tenant: str,
         crid: str,
         timeout: float | None,
+        retry: Retry,
     ) -> httpx.Response:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -122,7 +119,6 @@ class GraphClient:
             )
             headers = {
                 "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": _USER_AGENT,
                 "client-request-id": crid,
@@ -137,6 +133,8 @@ class GraphClient:
             try:
                 if deadline is not None:
                     per_try = min(per_try, max(0.001, deadline - loop.time()))
+                if body:
+                    headers["Content-Type"] = "application/json"
                 request = httpx.Request(
                     method,
                     url,
@@ -161,6 +159,14 @@ class GraphClient:
                 self._note(None, started, attempt > 1)
                 if deadline is not None and deadline - loop.time() <= 0.001:
                     raise _deadline_error(crid) from None
+                if retry is Retry.UNSAFE and not not_sent(exc):
+                    # The request may have reached Graph, which may have acted on it.
+                    raise GraphOutcomeUnknown(
+                        f"the connection to Graph broke after the request was sent "
+                        f"({type(exc).__name__}); Graph may have acted on it, so it was not "
+                        "retried",
+                        client_request_id=crid,
+                    ) from None
                 error: GraphError = GraphUnreachable(
                     f"Graph unreachable: {type(exc).__name__}: {exc}", client_request_id=crid
                 )
@@ -175,7 +181,9 @@ class GraphClient:
                     stale = token
                     attempt -= 1  # the forced refresh is not a retry
                     continue
-                if resp.status_code not in RETRYABLE_STATUS:
+                if resp.status_code not in (
+                    RETRYABLE_STATUS if retry is Retry.IDEMPOTENT else _UNSAFE_RETRYABLE_STATUS
+                ):
                     raise error
             finally:
                 self._slots.release()
@@ -203,12 +211,4 @@ class GraphClient:
 def _deadline_error(crid: str) -> DeadlineExceeded:
     return DeadlineExceeded(
         "the caller's deadline ran out before Graph answered", client_request_id=crid
-    )
-
-
-def _cancel_result(resp: httpx.Response, crid: str) -> CancelResult:
-    body = json_object(resp, crid, "a commsOperation")
-    op = comms_operation(body, "#microsoft.graph.cancelMediaProcessingOperation")
-    return CancelResult(
-        op, resp.headers.get("location", ""), resp.headers.get("request-id", ""), crid
     )

@@ -1,17 +1,14 @@
-"""Reading Graph's answers: error bodies (keys in any case), error codes, commsOperations."""
+"""Reading Graph's error answers: error bodies (keys in any case) and error codes."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import msgspec
 
-from commsgw._errors import GraphBadResponse, GraphError
-from commsgw._ids import normalize_guid
+from commsgw._errors import GraphError
 from commsgw.graph._retry import parse_retry_after
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -22,19 +19,6 @@ def upper_snake(code: str) -> str:
     """Graph's error code in UPPER_SNAKE form: activityLimitReached -> ACTIVITY_LIMIT_REACHED."""
     spaced = _CAMEL_BOUNDARY.sub("_", code.strip())
     return _NON_WORD.sub("_", spaced).strip("_").upper() or "UNKNOWN_GRAPH_ERROR"
-
-
-@dataclass(frozen=True, slots=True)
-class CommsOperation:
-    """A commsOperation as Graph returned it."""
-
-    id: str
-    odata_type: str
-    status: str
-    client_context: str
-    result_code: int = 0
-    result_subcode: int = 0
-    result_message: str = ""
 
 
 def _lower_keys(obj: Any) -> dict[str, Any]:
@@ -69,36 +53,4 @@ def error_from_response(resp: httpx.Response, client_request_id: str) -> GraphEr
         request_id=request_id,
         client_request_id=client_request_id,
         retry_after=parse_retry_after(resp.headers.get("retry-after")),
-    )
-
-
-def json_object(resp: httpx.Response, crid: str, what: str) -> dict[str, Any]:
-    """The response body as a JSON object; GraphBadResponse when it is not one."""
-    try:
-        body = msgspec.json.decode(resp.content)
-    except msgspec.DecodeError:
-        body = None
-    if not isinstance(body, dict):
-        raise GraphBadResponse(
-            f"Graph answered {resp.status_code} with a body that is not {what}",
-            http_status=resp.status_code,
-            request_id=resp.headers.get("request-id", ""),
-            client_request_id=crid,
-        )
-    return body
-
-
-def comms_operation(body: Mapping[str, Any], default_type: str) -> CommsOperation:
-    """A commsOperation from its JSON (codes may come as strings; ids in any GUID form)."""
-    result = body.get("resultInfo")
-    ri: Mapping[str, Any] = result if isinstance(result, dict) else {}
-    raw_id = str(body.get("id") or "")
-    return CommsOperation(
-        id=normalize_guid(raw_id) or raw_id,
-        odata_type=str(body.get("@odata.type") or default_type),
-        status=str(body.get("status") or ""),
-        client_context=str(body.get("clientContext") or ""),
-        result_code=_int(ri.get("code")),
-        result_subcode=_int(ri.get("subcode")),
-        result_message=str(ri.get("message") or ""),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+import aiohttp
 import httpx
 
 from commsgw._config import Settings
@@ -24,6 +25,19 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
         raise ConfigError(f"COMMSGW_CA_FILE={settings.ca_file}: no such file{hint}")
     ctx.load_verify_locations(cafile=str(settings.ca_file))
     return ctx
+
+
+def not_sent(exc: httpx.TransportError) -> bool:
+    """Whether a failed request provably never reached Graph (no connection was made, or none
+    was free), so that even an unsafe request may be sent again.
+
+    The aiohttp transport maps aiohttp's exceptions to httpx's loosely (a server that closed
+    the connection after the request was written comes out as ConnectTimeout), so its original
+    exception decides."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def make_transport(settings: Settings) -> httpx.AsyncBaseTransport:

@@ -23,13 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from commsgw import _permissions
 from commsgw._errors import ConfigError, PermissionDenied, Unauthenticated
 from commsgw._ids import normalize_guid
 
-CANCEL = "calls.cancel"
-WATCH = "operations.watch"
-RECORDINGS = "recordings.read"
-PERMISSIONS = frozenset({CANCEL, WATCH, RECORDINGS})
+PERMISSIONS = _permissions.ALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,7 @@ class Identity:
 
     @property
     def reads_recordings(self) -> bool:
-        return RECORDINGS in self.permissions
+        return _permissions.RECORDINGS in self.permissions
 
 
 TRUSTED = Identity("local", PERMISSIONS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -96,6 +97,13 @@ class Gateway:
         graph = GraphClient(s, transport, self.tokens, on_attempt=self._on_graph_attempt)
         await self.hub.start()
         await self._start_http(self._validator(self._http))
+        if s.emulator_mode and not s.public_webhook_url:
+            # The emulator calls back to the local webhook, on the port just bound.
+            host = s.http_addr.host if s.http_addr.host not in ("0.0.0.0", "::") else "127.0.0.1"
+            scheme = "https" if s.http_tls_cert else "http"
+            shown = f"[{host}]" if ":" in host else host
+            url = f"{scheme}://{shown}:{self.http_port}{s.webhook_path}"
+            self.settings = s = dataclasses.replace(s, public_webhook_url=url)
         await self._start_grpc(CallsServicer(s, graph, self.hub, self.log))
         await self._update_health()
         self._spawn(self._monitor())

@@ -43,7 +43,7 @@ def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in SERVICE.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
-        behaviour = getattr(servicer, method.name, None)
+        behaviour = servicer.handler(method.name)
         if behaviour is None:  # not served yet: gRPC answers UNIMPLEMENTED
             continue
         make = (

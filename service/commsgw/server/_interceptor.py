@@ -20,10 +20,12 @@ from typing import Any
 
 import grpc
 
+from commsgw import _permissions
 from commsgw._errors import CommsgwError, InvalidArgument, ShuttingDown
 from commsgw._metrics import Metrics
+from commsgw.graph import ACTIONS
 from commsgw.server import _context
-from commsgw.server._callers import CANCEL, TRUSTED, WATCH, Callers, Identity
+from commsgw.server._callers import TRUSTED, Callers, Identity
 from commsgw.server._context import RpcContext
 from commsgw.server._limits import StreamLimits
 from commsgw.server._status import abort, code_of, internal_error
@@ -32,9 +34,14 @@ from commsgw.server._wire import MalformedRequest
 log = logging.getLogger("commsgw.rpc")
 
 SERVICE = "/graphcomms.v1.CallsService/"
+# The permission each RPC needs: a Graph action's is in its declaration; the RPCs that read
+# the event log need operations.watch.
 PERMISSION_BY_METHOD = {
-    SERVICE + "CancelMediaProcessing": CANCEL,
-    SERVICE + "WatchOperations": WATCH,
+    **{SERVICE + rpc: action.permission for rpc, action in ACTIONS.items()},
+    **{
+        SERVICE + rpc: _permissions.WATCH
+        for rpc in ("WatchOperations", "GetOperation", "WaitOperation")
+    },
 }
 
 Context = grpc.aio.ServicerContext[Any, Any]

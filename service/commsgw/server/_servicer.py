@@ -1,61 +1,54 @@
 """The gRPC servicer: translates between graphcomms.v1 messages and the domain, nothing more.
 
-Errors are raised as CommsgwError and become statuses in `commsgw.server._status`.
+Every Graph action (`commsgw.graph.ACTIONS`) is served the same way: its declaration checks the
+request and writes Graph's request, the Graph client sends it as its retry class allows, and
+the declaration turns Graph's answer into the response. Errors are raised as CommsgwError and
+become statuses in `commsgw.server._status`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from typing import Any
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import grpc
 
 from commsgw._config import Settings
-from commsgw.eventlog._base import EventLog, WatchFilter, decode_token, encode_token
-from commsgw.eventlog._hub import Hub
-from commsgw.graph import CancelResult, GraphClient, validate_cancel
+from commsgw._errors import FailedPrecondition, InvalidArgument
+from commsgw.eventlog import EventLog, Hub, WatchFilter, decode_token, encode_token
+from commsgw.graph import ACTIONS, Action, GraphClient
+from commsgw.graph import _validate as v
 from commsgw.server import _context
+from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
 from commsgw.server._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
 from commsgw.server._wire import encode_watch_response
 from graphcomms.v1 import calls_pb2
 
-_STATUS = {
-    "notstarted": calls_pb2.OPERATION_STATUS_NOT_STARTED,
-    "running": calls_pb2.OPERATION_STATUS_RUNNING,
-    "completed": calls_pb2.OPERATION_STATUS_COMPLETED,
-    "failed": calls_pb2.OPERATION_STATUS_FAILED,
-}
-
 Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Context], Any]
+R = TypeVar("R")
+MAX_WAIT_S = 3600.0
 
 
 def _metadata(context: Context, key: str) -> str | None:
-    for k, v in context.invocation_metadata() or ():
+    for k, val in context.invocation_metadata() or ():
         if k == key:
-            return v if isinstance(v, str) else None
+            return val if isinstance(val, str) else None
     return None
 
 
-def cancel_response(result: CancelResult) -> calls_pb2.CancelMediaProcessingResponse:
-    op = result.operation
-    return calls_pb2.CancelMediaProcessingResponse(
-        operation=calls_pb2.Operation(
-            id=op.id,
-            type=calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING,
-            status=_STATUS.get(op.status.lower(), calls_pb2.OPERATION_STATUS_UNSPECIFIED),
-            client_context=op.client_context,
-            odata_type=op.odata_type,
-            result_info=calls_pb2.ResultInfo(
-                code=op.result_code, subcode=op.result_subcode, message=op.result_message
-            )
-            if (op.result_code or op.result_subcode or op.result_message)
-            else None,
-        ),
-        location=result.location,
-        graph_request_id=result.request_id,
-        client_request_id=result.client_request_id,
-    )
+def _redact(response: R, rpc: _context.RpcContext) -> R:
+    """Callers without recordings.read get operations without their recording token."""
+    op = getattr(response, "operation", None)
+    if (
+        isinstance(op, calls_pb2.Operation)
+        and op.recording_access_token
+        and not rpc.identity.reads_recordings
+    ):
+        op.recording_access_token = ""
+    return response
 
 
 class CallsServicer:
@@ -66,31 +59,92 @@ class CallsServicer:
         self._graph = graph
         self._hub = hub
         self._log = log
+        self._operations = Operations(graph, hub, log)
 
-    async def CancelMediaProcessing(
-        self, request: calls_pb2.CancelMediaProcessingRequest, context: Context
-    ) -> calls_pb2.CancelMediaProcessingResponse:
-        cmd = validate_cancel(
-            self._settings,
-            call_id=request.call_id,
-            client_context=request.client_context,
-            tenant_id=request.tenant_id,
-            client_request_id=_metadata(context, CLIENT_REQUEST_ID_KEY),
-        )
+    def handler(self, rpc: str) -> Handler | None:
+        """The behaviour of RPC `rpc`, None when it is not served."""
+        action = ACTIONS.get(rpc)
+        if action is not None:
+            return functools.partial(self._run, action)
+        own: Handler | None = getattr(self, f"_rpc_{rpc}", None)
+        return own
+
+    def _begin(self, context: Context, tenant: str) -> tuple[_context.RpcContext, str]:
         rpc = _context.current()
-        rpc.identity.require_tenant(cmd.tenant_id)
-        rpc.client_request_id = cmd.client_request_id
-        result = await self._graph.cancel_media_processing(cmd, timeout=context.time_remaining())
-        rpc.graph_request_id = result.request_id
+        rpc.identity.require_tenant(tenant)
+        crid = v.client_request_id(_metadata(context, CLIENT_REQUEST_ID_KEY))
+        rpc.client_request_id = crid
+        return rpc, crid
+
+    def _done(self, context: Context, rpc: _context.RpcContext, graph_request_id: str) -> None:
+        rpc.graph_request_id = graph_request_id
         context.set_trailing_metadata(
             (
-                (GRAPH_REQUEST_ID_KEY, result.request_id),
-                (CLIENT_REQUEST_ID_KEY, result.client_request_id),
+                (GRAPH_REQUEST_ID_KEY, graph_request_id),
+                (CLIENT_REQUEST_ID_KEY, rpc.client_request_id),
             )
         )
-        return cancel_response(result)
 
-    async def WatchOperations(
+    async def _run(self, action: Action, request: Any, context: Context) -> Any:
+        req = action.build(request, self._settings)
+        if action.clouds and self._settings.cloud not in action.clouds:
+            raise FailedPrecondition(
+                f"Graph does not offer {action.rpc} in the {self._settings.cloud} cloud",
+                reason="NOT_IN_THIS_CLOUD",
+            )
+        rpc, crid = self._begin(context, req.tenant_id)
+        answer = await self._graph.send(
+            req, retry=action.retry, crid=crid, timeout=context.time_remaining()
+        )
+        self._done(context, rpc, answer.request_id)
+        return _redact(action.result(answer), rpc)
+
+    def _operation_key(self, request: Any) -> tuple[str, str, str]:
+        return (
+            v.tenant(self._settings, request.tenant_id),
+            v.call_id(request.call_id),
+            v.operation_id(request.operation_id),
+        )
+
+    async def _rpc_GetOperation(
+        self, request: calls_pb2.GetOperationRequest, context: Context
+    ) -> calls_pb2.GetOperationResponse:
+        key = self._operation_key(request)
+        rpc, crid = self._begin(context, key[0])
+        known = await self._operations.get(key, crid=crid, timeout=context.time_remaining())
+        self._done(context, rpc, known.graph_request_id)
+        return _redact(
+            calls_pb2.GetOperationResponse(
+                operation=known.operation,
+                source=known.source,
+                graph_request_id=known.graph_request_id,
+            ),
+            rpc,
+        )
+
+    async def _rpc_WaitOperation(
+        self, request: calls_pb2.WaitOperationRequest, context: Context
+    ) -> calls_pb2.WaitOperationResponse:
+        key = self._operation_key(request)
+        wait_s = self._settings.max_wait_s
+        if request.HasField("timeout"):
+            asked = request.timeout.ToTimedelta().total_seconds()
+            if not 0 < asked <= MAX_WAIT_S:
+                raise InvalidArgument(
+                    f"timeout must be more than 0 and at most {MAX_WAIT_S:.0f} s",
+                    reason="INVALID_TIMEOUT",
+                )
+            wait_s = asked
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait_s = min(wait_s, max(0.0, remaining - DEADLINE_MARGIN_S))
+        rpc, crid = self._begin(context, key[0])
+        operation = await self._operations.wait(
+            key, crid=crid, wait_s=wait_s, bookmark_interval=self._settings.bookmark_interval_s
+        )
+        return _redact(calls_pb2.WaitOperationResponse(operation=operation), rpc)
+
+    async def _rpc_WatchOperations(
         self, request: calls_pb2.WatchOperationsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         identity = _context.current().identity

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -22,12 +22,15 @@ from commsgw._errors import (
     ConfigError,
     DeadlineExceeded,
     EventLogUnavailable,
+    FailedPrecondition,
     GraphBadResponse,
     GraphError,
+    GraphOutcomeUnknown,
     GraphTimeout,
     GraphUnreachable,
     InvalidArgument,
     NotificationError,
+    OperationNotDone,
     PermissionDenied,
     ResumeTokenExpired,
     ShuttingDown,
@@ -50,6 +53,9 @@ Code = grpc.StatusCode
 # parent's code unless it is listed.
 BY_KIND: dict[type[CommsgwError], Code] = {
     InvalidArgument: Code.INVALID_ARGUMENT,
+    FailedPrecondition: Code.FAILED_PRECONDITION,
+    OperationNotDone: Code.DEADLINE_EXCEEDED,
+    GraphOutcomeUnknown: Code.UNAVAILABLE,
     Unauthenticated: Code.UNAUTHENTICATED,
     PermissionDenied: Code.PERMISSION_DENIED,
     TooManyStreams: Code.RESOURCE_EXHAUSTED,
@@ -117,6 +123,10 @@ def to_status(err: CommsgwError) -> grpc.Status:
     packed = any_pb2.Any()
     packed.Pack(info)
     details.append(packed)
+    if isinstance(err, OperationNotDone) and isinstance(err.operation, message.Message):
+        packed = any_pb2.Any()
+        packed.Pack(err.operation)
+        details.append(packed)
     if isinstance(err, GraphError) and err.retry_after is not None:
         frac, whole = math.modf(err.retry_after)
         retry = error_details_pb2.RetryInfo(
