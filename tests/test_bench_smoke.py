@@ -12,6 +12,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.e2e
+
 pytest.importorskip("matplotlib", reason="matplotlib missing (pip install -e '.[dev]')")
 
 
