@@ -120,6 +120,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"{path}: {', '.join(what[:3])}" for path, what in sorted(found.items())]
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("=", "secrets leaked into the logs", red=True, bold=True)
         for line in lines:
             reporter.write_line(line)
