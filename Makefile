@@ -11,7 +11,7 @@ BUF := tools/node_modules/.bin/buf
 NODE_TSC := clients/node/node_modules/.bin/tsc
 LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz)
 
-.PHONY: soak fuzz venv gen gen-python clients lint typecheck test bench run emulator demo docs clean
+.PHONY: soak fuzz venv gen gen-python clients lint typecheck test test-fast bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ typecheck: $(STAMP)
 test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## test-fast: the fast tier, under a minute: everything but the end-to-end tests (marked e2e)
+test-fast: $(STAMP)
+	bash tools/ensure-redis.sh
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 ## bench: every scenario against its baseline; report and plots in bench/results/
 bench: $(STAMP)

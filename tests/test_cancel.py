@@ -6,39 +6,23 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import time
-from typing import Any
 
 import grpc
 import pytest
-from certs import make_ca, make_leaf
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from commsgw._config import from_sources
 from commsgw._errors import ConfigError
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
 from commsgw.graph._tokens import TokenProvider
 from commsgw.server._gateway import Gateway
-from conftest import GraphUser, gateway_settings, new_guid, running_gateway, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.certs import make_ca, make_leaf
+from helpers.emulator import CANCEL_PATH, TOKEN_PATH, GraphUser, fired
+from helpers.gateway import gateway_settings, running_gateway, webhook_url
+from helpers.ids import new_guid
+from helpers.status import error_details
 
-CANCEL_PATH = r"/cancelMediaProcessing$"
-
-
-def error_details(err: grpc.aio.AioRpcError) -> tuple[Any, Any]:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status in the trailers"
-    info = retry = None
-    for d in status.details:
-        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            d.Unpack(info)
-        elif d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            d.Unpack(retry)
-    assert info is not None
-    assert info.domain == "commsgw"
-    return info, retry
+pytestmark = pytest.mark.e2e
 
 
 async def test_happy_path_surfaces_body_location_and_request_ids(
@@ -138,6 +122,7 @@ async def test_graph_errors_map_to_status_with_error_info(
     attempts = len(emulator.requests_to(CANCEL_PATH))
     retried = status in (429, 503, 504)
     assert attempts == (gateway.settings.graph_max_attempts if retried else 1)
+    assert len(fired(emulator, CANCEL_PATH)) == attempts  # every attempt was answered by the fault
 
 
 async def test_unknown_call_is_not_found(
@@ -172,6 +157,7 @@ async def test_retry_after_is_honoured(
     assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
     assert elapsed >= 0.6
     assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [429, 200]
+    assert len(fired(emulator, CANCEL_PATH)) == 1
 
 
 async def test_retry_after_past_the_deadline_answers_now(
@@ -201,6 +187,7 @@ async def test_retry_after_past_the_deadline_answers_now(
     _, retry = error_details(info.value)
     assert retry is not None and retry.retry_delay.seconds == 5
     assert len(emulator.requests_to(CANCEL_PATH)) == 1
+    assert len(fired(emulator, CANCEL_PATH)) == 1
 
 
 async def test_503_without_retry_after_backs_off_then_succeeds(
@@ -216,6 +203,7 @@ async def test_503_without_retry_after_backs_off_then_succeeds(
     )
     assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
     assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [503, 503, 200]
+    assert len(fired(emulator, CANCEL_PATH)) == 2
 
 
 async def test_connection_reset_is_retried(
@@ -225,11 +213,16 @@ async def test_connection_reset_is_retried(
     graph_user: GraphUser,
 ) -> None:
     call_id = await graph_user.create_call(webhook_url(gateway))
-    emulator.faults.add(Fault(path_pattern=CANCEL_PATH, reset_connection=True, count=1))
+    fault = emulator.faults.add(Fault(path_pattern=CANCEL_PATH, reset_connection=True, count=1))
     resp = await stub.CancelMediaProcessing(
         calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
     )
     assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+    # The first attempt was reset (status 0: no answer), the retry answered.
+    assert [hit[0] for hit in fired(emulator, CANCEL_PATH)] == [fault]
+    sent = emulator.requests_to(CANCEL_PATH)
+    assert [r.status for r in sent] == [0, 200]
+    assert sent[0].headers["x-emulator-fault"] == fault
 
 
 async def test_stall_past_the_deadline_is_deadline_exceeded(
@@ -247,6 +240,7 @@ async def test_stall_past_the_deadline_is_deadline_exceeded(
         )
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - started < 2.5
+    assert len(fired(emulator, CANCEL_PATH)) == 1  # Graph did stall
 
 
 async def test_gateway_timeout_cuts_a_stalled_graph(
@@ -262,6 +256,7 @@ async def test_gateway_timeout_cuts_a_stalled_graph(
                 )
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert error_details(info.value)[0].reason == "GRAPH_TIMEOUT"
+        assert len(fired(emulator, CANCEL_PATH)) == 1  # sent once: a timeout is not retried
 
 
 async def test_401_forces_one_token_refresh_and_retry(
@@ -272,13 +267,13 @@ async def test_401_forces_one_token_refresh_and_retry(
 ) -> None:
     call_id = await graph_user.create_call(webhook_url(gateway))
     await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
-    tokens_before = len(emulator.requests_to(r"/oauth2/v2.0/token$"))
+    tokens_before = len(emulator.requests_to(TOKEN_PATH))
     emulator.revoke_tokens()
     resp = await stub.CancelMediaProcessing(
         calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
     )
     assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
-    assert len(emulator.requests_to(r"/oauth2/v2.0/token$")) == tokens_before + 1
+    assert len(emulator.requests_to(TOKEN_PATH)) == tokens_before + 1
     assert [r.status for r in emulator.requests_to(CANCEL_PATH)] == [200, 401, 200]
 
 
@@ -301,12 +296,13 @@ async def test_persistent_401_is_unauthenticated(
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_details(info.value)[0].reason == "INVALID_AUTHENTICATION_TOKEN"
     assert len(emulator.requests_to(CANCEL_PATH)) == 2
+    assert len(fired(emulator, CANCEL_PATH)) == 2  # the refreshed token was refused too
 
 
 async def test_token_endpoint_down_is_unauthenticated(
     emulator: Emulator, graph_user: GraphUser
 ) -> None:
-    emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
+    emulator.faults.add(Fault(path_pattern=TOKEN_PATH, status=500, count=-1))
     async with running_gateway(gateway_settings(emulator)) as gw:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -315,6 +311,7 @@ async def test_token_endpoint_down_is_unauthenticated(
                 )
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert not emulator.requests_to(CANCEL_PATH)
+        assert fired(emulator, TOKEN_PATH)
 
 
 async def test_graph_unreachable_is_unavailable(emulator: Emulator) -> None:
@@ -378,7 +375,7 @@ async def test_concurrent_cancels_share_one_token(
     graph_user: GraphUser,
 ) -> None:
     call_ids = [await graph_user.create_call(webhook_url(gateway)) for _ in range(5)]
-    before = len(emulator.requests_to(r"/oauth2/v2.0/token$"))
+    before = len(emulator.requests_to(TOKEN_PATH))
     # Cold caches (ours and MSAL's): 20 concurrent requests must cause one acquisition.
     gateway.tokens._tokens.clear()
     for app in gateway.tokens._apps.values():
@@ -390,7 +387,7 @@ async def test_concurrent_cancels_share_one_token(
         )
     )
     assert len(results) == 20
-    assert len(emulator.requests_to(r"/oauth2/v2.0/token$")) == before + 1
+    assert len(emulator.requests_to(TOKEN_PATH)) == before + 1
 
 
 async def test_certificate_credential_against_a_custom_authority(tmp_path: pathlib.Path) -> None:
@@ -427,7 +424,7 @@ async def test_certificate_credential_against_a_custom_authority(tmp_path: pathl
                     calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
                 )
             assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
-            token_requests = emu.requests_to(r"/oauth2/v2.0/token$")
+            token_requests = emu.requests_to(TOKEN_PATH)
             assert token_requests and all(r.status == 200 for r in token_requests)
         finally:
             await user.aclose()

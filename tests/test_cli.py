@@ -6,9 +6,15 @@ import argparse
 import asyncio
 import sys
 
+import pytest
+
 from commsgw.cli._main import _parser
 from commsgw.server._gateway import Gateway
-from conftest import GraphUser, new_guid, webhook_url
+from helpers.emulator import GraphUser
+from helpers.gateway import webhook_url
+from helpers.ids import new_guid
+
+pytestmark = pytest.mark.e2e
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:

@@ -9,7 +9,11 @@ import pathlib
 import signal
 import sys
 
+import pytest
+
 from commsgw.testing import free_port
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_dev_then_demo_tells_the_cancellation_story(tmp_path: pathlib.Path) -> None:

@@ -17,16 +17,16 @@ import jwt
 import msal
 import pytest
 import requests
-from emulator_helpers import (
-    CallbackReceiver,
-    client_ssl_context,
-    make_app_certificate,
-    make_msal_app,
-    requests_session_trusting,
-    wait_until,
-)
 
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
+from helpers.certs import make_app_certificate
+from helpers.emulator import (
+    CallbackReceiver,
+    client_ssl_context,
+    make_msal_app,
+    requests_session_trusting,
+)
+from helpers.polling import eventually
 
 GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 WIRE_RE = re.compile(r"^[0-9A-F]{32}$")
@@ -382,7 +382,7 @@ async def test_media_ops_complete_in_order(
             headers=_auth(token),
         )
     ).json()
-    await wait_until(lambda: len(receiver.notifications()) >= 4)
+    await eventually(lambda: len(receiver.notifications()) >= 4, timeout=5)
     notes = receiver.notifications()
     assert [n["resourceData"].get("id") for n in notes[2:]] == [play["id"], rec["id"]]
     p, r = notes[2]["resourceData"], notes[3]["resourceData"]
@@ -412,7 +412,7 @@ async def test_running_notifications_option(
             base = f"{emu.graph_url}/communications/calls/{call['id']}"
             for ctx in ("a", "b"):
                 await client.post(f"{base}/playPrompt", json=_play(ctx), headers=_auth(token))
-            await wait_until(lambda: len(receiver.notifications()) >= 5)
+            await eventually(lambda: len(receiver.notifications()) >= 5, timeout=5)
             await emu.notifications_idle()
         seen = [
             (n["changeType"], n["resourceData"]["status"], n["resourceData"]["clientContext"])
@@ -568,7 +568,7 @@ async def test_faults_429_503_stall_reset(emu: Emulator, client: httpx.AsyncClie
     assert (await client.post(cancel, json={}, headers=_auth(token))).status_code == 200
 
     # logged on completion: the stalled request (200 after 0.5 s) may come last
-    await wait_until(lambda: len(emu.requests_to(r"/cancelMediaProcessing$")) == 8)
+    await eventually(lambda: len(emu.requests_to(r"/cancelMediaProcessing$")) == 8, timeout=5)
     statuses = [r.status for r in emu.requests_to(r"/cancelMediaProcessing$", "POST")]
     assert statuses[:4] == [429, 429, 503, 200]
     assert sorted(statuses[4:]) == [0, 200, 200, 504]

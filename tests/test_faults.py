@@ -27,18 +27,22 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from test_hostile import metric, process_env, rss_kb
-from test_replicas import PrivateRedis
-from test_watch import TENANT, Poster, op_notification
 
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
 from commsgw.server._gateway import Gateway
 from commsgw.testing import GatewayProcess
-from conftest import GraphUser, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
-from test_cancel import CANCEL_PATH, error_details
+from helpers.emulator import CANCEL_PATH, TOKEN_PATH, GraphUser, fired
+from helpers.gateway import gateway_settings, process_env, rss_kb, webhook_url
+from helpers.ids import new_guid
+from helpers.metrics import metric
+from helpers.notifications import TENANT, Poster, op_notification
+from helpers.polling import eventually
+from helpers.private_redis import PrivateRedis
+from helpers.status import error_details
 
-TOKEN_PATH = r"/oauth2/v2.0/token$"
+pytestmark = pytest.mark.e2e
+
 JWKS_PATHS = r"/v1/\.well-known/(keys|OpenIdConfiguration)$"
 
 
@@ -132,10 +136,9 @@ async def test_token_endpoint_down_at_start_then_up(
         assert error_details(err)[0].reason == "TOKEN_ACQUISITION_FAILED"
         assert not emulator.requests_to(CANCEL_PATH)  # refused before Graph
         assert not gw.ready
+        assert fired(emulator, TOKEN_PATH)
         emulator.faults.remove(fid)
-        async with asyncio.timeout(10):
-            while not gw.ready:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: gw.ready, interval=0.1, what="ready once the authority is up")
         resp = await cancel(gw, call_id)
         assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
     finally:
@@ -154,19 +157,22 @@ async def test_token_endpoint_down_when_a_refresh_is_due(tmp_path: pathlib.Path)
         assert (await cancel(gw, call_id)).operation.id
         # MSAL keeps an authority's 503 for its integral Retry-After.
         fid = emu.faults.add(Fault(path_pattern=TOKEN_PATH, status=503, retry_after=1, count=-1))
-        await asyncio.sleep(2.5)  # the token (and MSAL's copy) expired
+        # Waiting for the token (and MSAL's copy) to expire is what this test is about.
+        await asyncio.sleep(2.5)
         sent = len(emu.requests_to(CANCEL_PATH))
         err = await cancel_error(gw, call_id)
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
         assert error_details(err)[0].reason == "TOKEN_ACQUISITION_FAILED"
         assert len(emu.requests_to(CANCEL_PATH)) == sent  # no expired token sent to Graph
+        assert fired(emu, TOKEN_PATH)  # the refresh did meet the authority's 503
         emu.faults.remove(fid)
-        async with asyncio.timeout(10):  # back without a restart once the authority is
-            while True:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await cancel(gw, call_id)
-                    break
-                await asyncio.sleep(0.5)
+
+        async def cancelled() -> bool:
+            await cancel(gw, call_id)
+            return True
+
+        # Back without a restart once the authority is.
+        await eventually(cancelled, interval=0.5, ignoring=(grpc.aio.AioRpcError,))
         assert (await cancel(gw, call_id)).operation.id  # back to normal
     finally:
         await gw.stop(0)
@@ -214,7 +220,15 @@ async def test_storm_of_graph_failures_every_cancel_truthful(
             return grpc.StatusCode.OK
 
         codes = await asyncio.gather(*(one(c, r) for c, r in zip(calls, crids, strict=True)))
-        await asyncio.sleep(6.2)  # stalled requests that reached Graph finish there
+
+        def all_answered_at_graph() -> bool:
+            # Stalled requests that reached Graph finish there (logged once answered).
+            logged = [
+                r for r in emulator.requests_to(CANCEL_PATH) if "x-emulator-fault" in r.headers
+            ]
+            return len(logged) == len(fired(emulator, CANCEL_PATH))
+
+        await eventually(all_answered_at_graph, timeout=20, interval=0.1)
         done_at_graph = {
             r.headers.get("client-request-id")
             for r in emulator.requests_to(CANCEL_PATH)
@@ -244,6 +258,13 @@ async def test_storm_of_graph_failures_every_cancel_truthful(
 # --- the notification keys (JWKS) -----------------------------------------------------------
 
 
+async def warm_notification_keys(gw: Gateway) -> None:
+    """Load the notification keys the way start-up or a health check would. Loaded instead by
+    a first notification, they count as the fetch for an unknown kid, and the next unknown kid
+    within unknown_kid_min_interval_s (30 s) would be refused without a fetch at all."""
+    await gw.webhook._validator.warm()  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "fault",
     [{"status": 503}, {"status": 500}, {"reset_connection": True}, {"status": 404}],
@@ -256,6 +277,7 @@ async def test_jwks_down_cached_keys_keep_working_unknown_kid_is_401(
     await gw.start()
     poster = Poster(emulator, gw)
     try:
+        await warm_notification_keys(gw)
         assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
         emulator.faults.add(Fault(path_pattern=JWKS_PATHS, count=-1, **fault))
         await notification_round_trip(emulator, gw)  # cached keys keep working
@@ -265,6 +287,7 @@ async def test_jwks_down_cached_keys_keep_working_unknown_kid_is_401(
             [op_notification(new_guid(), new_guid())], token=poster.token(kid="never-seen")
         )
         assert r.status_code == 401
+        assert fired(emulator, JWKS_PATHS)  # the unknown kid's fetch found the JWKS down
         emulator.rotate_notification_key(keep_old=False)  # Graph rotates while JWKS is down
         codes = await asyncio.gather(
             *(poster.post([op_notification(new_guid(), new_guid())]) for _ in range(20))
@@ -283,12 +306,14 @@ async def test_jwks_stalled_on_an_unknown_kid_does_not_block_known_keys(
     await gw.start()
     poster = Poster(emulator, gw)
     try:
+        await warm_notification_keys(gw)
         assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
         emulator.faults.add(Fault(path_pattern=JWKS_PATHS, delay_s=2, passthrough=True, count=-1))
         stalled = asyncio.create_task(
             poster.post([op_notification(new_guid(), new_guid())], token=poster.token(kid="new"))
         )
-        await asyncio.sleep(0.2)
+        # The unknown kid's fetch is stalled at the JWKS.
+        await eventually(lambda: fired(emulator, JWKS_PATHS), what="the JWKS fetch stalls")
         t0 = time.monotonic()
         r = await poster.post([op_notification(new_guid(), new_guid())])
         assert r.status_code == 202
@@ -480,9 +505,7 @@ async def test_subscribers_that_disconnect_mid_message(emulator: Emulator) -> No
                             pass
             assert proxy.cuts >= 15
         # The gateway let go of every cut stream: no subscription, no stream slot left.
-        async with asyncio.timeout(10):
-            while gw.hub.subscribers or gw.limits.open != before:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: not gw.hub.subscribers and gw.limits.open == before, interval=0.05)
         got, _ = await read_all(
             target,
             calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token),
@@ -510,9 +533,10 @@ async def test_webhook_clients_that_vanish_mid_body(emulator: Emulator) -> None:
             )
             await w.drain()
             w.transport.abort()
-        await asyncio.sleep(0.3)
-        assert gw.hub.head == head  # nothing half-received was stored
+        # A whole notification after them, as a marker: once it is through, it is the only
+        # entry stored since; nothing half-received was.
         await notification_round_trip(emulator, gw)
+        assert len(await gw.log.read_range(head, (2**62, 0), 100)) == 1
     finally:
         await gw.stop(0)
 
@@ -570,12 +594,12 @@ async def test_3000_subscribers_connect_at_once(emulator: Emulator, tmp_path: pa
         assert all(g == ops for g in got)
         for c in calls:
             c.cancel()
-        async with asyncio.timeout(20):
-            while True:
-                page = (await http.get(f"http://127.0.0.1:{proc.http_port}/metrics")).text
-                if metric(page, "commsgw_subscribers") == 0:
-                    break
-                await asyncio.sleep(0.2)
+
+        async def no_subscribers() -> bool:
+            page = (await http.get(f"http://127.0.0.1:{proc.http_port}/metrics")).text
+            return metric(page, "commsgw_subscribers") == 0
+
+        await eventually(no_subscribers, timeout=20, interval=0.2)
         assert proc.proc is not None and proc.proc.poll() is None
         assert rss_kb(proc.proc.pid) - rss_before < 100 * 1024
     finally:
@@ -628,7 +652,7 @@ class Sub:
                             ), err
                         finally:
                             call.cancel()
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # a client's pause before it reconnects
 
 
 @pytest.fixture
@@ -676,9 +700,7 @@ async def test_replica_sigkilled_mid_fan_out(
             )
             for s in subs
         ]
-        async with asyncio.timeout(20):
-            while not all(s.token for s in subs):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: all(s.token for s in subs), timeout=20, interval=0.05)
         token = emulator.mint_notification_token(tenant_id=TENANT)
         for i, (call_id, ops) in enumerate(plan):
             if i == posts // 3:
@@ -730,9 +752,7 @@ async def test_redis_restarted_without_persistence_is_told_not_skipped(
         sub = Sub([call_id])
         first = [new_guid() for _ in range(5)]
         reading = asyncio.create_task(sub.run([gw.target], until=5))
-        async with asyncio.timeout(10):
-            while not sub.token:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: sub.token, interval=0.05, what="subscribed")
         assert await post(first) == 202
         await reading
         assert sub.ids == first
@@ -742,25 +762,31 @@ async def test_redis_restarted_without_persistence_is_told_not_skipped(
         redis.dir.mkdir()
         assert await post([new_guid()]) == 503  # refused while down, not answered 202
         await redis.start()
-        async with asyncio.timeout(20):
-            while (status := await post(later := [new_guid()])) != 202:
-                assert status == 503
-                await asyncio.sleep(0.2)
+        later: list[str] = []
+
+        async def stored() -> bool:
+            later[:] = [new_guid()]
+            status = await post(later)
+            assert status in (202, 503), status
+            return status == 202
+
+        await eventually(stored, timeout=20, interval=0.2, what="a POST is stored again")
         # The old token cannot be resumed into a new log: it is said, not silently skipped.
         # (UNAVAILABLE while its reader reconnects: clients retry that.)
-        async with grpc.aio.insecure_channel(gw.target) as ch, asyncio.timeout(20):
-            while True:
+        async with grpc.aio.insecure_channel(gw.target) as ch:
+
+            async def resume_refused() -> grpc.aio.AioRpcError | None:
                 call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
                     calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=sub.token)
                 )
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     async for _ in call:
                         pass
-                if info.value.code() != grpc.StatusCode.UNAVAILABLE:
-                    break
-                await asyncio.sleep(0.2)
-        assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
-        assert error_details(info.value)[0].reason == "RESUME_TOKEN_EXPIRED"
+                return None if info.value.code() == grpc.StatusCode.UNAVAILABLE else info.value
+
+            err = await eventually(resume_refused, timeout=20, interval=0.2)
+        assert err.code() == grpc.StatusCode.OUT_OF_RANGE
+        assert error_details(err)[0].reason == "RESUME_TOKEN_EXPIRED"
         # A fresh subscription with a snapshot sees what the new log holds.
         fresh = Sub([call_id])
         await fresh.run([gw.target], until=1, timeout=10)

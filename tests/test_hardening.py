@@ -4,7 +4,6 @@ limits, graceful drain of a real process on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import json
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -13,57 +12,24 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from certs import make_ca, make_leaf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from test_watch import TENANT, Poster, collect, started
 
 from commsgw.emulator import Emulator, Fault
-from commsgw.server._callers import hash_token
 from commsgw.server._gateway import Gateway
 from commsgw.testing import GatewayProcess
-from conftest import (
-    GraphUser,
-    gateway_env,
-    gateway_settings,
-    metric,
-    new_guid,
-    running_gateway,
-    webhook_url,
-)
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
-from test_cancel import CANCEL_PATH, error_details
+from helpers.callers import OTHER_TENANT, bearer, callers_file
+from helpers.certs import make_ca, make_leaf
+from helpers.emulator import CANCEL_PATH, TOKEN_PATH, GraphUser, fired
+from helpers.gateway import gateway_settings, process_env, running_gateway, webhook_url
+from helpers.ids import new_guid
+from helpers.metrics import metric
+from helpers.notifications import TENANT, Poster
+from helpers.polling import eventually
+from helpers.status import error_details
+from helpers.watch import collect, started
 
-OTHER_TENANT = "99999999-9999-9999-9999-999999999999"
-TOKENS = {
-    "canceller": "tok-canceller-7f3a",
-    "watcher": "tok-watcher-19c2",
-    "recorder": "tok-recorder-55d0",
-    "other-tenant": "tok-other-tenant-0b1e",
-}
-
-
-def callers_file(folder: pathlib.Path) -> pathlib.Path:
-    doc = {
-        "callers": [
-            {"name": "canceller", "token_sha256": hash_token(TOKENS["canceller"]),
-             "permissions": ["calls.cancel"]},
-            {"name": "watcher", "token_sha256": hash_token(TOKENS["watcher"]),
-             "permissions": ["operations.watch"]},
-            {"name": "recorder", "token_sha256": hash_token(TOKENS["recorder"]),
-             "permissions": ["operations.watch", "recordings.read", "calls.cancel"]},
-            {"name": "other-tenant", "token_sha256": hash_token(TOKENS["other-tenant"]),
-             "permissions": ["operations.watch", "calls.cancel"], "tenants": [OTHER_TENANT]},
-            {"name": "svc-mtls", "cert_names": ["svc-mtls.internal"],
-             "permissions": ["operations.watch"]},
-        ]
-    }  # fmt: skip
-    path = folder / "callers.json"
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def bearer(name: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {TOKENS[name]}"),)
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -93,16 +59,16 @@ async def code_of(coro: Any) -> grpc.StatusCode:
 
 
 async def watch_code(stub: calls_pb2_grpc.CallsServiceStub, md: Any, **req: Any) -> Any:
+    """The error a new watch fails with, or OK once it is admitted: an admitted stream's
+    first message is a bookmark (START), sent before any event."""
     call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(**req), metadata=md)
     try:
-        async with asyncio.timeout(0.5):
-            await anext(call.__aiter__())
+        first = await asyncio.wait_for(call.read(), 10)
     except grpc.aio.AioRpcError as err:
         return err
-    except TimeoutError:
-        return grpc.StatusCode.OK  # admitted: it waits for events
     finally:
         call.cancel()
+    assert first is not grpc.aio.EOF and first.WhichOneof("kind") == "bookmark", first
     return grpc.StatusCode.OK
 
 
@@ -178,7 +144,7 @@ async def test_recording_token_only_for_recordings_read(
     recorder = asyncio.create_task(
         collect_md(sstub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), bearer("recorder"))
     )
-    await started(sstub, secured, 2)
+    await started(secured, 2)
     poster = Poster(emulator, secured)
     try:
         assert (await poster.post([record_done(call_id, op, "rec-secret-42")])).status_code == 202
@@ -274,7 +240,7 @@ async def test_webhook_over_https(emulator: Emulator, tmp_path: pathlib.Path) ->
 
 
 async def test_health_follows_graph_credentials(emulator: Emulator) -> None:
-    emulator.faults.add(Fault(path_pattern=r"/oauth2/v2.0/token$", status=500, count=-1))
+    emulator.faults.add(Fault(path_pattern=TOKEN_PATH, status=500, count=-1))
     async with (
         running_gateway(gateway_settings(emulator)) as gw,
         grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
@@ -288,12 +254,15 @@ async def test_health_follows_graph_credentials(emulator: Emulator) -> None:
             return int(r.status)
 
         assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert fired(emulator, TOKEN_PATH)  # the authority did refuse
         assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 503
         assert (await http.get(f"http://127.0.0.1:{gw.http_port}/healthz")).status_code == 200
         emulator.faults.clear()
-        async with asyncio.timeout(10):
-            while await status() != health_pb2.HealthCheckResponse.SERVING:
-                await asyncio.sleep(0.1)
+
+        async def serving() -> bool:
+            return await status() == health_pb2.HealthCheckResponse.SERVING
+
+        await eventually(serving, interval=0.1)
         assert (await http.get(f"http://127.0.0.1:{gw.http_port}/readyz")).status_code == 200
 
 
@@ -314,7 +283,8 @@ async def test_metrics_move_with_traffic(
                 1,
             )
         )
-        await started(stub, gateway, 1)
+        # The call's own updates, which the emulator is delivering, may already have ended it.
+        await eventually(lambda: gateway.hub.subscribers >= 1 or watch.done())
         await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
         await graph_user.play_prompt(call_id, "x")
         await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
@@ -351,21 +321,19 @@ async def test_stream_limits(emulator: Emulator, tmp_path: pathlib.Path) -> None
             stub.WatchOperations(calls_pb2.WatchOperationsRequest(), metadata=bearer("watcher"))
             for _ in range(2)
         ]
-        await started(stub, gw, 2)
+        await started(gw, 2)
         err = await watch_code(stub, bearer("watcher"))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert error_details(err)[0].reason == "TOO_MANY_STREAMS"
         third = stub.WatchOperations(
             calls_pb2.WatchOperationsRequest(), metadata=bearer("recorder")
         )
-        await started(stub, gw, 3)
+        await started(gw, 3)
         err = await watch_code(stub, bearer("recorder"))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # the total
         for c in [*open_, third]:
             c.cancel()
-        async with asyncio.timeout(5):
-            while gw.limits.open:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: not gw.limits.open, what="every stream slot released")
         assert await watch_code(stub, bearer("watcher")) == grpc.StatusCode.OK
 
 
@@ -412,20 +380,24 @@ async def test_graph_concurrency_limit(emulator: Emulator, graph_user: GraphUser
                 )
             )
             assert time.monotonic() - t0 >= 1.2  # one at a time: 3 x 0.4 s
+        assert len(fired(emulator, CANCEL_PATH)) == 3  # each one was stalled
 
 
 async def test_sigterm_with_50_open_streams(emulator: Emulator, tmp_path: pathlib.Path) -> None:
-    env = gateway_env(emulator, COMMSGW_SHUTDOWN_GRACE_S="5", COMMSGW_WEBHOOK_DRAIN_S="0.5")
-    env.pop("COMMSGW_GRPC_ADDR")
-    env.pop("COMMSGW_HTTP_ADDR")
+    env = process_env(emulator, COMMSGW_SHUTDOWN_GRACE_S="5", COMMSGW_WEBHOOK_DRAIN_S="0.5")
     proc = GatewayProcess(env, str(tmp_path / "gateway.log"))
     await proc.start()
-    async with grpc.aio.insecure_channel(proc.target) as ch:
+    async with grpc.aio.insecure_channel(proc.target) as ch, httpx.AsyncClient() as http:
         stub = calls_pb2_grpc.CallsServiceStub(ch)
         streams = [stub.WatchOperations(calls_pb2.WatchOperationsRequest()) for _ in range(50)]
         for s in streams:
             await s.wait_for_connection()
-        await asyncio.sleep(0.5)
+
+        async def all_registered() -> bool:
+            page = (await http.get(f"http://127.0.0.1:{proc.http_port}/metrics")).text
+            return metric(page, "commsgw_subscribers") == 50
+
+        await eventually(all_registered, interval=0.05)
         outcomes: list[tuple[int, grpc.StatusCode]] = []
 
         async def read(s: Any) -> None:
@@ -464,7 +436,7 @@ async def test_without_callers_file_only_the_total_stream_limit_applies(
     ):
         stub = calls_pb2_grpc.CallsServiceStub(ch)
         open_ = [stub.WatchOperations(calls_pb2.WatchOperationsRequest()) for _ in range(3)]
-        await started(stub, gw, 3)  # one trusted identity, three streams: the total allows it
+        await started(gw, 3)  # one trusted identity, three streams: the total allows it
         err = await watch_code(stub, ())
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         for c in open_:

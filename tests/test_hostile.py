@@ -28,17 +28,23 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commsgw.emulator import Emulator, EmulatorConfig
 from commsgw.testing import GatewayProcess
-from conftest import first_bookmark, gateway_env, metric, new_guid
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
-from test_cancel import error_details
+from helpers.certs import new_rsa_key
+from helpers.gateway import process_env, rss_kb
+from helpers.ids import new_guid
+from helpers.metrics import metric
+from helpers.notifications import TENANT
+from helpers.polling import eventually
+from helpers.status import error_details
+from helpers.watch import first_bookmark
 
-TENANT = "00000000-0000-0000-0000-0000000000aa"
+pytestmark = pytest.mark.e2e
+
 T = TypeVar("T")
 RSS_TOLERANCE_KB = 30 * 1024
 SERVICE = "/graphcomms.v1.CallsService/"
@@ -68,21 +74,6 @@ class EmulatorThread:
         self.run(self.emulator.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-
-
-def process_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
-    env = gateway_env(emulator, **overrides)
-    env.pop("COMMSGW_GRPC_ADDR")
-    env.pop("COMMSGW_HTTP_ADDR")
-    return env
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def open_fds(pid: int) -> int:
@@ -154,11 +145,18 @@ def doc(notes: Sequence[Any]) -> bytes:
 
 
 async def watch_ids(
-    target: str, call_id: str, n: int, *, token: str = "", timeout: float = 20
+    target: str,
+    call_id: str,
+    n: int,
+    *,
+    token: str = "",
+    timeout: float = 20,
+    subscribed: asyncio.Event | None = None,
 ) -> tuple[list[str], str, int]:
     """Read `n` events of one call, resuming with the last token whenever the stream ends
     (e.g. SUBSCRIBER_TOO_SLOW); returns the operation ids, the last token and the number of
-    resumes."""
+    resumes. `subscribed` is set at the first message (without a token: the START bookmark,
+    sent once the stream is registered)."""
     ids: list[str] = []
     resumes = 0
     async with grpc.aio.insecure_channel(target) as ch, asyncio.timeout(timeout):
@@ -170,6 +168,8 @@ async def watch_ids(
             try:
                 async for r in call:
                     token = r.resume_token
+                    if subscribed is not None:
+                        subscribed.set()
                     if r.WhichOneof("kind") == "event":
                         ids.append(r.event.operation_update.operation.id)
                         if len(ids) >= n:
@@ -198,8 +198,15 @@ async def still_works(stack: Stack) -> None:
 
 
 async def settle_rss(stack: Stack) -> int:
-    await asyncio.sleep(0.5)
-    return rss_kb(stack.pid)
+    """The gateway's RSS once it has settled: two readings 0.1 s apart within 1 MB."""
+    last = [rss_kb(stack.pid)]
+
+    def steady() -> int:
+        now, was = rss_kb(stack.pid), last[0]
+        last[0] = now
+        return now if abs(now - was) < 1024 else 0
+
+    return await eventually(steady, interval=0.1, what="the gateway's RSS is steady")
 
 
 # --- webhook bodies -------------------------------------------------------------------------
@@ -312,12 +319,14 @@ async def test_ten_thousand_notifications_in_one_post_reach_a_resuming_subscribe
         separators=(",", ":"),
     ).encode()
     assert len(body) < 1 << 20
-    token = await first_bookmark(stack.gateway.target, call_id)
     before = await settle_rss(stack)
     # A live subscriber: the POST overflows its buffer (1024) at once, it is cut off and
     # resumes from its last token.
-    live = asyncio.create_task(watch_ids(stack.gateway.target, call_id, 10_000, token=token))
-    await asyncio.sleep(1)
+    subscribed = asyncio.Event()
+    live = asyncio.create_task(
+        watch_ids(stack.gateway.target, call_id, 10_000, subscribed=subscribed)
+    )
+    await asyncio.wait_for(subscribed.wait(), 20)
     async with httpx.AsyncClient(timeout=30) as http:
         r = await http.post(stack.gateway.webhook, content=body, headers=stack.headers())
     assert r.status_code == 202
@@ -354,7 +363,7 @@ def _forged_tokens(stack: Stack) -> dict[str, str]:
     public_pem = jwt.PyJWK(entry, algorithm="RS256").key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = new_rsa_key()
     attacker_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
     tampered = _b64(json.dumps({**claims, "tid": new_guid()}).encode())
     out: dict[str, str] = {}
@@ -443,6 +452,7 @@ async def test_replayed_tokens(stack: Stack) -> None:
         for _ in range(3):
             r = await http.post(stack.gateway.webhook, content=note, headers=stack.headers(short))
             assert r.status_code == 202
+        # Waiting for the token to expire is what this test is about.
         await asyncio.sleep(2.5)
         # The same token after it expired: refused even though it was verified before.
         r = await http.post(
@@ -567,13 +577,14 @@ ACCEPTABLE = {
 
 
 def _raw_rpc(ch: grpc.Channel, method: str, body: bytes) -> tuple[grpc.StatusCode, str]:
-    """Send raw bytes; for the stream, DEADLINE_EXCEEDED means admitted and waiting."""
+    """Send raw bytes; a stream is OK once its first message (a bookmark: it was admitted)
+    comes, DEADLINE_EXCEEDED when admitted but silent (resuming, nothing to send yet)."""
     try:
         if method == "CancelMediaProcessing":
             ch.unary_unary(SERVICE + method)(body, timeout=10)
         else:
-            for _ in ch.unary_stream(SERVICE + method)(body, timeout=0.3):
-                pass
+            for _ in ch.unary_stream(SERVICE + method)(body, timeout=2):
+                break
     except grpc.RpcError as err:
         return err.code(), err.details() or ""  # type: ignore[attr-defined]
     return grpc.StatusCode.OK, ""

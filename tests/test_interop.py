@@ -28,7 +28,6 @@ from typing import Any
 
 import grpc
 import pytest
-from test_watch import op_notification
 
 from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
@@ -43,8 +42,15 @@ from commsgw_client import (
     SyncGatewayClient,
     UnavailableError,
 )
-from conftest import GraphUser, Poster, gateway_settings, new_guid, webhook_url
 from graphcomms.v1 import calls_pb2
+from helpers.emulator import GraphUser
+from helpers.gateway import gateway_settings, webhook_url
+from helpers.ids import new_guid
+from helpers.notifications import Poster, op_notification
+from helpers.polling import eventually
+from helpers.watch import started
+
+pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "clients" / "node"
@@ -221,13 +227,6 @@ async def take(watch: Any, n: int, timeout: float = 15) -> list[calls_pb2.WatchO
     return out
 
 
-async def subscribed(gateway: Gateway, count: int) -> None:
-    """Wait until `count` watch streams are registered with the gateway's hub."""
-    async with asyncio.timeout(5):
-        while gateway.hub.subscribers < count:
-            await asyncio.sleep(0.01)
-
-
 class Proxy:
     """A TCP proxy in front of the gateway whose connections the test can cut."""
 
@@ -285,7 +284,7 @@ async def test_node_cancels_and_watches_like_python(
     async with GatewayClient(target, retry=FAST) as gw:
         py_watch = gw.watch_operations(call_ids=[call_id], statuses=[FAILED], bookmarks=False)
         py_task = asyncio.create_task(take(py_watch, 3))
-        await subscribed(gateway, 1)
+        await started(gateway, 1)
         # Node watches (snapshot first, so its subscription exists), then cancels.
         code, lines, err = await run_node(
             "--target", target, "--call-id", call_id, "--status", "FAILED", "--cancel",
@@ -453,7 +452,7 @@ async def test_watch_resumes_after_the_connection_drops(gateway: Gateway, poster
     async with GatewayClient(f"127.0.0.1:{proxy.port}", retry=FAST) as gw:
         watch = gw.watch_operations(call_ids=[call_id], bookmarks=False)
         first = asyncio.create_task(take(watch, 2))
-        await subscribed(gateway, 1)
+        await started(gateway, 1)
         await poster.post([op_notification(call_id, o) for o in ops[:2]])
         got = await first
         token = watch.resume_token
@@ -462,9 +461,10 @@ async def test_watch_resumes_after_the_connection_drops(gateway: Gateway, poster
         # While the client cannot reach the gateway, more events are stored.
         await poster.post([op_notification(call_id, o) for o in ops[2:5]])
         rest = asyncio.create_task(take(watch, 4))
-        await asyncio.sleep(0.3)  # a few failed reconnects (connection refused)
+        # The cut, then at least one reconnect refused while nothing listens.
+        await eventually(lambda: watch.reconnects >= 2, what="a failed reconnect")
         await proxy.start()
-        await subscribed(gateway, 1)
+        await started(gateway, 1)
         await poster.post([op_notification(call_id, ops[5])])
         got += await rest
         watch.close()
@@ -488,7 +488,7 @@ async def test_watch_resumes_after_subscriber_too_slow(emulator: Emulator) -> No
             call_id = new_guid()
             watch = client.watch_operations(call_ids=[call_id], bookmarks=False)
             first = asyncio.create_task(take(watch, 1))
-            await subscribed(gw, 1)
+            await started(gw, 1)
             ops = [new_guid() for _ in range(200)]
             await p.post([op_notification(call_id, ops[0])])
             got = await first
@@ -496,9 +496,7 @@ async def test_watch_resumes_after_subscriber_too_slow(emulator: Emulator) -> No
             for i in range(1, 200, 40):
                 batch = [op_notification(call_id, o, ctx=big) for o in ops[i : i + 40]]
                 assert (await p.post(batch)).status_code == 202
-            async with asyncio.timeout(10):
-                while gw.hub.cut_for_slowness == 0:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: gw.hub.cut_for_slowness, what="the subscriber is cut")
             got += await take(watch, 199)
             watch.close()
         assert [r.event.operation_update.operation.id for r in got] == ops
@@ -523,7 +521,7 @@ async def test_watch_surfaces_out_of_range_after_a_restart_with_a_new_log(
             call_id = new_guid()
             watch = client.watch_operations(call_ids=[call_id])
             first = asyncio.create_task(take(watch, 1))
-            await subscribed(gw, 1)
+            await started(gw, 1)
             await p.post([op_notification(call_id, new_guid())])
             got = await first
             assert watch.resume_token == got[0].resume_token
@@ -534,8 +532,10 @@ async def test_watch_surfaces_out_of_range_after_a_restart_with_a_new_log(
             assert bookmark.bookmark.kind == calls_pb2.BOOKMARK_KIND_FINAL
             await gw.stop(0)
             assert watch.resume_token == bookmark.resume_token  # bookmarks move the token
+            reconnects = watch.reconnects
             failing = asyncio.create_task(anext(watch))
-            await asyncio.sleep(0.3)  # reconnects while nothing listens
+            # The stream's end, then at least one reconnect refused while nothing listens.
+            await eventually(lambda: watch.reconnects >= reconnects + 2, what="a failed reconnect")
             assert not failing.done()
             gw = Gateway(settings)
             await gw.start()
@@ -573,7 +573,7 @@ async def test_sync_client_cancels_watches_and_resumes(
             return out, w.resume_token
 
     first = asyncio.create_task(asyncio.to_thread(watch_n, "", 1))
-    await subscribed(gateway, 1)
+    await started(gateway, 1)
     await poster.post([op_notification(call_id, o) for o in ops])
     got, token = await first
     assert token == got[0].resume_token

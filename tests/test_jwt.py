@@ -19,7 +19,7 @@ import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from commsgw._errors import NotificationAuthError
@@ -30,22 +30,20 @@ from commsgw.notifications._jwt import (
     NotificationValidator,
 )
 from commsgw.notifications._webhook import http_status_of
+from helpers.certs import new_ec_key, new_rsa_key
+from helpers.polling import eventually
 
 AUDIENCE = "a1b2c3d4-0000-4000-8000-00000000b0a7"
 TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
 ISSUER = "https://api.botframework.com"
 
 
-def _rsa() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 # httpx builds (slowly) a TLS context per client unless given one; the server is plain HTTP.
 _SSL_CONTEXT = ssl.create_default_context()
 
-KEY1 = _rsa()
-KEY2 = _rsa()
-FORGER = _rsa()
+KEY1 = new_rsa_key()
+KEY2 = new_rsa_key()
+FORGER = new_rsa_key()
 
 
 def public_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
@@ -281,9 +279,7 @@ async def test_odd_jwks_entries_ignored(
     server: KeyServer,
     clock: Clock,
 ) -> None:
-    ec_jwk = json.loads(
-        jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key())
-    )
+    ec_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(new_ec_key().public_key()))
     ec_jwk["kid"] = "ec"
     server.keys = [
         "garbage",  # type: ignore[list-item]
@@ -454,9 +450,14 @@ async def test_jwks_down_with_keys_cached_still_validates(
         await validator.validate(bearer(sign(claims_for(clock), key=KEY2, kid="k2")))
     # Keys older than the refresh interval are still used while the refresh fails.
     clock.now += 7200
-    for _ in range(3):
+    hits = server.config_hits + server.jwks_hits
+    await validator.validate(bearer(sign(claims_for(clock))))  # starts a refresh
+    await eventually(
+        lambda: server.config_hits + server.jwks_hits > hits and validator._inflight is None,
+        what="the background refresh has failed",
+    )
+    for _ in range(2):
         await validator.validate(bearer(sign(claims_for(clock))))
-        await asyncio.sleep(0.05)
     assert validator.keys_loaded
     assert validator.last_error
 
@@ -531,10 +532,10 @@ async def test_periodic_refresh_in_background(
     server.keys = [public_jwk(KEY1, "k1"), public_jwk(KEY2, "k2")]
     clock.now += 601
     await validator.validate(bearer(sign(claims_for(clock))))  # served from cache
-    for _ in range(50):
-        if server.jwks_hits == 2 and validator._inflight is None:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: server.jwks_hits == 2 and validator._inflight is None,
+        what="the background refresh is done",
+    )
     assert server.jwks_hits == 2
     # The refreshed set is in use: k2 validates without another fetch.
     await validator.validate(bearer(sign(claims_for(clock), key=KEY2, kid="k2")))

@@ -7,7 +7,6 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,53 +18,10 @@ from commsgw.eventlog._hub import Hub, WatchItem
 from commsgw.eventlog._redis import RedisEventLog
 from commsgw.testing import free_port
 from graphcomms.v1 import calls_pb2
+from helpers.log_items import call_item, op_ids, op_item
+from helpers.polling import eventually
 
 URL = "redis://127.0.0.1:6379/0"
-TENANT = "11111111-1111-1111-1111-111111111111"
-CALL = "22222222-2222-2222-2222-222222222222"
-
-
-@dataclass(frozen=True)
-class Item:
-    event: calls_pb2.Event
-    dedup_key: bytes
-    operation_key: tuple[str, str, str] | None
-
-
-def op_item(
-    op_id: str,
-    status: calls_pb2.OperationStatus.ValueType = calls_pb2.OPERATION_STATUS_RUNNING,
-    *,
-    dedup: str = "",
-) -> Item:
-    event = calls_pb2.Event(
-        tenant_id=TENANT,
-        call_id=CALL,
-        change_type=calls_pb2.CHANGE_TYPE_UPDATED,
-        resource_url=f"/communications/calls/{CALL}/operations/{op_id}",
-        operation_update=calls_pb2.OperationUpdate(
-            operation=calls_pb2.Operation(
-                id=op_id, type=calls_pb2.OPERATION_TYPE_RECORD, status=status
-            )
-        ),
-    )
-    key = (dedup or f"{op_id}/{status}/{uuid.uuid4().hex}").encode()
-    return Item(event, key.ljust(16, b".")[:32], (TENANT, CALL, op_id))
-
-
-def call_item() -> Item:
-    event = calls_pb2.Event(
-        tenant_id=TENANT,
-        call_id=CALL,
-        call_update=calls_pb2.CallUpdate(state=calls_pb2.CALL_STATE_ESTABLISHED),
-    )
-    return Item(event, uuid.uuid4().bytes, None)
-
-
-def op_ids(entries: Sequence[LogEntry]) -> list[str]:
-    return [e.event.operation_update.operation.id for e in entries]
-
-
 WAIT_S = 3.0
 
 
@@ -84,21 +40,29 @@ class Collector:
     def on_gap(self) -> None:
         self.gaps += 1
 
-    async def wait_for(self, n: int) -> list[LogEntry]:
+    async def wait_for(self, n: int, *, marker: RedisEventLog | None = None) -> list[LogEntry]:
+        """The entries handed over once there are `n`. With `marker`, a marker entry is then
+        appended through that log and waited for, and what came before it is returned: an
+        extra entry (a duplicate) among them would be there. Markers are not kept."""
         async with asyncio.timeout(WAIT_S):
             while len(self.entries) < n:
                 self.changed.clear()
                 await self.changed.wait()
-        await asyncio.sleep(0.05)  # anything extra (a duplicate) would show up by now
-        return self.entries
+        if marker is None:
+            return self.entries
+        marker_id = f"{MARKER}{uuid.uuid4().hex}"
+        await marker.append([op_item(marker_id)])
+        await eventually(lambda: marker_id in op_ids(self.entries), what="the marker")
+        before = self.entries[: op_ids(self.entries).index(marker_id)]
+        self.entries[:] = [e for e in self.entries if not _is_marker(e)]
+        return [e for e in before if not _is_marker(e)]
 
 
-async def eventually(cond: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT_S / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
+MARKER = "marker-"
+
+
+def _is_marker(entry: LogEntry) -> bool:
+    return entry.event.operation_update.operation.id.startswith(MARKER)
 
 
 @pytest.fixture
@@ -161,7 +125,7 @@ async def test_append_reaches_listener_in_order(make_log: MakeLog) -> None:
     r1 = await log.append([op_item("a"), op_item("b"), call_item()])
     r2 = await log.append([op_item("c")])
     assert (r1.appended, r1.duplicates, r2.appended) == (3, 0, 1)
-    entries = await col.wait_for(4)
+    entries = await col.wait_for(4, marker=log)
     assert len(entries) == 4
     assert [e.kind for e in entries] == [
         "operation_update",
@@ -183,8 +147,8 @@ async def test_two_replicas_receive_everything(make_log: MakeLog) -> None:
     await a.append([op_item("1")])
     await b.append([op_item("2"), op_item("3")])
     await a.append([op_item("4")])
-    ea = await col_a.wait_for(4)
-    eb = await col_b.wait_for(4)
+    ea = await col_a.wait_for(4, marker=a)
+    eb = await col_b.wait_for(4, marker=b)
     assert op_ids(ea) == op_ids(eb) == ["1", "2", "3", "4"]
     assert [e.position for e in ea] == [e.position for e in eb]
 
@@ -214,7 +178,7 @@ async def test_dedup_across_instances(
     rc = await b.append([other, other, op_item("f")])
     assert (rc.appended, rc.duplicates) == (2, 1)
     assert await admin.xlen(f"{prefix}:events") == 3
-    entries = await col.wait_for(3)
+    entries = await col.wait_for(3, marker=a)
     assert op_ids(entries) == ["d", "e", "f"]
 
 
@@ -273,7 +237,7 @@ async def test_check_resumable_after_age_trimming(make_log: MakeLog) -> None:
     await col.wait_for(1)
     first = col.entries[0].position
     await log.check_resumable(ZERO)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the 0.2 s retention must pass: that is what is tested
     # The dedup window is the retention window: the same notification is new again.
     r = await log.append([op_item("old", dedup="aged")])
     assert r.appended == 1
@@ -335,12 +299,12 @@ async def test_reader_reconnects_without_gap_or_duplicate(
     await kill_client(admin, a.reader_client_name)
     await b.append([op_item("3")])
     await b.append([op_item("4"), op_item("5")])
-    entries = await col.wait_for(5)
+    entries = await col.wait_for(5, marker=b)
     assert op_ids(entries) == ["1", "2", "3", "4", "5"]
     await eventually(lambda: a.reconnects >= 1 and a.ready)
     # and it keeps going
     await b.append([op_item("6")])
-    assert op_ids(await col.wait_for(6)) == ["1", "2", "3", "4", "5", "6"]
+    assert op_ids(await col.wait_for(6, marker=b)) == ["1", "2", "3", "4", "5", "6"]
     assert col.gaps == 0
 
 
@@ -351,7 +315,7 @@ async def test_many_concurrent_appends_all_stored(make_log: MakeLog) -> None:
     n = 400
     results = await asyncio.gather(*(log.append([op_item(str(i)), call_item()]) for i in range(n)))
     assert all(r.appended == 2 and r.duplicates == 0 for r in results)
-    entries = await col.wait_for(2 * n)
+    entries = await col.wait_for(2 * n, marker=log)
     assert len(entries) == 2 * n
     assert sorted(int(i) for i in op_ids(entries) if i) == list(range(n))
     # Every append's two notifications are adjacent: one script call each.
@@ -368,7 +332,7 @@ async def test_concurrent_duplicates_stored_once(make_log: MakeLog) -> None:
     results = await asyncio.gather(*(log.append([item]) for item in same))
     assert sum(r.appended for r in results) == 1
     assert sum(r.duplicates for r in results) == 49
-    assert op_ids(await col.wait_for(1)) == ["x"]
+    assert op_ids(await col.wait_for(1, marker=log)) == ["x"]
 
 
 async def test_interrupted_writer_answers_every_waiting_append(make_log: MakeLog) -> None:
@@ -395,7 +359,8 @@ async def test_append_after_script_cache_flushed(make_log: MakeLog, admin: aiore
     await admin.script_flush()
     results = await asyncio.gather(*(log.append([op_item(str(i))]) for i in range(2, 12)))
     assert all(r.appended == 1 for r in results)
-    assert sorted(int(i) for i in op_ids(await col.wait_for(11))) == list(range(1, 12))
+    entries = await col.wait_for(11, marker=log)
+    assert sorted(int(i) for i in op_ids(entries)) == list(range(1, 12))
 
 
 async def test_writer_reconnects_after_kill(make_log: MakeLog, admin: aioredis.Redis) -> None:
@@ -404,7 +369,7 @@ async def test_writer_reconnects_after_kill(make_log: MakeLog, admin: aioredis.R
     await kill_client(admin, a.writer_client_name)
     r = await a.append([op_item("2")])  # the broken pooled connection is retried once
     assert r.appended == 1
-    assert op_ids(await col.wait_for(2)) == ["1", "2"]
+    assert op_ids(await col.wait_for(2, marker=a)) == ["1", "2"]
     assert a.ready
 
 
@@ -428,6 +393,7 @@ async def test_recreated_stream_changes_log_id(
     a, col_a = await started(make_log)
     b, col_b = await started(make_log)
     await a.append([op_item("1")])
+    await col_a.wait_for(1)  # both readers have it before the stream goes
     await col_b.wait_for(1)
     old_id = a.log_id
     await admin.delete(f"{prefix}:events")
@@ -546,16 +512,18 @@ async def spawn_redis(port: int) -> asyncio.subprocess.Process:
     )
     client = aioredis.Redis(port=port)
     try:
-        for _ in range(200):
-            try:
-                await client.ping()
-                return proc
-            except RedisConnectionError:
-                await asyncio.sleep(0.02)
+        await eventually(
+            client.ping,
+            ignoring=(RedisConnectionError,),
+            interval=0.02,
+            what="redis-server answers PING",
+        )
+    except AssertionError:
+        proc.kill()
+        raise
     finally:
         await client.aclose()
-    proc.kill()
-    raise AssertionError("redis-server did not start")
+    return proc
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

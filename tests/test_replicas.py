@@ -10,7 +10,6 @@ import asyncio
 import json
 import pathlib
 import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -19,15 +18,21 @@ import grpc
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from test_watch import TENANT, op_notification
 
 from commsgw.emulator import Emulator
-from commsgw.testing import GatewayProcess, free_port
-from conftest import first_bookmark, new_guid
+from commsgw.testing import GatewayProcess
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
-from test_cancel import error_details
+from helpers.ids import new_guid
+from helpers.notifications import TENANT, op_notification
+from helpers.polling import eventually
+from helpers.private_redis import PrivateRedis
+from helpers.status import error_details
+from helpers.watch import first_bookmark
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+]
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -183,9 +188,12 @@ async def test_snapshot_across_replicas(cluster_factory: Callable[..., Cluster])
     c = cluster_factory()
     a, b = await c.replica(), await c.replica()
     call_id, op = new_guid(), new_guid()
+    marker = Watcher(new_guid())
+    marker.token = await first_bookmark(b.target, marker.call_id)
     assert await c.post(a, [op_notification(call_id, op, status="running")]) == 202
     assert await c.post(a, [op_notification(call_id, op, status="completed")]) == 202
-    await asyncio.sleep(0.3)  # let B's reader see them
+    assert await c.post(a, [op_notification(marker.call_id, new_guid())]) == 202
+    await marker.run(b.target, until=1)  # B's reader has seen the marker, so what came before
     async with grpc.aio.insecure_channel(b.target) as ch:
         call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
             calls_pb2.WatchOperationsRequest(call_ids=[call_id], include_snapshot=True)
@@ -213,46 +221,6 @@ async def test_expired_token_after_trimming(cluster_factory: Callable[..., Clust
     assert error_details(info.value)[0].reason == "RESUME_TOKEN_EXPIRED"
 
 
-class PrivateRedis:
-    """A redis-server of the test's own, persisting to disk so that a restart keeps the log."""
-
-    def __init__(self, tmp: pathlib.Path) -> None:
-        self.port = free_port()
-        self.dir = tmp / "redis"
-        self.dir.mkdir()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                "--dir", str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        r = aioredis.from_url(self.url)
-        try:
-            async with asyncio.timeout(10):
-                while True:
-                    try:
-                        await r.ping()
-                        return
-                    except (ConnectionError, aioredis.ConnectionError):
-                        await asyncio.sleep(0.05)
-        finally:
-            await r.aclose()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: Redis flushes the append-only file and exits
-            self.proc.wait(10)
-
-
 @pytest.fixture
 async def private_redis(tmp_path: pathlib.Path) -> AsyncIterator[PrivateRedis]:
     r = PrivateRedis(tmp_path)
@@ -274,18 +242,19 @@ async def test_redis_restart_mid_stream_and_503_while_down(
     w.token = await first_bookmark(b.target, call_id)
     reading = asyncio.create_task(w.run(b.target, until=10, timeout=60))
     assert await c.post(a, [op_notification(call_id, o) for o in ops[:5]]) == 202
-    async with asyncio.timeout(10):
-        while len(w.ids) < 5:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: len(w.ids) >= 5, interval=0.05)
     private_redis.stop()
     # Redis down: the webhook refuses rather than lose the notification; Graph redelivers.
     refused = op_notification(call_id, ops[5])
     assert await c.post(a, [refused]) == 503
     await private_redis.start()
-    async with asyncio.timeout(20):
-        while (status := await c.post(a, [refused])) != 202:
-            assert status == 503
-            await asyncio.sleep(0.2)
+
+    async def stored() -> bool:
+        status = await c.post(a, [refused])
+        assert status in (202, 503), status
+        return status == 202
+
+    await eventually(stored, timeout=20, interval=0.2, what="the refused POST is stored")
     assert await c.post(a, [op_notification(call_id, o) for o in ops[6:]]) == 202
     await reading  # the same stream, no error: a delay, no gap
     assert w.ids == ops

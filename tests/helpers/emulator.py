@@ -1,23 +1,35 @@
-"""Test helpers around commsgw.emulator: a callback receiver, MSAL factories, polling."""
+"""Acting on the Graph emulator: a bot's Graph calls (GraphUser), a callback receiver, MSAL
+factories, the paths tests fault, and which requests a fault fired on."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
+import re
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msal
 import requests
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
 
 from commsgw.emulator import Emulator
-from commsgw.emulator._tokens import SigningKey
+
+# What the tests fault: Graph's cancelMediaProcessing, and the token endpoint.
+CANCEL_PATH = r"/cancelMediaProcessing$"
+TOKEN_PATH = r"/oauth2/v2.0/token$"
+
+
+def fired(emulator: Emulator, path_pattern: str) -> list[tuple[str, str, str]]:
+    """(fault id, method, path) of each request to `path_pattern` a fault fired on, in arrival
+    order. The injector records a fault when it fires; the request log (where the request's
+    `x-emulator-fault` entry names the fault) only once the request is answered, which for a
+    stalled one may be after the test has its answer."""
+    rx = re.compile(path_pattern)
+    return [hit for hit in emulator.faults.fired if rx.search(hit[2])]
 
 
 @dataclass
@@ -78,12 +90,6 @@ class CallbackReceiver:
         return out
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)
-
-
 def client_ssl_context(emu: Emulator) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(emu.ca_path))
 
@@ -119,23 +125,51 @@ def requests_session_trusting(emu: Emulator) -> requests.Session:
     return s
 
 
-@dataclass
-class AppCertificate:
-    key_pem: str
-    cert_pem: str
-    sha1_hex: str
+class GraphUser:
+    """Acts on the emulator as a bot would (create calls, queue media), with an app token."""
 
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.http = httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(emulator.ca_path)),
+            base_url=emulator.graph_url,
+        )
 
-def make_app_certificate(cn: str = "commsgw test app") -> AppCertificate:
-    """An app registration's certificate credential: the emulator's own kind of signing key
-    (RSA with a self-signed certificate), as PEM text and thumbprint."""
-    key = SigningKey.generate(cn)
-    return AppCertificate(
-        key_pem=key.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-        cert_pem=ssl.DER_cert_to_PEM_cert(key.cert_der),
-        sha1_hex=hashlib.sha1(key.cert_der).hexdigest().upper(),
-    )
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.emulator.issue_access_token()}"}
+
+    async def create_call(self, callback: str) -> str:
+        r = await self.http.post(
+            "/communications/calls",
+            json={"@odata.type": "#microsoft.graph.call", "callbackUri": callback},
+            headers=self._headers(),
+        )
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    async def action(self, call_id: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        r = await self.http.post(
+            f"/communications/calls/{call_id}/{name}", json=dict(body), headers=self._headers()
+        )
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def play_prompt(self, call_id: str, ctx: str) -> str:
+        body = {
+            "clientContext": ctx,
+            "prompts": [
+                {
+                    "@odata.type": "#microsoft.graph.mediaPrompt",
+                    "mediaInfo": {"uri": "https://cdn.example/p.wav"},
+                }
+            ],
+        }
+        return str((await self.action(call_id, "playPrompt", body))["id"])
+
+    async def record(self, call_id: str, ctx: str) -> str:
+        body = {"clientContext": ctx, "maxRecordDurationInSeconds": 10}
+        return str((await self.action(call_id, "recordResponse", body))["id"])
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
