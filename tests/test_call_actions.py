@@ -19,13 +19,16 @@ from commsgw.emulator import Emulator, Fault
 from commsgw.graph import ACTIONS
 from commsgw.server import Gateway
 from commsgw.testing import free_port
-from conftest import GraphUser, gateway_settings, running_gateway, webhook_url
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.emulator import GraphUser
+from helpers.gateway import gateway_settings, running_gateway, webhook_url
 
 CALL = "5f1b7d4e-0c1a-4a5b-9d1e-2b3c4d5e6f70"
 USER = "11111111-2222-3333-4444-555555555555"
 PROMPT = ct.MediaInfo(uri="https://cdn.example/prompt.wav")
+
+pytestmark = pytest.mark.e2e
 
 
 def _user(uid: str = USER) -> ct.InvitationParticipantInfo:

@@ -13,8 +13,8 @@ import pytest
 from commsgw import _errors
 from commsgw.emulator import Emulator
 from commsgw_client import ErrorReason, GatewayClient, ResourceExhaustedError
-from conftest import gateway_settings, running_gateway
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.gateway import gateway_settings, running_gateway
 
 PACKAGE = pathlib.Path(_errors.__file__).resolve().parent
 # Reasons that never reach a gRPC caller: the webhook answers HTTP, settings stop start-up.
@@ -28,6 +28,8 @@ ABSTRACT = (
     _errors.WatchError,
     _errors.Unavailable,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def _gateway_sources() -> list[pathlib.Path]:
