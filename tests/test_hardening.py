@@ -441,3 +441,14 @@ async def test_without_callers_file_only_the_total_stream_limit_applies(
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         for c in open_:
             c.cancel()
+
+
+async def test_notification_signing_keys_are_loaded_at_start(
+    emulator: Emulator, gateway: Gateway
+) -> None:
+    # No callback has arrived: the gateway loaded the keys by itself, so the first unknown kid
+    # (a key rotation) is fetched at once rather than after the refresh throttle.
+    await eventually(
+        lambda: gateway.webhook._validator.keys_loaded, what="signing keys loaded at start"
+    )
+    assert emulator.requests_to(r"/v1/.well-known/keys$", "GET")

@@ -135,3 +135,11 @@ def test_a_caller_with_the_trusted_name_is_still_limited() -> None:
     limits.acquire(impostor)
     with pytest.raises(TooManyStreams):
         limits.acquire(impostor)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.25, 0.49])
+def test_a_rate_below_half_a_request_a_second_still_admits_one(rate: float) -> None:
+    rl = RateLimiter(rate)
+    assert rl.allow("a", now=0.0) == 0.0
+    assert rl.allow("a", now=0.0) > 0
+    assert rl.allow("a", now=1 / rate) == 0.0

@@ -64,6 +64,19 @@ def test_the_operators_json_lines_are_masked() -> None:
 # --- the scan of the run's logs -------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        'body {"recordingAccessToken": "s3cret-rec"}',
+        'form client_secret="s3cret-app" sent',
+    ],
+)
+def test_json_lines_mask_secrets_quoted_inside_the_message(message: str) -> None:
+    record = logging.makeLogRecord({"msg": message, "levelname": "INFO", "name": "x"})
+    line = JsonFormatter().format(record)
+    assert "s3cret" not in line, line
+
+
 def test_scanner_finds_planted_secrets() -> None:
     assert leaks(f"Authorization: Bearer {JWT}")
     assert leaks("client_secret=emulator-secret")

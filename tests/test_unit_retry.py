@@ -119,3 +119,8 @@ def test_jittered_delay_stays_within_its_ceiling(
 ) -> None:
     delay = backoff(attempt, None, base_s=base_s, max_s=max_s, rng=random.Random(seed))
     assert 0 <= delay <= min(max_s, base_s * 2 ** (attempt - 1))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "1_000", "0x10", "\uff11\uff10"])
+def test_what_is_not_delta_seconds_or_a_date_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None

@@ -56,13 +56,14 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            # Masked before encoding: JSON escapes the quotes the patterns look for.
+            "msg": redact(record.getMessage()),
         }
         for k, v in record.__dict__.items():
             if k not in _STANDARD and not k.startswith("_"):
-                out[k] = v
+                out[k] = redact(v) if isinstance(v, str) else v
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return redact(_encoder.encode(out).decode())
 
 

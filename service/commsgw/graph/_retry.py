@@ -8,11 +8,17 @@ full jitter; connection failures are retried the same way.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUS = frozenset({429, 503, 504})
+# Bounds what is reported to callers in RetryInfo (a google.protobuf.Duration); waits are
+# capped by COMMSGW_RETRY_MAX_S anyway.
+MAX_RETRY_AFTER_S = 1e9
+# RFC 9110 delta-seconds, leniently: a fraction, and a sign (a negative delay means now).
+_DELTA_SECONDS = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,9})?")
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -20,14 +26,13 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if not value:
         return None
     value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):  # RFC 9110 delta-seconds (a fraction tolerated)
+        return min(max(0.0, float(value)), MAX_RETRY_AFTER_S)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now())
-    except (TypeError, ValueError, IndexError):
+        delay = parsedate_to_datetime(value).timestamp() - now()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return min(max(0.0, delay), MAX_RETRY_AFTER_S)
 
 
 def backoff(

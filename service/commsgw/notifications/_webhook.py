@@ -84,7 +84,8 @@ class RateLimiter:
 
     def __init__(self, rate: float, *, max_sources: int = 10_000) -> None:
         self._rate = rate
-        self._burst = 2 * rate
+        # At least one request, whatever the rate: a burst below one token would refuse all.
+        self._burst = max(1.0, 2 * rate)
         self._max_sources = max_sources
         self._buckets: dict[str, tuple[float, float]] = {}
 

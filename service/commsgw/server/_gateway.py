@@ -160,6 +160,11 @@ class Gateway:
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
         )
+        if isinstance(validator, NotificationTokenValidator):
+            # Load the signing keys now rather than on the first callback, so that a key
+            # rotation's unknown kid is fetched at once instead of waiting out the refresh
+            # throttle that the first load would start.
+            self._spawn(self._warm_keys(validator))
         probes = Probes(self.metrics, self._readiness)
         app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
         self._runner, self.http_port = await _http.listen(app, s)
@@ -179,6 +184,12 @@ class Gateway:
         await self._server.start()
 
     # ------------------------------------------------------------------ health
+
+    async def _warm_keys(self, validator: NotificationTokenValidator) -> None:
+        try:
+            await validator.warm()
+        except CommsgwError as err:
+            log.warning("notification signing keys not loaded yet: %s", err.message)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
