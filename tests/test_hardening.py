@@ -452,3 +452,27 @@ async def test_notification_signing_keys_are_loaded_at_start(
         lambda: gateway.webhook._validator.keys_loaded, what="signing keys loaded at start"
     )
     assert emulator.requests_to(r"/v1/.well-known/keys$", "GET")
+
+
+async def test_a_stream_that_ends_in_error_is_counted_with_its_code(
+    gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub
+) -> None:
+    bad = stub.WatchOperations(calls_pb2.WatchOperationsRequest(resume_token="not-a-token"))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in bad:
+            pass
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    page = gateway.metrics.render().decode()
+    await eventually(
+        lambda: (
+            metric(
+                gateway.metrics.render().decode(),
+                "commsgw_rpc_requests_total",
+                method="WatchOperations",
+                code="INVALID_ARGUMENT",
+            )
+            == 1
+        ),
+        what="the failed stream counted as INVALID_ARGUMENT",
+    )
+    assert metric(page, "commsgw_rpc_requests_total", method="WatchOperations", code="OK") == 0
