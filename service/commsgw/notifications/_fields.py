@@ -1,8 +1,8 @@
 """The lenient reading of a notification's fields, and the receive timestamp.
 
 A field of the wrong JSON type is treated as absent: strings accept numbers and booleans
-(converted to their JSON text), result codes that are not integral numbers within int32 become
-0. Also the JSON type names used in error messages.
+(converted to their JSON text), integers that are not integral numbers within their range
+become 0, booleans are only JSON booleans. Also the JSON type names used in error messages.
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from commsgw.notifications._json import SORTED_ENCODER
 from graphcomms.v1 import calls_pb2
 
-__all__ = ["as_int32", "as_str", "json_type_name", "set_result_info", "timestamp"]
+__all__ = [
+    "as_bool",
+    "as_int32",
+    "as_int64",
+    "as_str",
+    "json_type_name",
+    "set_result_info",
+    "timestamp",
+]
 
 _INT32_MIN: Final = -(2**31)
 _INT32_MAX: Final = 2**31 - 1
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -50,6 +60,20 @@ def as_str(value: Any) -> str:
 def as_int32(value: Any) -> int:
     """A result code as int32: ints, integral floats and numeric strings ("200", "200.0")
     within int32; anything else is 0."""
+    return _as_int(value, _INT32_MIN, _INT32_MAX)
+
+
+def as_int64(value: Any) -> int:
+    """:func:`as_int32` for int64 (a tone's sequenceId)."""
+    return _as_int(value, _INT64_MIN, _INT64_MAX)
+
+
+def as_bool(value: Any) -> bool:
+    """A JSON boolean; anything else is False."""
+    return value is True
+
+
+def _as_int(value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool):
         return 0
     n: int
@@ -75,7 +99,7 @@ def as_int32(value: Any) -> int:
             n = int(f)
     else:
         return 0
-    return n if _INT32_MIN <= n <= _INT32_MAX else 0
+    return n if lo <= n <= hi else 0
 
 
 def set_result_info(value: Any, target: calls_pb2.ResultInfo) -> None:

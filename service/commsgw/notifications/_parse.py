@@ -3,10 +3,12 @@
 Graph POSTs ``{"@odata.type": "#microsoft.graph.commsNotifications", "value": [...]}`` to the
 bot's callback URL; each element of ``value`` is a commsNotification (``changeType``,
 ``resourceUrl`` or the legacy ``resource``, ``resourceData``). This module turns one body into
-one :class:`ParsedNotification` per element, in the order Graph sent them.
+one :class:`ParsedNotification` per change, in the order Graph sent them: one per element, or
+one per entity of an element whose resourceData is an array of changes (see below).
 
-The element walk is here; the lenient field readings are in ``_fields``, resourceUrl parsing
-and type names in ``_resources``, dedup keys in ``_dedup``.
+The element walk is here; the lenient field readings are in ``_fields``, the typed fields of a
+call in ``_call_fields``, resourceUrl parsing and type names in ``_resources``, dedup keys in
+``_dedup``.
 
 Rules (details in :func:`parse_notifications`):
 
@@ -20,6 +22,12 @@ Rules (details in :func:`parse_notifications`):
 * Nothing Graph sent is dropped: what is neither an operation nor a call, and every
   notification whose call id cannot be determined (``call_id`` then is ""), becomes an
   ``OtherNotification`` carrying the element exactly as sent.
+* resourceData may be "an entity or a collection of entities depending on the number of
+  changes packaged in the notification" (Graph's commsNotification resource). An array with at
+  least one operation or call in it is split: one Event per entity, in order, each as if Graph
+  had sent that change alone (the notification with resourceData replaced by the entity; an
+  ``OtherNotification``'s ``raw_json`` is that notification, re-encoded). An array with neither
+  (a roster update of participants, ``[]``) stays one ``OtherNotification``, exactly as sent.
 * ``recordingAccessToken`` is copied into the Event (the subscriber side redacts it) but never
   appears in an exception message or a log line.
 """
@@ -35,13 +43,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from commsgw._errors import NotificationFormatError
 from commsgw._ids import normalize_id
+from commsgw.notifications._call_fields import fill_call_fields
 from commsgw.notifications._dedup import dedup_key, element_digest
 from commsgw.notifications._fields import as_str, json_type_name, set_result_info, timestamp
-from commsgw.notifications._json import ANY_DECODER, DECODE_ERRORS
+from commsgw.notifications._json import ANY_DECODER, DECODE_ERRORS, ENCODER
 from commsgw.notifications._resources import (
     OPERATION_TYPES,
     URL_CALL,
     URL_OPERATION,
+    URL_OPERATIONS,
     URL_OTHER,
     parse_resource_url,
     short_type_name,
@@ -78,6 +88,7 @@ _CALL_STATES: Final[dict[str, calls_pb2.CallState.ValueType]] = {
     "redirecting": calls_pb2.CALL_STATE_REDIRECTING,
     "terminating": calls_pb2.CALL_STATE_TERMINATING,
     "terminated": calls_pb2.CALL_STATE_TERMINATED,
+    "ringing": calls_pb2.CALL_STATE_RINGING,
 }
 
 
@@ -97,7 +108,10 @@ class ParsedNotification:
     Attributes:
         event: the contract Event.
         dedup_key: a 16-byte digest of (tenant, canonical notification JSON); equal for a
-            notification Graph delivered twice, whatever its key order or whitespace.
+            notification Graph delivered twice, whatever its key order or whitespace. For an
+            entity of a split array, the notification is the one-entity notification: a
+            redelivered array gives the same keys, two different entities different ones, and
+            an entity sent once packaged and once alone the same key.
         operation_key: ``(tenant_id, call_id, operation_id)`` for an operation update with
             both ids known (the key of the latest-state snapshot); None otherwise.
     """
@@ -123,7 +137,8 @@ def parse_notifications(
             datetime is taken as UTC.
 
     Returns:
-        One ParsedNotification per element of ``value``; ``[]`` for an empty ``value``.
+        One ParsedNotification per element of ``value`` (per entity for a split
+        resourceData array); ``[]`` for an empty ``value``.
 
     Raises:
         NotificationFormatError: the body is not valid UTF-8 JSON, not an object, has no
@@ -134,14 +149,24 @@ def parse_notifications(
 
     * OperationUpdate: ``resourceData`` is an object whose ``@odata.type`` ends with
       "Operation" (any case, ``#microsoft.graph.`` prefix optional), or the URL is
-      ``.../calls/{id}/operations/{opId}`` (unless resourceData says it is a call). The
-      operation id is resourceData's ``id``, else the URL's.
+      ``.../calls/{id}/operations/{opId}`` (unless resourceData says it is a call), or the
+      URL is the collection ``.../calls/{id}/operations`` and resourceData a non-empty
+      object. The operation id is resourceData's ``id``, else the URL's.
     * CallUpdate: resourceData's ``@odata.type`` is ``#microsoft.graph.call``, or the URL is
       exactly ``.../calls/{id}``. A call notification without resourceData (e.g. deleted)
-      has state UNSPECIFIED.
+      has state UNSPECIFIED. States are read in any case (the legacy format sends
+      "Established"). Whatever the call resource carries of direction, source, targets,
+      meetingInfo, chatInfo, requestedModalities, callbackUri and toneInfo is filled in; a
+      call in state incoming also gets ``answer_deadline`` (see ``_call_fields``).
     * OtherNotification: everything else (participants, unknown types, resourceData that is
       not an object) and every notification whose call id is unknown. ``raw_json`` is the
       element exactly as Graph sent it.
+    * resourceData an array: each entity is classified by its ``@odata.type`` as above, by
+      the URL only when it has none (an entity that is not an object, or of another type, is
+      "other"). When one is an operation or a call, the array is split into one
+      Event per entity, in order; ``raw_json`` of an "other" entity is then the notification
+      with resourceData replaced by that entity (keys in Graph's order, compact JSON). Else
+      the array is kept whole as one OtherNotification (``odata_type`` "").
 
     The call id comes from the URL's segment after ``calls`` (absolute URLs, ``/v1.0`` or
     ``/beta`` prefixes, ``/app/calls``, trailing slashes, query strings and any case are
@@ -194,13 +219,63 @@ def parse_notifications(
             raise NotificationFormatError(
                 f"notification value[{index}] is not an object (got {json_type_name(element)})"
             )
-        out.append(_parse_element(index, element, raw_bytes, tenant, ts))
+        out.extend(_parse_element(index, element, raw_bytes, tenant, ts))
     return out
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build
+class _Envelope:
+    """What one commsNotification says around its resourceData."""
+
+    tenant: str
+    change_type: calls_pb2.ChangeType.ValueType
+    url: str
+    receive_time: Timestamp
+    url_call_id: str
+    url_kind: int
+    url_op_id: str
+
+
+@dataclass(slots=True)
+class _Entity:
+    """One entity of resourceData (or the whole resourceData) and what it is about."""
+
+    kind: int  # URL_OPERATION, URL_CALL or URL_OTHER
+    call_id: str
+    odata_type: str
+    type_name: str
+    data: dict[str, Any]
+
+
+def _classify(value: Any, usable: bool, env: _Envelope, *, element: bool = False) -> _Entity:
+    """What `value` (resourceData, or with `element` one entity of an array) is; `usable`:
+    whether typed fields can be read from it (an object, or absent resourceData). The URL
+    decides for resourceData of another type or none, but for an entity only when it has no
+    ``@odata.type`` (a participant in a call's array is a participant)."""
+    data: dict[str, Any] = value if isinstance(value, dict) else {}
+    t = data.get("@odata.type")
+    odata_type = t if isinstance(t, str) else ""
+    type_name = short_type_name(odata_type) if odata_type else ""
+    call_id = env.url_call_id
+    if not call_id and type_name == "call":
+        call_id = normalize_id(as_str(data.get("id")))
+    kind = URL_OTHER
+    if call_id and usable:
+        if type_name.endswith("operation"):
+            kind = URL_OPERATION
+        elif type_name == "call":
+            kind = URL_CALL
+        elif not (element and odata_type):  # the URL decides
+            if env.url_kind == URL_OPERATION or (env.url_kind == URL_OPERATIONS and data):
+                kind = URL_OPERATION
+            elif env.url_kind == URL_CALL:
+                kind = URL_CALL
+    return _Entity(kind, call_id, odata_type, type_name, data)
 
 
 def _parse_element(
     index: int, element: dict[str, Any], raw_bytes: bytes, tenant: str, ts: Timestamp
-) -> ParsedNotification:
+) -> list[ParsedNotification]:
     url = element.get("resourceUrl")
     if not isinstance(url, str) or not url.strip():
         url = element.get("resource")
@@ -208,79 +283,73 @@ def _parse_element(
             raise NotificationFormatError(
                 f"notification value[{index}] has no resourceUrl (or resource) string"
             )
-
-    digest = element_digest(tenant, element, raw_bytes)
-
     change = element.get("changeType")
     change_type = (
         _CHANGE_TYPES.get(change.lower(), calls_pb2.CHANGE_TYPE_UNSPECIFIED)
         if isinstance(change, str)
         else calls_pb2.CHANGE_TYPE_UNSPECIFIED
     )
-
-    url_call_id, url_kind, url_op_id = parse_resource_url(url)
+    env = _Envelope(tenant, change_type, url, ts, *parse_resource_url(url))
 
     rd = element.get("resourceData")
-    rd_obj: dict[str, Any] | None = rd if isinstance(rd, dict) else None
-    odata_type = ""
-    type_name = ""
-    if rd_obj is not None:
-        t = rd_obj.get("@odata.type")
-        if isinstance(t, str):
-            odata_type = t
-            type_name = short_type_name(t)
+    if isinstance(rd, list):
+        entities = [_classify(v, isinstance(v, dict), env, element=True) for v in rd]
+        if any(e.kind != URL_OTHER for e in entities):
+            out: list[ParsedNotification] = []
+            for i, (value, entity) in enumerate(zip(rd, entities, strict=True)):
+                # The notification as if Graph had sent this change alone (same key order).
+                piece = {**element, "resourceData": value}
+                digest = element_digest(tenant, piece, b"%s\x00[%d]" % (raw_bytes, i))
+                out.append(_parsed(env, entity, piece, None, digest))
+            return out
+        # Nothing typed in it (a roster update, content-sharing sessions, []): kept whole.
+        entity = _Entity(URL_OTHER, env.url_call_id, "", "", {})
+    else:
+        entity = _classify(rd, rd is None or isinstance(rd, dict), env)
+    digest = element_digest(tenant, element, raw_bytes)
+    return [_parsed(env, entity, element, raw_bytes, digest)]
 
-    call_id = url_call_id
-    if not call_id and type_name == "call":
-        call_id = normalize_id(as_str(rd_obj.get("id") if rd_obj is not None else None))
 
-    # resourceData given but not an object (a participants list, a scalar): nothing typed
-    # can be read from it, keep it whole.
-    resource_data_usable = rd is None or rd_obj is not None
-    kind = URL_OTHER
-    if call_id and resource_data_usable:
-        if type_name.endswith("operation"):
-            kind = URL_OPERATION
-        elif type_name == "call":
-            kind = URL_CALL
-        elif url_kind == URL_OPERATION:
-            kind = URL_OPERATION
-        elif url_kind == URL_CALL:
-            kind = URL_CALL
-
+def _parsed(
+    env: _Envelope,
+    entity: _Entity,
+    notification: dict[str, Any],
+    raw_bytes: bytes | None,
+    digest: bytes,
+) -> ParsedNotification:
+    """The Event of one entity; `raw_bytes`: the notification as sent, None when it is one
+    element of an array (re-encoded then, for an OtherNotification)."""
     event = calls_pb2.Event(
-        tenant_id=tenant,
-        call_id=call_id,
-        change_type=change_type,
-        resource_url=url,
-        receive_time=ts,
+        tenant_id=env.tenant,
+        call_id=entity.call_id,
+        change_type=env.change_type,
+        resource_url=env.url,
+        receive_time=env.receive_time,
     )
+    data = entity.data
     operation_key: tuple[str, str, str] | None = None
-
-    if kind == URL_OPERATION:
-        data = rd_obj if rd_obj is not None else {}
+    if entity.kind == URL_OPERATION:
         op_id = as_str(data.get("id"))
-        op_id = normalize_id(op_id) if op_id.strip() else url_op_id
+        op_id = normalize_id(op_id) if op_id.strip() else env.url_op_id
         status = data.get("status")
         op = event.operation_update.operation
         op.SetInParent()
         op.id = op_id
-        op.type = OPERATION_TYPES.get(type_name, calls_pb2.OPERATION_TYPE_UNSPECIFIED)
+        op.type = OPERATION_TYPES.get(entity.type_name, calls_pb2.OPERATION_TYPE_UNSPECIFIED)
         op.status = (
             _OPERATION_STATUSES.get(status.lower(), calls_pb2.OPERATION_STATUS_UNSPECIFIED)
             if isinstance(status, str)
             else calls_pb2.OPERATION_STATUS_UNSPECIFIED
         )
         op.client_context = as_str(data.get("clientContext"))
-        op.odata_type = odata_type
+        op.odata_type = entity.odata_type
         op.completion_reason = as_str(data.get("completionReason"))
         op.recording_location = as_str(data.get("recordingLocation"))
         op.recording_access_token = as_str(data.get("recordingAccessToken"))
         set_result_info(data.get("resultInfo"), op.result_info)
         if op_id:
-            operation_key = (tenant, call_id, op_id)
-    elif kind == URL_CALL:
-        data = rd_obj if rd_obj is not None else {}
+            operation_key = (env.tenant, entity.call_id, op_id)
+    elif entity.kind == URL_CALL:
         state = data.get("state")
         cu = event.call_update
         cu.SetInParent()
@@ -289,12 +358,19 @@ def _parse_element(
             if isinstance(state, str)
             else calls_pb2.CALL_STATE_UNSPECIFIED
         )
-        cu.odata_type = odata_type
+        cu.odata_type = entity.odata_type
         set_result_info(data.get("resultInfo"), cu.result_info)
+        fill_call_fields(data, notification, cu, env.receive_time)
     else:
         other = event.other
         other.SetInParent()
-        other.odata_type = odata_type
-        other.raw_json = raw_bytes.decode("utf-8")
-
+        other.odata_type = entity.odata_type
+        other.raw_json = (
+            raw_bytes.decode("utf-8") if raw_bytes is not None else _encode(notification)
+        )
     return ParsedNotification(event=event, dedup_key=digest, operation_key=operation_key)
+
+
+def _encode(notification: dict[str, Any]) -> str:
+    """JSON text of a decoded notification, keys in Graph's order."""
+    return ENCODER.encode(notification).decode("utf-8")

@@ -17,6 +17,7 @@ __all__ = [
     "OPERATION_TYPES",
     "URL_CALL",
     "URL_OPERATION",
+    "URL_OPERATIONS",
     "URL_OTHER",
     "parse_resource_url",
     "short_type_name",
@@ -42,6 +43,7 @@ OPERATION_TYPES: Final[dict[str, calls_pb2.OperationType.ValueType]] = {
 URL_OTHER: Final = 0
 URL_CALL: Final = 1
 URL_OPERATION: Final = 2
+URL_OPERATIONS: Final = 3  # the call's operations collection: .../calls/{id}/operations
 
 
 def short_type_name(odata_type: str) -> str:
@@ -79,8 +81,11 @@ def _parse_resource_url(url: str) -> tuple[str, int, str]:
             rest = segments[i + 2 :]
             if not rest:
                 return call_id, URL_CALL, ""
-            if len(rest) == 2 and rest[0].lower() == "operations":
-                return call_id, URL_OPERATION, normalize_id(rest[1])
+            if rest[0].lower() == "operations":
+                if len(rest) == 1:
+                    return call_id, URL_OPERATIONS, ""
+                if len(rest) == 2:
+                    return call_id, URL_OPERATION, normalize_id(rest[1])
             return call_id, URL_OTHER, ""
     return "", URL_OTHER, ""
 

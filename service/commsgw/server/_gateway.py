@@ -31,6 +31,7 @@ from commsgw.notifications import (
     Webhook,
     build_app,
 )
+from commsgw.notifications._tones import ToneOrder
 from commsgw.notifications._webhook import Validator
 from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
@@ -151,6 +152,7 @@ class Gateway:
             metrics=self.metrics,
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
+            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
         )
         probes = Probes(self.metrics, self._readiness)
         app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
