@@ -21,11 +21,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from commsgw._config import from_sources
+from commsgw._errors import NotificationTooLarge
 from commsgw.emulator import Emulator
 from commsgw.eventlog import Hub, LogEntry, MemoryEventLog
 from commsgw.eventlog._hub import ToneMarks
 from commsgw.notifications._parse import ParsedNotification, parse_notifications
 from commsgw.notifications._tones import ToneOrder, in_sequence
+from commsgw.notifications._webhook import http_status_of
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import call_types_pb2, calls_pb2, calls_pb2_grpc
 
@@ -166,6 +168,13 @@ def incoming_call(call_id: str, **extra: Any) -> dict[str, Any]:
     )
 
 
+async def _until(condition: Any, timeout: float = WAIT_S) -> None:
+    """Wait until `condition()` holds (checked every 10 ms)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 # -- resourceData arrays --------------------------------------------------------------------------
 
 
@@ -221,6 +230,17 @@ def test_mixed_array_keeps_order_and_others_carry_their_element() -> None:
     assert list(json.loads(other.raw_json)) == list(note)  # Graph's key order
     assert json.loads(items[3].event.other.raw_json)["resourceData"] == 7
     assert items[3].event.other.odata_type == ""
+
+
+def test_split_copies_of_a_large_envelope_are_bounded() -> None:
+    note = packaged(CALL, [completion(OP1), *range(20)])
+    note["padding"] = "x" * 10_000
+    assert len(parse(body(note))) == 21  # 20 copies of 10 kB: within the slack
+    note["padding"] = "x" * 100_000
+    with pytest.raises(NotificationTooLarge) as caught:
+        parse(body(note))
+    assert http_status_of(caught.value) == 413
+    assert "value[0]" in caught.value.message
 
 
 def test_array_without_operation_or_call_stays_whole() -> None:
@@ -531,7 +551,8 @@ async def test_hold_waits_for_the_hub_and_gives_up_after_the_window() -> None:
     held = asyncio.create_task(order.hold(parse(body(tone_note(CALL, 3)))))
     await _until(lambda: order.holding == 1)
     await log.append(parse(body(tone_note(CALL, 1))))
-    await asyncio.sleep(0)  # nothing due yet: tone 2 is missing
+    # Woken by tone 1, it waits again (tone 2 is missing): a new event for the call.
+    await _until(lambda: (TENANT, CALL) in hub.tones._changed)
     assert not held.done()
     await log.append(parse(body(tone_note(CALL, 2))))
     await asyncio.wait_for(held, WAIT_S)
@@ -546,12 +567,6 @@ async def test_hold_waits_for_the_hub_and_gives_up_after_the_window() -> None:
 
 
 # -- end to end -----------------------------------------------------------------------------------
-
-
-async def _until(condition: Any, timeout: float = WAIT_S) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

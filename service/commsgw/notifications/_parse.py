@@ -41,7 +41,7 @@ from typing import Any, Final
 import msgspec
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from commsgw._errors import NotificationFormatError
+from commsgw._errors import NotificationFormatError, NotificationTooLarge
 from commsgw._ids import normalize_id
 from commsgw.notifications._call_fields import fill_call_fields
 from commsgw.notifications._dedup import dedup_key, element_digest
@@ -90,6 +90,13 @@ _CALL_STATES: Final[dict[str, calls_pb2.CallState.ValueType]] = {
     "terminated": calls_pb2.CALL_STATE_TERMINATED,
     "ringing": calls_pb2.CALL_STATE_RINGING,
 }
+
+
+# Splitting a resourceData array copies the notification around each "other" entity into its
+# raw_json. The copies made for one body may add up to the body's size plus this much: Graph's
+# notifications have a few hundred bytes around resourceData, so only a body built to blow up
+# in memory (a large envelope around many entities) gets near it.
+_SPLIT_SLACK: Final = 256 * 1024
 
 
 class _Document(msgspec.Struct):
@@ -144,6 +151,8 @@ def parse_notifications(
         NotificationFormatError: the body is not valid UTF-8 JSON, not an object, has no
             ``value`` array, an element is not an object or has no ``resourceUrl``/``resource``
             string, or the JSON is nested too deeply.
+        NotificationTooLarge: the raw_json of the "other" entities of split arrays would add
+            up to more than the body's size plus 256 KiB (see ``_SPLIT_SLACK``).
 
     Classification of each element:
 
@@ -203,6 +212,7 @@ def parse_notifications(
     ts = timestamp(datetime.now(UTC) if receive_time is None else receive_time)
 
     out: list[ParsedNotification] = []
+    budget = [len(body) + _SPLIT_SLACK]
     for index, raw in enumerate(doc.value):
         raw_bytes = bytes(raw)
         try:
@@ -219,7 +229,7 @@ def parse_notifications(
             raise NotificationFormatError(
                 f"notification value[{index}] is not an object (got {json_type_name(element)})"
             )
-        out.extend(_parse_element(index, element, raw_bytes, tenant, ts))
+        out.extend(_parse_element(index, element, raw_bytes, tenant, ts, budget))
     return out
 
 
@@ -274,8 +284,14 @@ def _classify(value: Any, usable: bool, env: _Envelope, *, element: bool = False
 
 
 def _parse_element(
-    index: int, element: dict[str, Any], raw_bytes: bytes, tenant: str, ts: Timestamp
+    index: int,
+    element: dict[str, Any],
+    raw_bytes: bytes,
+    tenant: str,
+    ts: Timestamp,
+    budget: list[int],
 ) -> list[ParsedNotification]:
+    """The Events of one notification; `budget`: the bytes split arrays may still copy."""
     url = element.get("resourceUrl")
     if not isinstance(url, str) or not url.strip():
         url = element.get("resource")
@@ -300,25 +316,34 @@ def _parse_element(
                 # The notification as if Graph had sent this change alone (same key order).
                 piece = {**element, "resourceData": value}
                 digest = element_digest(tenant, piece, b"%s\x00[%d]" % (raw_bytes, i))
-                out.append(_parsed(env, entity, piece, None, digest))
+                raw_json = ""
+                if entity.kind == URL_OTHER:
+                    raw_json = ENCODER.encode(piece).decode("utf-8")
+                    budget[0] -= len(raw_json)
+                    if budget[0] < 0:
+                        raise NotificationTooLarge(
+                            f"notification value[{index}]: its resourceData array is too "
+                            "large once split into one event per entity"
+                        )
+                out.append(_parsed(env, entity, piece, raw_json, digest))
             return out
         # Nothing typed in it (a roster update, content-sharing sessions, []): kept whole.
         entity = _Entity(URL_OTHER, env.url_call_id, "", "", {})
     else:
         entity = _classify(rd, rd is None or isinstance(rd, dict), env)
     digest = element_digest(tenant, element, raw_bytes)
-    return [_parsed(env, entity, element, raw_bytes, digest)]
+    raw_json = raw_bytes.decode("utf-8") if entity.kind == URL_OTHER else ""
+    return [_parsed(env, entity, element, raw_json, digest)]
 
 
 def _parsed(
     env: _Envelope,
     entity: _Entity,
     notification: dict[str, Any],
-    raw_bytes: bytes | None,
+    raw_json: str,
     digest: bytes,
 ) -> ParsedNotification:
-    """The Event of one entity; `raw_bytes`: the notification as sent, None when it is one
-    element of an array (re-encoded then, for an OtherNotification)."""
+    """The Event of one entity; `raw_json`: the notification's JSON, for an "other" one."""
     event = calls_pb2.Event(
         tenant_id=env.tenant,
         call_id=entity.call_id,
@@ -365,12 +390,5 @@ def _parsed(
         other = event.other
         other.SetInParent()
         other.odata_type = entity.odata_type
-        other.raw_json = (
-            raw_bytes.decode("utf-8") if raw_bytes is not None else _encode(notification)
-        )
+        other.raw_json = raw_json
     return ParsedNotification(event=event, dedup_key=digest, operation_key=operation_key)
-
-
-def _encode(notification: dict[str, Any]) -> str:
-    """JSON text of a decoded notification, keys in Graph's order."""
-    return ENCODER.encode(notification).decode("utf-8")
