@@ -214,6 +214,13 @@ class Settings:
         _positive_float,
         "longest WaitOperation without a deadline or timeout (seconds; at most 3600)",
     )
+    tone_reorder_window_s: float = setting(
+        "COMMSGW_TONE_REORDER_WINDOW_S",
+        "1.0",
+        _positive_float,
+        "longest a webhook POST with a call's DTMF tone waits for the tones before it, so that "
+        "they are delivered in sequence order (seconds)",
+    )
     log_level: str = setting("COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting(
         "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"

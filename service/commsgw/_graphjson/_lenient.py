@@ -1,31 +1,35 @@
-"""Reading JSON values leniently: the wrong type is "absent", numbers may come as strings."""
+"""Reading JSON values leniently: a value of the wrong type is "absent", numbers may come as
+strings. Shared by the notification parser and the Graph client's answers."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
-_INT32_MIN: Final = -(2**31)
-_INT32_MAX: Final = 2**31 - 1
+import msgspec
+
+_SORTED: Final = msgspec.json.Encoder(order="sorted")
+INT32: Final = (-(2**31), 2**31 - 1)
+INT64: Final = (-(2**63), 2**63 - 1)
 
 
 def text(value: Any) -> str:
-    """A string field: strings as they are, numbers/booleans as their JSON text, else ""."""
+    """A string field: strings as they are, numbers/booleans as their JSON text, anything else
+    (null, objects, arrays) as ""."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         try:
-            return json.dumps(value, allow_nan=False)
-        except (ValueError, OverflowError):
+            return _SORTED.encode(value).decode("ascii")
+        except (msgspec.MsgspecError, ValueError, OverflowError):
             return ""
     return ""
 
 
-def integer(value: Any, lo: int = _INT32_MIN, hi: int = _INT32_MAX) -> int:
-    """An integer field: ints, integral floats and numeric strings ("200") within [lo, hi];
-    anything else is 0."""
+def integer(value: Any, bounds: tuple[int, int] = INT32) -> int:
+    """An integer field: ints, integral floats and numeric strings ("200", "200.0") within
+    `bounds`; anything else is 0."""
     if isinstance(value, bool):
         return 0
     n: int
@@ -44,21 +48,20 @@ def integer(value: Any, lo: int = _INT32_MIN, hi: int = _INT32_MAX) -> int:
         except ValueError:
             try:
                 f = float(s)
-            except (ValueError, OverflowError):
+            except ValueError:
                 return 0
             if not f.is_integer():
                 return 0
             n = int(f)
     else:
         return 0
+    lo, hi = bounds
     return n if lo <= n <= hi else 0
 
 
 def flag(value: Any) -> bool:
-    """A boolean field: true only for JSON true (and the string "true", any case)."""
-    if isinstance(value, bool):
-        return value
-    return isinstance(value, str) and value.strip().lower() == "true"
+    """A boolean field: a JSON true; anything else is False."""
+    return value is True
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def items(value: Any) -> list[dict[str, Any]]:
 
 def get_ci(data: dict[str, Any], key: str) -> Any:
     """`data[key]`, else the value of a key equal to it in another case (Graph spells some keys
-    several ways), else None."""
+    several ways, e.g. subcode and subCode), else None."""
     if key in data:
         return data[key]
     lowered = key.lower()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Final
 
-from commsgw._graphjson._lenient import flag, get_ci, integer, items, obj, text
+from commsgw._graphjson._lenient import INT64, flag, get_ci, integer, items, obj, text
 from commsgw._ids import normalize_guid, normalize_id
 from graphcomms.v1 import call_types_pb2, calls_pb2
 
@@ -121,7 +121,7 @@ def _read_identity(value: Any, target: call_types_pb2.Identity) -> None:
     target.SetInParent()
     target.id = text(value.get("id"))
     target.display_name = text(value.get("displayName"))
-    target.tenant_id = normalize_guid(text(value.get("tenantId"))) or text(value.get("tenantId"))
+    target.tenant_id = text(value.get("tenantId"))
 
 
 def read_identity_set(value: Any, target: call_types_pb2.IdentitySet) -> None:
@@ -145,7 +145,7 @@ def read_participant_info(value: Any, target: call_types_pb2.ParticipantInfo) ->
     target.endpoint_type = text(data.get("endpointType"))
     target.region = text(data.get("region"))
     target.language_id = text(data.get("languageId"))
-    target.participant_id = text(data.get("participantId") or data.get("id"))
+    target.participant_id = text(data.get("participantId"))
 
 
 def read_invitation(value: Any, target: call_types_pb2.InvitationParticipantInfo) -> None:
@@ -176,11 +176,15 @@ def read_meeting_info(value: Any, target: call_types_pb2.MeetingInfo) -> None:
     kinds (tokenMeetingInfo) leave `target` unset."""
     data = obj(value)
     kind = short_type_name(text(data.get("@odata.type")))
-    if kind == "organizermeetinginfo" or (not kind and "organizer" in data):
-        read_identity_set(data.get("organizer"), target.organizer)
-    elif kind == "joinmeetingidmeetinginfo" or (not kind and "joinMeetingId" in data):
-        target.join_meeting_id.join_meeting_id = text(data.get("joinMeetingId"))
-        target.join_meeting_id.passcode = text(data.get("passcode"))
+    organizer = data.get("organizer")
+    join_id = data.get("joinMeetingId")
+    if kind == "organizermeetinginfo" or (not kind and isinstance(organizer, dict)):
+        read_identity_set(organizer, target.organizer)
+    elif kind == "joinmeetingidmeetinginfo" or (not kind and join_id is not None):
+        j = target.join_meeting_id
+        j.SetInParent()
+        j.join_meeting_id = "".join(text(join_id).split())  # "123 456 789" as shown
+        j.passcode = text(data.get("passcode"))
 
 
 def read_tone_info(value: Any, target: call_types_pb2.ToneInfo) -> None:
@@ -188,14 +192,21 @@ def read_tone_info(value: Any, target: call_types_pb2.ToneInfo) -> None:
     if not data:
         return
     target.SetInParent()
-    target.sequence_id = integer(data.get("sequenceId"), 0, 2**63 - 1)
+    target.sequence_id = integer(data.get("sequenceId"), INT64)
     target.tone = _enum(_TONES, data.get("tone"))
 
 
-def _modalities(value: Any) -> list[call_types_pb2.Modality.ValueType]:
+def read_modalities(value: Any) -> list[call_types_pb2.Modality.ValueType]:
+    """requestedModalities: each name in any case (non-strings skipped, unknown ones
+    UNSPECIFIED)."""
     if not isinstance(value, list):
         return []
-    return [_enum(_MODALITIES, v) for v in value]
+    return [_enum(_MODALITIES, v) for v in value if isinstance(v, str)]
+
+
+def read_direction(value: Any) -> call_types_pb2.CallDirection.ValueType:
+    direction: call_types_pb2.CallDirection.ValueType = _enum(_DIRECTIONS, value)
+    return direction
 
 
 def read_call(data: dict[str, Any]) -> calls_pb2.Call:
@@ -203,7 +214,7 @@ def read_call(data: dict[str, Any]) -> calls_pb2.Call:
     call = calls_pb2.Call(
         id=normalize_id(text(data.get("id"))),
         state=call_state(data.get("state")),
-        direction=_enum(_DIRECTIONS, data.get("direction")),
+        direction=read_direction(data.get("direction")),
         callback_uri=text(data.get("callbackUri")),
         tenant_id=normalize_guid(text(data.get("tenantId"))) or text(data.get("tenantId")),
         subject=text(data.get("subject")),
@@ -213,7 +224,7 @@ def read_call(data: dict[str, Any]) -> calls_pb2.Call:
     read_participant_info(data.get("source"), call.source)
     for target in items(data.get("targets")):
         read_invitation(target, call.targets.add())
-    call.requested_modalities.extend(_modalities(data.get("requestedModalities")))
+    call.requested_modalities.extend(read_modalities(data.get("requestedModalities")))
     read_meeting_info(data.get("meetingInfo"), call.meeting_info)
     read_chat_info(data.get("chatInfo"), call.chat_info)
     read_result_info(data.get("resultInfo"), call.result_info)

@@ -1,8 +1,8 @@
 """The lenient reading of a notification's fields, and the receive timestamp.
 
 A field of the wrong JSON type is treated as absent: strings accept numbers and booleans
-(converted to their JSON text), result codes that are not integral numbers within int32 become
-0. Also the JSON type names used in error messages.
+(converted to their JSON text), integers that are not integral numbers within their range
+become 0, booleans are only JSON booleans. Also the JSON type names used in error messages.
 """
 
 from __future__ import annotations
@@ -10,16 +10,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import msgspec
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from commsgw.notifications._json import SORTED_ENCODER
+from commsgw._graphjson import read_result_info
+from commsgw._graphjson._lenient import INT32, INT64, flag, integer, text
 from graphcomms.v1 import calls_pb2
 
-__all__ = ["as_int32", "as_str", "json_type_name", "set_result_info", "timestamp"]
+__all__ = [
+    "as_bool",
+    "as_int32",
+    "as_int64",
+    "as_str",
+    "json_type_name",
+    "set_result_info",
+    "timestamp",
+]
 
-_INT32_MIN: Final = -(2**31)
-_INT32_MAX: Final = 2**31 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -33,58 +39,28 @@ def timestamp(when: datetime) -> Timestamp:
 
 
 def as_str(value: Any) -> str:
-    """A JSON value as a string field: strings as they are, numbers/booleans as JSON text,
-    anything else (null, objects, arrays) as ""."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        try:
-            return SORTED_ENCODER.encode(value).decode("ascii")
-        except (msgspec.MsgspecError, ValueError, OverflowError):
-            return ""
-    return ""
+    """:func:`commsgw._graphjson._lenient.text`."""
+    return text(value)
 
 
 def as_int32(value: Any) -> int:
-    """A result code as int32: ints, integral floats and numeric strings ("200", "200.0")
-    within int32; anything else is 0."""
-    if isinstance(value, bool):
-        return 0
-    n: int
-    if isinstance(value, int):
-        n = value
-    elif isinstance(value, float):
-        if not value.is_integer():
-            return 0
-        n = int(value)
-    elif isinstance(value, str):
-        s = value.strip()
-        if len(s) > 32:
-            return 0
-        try:
-            n = int(s)
-        except ValueError:
-            try:
-                f = float(s)
-            except ValueError:
-                return 0
-            if not f.is_integer():
-                return 0
-            n = int(f)
-    else:
-        return 0
-    return n if _INT32_MIN <= n <= _INT32_MAX else 0
+    """A result code as int32 (:func:`commsgw._graphjson._lenient.integer`)."""
+    return integer(value, INT32)
+
+
+def as_int64(value: Any) -> int:
+    """:func:`as_int32` for int64 (a tone's sequenceId)."""
+    return integer(value, INT64)
+
+
+def as_bool(value: Any) -> bool:
+    """A JSON boolean; anything else is False."""
+    return flag(value)
 
 
 def set_result_info(value: Any, target: calls_pb2.ResultInfo) -> None:
-    if not isinstance(value, dict):
-        return
-    target.SetInParent()
-    target.code = as_int32(value.get("code"))
-    target.subcode = as_int32(value.get("subcode"))
-    target.message = as_str(value.get("message"))
+    """Graph's resultInfo (:func:`commsgw._graphjson.read_result_info`: `subCode` too)."""
+    read_result_info(value, target)
 
 
 def json_type_name(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The msgspec codecs the notification parser shares.
 
-A decoder of any JSON value, the encoder with object keys sorted (canonical JSON: the dedup
-digests, numbers as JSON text) and the errors msgspec raises on bad input.
+A decoder of any JSON value, an encoder keeping key order (one element of a resourceData array
+re-encoded as a notification of its own), the encoder with object keys sorted (canonical JSON:
+the dedup digests, numbers as JSON text) and the errors msgspec raises on bad input.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["ANY_DECODER", "DECODE_ERRORS", "SORTED_ENCODER"]
+__all__ = ["ANY_DECODER", "DECODE_ERRORS", "ENCODER", "SORTED_ENCODER"]
 
 ANY_DECODER: Final = msgspec.json.Decoder()
+ENCODER: Final = msgspec.json.Encoder()
 SORTED_ENCODER: Final = msgspec.json.Encoder(order="sorted")
 
 # Errors msgspec raises on bad input: DecodeError/ValidationError, UnicodeDecodeError (a

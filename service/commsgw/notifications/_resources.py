@@ -10,48 +10,25 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
+from commsgw._graphjson import OPERATION_TYPES, short_type_name
 from commsgw._ids import normalize_id
-from graphcomms.v1 import calls_pb2
 
 __all__ = [
     "OPERATION_TYPES",
     "URL_CALL",
     "URL_OPERATION",
+    "URL_OPERATIONS",
     "URL_OTHER",
     "parse_resource_url",
     "short_type_name",
 ]
 
-# Keys are the lower-cased @odata.type without "#" and without the "microsoft.graph." prefix.
-OPERATION_TYPES: Final[dict[str, calls_pb2.OperationType.ValueType]] = {
-    "addlargegalleryviewoperation": calls_pb2.OPERATION_TYPE_ADD_LARGE_GALLERY_VIEW,
-    "cancelmediaprocessingoperation": calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING,
-    "inviteparticipantsoperation": calls_pb2.OPERATION_TYPE_INVITE_PARTICIPANTS,
-    "muteparticipantoperation": calls_pb2.OPERATION_TYPE_MUTE_PARTICIPANT,
-    "playpromptoperation": calls_pb2.OPERATION_TYPE_PLAY_PROMPT,
-    "recordoperation": calls_pb2.OPERATION_TYPE_RECORD,
-    "senddtmftonesoperation": calls_pb2.OPERATION_TYPE_SEND_DTMF_TONES,
-    "startholdmusicoperation": calls_pb2.OPERATION_TYPE_START_HOLD_MUSIC,
-    "stopholdmusicoperation": calls_pb2.OPERATION_TYPE_STOP_HOLD_MUSIC,
-    "subscribetotoneoperation": calls_pb2.OPERATION_TYPE_SUBSCRIBE_TO_TONE,
-    "unmuteparticipantoperation": calls_pb2.OPERATION_TYPE_UNMUTE_PARTICIPANT,
-    "updaterecordingstatusoperation": calls_pb2.OPERATION_TYPE_UPDATE_RECORDING_STATUS,
-}
 
 # What a resourceUrl points at (after the calls segment).
 URL_OTHER: Final = 0
 URL_CALL: Final = 1
 URL_OPERATION: Final = 2
-
-
-def short_type_name(odata_type: str) -> str:
-    """``#microsoft.graph.recordOperation`` -> ``recordoperation`` (prefix optional)."""
-    t = odata_type.strip().lower()
-    if t.startswith("#"):
-        t = t[1:]
-    if t.startswith("microsoft.graph."):
-        t = t[16:]
-    return t
+URL_OPERATIONS: Final = 3  # the call's operations collection: .../calls/{id}/operations
 
 
 def _parse_resource_url(url: str) -> tuple[str, int, str]:
@@ -79,8 +56,11 @@ def _parse_resource_url(url: str) -> tuple[str, int, str]:
             rest = segments[i + 2 :]
             if not rest:
                 return call_id, URL_CALL, ""
-            if len(rest) == 2 and rest[0].lower() == "operations":
-                return call_id, URL_OPERATION, normalize_id(rest[1])
+            if rest[0].lower() == "operations":
+                if len(rest) == 1:
+                    return call_id, URL_OPERATIONS, ""
+                if len(rest) == 2:
+                    return call_id, URL_OPERATION, normalize_id(rest[1])
             return call_id, URL_OTHER, ""
     return "", URL_OTHER, ""
 

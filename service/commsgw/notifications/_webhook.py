@@ -2,7 +2,9 @@
 
 POST {webhook_path}: 413 over the size limit, 415 when not JSON, 401 when the bearer token
 fails validation, 400 when the body is not a commsNotifications document, 503 when the event log
-cannot store it (Graph redelivers), and 202 only once every notification in it is stored.
+cannot store it (Graph redelivers), and 202 only once every notification in it is stored. A POST
+whose DTMF tones come before earlier ones of the same call is held for up to the reorder window
+first (``_tones``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from commsgw._metrics import Metrics
 from commsgw.eventlog._base import AppendResult, EventLog
 from commsgw.notifications._jwt import NotificationClaims
 from commsgw.notifications._parse import parse_notifications
+from commsgw.notifications._tones import ToneOrder, in_sequence
 
 log = logging.getLogger("commsgw.webhook")
 
@@ -117,8 +120,11 @@ class Webhook:
         metrics: Metrics,
         rate: float | None = None,
         max_event_bytes: int | None = None,
+        tones: ToneOrder | None = None,
     ) -> None:
         self._validator = validator
+        # Holds POSTs whose tones are early, until the earlier ones are stored (None: never).
+        self.tones = tones
         self._log = log_
         self.max_bytes = max_bytes
         # An event that cannot fit in one gRPC message could never be delivered (every watch
@@ -202,6 +208,9 @@ class Webhook:
                         f"notification value[{index}] is over {limit} bytes once parsed: too "
                         "large for a WatchOperations message"
                     )
+        items = in_sequence(items)
+        if self.tones is not None:
+            await self.tones.hold(items)
         return await self._log.append(items)
 
 

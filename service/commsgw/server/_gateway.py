@@ -32,6 +32,7 @@ from commsgw.notifications import (
     Webhook,
     build_app,
 )
+from commsgw.notifications._tones import ToneOrder
 from commsgw.notifications._webhook import Validator
 from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
@@ -159,6 +160,7 @@ class Gateway:
             metrics=self.metrics,
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
+            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
         )
         if isinstance(validator, NotificationTokenValidator):
             # Load the signing keys now rather than on the first callback, so that a key

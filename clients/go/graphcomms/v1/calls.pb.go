@@ -1098,7 +1098,10 @@ type OtherNotification struct {
 
 	// The resourceData's @odata.type, empty when it had none.
 	OdataType string `protobuf:"bytes,1,opt,name=odata_type,json=odataType,proto3" json:"odata_type,omitempty"`
-	// The notification (the commsNotification object) exactly as Graph sent it, as JSON.
+	// The notification (the commsNotification object) exactly as Graph sent it, as JSON. For
+	// one entity of a resourceData array that also held operations or calls (each entity is an
+	// event of its own): that notification with resourceData replaced by the entity,
+	// re-encoded (keys in Graph's order).
 	RawJson string `protobuf:"bytes,2,opt,name=raw_json,json=rawJson,proto3" json:"raw_json,omitempty"`
 }
 

@@ -615,7 +615,11 @@ class OtherNotification(_message.Message):
     odata_type: _builtins.str
     """The resourceData's @odata.type, empty when it had none."""
     raw_json: _builtins.str
-    """The notification (the commsNotification object) exactly as Graph sent it, as JSON."""
+    """The notification (the commsNotification object) exactly as Graph sent it, as JSON. For
+    one entity of a resourceData array that also held operations or calls (each entity is an
+    event of its own): that notification with resourceData replaced by the entity,
+    re-encoded (keys in Graph's order).
+    """
     def __init__(
         self,
         *,

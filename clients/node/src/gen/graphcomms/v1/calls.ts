@@ -709,7 +709,12 @@ export interface CallUpdate {
 export interface OtherNotification {
   /** The resourceData's @odata.type, empty when it had none. */
   odataType: string;
-  /** The notification (the commsNotification object) exactly as Graph sent it, as JSON. */
+  /**
+   * The notification (the commsNotification object) exactly as Graph sent it, as JSON. For
+   * one entity of a resourceData array that also held operations or calls (each entity is an
+   * event of its own): that notification with resourceData replaced by the entity,
+   * re-encoded (keys in Graph's order).
+   */
   rawJson: string;
 }
 
