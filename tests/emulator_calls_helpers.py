@@ -4,16 +4,18 @@ and reading the notifications a CallbackReceiver recorded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import pathlib
 import ssl
 import wave
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
 from emulator_helpers import CallbackReceiver
 
-from commsgw.emulator import Emulator
+from commsgw.emulator import Emulator, EmulatorConfig
 
 SERVICE_HOSTED = {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}
 USER_ID = "112f7296-5fa4-42ca-bae8-6a692b15d4b8"
@@ -97,6 +99,21 @@ class Graph:
 
     async def control(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return await self.http.request(method, f"{self.emu.base_url}/_emulator{path}", json=body)
+
+
+@contextlib.asynccontextmanager
+async def emulator_and_graph(
+    state_dir: pathlib.Path, **config: Any
+) -> AsyncIterator[tuple[Emulator, Graph]]:
+    """A started emulator (port 0) and a Graph client for it, both closed at the end."""
+    emu = Emulator(EmulatorConfig(port=0, state_dir=state_dir, **config))
+    await emu.start()
+    graph = Graph(emu)
+    try:
+        yield emu, graph
+    finally:
+        await graph.aclose()
+        await emu.stop()
 
 
 def of_call(receiver: CallbackReceiver, call_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from emulator_calls_helpers import (
     USER_ID,
     Graph,
     call_body,
+    emulator_and_graph,
     identity,
     last_state,
     of_call,
@@ -36,7 +37,7 @@ from emulator_calls_helpers import (
 )
 from emulator_helpers import CallbackReceiver, client_ssl_context
 
-from commsgw.emulator import Emulator, EmulatorConfig, Fault
+from commsgw.emulator import Emulator, Fault
 
 FAST: dict[str, Any] = {
     "media_op_seconds": 0.05,
@@ -48,28 +49,20 @@ FAST: dict[str, Any] = {
 ENDED = ("deleted", "terminated")
 
 
-async def _start(tmp_path: pathlib.Path, **kw: Any) -> Emulator:
-    emu = Emulator(EmulatorConfig(port=0, state_dir=tmp_path, **{**FAST, **kw}))
-    await emu.start()
-    return emu
+@pytest.fixture
+async def emu_graph(tmp_path: pathlib.Path) -> AsyncIterator[tuple[Emulator, Graph]]:
+    async with emulator_and_graph(tmp_path, **FAST) as pair:
+        yield pair
 
 
 @pytest.fixture
-async def emu(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    e = await _start(tmp_path)
-    try:
-        yield e
-    finally:
-        await e.stop()
+def emu(emu_graph: tuple[Emulator, Graph]) -> Emulator:
+    return emu_graph[0]
 
 
 @pytest.fixture
-async def graph(emu: Emulator) -> AsyncIterator[Graph]:
-    g = Graph(emu)
-    try:
-        yield g
-    finally:
-        await g.aclose()
+def graph(emu_graph: tuple[Emulator, Graph]) -> Graph:
+    return emu_graph[1]
 
 
 @pytest.fixture
@@ -457,12 +450,10 @@ async def test_consultative_and_group_transfers(
 async def test_keepalive_keeps_the_call_until_it_stops(
     tmp_path: pathlib.Path, rx: CallbackReceiver
 ) -> None:
-    emu = await _start(tmp_path, keepalive_expiry_s=0.4)
-    graph = Graph(emu)
-    try:
+    async with emulator_and_graph(tmp_path, **{**FAST, "keepalive_expiry_s": 0.6}) as (_, graph):
         call_id = await _p2p(graph, rx)
         loop = asyncio.get_running_loop()
-        until = loop.time() + 0.9
+        until = loop.time() + 1.4
         while loop.time() < until:  # keepAlive more often than the expiry, for over 2 expiries
             resp = await graph.act(call_id, "keepAlive")
             assert resp.status_code == 200 and resp.content == b""
@@ -476,9 +467,6 @@ async def test_keepalive_keeps_the_call_until_it_stops(
             "message": "Keep Alive timeout, cleaned up inactive call.",
         }
         _assert_graph_error(await graph.act(call_id, "keepAlive"), 404)
-    finally:
-        await graph.aclose()
-        await emu.stop()
 
 
 # --------------------------------------------------------------------------- in-call actions
@@ -625,7 +613,7 @@ async def test_the_caller_model_decides_how_a_recording_ends(
     short = {"initialSilenceTimeoutInSeconds": 1, "maxSilenceTimeoutInSeconds": 1}
     ops = {
         pauses: await _record(graph, pauses, maxRecordDurationInSeconds=5, **short),
-        silent: await _record(graph, silent, playBeep=False, **short),
+        silent: await _record(graph, silent, playBeep=False, stopTones=["pound", "tone1"], **short),
         talker: await _record(graph, talker, maxRecordDurationInSeconds=1, prompts=[prompt()]),
         presser: await _record(
             graph, presser, stopTones=["#", "1", "*"], maxRecordDurationInSeconds=10
@@ -633,6 +621,8 @@ async def test_the_caller_model_decides_how_a_recording_ends(
     }
     await wait_for(lambda: emu.calls[presser].running is not None)
     emu.press_tones(presser, "2")  # not a stop tone
+    assert emu.calls[presser].running is not None
+    assert emu.calls[presser].running.id == ops[presser]["id"]
     emu.press_tones(presser, "*")
     done = {c: await wait_for(lambda c=c: op_done(rx, c, ops[c]["id"])) for c in calls}
     expected = {
@@ -708,9 +698,7 @@ async def test_record_response_refuses_invalid_options(
 
 
 async def test_barge_in_cancels_what_plays(tmp_path: pathlib.Path, rx: CallbackReceiver) -> None:
-    emu = await _start(tmp_path, media_op_seconds=5)
-    graph = Graph(emu)
-    try:
+    async with emulator_and_graph(tmp_path, **{**FAST, "media_op_seconds": 5}) as (emu, graph):
         call_id = await _p2p(graph, rx)
         playing = (await graph.act(call_id, "playPrompt", {"prompts": [prompt()]})).json()
         queued = (await graph.act(call_id, "playPrompt", {"prompts": [prompt()]})).json()
@@ -724,9 +712,6 @@ async def test_barge_in_cancels_what_plays(tmp_path: pathlib.Path, rx: CallbackR
             assert data["status"] == "failed" and data["resultInfo"]["subcode"] == 8508
         data = await wait_for(lambda: op_done(rx, call_id, rec["id"]))
         assert data["completionReason"] == "maxSilenceTimeout"
-    finally:
-        await graph.aclose()
-        await emu.stop()
 
 
 # --------------------------------------------------------------------------- participants
@@ -842,9 +827,7 @@ async def test_every_operation_can_be_read_back(
 
 
 async def test_actions_in_the_wrong_state(tmp_path: pathlib.Path, rx: CallbackReceiver) -> None:
-    emu = await _start(tmp_path, ring_s=30)
-    graph = Graph(emu)
-    try:
+    async with emulator_and_graph(tmp_path, **{**FAST, "ring_s": 30}) as (emu, graph):
         ringing = await graph.create_ok(call_body(rx.url, targets=[target("user", USER_ID)]))
         await wait_for(lambda: last_state(rx, ringing) == "ringing")
         for action, body in (
@@ -863,9 +846,6 @@ async def test_actions_in_the_wrong_state(tmp_path: pathlib.Path, rx: CallbackRe
         group = await _established(graph, rx, app_hosted)
         _assert_graph_error(await graph.act(group, "playPrompt", {"prompts": [prompt()]}), 400)
         _assert_graph_error(await graph.act(group, "changeScreenSharingRole", {}), 400)
-    finally:
-        await graph.aclose()
-        await emu.stop()
 
 
 async def test_faults_apply_to_the_new_endpoints(

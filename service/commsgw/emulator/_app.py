@@ -14,7 +14,7 @@ import logging
 import pathlib
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -29,7 +29,7 @@ from commsgw.emulator._faults import FaultInjector
 from commsgw.emulator._graph_api import GraphApi
 from commsgw.emulator._identity import IdentityPlatform
 from commsgw.emulator._middleware import Middleware, RequestRecord
-from commsgw.emulator._parties import Callee, CallerModel
+from commsgw.emulator._remote import FarEnd
 from commsgw.emulator._state import EmulatorState
 from commsgw.emulator._tokens import NOTIFICATION_ISSUER
 
@@ -38,11 +38,13 @@ __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_TENANT_ID", "Emulator", "EmulatorConfig
 _log = logging.getLogger("commsgw.emulator")
 
 
-class Emulator:
-    """A local HTTPS Graph (calls subset) + token service + notification sender."""
+class Emulator(FarEnd):
+    """A local HTTPS Graph (calls API) + token service + notification sender, and the far end
+    of its calls (:class:`~commsgw.emulator._remote.FarEnd`: ``ring``, ``press_tones``,
+    ``set_caller``, ``remote_hang_up``, ``fail_next_transfer``, ``set_callee``)."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
-        self._state = EmulatorState(config or EmulatorConfig())
+        super().__init__(EmulatorState(config or EmulatorConfig()))
         self._identity = IdentityPlatform(self._state)
         self._graph = GraphApi(self._state)
         self._controls = Controls(self._state)
@@ -266,72 +268,3 @@ class Emulator:
         """Wait until every queued callback notification has been delivered or dropped."""
         if self._state.dispatcher is not None:
             await self._state.dispatcher.idle(timeout)
-
-    # ------------------------------------------------------------------ the far end of calls
-
-    def ring(
-        self,
-        callback_uri: str,
-        *,
-        caller: str | Mapping[str, Any] | None = None,
-        caller_name: str | None = None,
-        target: str | None = None,
-        tenant_id: str | None = None,
-        chat_info: Mapping[str, Any] | None = None,
-        meeting_info: Mapping[str, Any] | None = None,
-        answer_window_s: float | None = None,
-    ) -> str:
-        """Someone calls the bot: a call in state ``incoming`` whose ``created`` notification
-        goes to ``callback_uri``; returns the call id.
-
-        ``caller``: a phone number ("+1425..."), a user id (GUID) or a whole identitySet
-        (default: a phone caller); ``target``: an application instance id the caller dialled
-        (default: the bot's application); ``chat_info``/``meeting_info``: a meeting invite.
-        Unanswered, unrejected and unredirected after ``answer_window_s`` (default
-        ``EmulatorConfig.answer_window_s``), the call is dropped.
-        """
-        return self._state.far_end.ring(
-            callback_uri,
-            caller=caller,
-            caller_name=caller_name,
-            target=target,
-            tenant_id=tenant_id,
-            chat_info=chat_info,
-            meeting_info=meeting_info,
-            answer_window_s=answer_window_s,
-        )
-
-    def press_tones(self, call_id: str, tones: str | Sequence[str]) -> list[int]:
-        """The caller presses keys ("5", "12#", or tone names such as ["tone1", "pound"]):
-        reported as toneInfo when the call subscribed to tones (returns the sequence ids
-        reported), and a stop tone of the running recordResponse ends it."""
-        return self._state.far_end.press_tones(call_id, tones)
-
-    def set_caller(
-        self,
-        call_id: str,
-        *,
-        speech_after_s: float | None = CallerModel.speech_after_s,
-        speech_s: float | None = CallerModel.speech_s,
-    ) -> None:
-        """What the caller does in the call's next recordings: starts speaking
-        ``speech_after_s`` after the recording starts (None: never) for ``speech_s`` (None:
-        until cut off), then stays silent."""
-        model = CallerModel(speech_after_s=speech_after_s, speech_s=speech_s)
-        self._state.far_end.set_caller(call_id, model)
-
-    def remote_hang_up(self, call_id: str) -> None:
-        """The other party hangs up (terminated 200/4521; 200/5002 in a group call)."""
-        self._state.far_end.remote_hang_up(call_id)
-
-    def fail_next_transfer(self, call_id: str) -> None:
-        """The call's next transfer fails: back to established, resultInfo 500 / subCode 7000."""
-        self._state.far_end.fail_next_transfer(call_id)
-
-    def set_callee(
-        self, identity_id: str, response: str = "answer", *, ring_s: float | None = None
-    ) -> None:
-        """How the person with this user id or phone number responds when the bot calls,
-        invites or redirects to them: ``answer``, ``decline``, ``busy`` or ``noAnswer``, after
-        ringing ``ring_s`` (default ``EmulatorConfig.ring_s``)."""
-        self._state.far_end.set_callee(identity_id, Callee(response, ring_s))

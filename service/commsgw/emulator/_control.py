@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from commsgw._ids import normalize_guid
-from commsgw.emulator._control_calls import FarEndControls
+from commsgw.emulator._control_calls import FarEndRoutes
 from commsgw.emulator._errors import GraphError
 from commsgw.emulator._faults import Fault
 from commsgw.emulator._state import EmulatorState
@@ -25,7 +25,7 @@ class Controls:
 
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
-        self._far_end = FarEndControls(state)
+        self._far_end = FarEndRoutes(state)
 
     def routes(self) -> list[web.RouteDef]:
         return [

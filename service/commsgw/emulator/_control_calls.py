@@ -23,8 +23,8 @@ from aiohttp import web
 
 from commsgw.emulator import _validate
 from commsgw.emulator._errors import GraphError, bad_request, default_graph_code, not_found
-from commsgw.emulator._parties import Callee, CallerModel
-from commsgw.emulator._remote import NoSuchCall, NotAllowed
+from commsgw.emulator._parties import CallerModel
+from commsgw.emulator._remote import FarEnd, NoSuchCall, NotAllowed
 from commsgw.emulator._state import EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -55,11 +55,11 @@ def _controlled(handler: Handler) -> Handler:
     return run
 
 
-class FarEndControls:
+class FarEndRoutes:
     """The far-end controls of one emulator instance."""
 
     def __init__(self, state: EmulatorState) -> None:
-        self._far = state.far_end
+        self._far = FarEnd(state)
         self._state = state
 
     def routes(self) -> list[web.RouteDef]:
@@ -99,11 +99,11 @@ class FarEndControls:
 
     async def _h_caller(self, request: web.Request) -> web.Response:
         body = await _validate.json_body(request)
-        model = CallerModel(
+        model = self._far.set_caller(
+            request.match_info["call_id"],
             speech_after_s=_number(body, "speechAfterS", CallerModel.speech_after_s),
             speech_s=_number(body, "speechS", CallerModel.speech_s),
         )
-        self._far.set_caller(request.match_info["call_id"], model)
         return web.json_response(model.to_json())
 
     async def _h_hang_up(self, request: web.Request) -> web.Response:
@@ -116,9 +116,6 @@ class FarEndControls:
 
     async def _h_callee(self, request: web.Request) -> web.Response:
         body = await _validate.json_body(request)
-        callee = Callee(
-            response=str(body.get("response", "answer")),
-            ring_s=_number(body, "ringS", None),
-        )
-        self._far.set_callee(request.match_info["identity_id"], callee)
-        return web.json_response({"response": callee.response, "ringS": callee.ring_s})
+        response, ring_s = str(body.get("response", "answer")), _number(body, "ringS", None)
+        self._far.set_callee(request.match_info["identity_id"], response, ring_s=ring_s)
+        return web.json_response({"response": response, "ringS": ring_s})

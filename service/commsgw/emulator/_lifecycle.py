@@ -140,7 +140,7 @@ class CallFlow:
         outcome = self._callees.outcome([t.get("identity") for t in targets], self._cfg.ring_s)
         if outcome.response == ANSWER and outcome.index is not None:
             taker = targets[outcome.index]
-            info = participant_info(taker["identity"], taker.get("participantId") or "")
+            info = participant_info(taker["identity"], taker.get("participantId"))
             self._then(
                 call,
                 lambda: self.end(call, None, full=True, answered_by=info),

@@ -1,9 +1,10 @@
 """The far end of the calls, as tests drive it: someone rings the bot, presses keys, speaks (the
 caller model), hangs up; callees answer or not; the next transfer fails.
 
-Both the Python API (:class:`~commsgw.emulator.Emulator` methods) and the HTTP controls
-(``/_emulator/...``) call this. Errors: :class:`NoSuchCall` (a LookupError) for an unknown or
-ended call, :class:`NotAllowed` for a call in the wrong state, ValueError for bad arguments.
+:class:`~commsgw.emulator.Emulator` is a FarEnd (its Python API for tests); the HTTP controls
+(``/_emulator/...``) use one too. Errors: :class:`NoSuchCall` (a LookupError) for an unknown
+or ended call, :class:`NotAllowed` for a call in the wrong state, ValueError for bad
+arguments.
 """
 
 from __future__ import annotations
@@ -77,8 +78,15 @@ class FarEnd:
         meeting_info: Mapping[str, Any] | None = None,
         answer_window_s: float | None = None,
     ) -> str:
-        """Ring the bot: a new incoming call whose ``created`` notification goes to
-        ``callback_uri``; returns its id."""
+        """Someone calls the bot: a call in state ``incoming`` whose ``created`` notification
+        goes to ``callback_uri``; returns the call id.
+
+        ``caller``: a phone number ("+1425..."), a user id (GUID) or a whole identitySet
+        (default: a phone caller); ``target``: an application instance id the caller dialled
+        (default: the bot's application); ``chat_info``/``meeting_info``: a meeting invite.
+        Unanswered, unrejected and unredirected after ``answer_window_s`` (default
+        ``EmulatorConfig.answer_window_s``), the call is dropped.
+        """
         cfg = self._state.config
         _checked(_validate.callback_uri, callback_uri, required=True)
         tenant = tenant_id or cfg.tenant_id
@@ -127,8 +135,9 @@ class FarEnd:
         return call.id
 
     def press_tones(self, call_id: str, tones: str | Sequence[str]) -> list[int]:
-        """The caller presses ``tones`` ("5", "12#", or tone names): each is reported when the
-        call subscribed to tones (returns their sequence ids) and may stop a recording."""
+        """The caller presses keys ("5", "12#", or tone names such as ["tone1", "pound"]):
+        reported as toneInfo when the call subscribed to tones (returns the sequence ids
+        reported), and a stop tone of the running recordResponse ends it."""
         call = self._call(call_id, "established")
         if isinstance(tones, str):
             named = tones.lower() in {t.lower() for t in _validate.TONES}
@@ -154,21 +163,34 @@ class FarEnd:
                 break
         return reported
 
-    def set_caller(self, call_id: str, caller: CallerModel) -> None:
-        """What the caller does during the call's next recordings."""
-        self._call(call_id).caller = caller
+    def set_caller(
+        self,
+        call_id: str,
+        *,
+        speech_after_s: float | None = CallerModel.speech_after_s,
+        speech_s: float | None = CallerModel.speech_s,
+    ) -> CallerModel:
+        """What the caller does in the call's next recordings: starts speaking
+        ``speech_after_s`` after the recording starts (None: never) for ``speech_s`` (None:
+        until cut off), then stays silent."""
+        model = CallerModel(speech_after_s=speech_after_s, speech_s=speech_s)
+        self._call(call_id).caller = model
+        return model
 
     def remote_hang_up(self, call_id: str) -> None:
-        """The other party hangs up."""
+        """The other party hangs up (terminated 200/4521; 200/5002 in a group call)."""
         self._state.flow.remote_hang_up(self._call(call_id))
 
     def fail_next_transfer(self, call_id: str) -> None:
-        """The call's next transfer fails (back to established, resultInfo 500/7000)."""
+        """The call's next transfer fails: back to established, resultInfo 500 / subCode 7000."""
         self._call(call_id).fail_next_transfer = True
 
-    def set_callee(self, identity_id: str, callee: Callee) -> None:
-        """How the person with this id (user id, phone number) responds when the bot calls,
-        invites or redirects to them."""
+    def set_callee(
+        self, identity_id: str, response: str = "answer", *, ring_s: float | None = None
+    ) -> None:
+        """How the person with this user id or phone number responds when the bot calls,
+        invites or redirects to them: ``answer``, ``decline``, ``busy`` or ``noAnswer``, after
+        ringing ``ring_s`` (default ``EmulatorConfig.ring_s``)."""
         if not identity_id:
             raise ValueError("identity_id is required")
-        self._state.callees.set(identity_id, callee)
+        self._state.callees.set(identity_id, Callee(response, ring_s))

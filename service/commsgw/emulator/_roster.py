@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commsgw.emulator import _results
 from commsgw.emulator._calls import Call, Operation, Participant, new_id
 from commsgw.emulator._notifications import operation_notification, roster_notification
 from commsgw.emulator._parties import ANSWER, NO_ANSWER, Callees, refusal_result
 
+if TYPE_CHECKING:
+    from commsgw.emulator._config import EmulatorConfig
+
 Notify = Callable[[Call, dict[str, Any]], None]
 BOT_NAME = "Graph emulator bot"
 
 
-def participant_info(identity: Mapping[str, Any], participant_id: str) -> dict[str, Any]:
+def participant_info(identity: Mapping[str, Any], participant_id: str | None) -> dict[str, Any]:
     return {
         "@odata.type": "#microsoft.graph.participantInfo",
         "identity": {"@odata.type": "#microsoft.graph.identitySet", **identity},
@@ -51,20 +54,10 @@ def bot_identity(call: Call) -> dict[str, Any]:
 class Roster:
     """The participants of every call."""
 
-    def __init__(
-        self,
-        *,
-        notify: Notify,
-        callees: Callees,
-        step_s: Callable[[], float],
-        ring_s: float,
-        ring_timeout_s: float,
-    ) -> None:
+    def __init__(self, *, config: EmulatorConfig, notify: Notify, callees: Callees) -> None:
+        self._cfg = config
         self._notify = notify
         self._callees = callees
-        self._step_s = step_s
-        self._ring_s = ring_s
-        self._ring_timeout_s = ring_timeout_s
 
     # ------------------------------------------------------------------ membership
 
@@ -110,12 +103,13 @@ class Roster:
         call.operations[op.id] = op
         people = [(inv, self._callees.of(inv.get("identity"))) for inv in invitations]
         longest = max(
-            self._ring_timeout_s
+            self._cfg.ring_timeout_s
             if c.response == NO_ANSWER
-            else (c.ring_s if c.ring_s is not None else self._ring_s)
+            else (c.ring_s if c.ring_s is not None else self._cfg.ring_s)
             for _, c in people
         )
-        call.later(self._step_s() + longest, lambda: self._invited(call, op, people))
+        delay = self._cfg.establish_delay_s + longest
+        call.later(delay, lambda: self._invited(call, op, people))
 
     def _invited(self, call: Call, op: Operation, people: list[tuple[dict[str, Any], Any]]) -> None:
         joined = [inv for inv, callee in people if callee.response == ANSWER]

@@ -3,7 +3,7 @@
 The :class:`~commsgw.emulator._app.Emulator` makes one :class:`EmulatorState` and hands it to each
 service (identity platform, Graph calls API, test controls); :meth:`Emulator.start` fills in the
 TLS material, the port and the notification dispatcher. The call machinery (media engine,
-roster, call flow, the simulated far end) is wired together here.
+roster, call flow) is wired together here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from commsgw.emulator._faults import FaultInjector
 from commsgw.emulator._lifecycle import CallFlow
 from commsgw.emulator._media import MediaEngine
 from commsgw.emulator._parties import Callee, Callees
-from commsgw.emulator._remote import FarEnd
 from commsgw.emulator._roster import Roster
 from commsgw.emulator._tokens import AccessTokenIssuer, NotificationSigner
 
@@ -59,13 +58,7 @@ class EmulatorState:
             default_caller=config.caller,
         )
         self.callees = Callees(Callee(config.callee_response))
-        self.roster = Roster(
-            notify=self.notify,
-            callees=self.callees,
-            step_s=lambda: config.establish_delay_s,
-            ring_s=config.ring_s,
-            ring_timeout_s=config.ring_timeout_s,
-        )
+        self.roster = Roster(config=config, notify=self.notify, callees=self.callees)
         self.flow = CallFlow(
             config=config,
             notify=self.notify,
@@ -74,7 +67,6 @@ class EmulatorState:
             roster=self.roster,
             callees=self.callees,
         )
-        self.far_end = FarEnd(self)
         self.tls: TlsMaterial | None = None
         self.port: int | None = None
         self.dispatcher: NotificationDispatcher | None = None  # None: callbacks are not sent
