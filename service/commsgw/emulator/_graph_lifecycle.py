@@ -55,7 +55,6 @@ def new_call(state: EmulatorState, body: dict[str, Any], claims: dict[str, Any])
     """The call a ``POST /communications/calls`` body asks for (400 when Graph would refuse
     it). Without targets, chatInfo or meetingInfo it is a new group call (call resource page)."""
     callback = _validate.callback_uri(body.get("callbackUri"), required=True)
-    assert callback is not None
     raw_targets = body.get("targets")
     targets = (
         _validate.invitations(raw_targets, "targets", 1, MAX_CALL_TARGETS) if raw_targets else []
@@ -96,10 +95,12 @@ def new_call(state: EmulatorState, body: dict[str, Any], claims: dict[str, Any])
 def _answer(action: CallAction) -> web.Response:
     body = action.body
     callback = _validate.callback_uri(body.get("callbackUri"), required=False)
-    _validate.modalities(body.get("acceptedModalities"), "acceptedModalities", required=True)
-    _validate.media_config(body.get("mediaConfig"), required=True)
+    modalities = _validate.modalities(
+        body.get("acceptedModalities"), "acceptedModalities", required=True
+    )
+    media_config = _validate.media_config(body.get("mediaConfig"), required=True)
     _validate.int_in_range(body, "participantCapacity", 1, None, 1)
-    action.state.flow.answer(action.call, callback, body)
+    action.state.flow.answer(action.call, callback, media_config, modalities)
     return accepted()
 
 

@@ -73,7 +73,7 @@ class CallFlow:
             self._roster.join(call, organizer, None)
         self._notify(call, call_notification(call, "updated"))
         self._arm_keepalive(call)
-        if call.targets and call.kind != "meeting":
+        if call.targets:  # a meeting's are empty
             self._then(call, lambda: self._ring_targets(call))
         else:
             self._then(call, lambda: self._established(call))
@@ -96,8 +96,8 @@ class CallFlow:
                 self._roster.join(call, target["identity"], target.get("participantId"))
         self._established(call)
 
-    def _established(self, call: Call, **extra: Any) -> None:
-        self._set_state(call, "established", **extra)
+    def _established(self, call: Call) -> None:
+        self._set_state(call, "established")
         if call.kind == "meeting":
             self._roster.changed(call)
 
@@ -115,11 +115,17 @@ class CallFlow:
         if call.state == "incoming":
             self.end(call, _results.NOT_ANSWERED)
 
-    def answer(self, call: Call, callback_uri: str | None, body: dict[str, Any]) -> None:
+    def answer(
+        self,
+        call: Call,
+        callback_uri: str | None,
+        media_config: dict[str, Any] | None,
+        modalities: list[str],
+    ) -> None:
         if callback_uri is not None:
             call.callback_uri = callback_uri
-        call.media_config = body.get("mediaConfig")
-        call.requested_modalities = list(body.get("acceptedModalities") or ["audio"])
+        call.media_config = media_config
+        call.requested_modalities = modalities
         self._set_state(call, "establishing")
         self._arm_keepalive(call)
         self._then(call, lambda: self._established(call))

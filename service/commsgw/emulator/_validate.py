@@ -10,7 +10,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -110,6 +110,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+@overload
+def callback_uri(value: Any, *, required: Literal[True]) -> str: ...
+@overload
+def callback_uri(value: Any, *, required: bool) -> str | None: ...
 def callback_uri(value: Any, *, required: bool) -> str | None:
     """An https URL (Graph: "must be https"); plain http is accepted for loopback receivers only
     (local test receivers and the gateway's own webhook in development)."""
