@@ -7,15 +7,14 @@ It is a real HTTPS server on loopback (aiohttp, on the running asyncio loop) tha
   ``POST /{tenant}/oauth2/v2.0/token`` (client_credentials with ``client_secret`` or a
   certificate ``client_assertion``), ``GET /{tenant}/discovery/v2.0/keys`` and, optionally,
   ``GET /common/discovery/instance``;
-* a subset of Graph v1.0 with Graph's paths and shapes: ``POST /v1.0/communications/calls``,
-  ``GET``/``DELETE /v1.0/communications/calls/{id}``, ``POST .../{id}/playPrompt``,
-  ``.../recordResponse``, ``.../subscribeToTone``, ``.../cancelMediaProcessing`` and
-  ``GET .../{id}/operations/{opId}``;
+* Graph v1.0's calls API with Graph's paths, shapes, status codes and notifications (see
+  "The calls API" below);
 * the notification-signing metadata (``GET /v1/.well-known/OpenIdConfiguration`` and its
   ``jwks_uri`` ``/v1/.well-known/keys``), and it POSTs signed commsNotifications to each call's
-  callbackUri, in order per call, retrying failed deliveries a few times;
-* test controls under ``/_emulator/`` (never authenticated, never faulted): faults,
-  token revocation, call snapshots, request and delivery logs.
+  current callbackUri, in order per call, retrying failed deliveries a few times;
+* test controls under ``/_emulator/`` (never authenticated, never faulted): faults, token
+  revocation, call snapshots, request and delivery logs, and the far end of the calls (see
+  "Controls" below).
 
 MSAL construction (msal 1.39). For an authority host MSAL does not know, MSAL first calls the
 *public* instance discovery endpoint ``https://login.microsoftonline.com/common/discovery/
@@ -62,22 +61,83 @@ Faults: see :class:`Fault`. Over HTTP, ``POST /_emulator/faults`` takes one faul
 of them, or ``{"faults": [...]}``, with :class:`Fault`'s field names, e.g.
 ``{"path_pattern": "/playPrompt$", "method": "POST", "status": 429, "retry_after": 1,
 "error_code": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
+
+The calls API (under ``/v1.0/communications/calls``; bearer token required; errors are Graph's
+``{"error": {"code", "message", "innerError"}}``: 400 invalid body, 404 unknown or ended call,
+409 ``Conflict`` for an action the call's state does not allow, 401 bad token):
+
+* ``POST`` (201, Location; the call as created, state ``establishing``): to a Teams user, to a
+  phone (``source`` = an application instance), a group call (up to 5 targets, or none: a new
+  group call), or a meeting (chatInfo + organizerMeetingInfo, joinMeetingIdMeetingInfo or
+  tokenMeetingInfo); callbackUri must be https (plain http on loopback only). Then establishing
+  -> [ringing -> the callee answers, declines (603), is busy (486) or does not answer
+  (408/10057) per ``set_callee``] -> established; a meeting also sends its roster.
+* ``GET``/``DELETE /{id}`` (200 / 204: [terminating] then ``deleted`` terminated 200/5001).
+* ``POST /{id}/answer``, ``/reject`` (none|busy|forbidden, any case), ``/redirect`` (1..25
+  targets, timeout 15..90 s): 202, incoming calls only; ``/transfer``: 202, established calls.
+* ``POST /{id}/keepAlive`` (200; 404 once ended). A call without one for
+  ``keepalive_expiry_s`` ends 408/8537.
+* ``POST /{id}/playPrompt`` (1..20 prompts), ``/recordResponse``, ``/sendDtmfTones`` (200,
+  running/notStarted, then ``deleted`` on ``.../operations/{opId}``), ``/subscribeToTone``,
+  ``/mute``, ``/unmute``, ``/updateRecordingStatus`` (200, completed), ``/cancelMediaProcessing``;
+  in-call actions need an established call.
+* ``GET /{id}/participants`` (and ``/{pid}``), ``POST .../participants/invite`` (1..5; 200
+  running, then completed and a roster update), ``POST .../participants/{pid}/mute`` (200),
+  ``DELETE .../participants/{pid}`` (204). Roster updates are ``updated`` on ``.../participants``
+  with an ARRAY of participants.
+* ``GET /{id}/operations/{opId}`` for every operation (404 when unknown).
+* A finished recording's ``recordingLocation`` (``/_emulator/recordings/{opId}``) serves a WAV
+  as long as the recording to ``Authorization: Bearer <recordingAccessToken>``, else 401.
+
+How a recording ends depends on the call's caller model (``set_caller``, else
+``EmulatorConfig.caller``): see ``_recording``. Without one a recording lasts
+``media_op_seconds`` and ends "max record duration reached" (200/8515). Undocumented Graph
+behaviour the emulator chose (resultInfo of declines, record outcomes other than 8515, the 409
+for wrong states, ...) is marked where it is defined (``_results``, ``_errors``, ``_lifecycle``).
+
+Controls, as Python (on :class:`Emulator`) and over HTTP:
+
+* ``ring(callback_uri, caller=..., target=..., ...) -> call_id`` / ``POST /_emulator/calls``
+  ``{"callbackUri", "caller", ...}`` (201 ``{"id", "call"}``): an incoming call (``created``),
+  dropped (408/1106) when not answered, rejected or redirected within ``answer_window_s``;
+* ``press_tones(call_id, "5#")`` / ``POST /_emulator/calls/{id}/tones`` ``{"tones": "5#"}``
+  (200 ``{"sequenceIds"}``): toneInfo notifications after subscribeToTone; stop tones end a
+  recording;
+* ``set_caller(call_id, speech_after_s=..., speech_s=...)`` / ``PUT .../{id}/caller``
+  ``{"speechAfterS", "speechS"}`` (200);
+* ``remote_hang_up(call_id)`` / ``POST .../{id}/hang-up`` (204): 200/4521 (group: 200/5002);
+* ``fail_next_transfer(call_id)`` / ``POST .../{id}/fail-next-transfer`` (204): transferring
+  -> established with resultInfo 500 / subCode 7000;
+* ``set_callee(user_id_or_phone, "decline", ring_s=...)`` / ``PUT /_emulator/callees/{id}``
+  ``{"response", "ringS"}`` (200).
+
+Python controls raise LookupError for an unknown or ended call, ValueError otherwise; HTTP
+controls answer 404, 409 (wrong state) or 400. Timing knobs on :class:`EmulatorConfig`:
+``establish_delay_s``, ``ring_s``, ``ring_timeout_s``, ``answer_window_s``,
+``keepalive_expiry_s``, ``media_op_seconds``; ``notify_terminating`` sends the terminating
+state before a hang-up's terminated notification.
 """
 
 from commsgw.emulator._app import Emulator, EmulatorConfig, RequestRecord
-from commsgw.emulator._calls import Call, Operation
+from commsgw.emulator._calls import Call, Operation, Participant
 from commsgw.emulator._cli import main
 from commsgw.emulator._delivery import DeliveryAttempt
 from commsgw.emulator._faults import Fault, FaultInjector
+from commsgw.emulator._parties import CallerModel
+from commsgw.emulator._remote import NoSuchCall, NotAllowed
 
 __all__ = [
     "Call",
+    "CallerModel",
     "DeliveryAttempt",
     "Emulator",
     "EmulatorConfig",
     "Fault",
     "FaultInjector",
+    "NoSuchCall",
+    "NotAllowed",
     "Operation",
+    "Participant",
     "RequestRecord",
     "main",
 ]

@@ -1,9 +1,10 @@
-"""The emulator: its configuration, lifecycle (bind, TLS, start/stop), the middleware (request
-ids, fault injection, the request log, error rendering) and the routing of its fake services.
+"""The emulator: its lifecycle (bind, TLS, start/stop), the routing of its fake services and
+its Python API for tests (state, logs, faults, and the far end of the calls).
 
 The services themselves live in ``_identity`` (the identity platform), ``_graph_api`` (the Graph
 calls API) and ``_control`` (the ``/_emulator/`` test controls); they share an
-:class:`~commsgw.emulator._state.EmulatorState`.
+:class:`~commsgw.emulator._state.EmulatorState`. Settings are in ``_config``, the middleware in
+``_middleware``.
 """
 
 from __future__ import annotations
@@ -13,92 +14,42 @@ import logging
 import pathlib
 import re
 import socket
-import tempfile
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiohttp import web
 
-from commsgw.emulator._calls import Call, new_id
+from commsgw.emulator._calls import Call
 from commsgw.emulator._certs import ensure_tls_material
+from commsgw.emulator._config import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, EmulatorConfig
 from commsgw.emulator._control import Controls
 from commsgw.emulator._delivery import DeliveryAttempt, NotificationDispatcher
-from commsgw.emulator._faults import Fault, FaultInjector
-from commsgw.emulator._graph_api import GraphApi, GraphError, default_graph_code, graph_error
-from commsgw.emulator._identity import (
-    AadError,
-    IdentityPlatform,
-    aad_error,
-    default_aad_error,
-    is_token_path,
-)
-from commsgw.emulator._state import REQUEST_ID, EmulatorState
+from commsgw.emulator._faults import FaultInjector
+from commsgw.emulator._graph_api import GraphApi
+from commsgw.emulator._identity import IdentityPlatform
+from commsgw.emulator._middleware import Middleware, RequestRecord
+from commsgw.emulator._remote import FarEnd
+from commsgw.emulator._state import EmulatorState
 from commsgw.emulator._tokens import NOTIFICATION_ISSUER
+
+__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_TENANT_ID", "Emulator", "EmulatorConfig", "RequestRecord"]
 
 _log = logging.getLogger("commsgw.emulator")
 
-DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
-DEFAULT_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _default_state_dir() -> pathlib.Path:
-    return pathlib.Path(tempfile.mkdtemp(prefix="commsgw-emulator-"))
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """Settings of one emulator instance (all optional)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8443  # 0 = pick a free port
-    state_dir: pathlib.Path = field(default_factory=_default_state_dir)
-    tenant_id: str = DEFAULT_TENANT_ID  # default tenant; any tenant GUID is accepted in paths
-    client_id: str = DEFAULT_CLIENT_ID  # the one app registration it knows
-    client_secret: str = "emulator-secret"
-    media_op_seconds: float = 1.0  # simulated duration of each playPrompt / recordResponse
-    notification_delay: float = 0.0  # sleep before each callback POST
-    token_lifetime_s: int = 3600
-    # --- extras (not needed for the basic flow) ---
-    # PEM certificates registered for the app: when non-empty, client assertions must be signed
-    # by one of them (matched by x5t / x5t#S256); when empty, see check_client_assertion.
-    client_certificates: tuple[str, ...] = ()
-    notification_retries: int = 3  # retries after the first failed callback POST
-    notification_retry_backoff_s: float = 0.05  # doubled after each failed attempt
-    batch_notifications: bool = False  # put all pending notifications of a call in one POST
-    notify_operation_running: bool = False  # send "updated"/running when a queued op starts
-    callback_verify: bool | str = True  # httpx `verify` for https callbacks (bool or CA path)
-
-
-class RequestRecord(NamedTuple):
-    """One request the emulator answered (``status`` 0 = connection reset by a fault)."""
-
-    method: str
-    path: str
-    status: int
-    headers: dict[str, str]
-
-
-def _fmt_retry_after(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-class Emulator:
-    """A local HTTPS Graph (calls subset) + token service + notification sender."""
+class Emulator(FarEnd):
+    """A local HTTPS Graph (calls API) + token service + notification sender, and the far end
+    of its calls (:class:`~commsgw.emulator._remote.FarEnd`: ``ring``, ``press_tones``,
+    ``set_caller``, ``remote_hang_up``, ``fail_next_transfer``, ``set_callee``)."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
-        self._state = EmulatorState(config or EmulatorConfig())
+        super().__init__(EmulatorState(config or EmulatorConfig()))
         self._identity = IdentityPlatform(self._state)
         self._graph = GraphApi(self._state)
         self._controls = Controls(self._state)
+        self._middleware = Middleware(self._state.faults, self._state.request_log)
         self._runner: web.AppRunner | None = None
-        # client connections seen, aborted at stop() so idle keep-alive TLS peers (e.g. MSAL's
-        # requests session) cannot keep a half-closed transport alive past the event loop
-        # (a plain set, pruned as it grows: uvloop's transports cannot be weakly referenced)
-        self._transports: set[asyncio.BaseTransport] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,7 +68,7 @@ class Emulator:
             batch=cfg.batch_notifications,
             verify=cfg.callback_verify,
         )
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware.handle])
         app.add_routes([*self._identity.routes(), *self._graph.routes(), *self._controls.routes()])
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -132,20 +83,14 @@ class Emulator:
 
     async def stop(self) -> None:
         for call in self._state.calls.values():
-            for op in call.operations.values():
-                if op.timer is not None:
-                    op.timer.cancel()
-                    op.timer = None
+            call.cancel_timers()
         if self._state.dispatcher is not None:
             await self._state.dispatcher.aclose()
             self._state.dispatcher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for transport in list(self._transports):
-            if isinstance(transport, asyncio.Transport):
-                transport.abort()
-        self._transports = set()
+        self._middleware.abort_connections()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -323,103 +268,3 @@ class Emulator:
         """Wait until every queued callback notification has been delivered or dropped."""
         if self._state.dispatcher is not None:
             await self._state.dispatcher.idle(timeout)
-
-    # ------------------------------------------------------------------ middleware
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = new_id()
-        request[REQUEST_ID] = rid
-        if request.transport is not None and request.transport not in self._transports:
-            if len(self._transports) >= 256:
-                self._transports = {t for t in self._transports if not t.is_closing()}
-            self._transports.add(request.transport)
-        path = request.path
-        crid = request.headers.get("client-request-id")
-        hit = None if path.startswith("/_emulator/") else self.faults.take(request.method, path)
-        status = 0
-        resp: web.StreamResponse | None = None
-        try:
-            if hit is not None:
-                fault = hit.fault
-                _log.info("fault %s fires on %s %s", hit.id, request.method, path)
-                if fault.delay_s > 0:
-                    # Buffer the body first: a stalled passthrough request still takes effect
-                    # even when the client gives up meanwhile (an ambiguous outcome).
-                    await request.read()
-                    await asyncio.sleep(fault.delay_s)
-                if fault.reset_connection:
-                    self._abort(request)
-                    raise asyncio.CancelledError()  # nothing to send: the peer is gone
-                if fault.passthrough:
-                    resp = await self._dispatch(request, handler)
-                else:
-                    resp = self._fault_response(request, fault)
-            else:
-                resp = await self._dispatch(request, handler)
-            resp.headers["request-id"] = rid
-            if crid:
-                resp.headers["client-request-id"] = crid
-            status = resp.status
-            return resp
-        finally:
-            logged = {
-                k: v
-                for k, v in (
-                    ("client-request-id", crid),
-                    ("content-type", request.headers.get("Content-Type")),
-                    ("authorization", request.headers.get("Authorization", "").split(" ")[0]),
-                    ("request-id", rid),
-                    ("location", resp.headers.get("Location") if resp is not None else None),
-                    ("retry-after", resp.headers.get("Retry-After") if resp is not None else None),
-                    ("x-emulator-fault", hit.id if hit is not None else None),
-                )
-                if v
-            }
-            self.request_log.append(RequestRecord(request.method, path, status, logged))
-
-    @staticmethod
-    def _abort(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-
-    @staticmethod
-    async def _dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (GraphError, AadError) as exc:
-            return exc.response(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            if is_token_path(request.path):
-                error, aadsts = default_aad_error(exc.status)
-                return aad_error(request, exc.status, error, aadsts, exc.reason)
-            return graph_error(request, exc.status, default_graph_code(exc.status), exc.reason)
-
-    @staticmethod
-    def _fault_response(request: web.Request, fault: Fault) -> web.Response:
-        headers = dict(fault.headers or {})
-        if fault.retry_after is not None:
-            headers["Retry-After"] = _fmt_retry_after(fault.retry_after)
-        if fault.body is not None:
-            return web.json_response(fault.body, status=fault.status, headers=headers)
-        if is_token_path(request.path):
-            error, aadsts = default_aad_error(fault.status)
-            return aad_error(
-                request,
-                fault.status,
-                fault.error_code or error,
-                aadsts,
-                fault.message or f"Injected fault ({fault.status}).",
-                headers,
-            )
-        code = fault.error_code or default_graph_code(fault.status)
-        return graph_error(
-            request,
-            fault.status,
-            code,
-            fault.message or f"Injected fault ({fault.status} {code}).",
-            headers,
-        )

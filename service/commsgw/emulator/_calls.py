@@ -1,22 +1,24 @@
-"""Call and commsOperation state, the per-call media queue, notification payloads.
+"""The call and commsOperation model (what Graph keeps about each).
 
 Everything here runs on the emulator's event loop and is synchronous: state transitions happen
 in request handlers or in ``loop.call_later`` callbacks, never across an ``await``, so there is
-no interleaving to reason about. Notifications are handed to a ``notify`` callback which queues
-them for in-order delivery per call.
+no interleaving to reason about. The flows that move calls along live in ``_lifecycle`` (the
+call's states), ``_media`` (prompts, recordings, tones) and ``_roster`` (participants).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from commsgw.emulator._parties import CallerModel
 
 MEDIA_KINDS = ("playPrompt", "recordResponse")
 
@@ -25,31 +27,12 @@ ODATA_TYPES = {
     "recordResponse": "#microsoft.graph.recordOperation",
     "subscribeToTone": "#microsoft.graph.subscribeToToneOperation",
     "cancelMediaProcessing": "#microsoft.graph.cancelMediaProcessingOperation",
-}
-
-CANCELLED_RESULT = {
-    "@odata.type": "#microsoft.graph.resultInfo",
-    "code": 400,
-    "subcode": 8508,
-    "message": "Action failed, the operation was cancelled.",
-}
-SUCCESS_RESULT = {
-    "@odata.type": "#microsoft.graph.resultInfo",
-    "code": 200,
-    "subcode": 0,
-    "message": "Success.",
-}
-MAX_DURATION_RESULT = {
-    "@odata.type": "#microsoft.graph.resultInfo",
-    "code": 200,
-    "subcode": 8515,
-    "message": "Action completed, max record duration reached.",
-}
-TERMINATED_RESULT = {
-    "@odata.type": "#microsoft.graph.resultInfo",
-    "code": 200,
-    "subcode": 5001,
-    "message": "The conversation has ended.",
+    "sendDtmfTones": "#microsoft.graph.sendDtmfTonesOperation",
+    "mute": "#microsoft.graph.muteParticipantOperation",
+    "unmute": "#microsoft.graph.unmuteParticipantOperation",
+    "updateRecordingStatus": "#microsoft.graph.updateRecordingStatusOperation",
+    "invite": "#microsoft.graph.inviteParticipantsOperation",
+    "muteParticipant": "#microsoft.graph.muteParticipantOperation",
 }
 
 _etags = itertools.count(54451)
@@ -63,6 +46,10 @@ def new_id() -> str:
 def wire_id(guid: str) -> str:
     """The upper-case undashed form Graph sometimes puts in resourceUrl."""
     return guid.replace("-", "").upper()
+
+
+def next_etag() -> str:
+    return f'W/"{next(_etags)}"'
 
 
 @dataclass
@@ -83,12 +70,24 @@ class Operation:
     recording_location: str | None = None
     recording_access_token: str | None = None
     location_id: str | None = None  # cancelMediaProcessing: the (different) id in Location
+    participants: list[dict[str, Any]] | None = None  # inviteParticipants
+    # recordResponse: how the recording went (prompt, beep, speech, length); admin view only
+    timeline: dict[str, Any] | None = None
     etag: int = field(default_factory=lambda: next(_etags))
     timer: asyncio.TimerHandle | None = field(default=None, repr=False, compare=False)
 
     @property
     def odata_type(self) -> str:
         return ODATA_TYPES[self.kind]
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "failed")
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,9 +101,47 @@ class Operation:
             out["recordingLocation"] = self.recording_location
             out["recordingAccessToken"] = self.recording_access_token
             out["completionReason"] = self.completion_reason
-        elif self.kind == "playPrompt" and self.completion_reason is not None:
+        elif self.kind in ("playPrompt", "sendDtmfTones") and self.completion_reason is not None:
             out["completionReason"] = self.completion_reason
+        elif self.kind == "invite":
+            out["participants"] = self.participants
         return out
+
+
+@dataclass
+class Participant:
+    """One entry of a call's roster (Graph's participant resource)."""
+
+    id: str
+    info: dict[str, Any]  # participantInfo
+    is_muted: bool = False
+    is_in_lobby: bool = False
+    recording_status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.participant",
+            "id": self.id,
+            "info": self.info,
+            "mediaStreams": [
+                {
+                    "@odata.type": "#microsoft.graph.mediaStream",
+                    "mediaType": "audio",
+                    "sourceId": str(1 + zlib.crc32(self.id.encode()) % 1000),
+                    "direction": "sendReceive",
+                    "serverMuted": self.is_muted,
+                    "label": None,
+                }
+            ],
+            "isMuted": self.is_muted,
+            "isInLobby": self.is_in_lobby,
+            "metadata": None,
+            "recordingInfo": (
+                {"@odata.type": "#microsoft.graph.recordingInfo", "recordingStatus": s}
+                if (s := self.recording_status) is not None
+                else None
+            ),
+        }
 
 
 @dataclass
@@ -117,16 +154,70 @@ class Call:
     callback_uri: str
     request: dict[str, Any]
     state: str = "establishing"
+    direction: str = "outgoing"
+    # p2p (one other party), group (a new group call) or meeting (joins an online meeting)
+    kind: str = "group"
+    source: dict[str, Any] | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    requested_modalities: list[str] = field(default_factory=lambda: ["audio"])
+    media_config: dict[str, Any] | None = None
+    chat_info: dict[str, Any] | None = None
+    meeting_info: dict[str, Any] | None = None
+    subject: str | None = None
     created_at: float = field(default_factory=time.time)
     result_info: dict[str, Any] | None = None
+    termination_reason: str | None = None
+    answered_by: dict[str, Any] | None = None
     operations: dict[str, Operation] = field(default_factory=dict)
     media_queue: deque[Operation] = field(default_factory=deque, repr=False)
     running: Operation | None = None
+    participants: dict[str, Participant] = field(default_factory=dict)
+    tones_subscribed: bool = False
+    tone_sequence: int = 0  # the last toneInfo.sequenceId reported
+    caller: CallerModel | None = None  # set_caller; else EmulatorConfig.caller
+    fail_next_transfer: bool = False
+    keepalive: asyncio.TimerHandle | None = field(default=None, repr=False, compare=False)
     etag: int = field(default_factory=lambda: next(_etags))
+    timers: set[asyncio.TimerHandle] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def alive(self) -> bool:
         return self.state != "terminated"
+
+    @property
+    def my_participant_id(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, self.id))
+
+    @property
+    def app_hosted(self) -> bool:
+        kind = (self.media_config or {}).get("@odata.type", "")
+        return isinstance(kind, str) and kind.lower() == "#microsoft.graph.apphostedmediaconfig"
+
+    def later(self, delay_s: float, step: Callable[[], None]) -> None:
+        """Run ``step`` after ``delay_s`` (at once when 0) unless the call has ended by then."""
+        if delay_s <= 0:
+            if self.alive:
+                step()
+            return
+        handles: list[asyncio.TimerHandle] = []
+
+        def run() -> None:
+            self.timers.difference_update(handles)
+            if self.alive:
+                step()
+
+        handles.append(asyncio.get_running_loop().call_later(delay_s, run))
+        self.timers.update(handles)
+
+    def cancel_timers(self) -> None:
+        for handle in self.timers:
+            handle.cancel()
+        self.timers.clear()
+        if self.keepalive is not None:
+            self.keepalive.cancel()
+            self.keepalive = None
+        for op in self.operations.values():
+            op.cancel_timer()
 
     def find_operation(self, op_id: str) -> Operation | None:
         op = self.operations.get(op_id.lower())
@@ -138,157 +229,42 @@ class Call:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        req = self.request
-        return {
+        out: dict[str, Any] = {
             "@odata.type": "#microsoft.graph.call",
             "id": self.id,
             "state": self.state,
-            "direction": "outgoing",
+            "direction": self.direction,
             "callbackUri": self.callback_uri,
             "tenantId": self.tenant_id,
-            "requestedModalities": req.get("requestedModalities", ["audio"]),
-            "mediaConfig": req.get("mediaConfig"),
-            "source": req.get("source"),
-            "targets": req.get("targets", []),
-            "myParticipantId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.id)),
+            "subject": self.subject,
+            "requestedModalities": self.requested_modalities,
+            "mediaConfig": self.media_config,
+            "source": self.source,
+            "targets": self.targets,
+            "chatInfo": self.chat_info,
+            "meetingInfo": self.meeting_info,
+            "myParticipantId": self.my_participant_id,
+            "callChainId": str(uuid.uuid5(uuid.NAMESPACE_OID, self.id)),
+            "callRoutes": [],
+            "incomingContext": None,
             "resultInfo": self.result_info,
         }
-
-    def snapshot(self) -> dict[str, Any]:
-        """The call and all its operations (admin view)."""
-        out = self.to_json()
-        out["operations"] = [op.to_json() for op in self.operations.values()]
-        out["mediaQueue"] = [op.id for op in self.media_queue]
-        out["runningOperation"] = self.running.id if self.running else None
+        if self.answered_by is not None:
+            out["answeredBy"] = self.answered_by
+        if self.termination_reason is not None:
+            out["terminationReason"] = self.termination_reason
         return out
 
-
-def call_notification(call: Call, change_type: str) -> dict[str, Any]:
-    url = f"/communications/calls/{call.id}"
-    data: dict[str, Any] = {
-        "@odata.type": "#microsoft.graph.call",
-        "@odata.id": url,
-        "@odata.etag": f'W/"{next(_etags)}"',
-        "id": call.id,
-        "state": call.state,
-        "direction": "outgoing",
-        "callbackUri": call.callback_uri,
-    }
-    if call.result_info is not None:
-        data["resultInfo"] = call.result_info
-    return {
-        "@odata.type": "#microsoft.graph.commsNotification",
-        "changeType": change_type,
-        "resourceUrl": url,
-        "resourceData": data,
-    }
-
-
-def operation_notification(op: Operation, change_type: str, *, wire_ids: bool) -> dict[str, Any]:
-    """A commsNotification for an operation.
-
-    ``wire_ids`` puts upper-case undashed ids in resourceUrl / @odata.id, as in the documented
-    cancelled-recordResponse example, while ``id`` in the body stays lower-case dashed.
-    """
-    if wire_ids:
-        url = f"/communications/calls/{wire_id(op.call_id)}/operations/{wire_id(op.id)}"
-    else:
-        url = f"/communications/calls/{op.call_id}/operations/{op.id}"
-    data: dict[str, Any] = {
-        "@odata.type": op.odata_type,
-        "@odata.id": url,
-        "@odata.etag": f'W/"{next(_etags)}"',
-    }
-    data.update(op.to_json())
-    return {
-        "@odata.type": "#microsoft.graph.commsNotification",
-        "changeType": change_type,
-        "resourceUrl": url,
-        "resourceData": data,
-    }
-
-
-Notify = Callable[[Call, dict[str, Any]], None]
-
-
-class MediaEngine:
-    """The per-call playPrompt/recordResponse queue: one running, the rest notStarted."""
-
-    def __init__(
-        self,
-        *,
-        notify: Notify,
-        op_seconds: Callable[[], float],
-        recording_url: Callable[[Operation], str],
-        notify_running: bool,
-    ) -> None:
-        self._notify = notify
-        self._op_seconds = op_seconds
-        self._recording_url = recording_url
-        self._notify_running = notify_running
-
-    def enqueue(self, call: Call, op: Operation) -> None:
-        call.operations[op.id] = op
-        call.media_queue.append(op)
-        self._advance(call, from_queue=False)
-
-    def _advance(self, call: Call, *, from_queue: bool) -> None:
-        if call.running is not None or not call.media_queue or not call.alive:
-            return
-        op = call.media_queue.popleft()
-        op.status = "running"
-        op.started_at = time.time()
-        call.running = op
-        if from_queue and self._notify_running:
-            self._notify(call, operation_notification(op, "updated", wire_ids=False))
-        loop = asyncio.get_running_loop()
-        op.timer = loop.call_later(self._op_seconds(), self._finish, call, op)
-
-    def _finish(self, call: Call, op: Operation) -> None:
-        if call.running is not op or op.status != "running":
-            return
-        call.running = None
-        op.timer = None
-        op.finished_at = time.time()
-        op.status = "completed"
-        if op.kind == "recordResponse":
-            stop_tones = op.request.get("stopTones")
-            if isinstance(stop_tones, list) and stop_tones:
-                op.completion_reason = "stopToneDetected"
-                op.result_info = dict(SUCCESS_RESULT)
-            else:
-                op.completion_reason = "maxRecordDurationReached"
-                op.result_info = dict(MAX_DURATION_RESULT)
-            op.recording_location = self._recording_url(op)
-            op.recording_access_token = secrets.token_urlsafe(32)
-        else:
-            op.completion_reason = "completedSuccessfully"
-            op.result_info = dict(SUCCESS_RESULT)
-        self._notify(call, operation_notification(op, "deleted", wire_ids=False))
-        self._advance(call, from_queue=True)
-
-    def cancel_all(self, call: Call, *, notify: bool) -> list[Operation]:
-        """Cancel the running and every queued media operation, in queue order."""
-        victims: list[Operation] = []
-        if call.running is not None:
-            victims.append(call.running)
-        victims.extend(call.media_queue)
-        call.running = None
-        call.media_queue.clear()
-        now = time.time()
-        for op in victims:
-            if op.timer is not None:
-                op.timer.cancel()
-                op.timer = None
-            op.status = "failed"
-            op.finished_at = now
-            op.result_info = dict(CANCELLED_RESULT)
-            if op.kind == "recordResponse":
-                op.recording_location = ""
-                op.recording_access_token = ""
-                op.completion_reason = "operationCanceled"
-            else:
-                op.completion_reason = "mediaOperationCanceled"
-            if notify:
-                self._notify(call, operation_notification(op, "deleted", wire_ids=True))
-        return victims
+    def snapshot(self) -> dict[str, Any]:
+        """The call, its operations and roster and the far end's settings (admin view)."""
+        out = self.to_json()
+        out["operations"] = [
+            {**op.to_json(), "timeline": op.timeline} if op.timeline else op.to_json()
+            for op in self.operations.values()
+        ]
+        out["mediaQueue"] = [op.id for op in self.media_queue]
+        out["runningOperation"] = self.running.id if self.running else None
+        out["participants"] = [p.to_json() for p in self.participants.values()]
+        out["tonesSubscribed"] = self.tones_subscribed
+        out["caller"] = self.caller.to_json() if self.caller is not None else None
+        return out

@@ -1,7 +1,8 @@
 """The test controls under ``/_emulator/`` (never authenticated, never faulted).
 
 Owns health, the fault list (``GET``/``POST``/``DELETE /_emulator/faults``), token revocation,
-notification key rotation, call snapshots, and the request and delivery logs.
+notification key rotation, call snapshots, and the request and delivery logs; the far end's
+controls (ring the bot, press keys, hang up, ...) are in ``_control_calls``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from commsgw._ids import normalize_guid
+from commsgw.emulator._control_calls import FarEndRoutes
+from commsgw.emulator._errors import GraphError
 from commsgw.emulator._faults import Fault
-from commsgw.emulator._graph_api import GraphError
 from commsgw.emulator._state import EmulatorState
 
 
@@ -23,6 +25,7 @@ class Controls:
 
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
+        self._far_end = FarEndRoutes(state)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -36,6 +39,7 @@ class Controls:
             web.get("/_emulator/calls/{call_id}", self._h_call),
             web.get("/_emulator/requests", self._h_requests),
             web.get("/_emulator/deliveries", self._h_deliveries),
+            *self._far_end.routes(),
         ]
 
     async def _h_health(self, request: web.Request) -> web.Response:

@@ -2,7 +2,8 @@
 
 The :class:`~commsgw.emulator._app.Emulator` makes one :class:`EmulatorState` and hands it to each
 service (identity platform, Graph calls API, test controls); :meth:`Emulator.start` fills in the
-TLS material, the port and the notification dispatcher.
+TLS material, the port and the notification dispatcher. The call machinery (media engine,
+roster, call flow) is wired together here.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from commsgw.emulator._calls import Call, MediaEngine
+from commsgw.emulator._calls import Call
 from commsgw.emulator._certs import TlsMaterial
+from commsgw.emulator._config import EmulatorConfig
 from commsgw.emulator._delivery import DeliveryAttempt, NotificationDispatcher
+from commsgw.emulator._errors import REQUEST_ID
 from commsgw.emulator._faults import FaultInjector
+from commsgw.emulator._lifecycle import CallFlow
+from commsgw.emulator._media import MediaEngine
+from commsgw.emulator._parties import Callee, Callees
+from commsgw.emulator._roster import Roster
 from commsgw.emulator._tokens import AccessTokenIssuer, NotificationSigner
 
 if TYPE_CHECKING:
-    from commsgw.emulator._app import EmulatorConfig, RequestRecord
+    from commsgw.emulator._app import RequestRecord
 
-# The id the middleware gives each request (its ``request-id`` header and error bodies).
-REQUEST_ID = web.RequestKey("request_id", str)
+__all__ = ["REQUEST_ID", "EmulatorState", "origin"]
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 
@@ -49,6 +55,17 @@ class EmulatorState:
             op_seconds=lambda: self.media_op_seconds,
             recording_url=lambda op: f"{self.base_url}/_emulator/recordings/{op.id}",
             notify_running=config.notify_operation_running,
+            default_caller=config.caller,
+        )
+        self.callees = Callees(Callee(config.callee_response))
+        self.roster = Roster(config=config, notify=self.notify, callees=self.callees)
+        self.flow = CallFlow(
+            config=config,
+            notify=self.notify,
+            close_lane=self.close_lane,
+            engine=self.engine,
+            roster=self.roster,
+            callees=self.callees,
         )
         self.tls: TlsMaterial | None = None
         self.port: int | None = None
