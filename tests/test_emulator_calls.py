@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from emulator_calls_helpers import (
+
+from commsgw.emulator import Emulator, Fault
+from helpers.emulator import CallbackReceiver, client_ssl_context
+from helpers.emulator_calls import (
     APP_INSTANCE,
     PHONE,
     USER_2,
@@ -35,9 +38,6 @@ from emulator_calls_helpers import (
     wait_for,
     wav_seconds,
 )
-from emulator_helpers import CallbackReceiver, client_ssl_context
-
-from commsgw.emulator import Emulator, Fault
 
 FAST: dict[str, Any] = {
     "media_op_seconds": 0.05,

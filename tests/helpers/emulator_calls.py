@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
-from emulator_helpers import CallbackReceiver
 
 from commsgw.emulator import Emulator, EmulatorConfig
+from helpers.emulator import CallbackReceiver
 
 SERVICE_HOSTED = {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}
 USER_ID = "112f7296-5fa4-42ca-bae8-6a692b15d4b8"
