@@ -54,6 +54,13 @@ class Metrics:
             "Age of the newest event when this replica's fan-out handed it to subscribers",
             registry=r,
         )
+        self.keepalives = Counter(
+            "commsgw_keepalives",
+            "Managed keepAlives by outcome: sent, skipped (another replica's period), gone "
+            "(404: the call ended), failed",
+            ["outcome"],
+            registry=r,
+        )
         self.ready = Gauge("commsgw_ready", "1 while the gateway is ready", registry=r)
 
     def render(self) -> bytes:

@@ -18,6 +18,9 @@ from commsgw._config._settings import Settings
 from commsgw._errors import ConfigError
 from commsgw._ids import normalize_guid
 
+# Graph ends a call that got no keepAlive for 45 minutes (call: keepAlive, Graph v1.0).
+KEEPALIVE_LIMIT_S = 2700.0
+
 
 def resolve(s: Settings) -> Settings:
     """`s` validated, with its derived fields filled."""
@@ -95,6 +98,14 @@ def resolve(s: Settings) -> Settings:
             raise ConfigError(
                 f"COMMSGW_PUBLIC_WEBHOOK_URL={s.public_webhook_url!r} must be an https:// URL"
             )
+    if s.keepalive_interval_s > KEEPALIVE_LIMIT_S / 2:
+        # A replica that dies holding a period's lease costs one period: two must fit in the
+        # 45 minutes after which Graph ends a call without keepAlive.
+        raise ConfigError(
+            f"COMMSGW_KEEPALIVE_INTERVAL_S={s.keepalive_interval_s}: at most "
+            f"{KEEPALIVE_LIMIT_S / 2:.0f} (Graph ends a call after {KEEPALIVE_LIMIT_S:.0f} s "
+            "without keepAlive)"
+        )
     if s.max_wait_s > 3600:
         raise ConfigError(f"COMMSGW_MAX_WAIT_S={s.max_wait_s}: at most 3600")
     if s.log_format not in ("json", "text"):

@@ -208,6 +208,20 @@ class Settings:
         _positive_float,
         "idle watch streams get a progress bookmark this often (seconds)",
     )
+    managed_keepalive: bool = setting(
+        "COMMSGW_MANAGED_KEEPALIVE",
+        "true",
+        _bool,
+        "send keepAlive for every established call seen, so that Graph does not end it after "
+        "45 minutes (one replica per call and period when replicas share Redis)",
+    )
+    keepalive_interval_s: float = setting(
+        "COMMSGW_KEEPALIVE_INTERVAL_S",
+        "900",
+        _positive_float,
+        "how often managed keepAlive is sent per call (seconds; Graph ends a call after 2700 "
+        "without one)",
+    )
     max_wait_s: float = setting(
         "COMMSGW_MAX_WAIT_S",
         "300",

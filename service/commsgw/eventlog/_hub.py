@@ -151,6 +151,8 @@ class Hub:
         self.delivered = 0
         self.cut_for_slowness = 0
         self.tones = ToneMarks()
+        # Called with every call update dispatched (in log order), e.g. managed keepAlive.
+        self._call_observers: list[Callable[[LogEntry], None]] = [self.tones.observe]
 
     async def start(self) -> None:
         self.head = await self._log.start(self.dispatch, on_gap=self.fail_all)
@@ -165,6 +167,11 @@ class Hub:
                 if sub.waiting_since and now - sub.waiting_since >= sub.interval:
                     sub.bookmark_due = True
                     sub.waiter.set()
+
+    def observe_calls(self, observer: Callable[[LogEntry], None]) -> None:
+        """Have `observer` called with every call update dispatched from now on, in log
+        order, synchronously (it must not block)."""
+        self._call_observers.append(observer)
 
     @property
     def subscribers(self) -> int:
@@ -187,7 +194,8 @@ class Hub:
                     s.offer(e)
             self.head = e.position
             if e.kind == KIND_CALL:
-                self.tones.observe(e)
+                for observe in self._call_observers:
+                    observe(e)
         if entries and self._on_dispatch is not None:
             self._on_dispatch(entries[-1])
 

@@ -26,6 +26,7 @@ from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
 from commsgw.graph._transport import make_http_client, make_transport
+from commsgw.keepalive import KeepAlive, MemoryRegistry, RedisRegistry
 from commsgw.notifications import (
     InsecureNoValidation,
     NotificationTokenValidator,
@@ -64,6 +65,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.keepalive: KeepAlive | None = None
         self.log: EventLog = make_event_log(settings)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
         self.tokens = TokenProvider(
@@ -106,6 +108,17 @@ class Gateway:
             url = f"{scheme}://{shown}:{self.http_port}{s.webhook_path}"
             self.settings = s = dataclasses.replace(s, public_webhook_url=url)
         await self._start_grpc(CallsServicer(s, graph, self.hub, self.log))
+        if s.managed_keepalive:
+            self.keepalive = KeepAlive(
+                s,
+                graph,
+                self.hub,
+                RedisRegistry(s.event_log, key_prefix=s.event_log_key)
+                if s.event_log != "memory"
+                else MemoryRegistry(),
+                on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
+            )
+            await self.keepalive.start()
         await self._update_health()
         self._spawn(self._monitor())
         log.info(
@@ -258,6 +271,8 @@ class Gateway:
             await self.drain()
         for t in list(self._tasks):
             t.cancel()
+        if self.keepalive is not None:
+            await self.keepalive.stop()
         if self._server is not None:
             await self._server.stop(grace)
         if self._runner is not None:

@@ -1,0 +1,15 @@
+"""Managed keepAlive: Graph ends a call that got no keepAlive for 45 minutes, so the gateway
+sends one for every established call it has seen, every COMMSGW_KEEPALIVE_INTERVAL_S (15
+minutes by default), until the call terminates or keepAlive answers 404.
+
+Owns the set of calls kept alive and their schedule. Which calls exist is learnt from the event
+log (the call notifications every replica sees); with several replicas on Redis, the set is
+shared in Redis (so a replica that starts, or restarts, takes over calls it never saw
+established) and one replica per call and period wins a lease and sends the keepAlive. May
+import the shared kernel, `commsgw.eventlog` and `commsgw.graph`.
+"""
+
+from commsgw.keepalive._keeper import KeepAlive
+from commsgw.keepalive._registry import MemoryRegistry, RedisRegistry, Registry
+
+__all__ = ["KeepAlive", "MemoryRegistry", "RedisRegistry", "Registry"]

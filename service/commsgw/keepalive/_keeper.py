@@ -1,0 +1,174 @@
+"""The keeper: follows the event log's call updates and sends each live call's keepAlive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from commsgw._config import Settings
+from commsgw._errors import (
+    CommsgwError,
+    GraphError,
+)
+from commsgw.eventlog import Hub, LogEntry
+from commsgw.graph import ACTIONS, GraphClient
+from commsgw.keepalive._registry import Registry
+from graphcomms.v1 import calls_pb2
+
+log = logging.getLogger("commsgw.keepalive")
+
+# States of a call that Graph keeps (and may end for want of keepAlive).
+ALIVE = frozenset(
+    {
+        calls_pb2.CALL_STATE_ESTABLISHED,
+        calls_pb2.CALL_STATE_HOLD,
+        calls_pb2.CALL_STATE_TRANSFERRING,
+        calls_pb2.CALL_STATE_TRANSFER_ACCEPTED,
+    }
+)
+ENDED = frozenset({calls_pb2.CALL_STATE_TERMINATING, calls_pb2.CALL_STATE_TERMINATED})
+# A period's lease lasts a little less than the period, so that the next one is free in time.
+LEASE_FRACTION = 0.9
+
+
+class KeepAlive:
+    """Managed keepAlive for every live call in the event log (see the package docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        graph: GraphClient,
+        hub: Hub,
+        registry: Registry,
+        *,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._s = settings
+        self._graph = graph
+        self._hub = hub
+        self._registry = registry
+        self._on_outcome = on_outcome
+        self.interval = settings.keepalive_interval_s
+        self.retry_s = min(60.0, self.interval / 3)
+        self._tick = min(1.0, self.interval / 10)
+        self.due: dict[str, tuple[float, str]] = {}  # call id -> (loop time, tenant)
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            known = await self._registry.calls()
+        except Exception as exc:  # the registry (Redis) is down: learn calls from the log
+            log.warning("keepAlive: could not read the calls kept alive: %s", exc)
+            known = {}
+        # Calls another replica kept alive: when their last keepAlive was is unknown here, so
+        # the next is due soon (a live replica holding the period's lease makes this a no-op).
+        for i, (call, tenant) in enumerate(sorted(known.items())):
+            self.due[call] = (loop.time() + self._tick * (1 + i % 10), tenant)
+        self._hub.observe_calls(self._on_call_update)
+        self._spawn(self._record())
+        self._spawn(self._schedule())
+        log.info("managed keepAlive every %.0f s (%d calls known)", self.interval, len(known))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._registry.close()
+
+    # ---- what calls there are ----------------------------------------------------------
+
+    def _on_call_update(self, entry: LogEntry) -> None:
+        """Called by the hub with every call update, in log order."""
+        update = entry.event.call_update
+        call, tenant = entry.call_id, entry.tenant_id
+        ended = update.state in ENDED or entry.event.change_type == calls_pb2.CHANGE_TYPE_DELETED
+        if ended and call in self.due:
+            del self.due[call]
+            self._writes.put_nowait((call, None))
+        elif update.state in ALIVE and call and call not in self.due:
+            self.due[call] = (asyncio.get_running_loop().time() + self.interval, tenant)
+            self._writes.put_nowait((call, tenant))
+
+    async def _record(self) -> None:
+        """Writes the calls seen to the shared registry (in order; a failure is logged, the
+        local schedule goes on)."""
+        while True:
+            call, tenant = await self._writes.get()
+            try:
+                if tenant is None:
+                    await self._registry.remove(call)
+                else:
+                    await self._registry.add(call, tenant)
+            except Exception as exc:
+                log.warning("keepAlive: could not record call %s: %s", call, exc)
+
+    # ---- sending -----------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick)
+            now = loop.time()
+            for call, (when, tenant) in list(self.due.items()):
+                if when <= now and call not in self._busy:
+                    self._busy.add(call)
+                    self._spawn(self._beat(call, tenant))
+
+    def _next(self, call: str, tenant: str, delay: float) -> None:
+        if call in self.due:  # not ended meanwhile
+            self.due[call] = (asyncio.get_running_loop().time() + delay, tenant)
+
+    async def _beat(self, call: str, tenant: str) -> None:
+        try:
+            if not await self._registry.lease(call, self.interval * LEASE_FRACTION):
+                self._note("skipped")  # another replica sends this period's keepAlive
+                self._next(call, tenant, self.interval)
+                return
+            action = ACTIONS["KeepAlive"]
+            req = action.build(calls_pb2.KeepAliveRequest(call_id=call, tenant_id=tenant), self._s)
+            await self._graph.send(
+                req, retry=action.retry, crid=str(uuid.uuid4()), timeout=self._s.graph_timeout_s
+            )
+        except GraphError as err:
+            if err.http_status == 404:  # the call has ended: nothing more to keep alive
+                self._note("gone")
+                self.due.pop(call, None)
+                with contextlib.suppress(Exception):
+                    await self._registry.remove(call)
+                return
+            self._note("failed")
+            log.warning("keepAlive of call %s failed: %s", call, err.message)
+            with contextlib.suppress(Exception):
+                await self._registry.release(call)
+            self._next(call, tenant, self.retry_s)
+        except CommsgwError as err:
+            self._note("failed")
+            log.warning("keepAlive of call %s not sent: %s", call, err.message)
+            self._next(call, tenant, self.retry_s)
+        except Exception as exc:  # Redis down: try again soon, the call must not expire
+            self._note("failed")
+            log.warning("keepAlive of call %s not sent: %s", call, exc)
+            self._next(call, tenant, self.retry_s)
+        else:
+            self._note("sent")
+            self._next(call, tenant, self.interval)
+        finally:
+            self._busy.discard(call)
+
+    def _note(self, outcome: str) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
