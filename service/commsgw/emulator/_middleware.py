@@ -26,6 +26,8 @@ class RequestRecord(NamedTuple):
     path: str
     status: int
     headers: dict[str, str]
+    # The request body of a Graph API request (never of the identity platform's: secrets).
+    body: bytes = b""
 
 
 def _fmt_retry_after(value: float) -> str:
@@ -62,6 +64,8 @@ class Middleware:
         hit = None if path.startswith("/_emulator/") else self.faults.take(request.method, path)
         status = 0
         resp: web.StreamResponse | None = None
+        # aiohttp keeps what was read: the handler reads the same bytes again.
+        body = await request.read() if path.startswith("/v1.0/") and request.can_read_body else b""
         try:
             if hit is not None:
                 fault = hit.fault
@@ -99,7 +103,7 @@ class Middleware:
                 )
                 if v
             }
-            self.request_log.append(RequestRecord(request.method, path, status, logged))
+            self.request_log.append(RequestRecord(request.method, path, status, logged, body))
 
     @staticmethod
     def _abort(request: web.Request) -> None:
