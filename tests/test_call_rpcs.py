@@ -19,6 +19,8 @@ from commsgw.emulator import Emulator, EmulatorConfig
 from commsgw.server import Gateway
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.callers import bearer, callers_file
+from helpers.emulator import GraphUser
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.polling import eventually
 from helpers.status import error_details
@@ -486,3 +488,36 @@ async def test_get_operation_asks_graph_when_the_log_does_not_know_it(
         )
     )
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_permissions_per_family_and_recording_tokens_only_to_recordings_readers(
+    emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    settings = gateway_settings(emu, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
+    async with (
+        running_gateway(settings) as g,
+        grpc.aio.insecure_channel(f"127.0.0.1:{g.grpc_port}") as ch,
+    ):
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+        user = GraphUser(emu)
+        try:
+            call_id = await user.create_call(g.settings.public_webhook_url)
+            op_id = await user.record(call_id, "vm")
+        finally:
+            await user.aclose()
+        # operations.watch alone may not play prompts (calls.media).
+        code, reason = await _error(
+            stub.PlayPrompt(
+                calls_pb2.PlayPromptRequest(call_id=call_id, prompts=[PROMPT]),
+                metadata=bearer("watcher"),
+                timeout=10,
+            )
+        )
+        assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_PERMITTED")
+        wait = calls_pb2.WaitOperationRequest(call_id=call_id, operation_id=op_id)
+        seen = await stub.WaitOperation(wait, metadata=bearer("watcher"), timeout=15)
+        assert seen.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
+        assert seen.operation.recording_location
+        assert not seen.operation.recording_access_token
+        full = await stub.WaitOperation(wait, metadata=bearer("recorder"), timeout=15)
+        assert full.operation.recording_access_token
