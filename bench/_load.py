@@ -14,7 +14,9 @@ Modes:
                arrived or stdin closes (posting done) plus drain_s; or, with idle, hold the
                streams until stdin closes (the memory scenario);
   post         signed notification POSTs at a fixed rate (open loop), timestamped in
-               clientContext, to one or several webhooks in turn.
+               clientContext, to one or several webhooks in turn;
+  media_cpu    sequential CancelMediaProcessing and PlayPrompt through the gateway in
+               alternating blocks, reading the gateway's CPU time around each block.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from bench._common import BodyTemplate
+from bench._common import BodyTemplate, cpu_seconds
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 Spec = dict[str, Any]
@@ -334,7 +336,49 @@ async def post(spec: Spec) -> dict[str, Any]:
     }
 
 
+async def media_cpu(spec: Spec) -> dict[str, Any]:
+    from graphcomms.v1 import call_types_pb2
+
+    calls: list[str] = spec["call_ids"]
+    pid, n, rounds = int(spec["pid"]), int(spec["n"]), int(spec["rounds"])
+    prompt = call_types_pb2.MediaInfo(uri="https://cdn.example/bench.wav")
+    out: dict[str, list[float]] = {"cancel_us": [], "play_us": [], "cancel_ms": [], "play_ms": []}
+    async with grpc.aio.insecure_channel(spec["target"]) as ch:
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+
+        async def cancel(i: int) -> None:
+            await stub.CancelMediaProcessing(
+                calls_pb2.CancelMediaProcessingRequest(
+                    call_id=calls[i % len(calls)], client_context="bench"
+                ),
+                timeout=10,
+            )
+
+        async def play(i: int) -> None:
+            await stub.PlayPrompt(
+                calls_pb2.PlayPromptRequest(
+                    call_id=calls[i % len(calls)], prompts=[prompt], client_context="bench"
+                ),
+                timeout=10,
+            )
+
+        for i in range(20):  # warm-up
+            await cancel(i)
+            await play(i)
+        for r in range(rounds):
+            order = ((cancel, "cancel"), (play, "play"))
+            for fn, name in order if r % 2 == 0 else order[::-1]:
+                c0 = cpu_seconds(pid)
+                for i in range(n):
+                    t = time.perf_counter()
+                    await fn(i)
+                    out[f"{name}_ms"].append((time.perf_counter() - t) * 1000)
+                out[f"{name}_us"].append((cpu_seconds(pid) - c0) / n * 1e6)
+    return out
+
+
 MODES = {
+    "media_cpu": media_cpu,
     "cancel_seq": cancel_seq,
     "cancel_conc": cancel_conc,
     "ingest": ingest,

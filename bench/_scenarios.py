@@ -250,6 +250,56 @@ async def cancel_latency(ctx: Ctx) -> Result:
     return res
 
 
+# --- 1b. a media RPC's cost beside cancel's ------------------------------------------------------
+
+
+async def media_cpu(ctx: Ctx) -> Result:
+    res = Result("media_cpu", "1b. CPU per call: PlayPrompt beside CancelMediaProcessing")
+    gw = gateway("gw-media-cpu", ctx.env(), ctx.workdir)
+    async with running(gw):
+        spec = {
+            "target": gw.target,
+            "pid": gw.pid,
+            "call_ids": ctx.cancel_calls,
+            "n": ctx.count(300, 30),
+            "rounds": ctx.count(8, 2),
+        }
+        data = await run_load("media_cpu", spec, ctx.workdir)
+    play, cancel = summary(data["play_us"]), summary(data["cancel_us"])
+    r = play["median"] / cancel["median"] if cancel["median"] else math.inf
+    res.rows.append(
+        Row(
+            "1b media RPC CPU",
+            "gateway CPU per call (us): PlayPrompt vs CancelMediaProcessing",
+            "us",
+            play["median"],
+            play["p99"],
+            cancel["median"],
+            cancel["p99"],
+            r,
+            "recorded",
+            None,
+        )
+    )
+    pl, cl = summary(data["play_ms"]), summary(data["cancel_ms"])
+    res.lines += [
+        f"{spec['rounds']} rounds of {spec['n']} sequential calls of each RPC, alternating which "
+        "goes first; the gateway's CPU time (user + system, /proc) is read around each block.",
+        "",
+        "| RPC | CPU per call, median us | min | max | latency median ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| PlayPrompt | {play['median']:.0f} | {min(data['play_us']):.0f} | "
+        f"{max(data['play_us']):.0f} | {pl['median']:.3f} | {pl['p99']:.3f} |",
+        f"| CancelMediaProcessing | {cancel['median']:.0f} | {min(data['cancel_us']):.0f} | "
+        f"{max(data['cancel_us']):.0f} | {cl['median']:.3f} | {cl['p99']:.3f} |",
+        "",
+        f"PlayPrompt costs {r:.2f}x the CPU of a cancel (its request is validated and written "
+        "from prompts, its answer read as an operation like cancel's).",
+    ]
+    res.data = {"play_us": play, "cancel_us": cancel}
+    return res
+
+
 # --- 2. cancel throughput ----------------------------------------------------------------------
 
 
@@ -997,6 +1047,7 @@ async def cold_start(ctx: Ctx) -> Result:
 
 SCENARIOS = {
     "cancel_latency": cancel_latency,
+    "media_cpu": media_cpu,
     "cancel_throughput": cancel_throughput,
     "webhook_ingest": webhook_ingest,
     "fanout": fanout,

@@ -24,7 +24,7 @@ def test_bench_smoke_writes_a_report(tmp_path: pathlib.Path) -> None:
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--no-profile", "--out", str(out),
-         "--only", "cancel_latency,webhook_ingest,fanout"],
+         "--only", "cancel_latency,media_cpu,webhook_ingest,fanout"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": pythonpath},
         capture_output=True,
