@@ -17,6 +17,7 @@ KERNEL = {
     "_logging",
     "_metrics",
     "_permissions",
+    "_tracing",
     "__init__",
 }
 # What each part of the package may import from the rest of it.

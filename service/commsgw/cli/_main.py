@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 
-from commsgw import _config, _logging
+from commsgw import _config, _logging, _tracing
 from commsgw._errors import CommsgwError, ConfigError
 from commsgw.cli._format import format_event
 from commsgw_client import GatewayClient, GatewayError
@@ -220,7 +220,10 @@ DEV_DEFAULTS = {"log_format": "text"}
 
 
 async def _dev(
-    settings: _config.Settings, args: argparse.Namespace, environ: Mapping[str, str]
+    settings: _config.Settings,
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    tracing: _tracing.Tracing,
 ) -> None:
     from commsgw.emulator import Emulator, EmulatorConfig
     from commsgw.server import Gateway, until_stopped
@@ -240,7 +243,7 @@ async def _dev(
         settings = _config.from_sources(
             environ, args, defaults=DEV_DEFAULTS, overrides={"emulator_url": emulator.base_url}
         )
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, tracing)
     try:
         await gateway.start()
     except BaseException:
@@ -289,8 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _logging.setup(settings.log_level, settings.log_format)
             from commsgw.server import serve
 
-            with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
-                runner.run(serve(settings))
+            tracing = _tracing.from_environment(environ)
+            try:
+                with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+                    runner.run(serve(settings, tracing))
+            finally:
+                tracing.shutdown()  # flush the spans not exported yet
             return 0
         if args.command == "dev":
             settings = _config.from_sources(environ, args, defaults=DEV_DEFAULTS)
@@ -300,8 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "AZURE_CLIENT_ID, or run `commsgw serve` against Graph"
                 )
             _logging.setup(settings.log_level, settings.log_format)
-            with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
-                runner.run(_dev(settings, args, environ))
+            tracing = _tracing.from_environment(environ)
+            try:
+                with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+                    runner.run(_dev(settings, args, environ, tracing))
+            finally:
+                tracing.shutdown()
             return 0
         if args.command == "hash-token":
             from commsgw.server._callers import hash_token

@@ -43,10 +43,13 @@ class LogEntry:
         "position",
         "status",
         "tenant_id",
+        "traceparent",
     )
 
     def __init__(self, position: Position, event: calls_pb2.Event) -> None:
         self.position = position
+        # The W3C traceparent of the webhook POST that stored it, when that was traced.
+        self.traceparent = ""
         self.event = event
         self.tenant_id = event.tenant_id
         self.call_id = event.call_id
@@ -117,10 +120,11 @@ class EventLog(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def append(self, items: Sequence[Appended]) -> AppendResult:
+    async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         """Store the notifications in order, dropping those already stored (same dedup key
-        within the retention window). Returns only once each one is stored; raises
-        EventLogUnavailable when they could not all be stored."""
+        within the retention window), with the traceparent of the POST that brought them.
+        Returns only once each one is stored; raises EventLogUnavailable when they could not
+        all be stored."""
 
     @abc.abstractmethod
     async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:

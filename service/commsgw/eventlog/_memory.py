@@ -72,7 +72,7 @@ class MemoryEventLog(EventLog):
         ):
             latest.popitem(last=False)
 
-    async def append(self, items: Sequence[Appended]) -> AppendResult:
+    async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         now = self._clock()
         self._trim(now)
         stored: list[LogEntry] = []
@@ -84,6 +84,7 @@ class MemoryEventLog(EventLog):
             self._seen[item.dedup_key] = now
             self._seq += 1
             entry = LogEntry((self._seq, 0), item.event)
+            entry.traceparent = traceparent
             self._entries.append((now, entry))
             if item.operation_key is not None:
                 self._latest[item.operation_key] = (now, entry)

@@ -226,13 +226,18 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
 
     # --- writing -------------------------------------------------------------------------
 
-    async def append(self, items: Sequence[Appended]) -> AppendResult:
+    async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         if not items:
             return AppendResult(0, 0)
         if self._closed:
             raise EventLogUnavailable("the event log is closed")
         keys: list[str | bytes] = list(self._meta_keys)
-        args: list[str | int | bytes] = [uuid.uuid4().hex, self._max_events, self._max_age_ms]
+        args: list[str | int | bytes] = [
+            uuid.uuid4().hex,
+            self._max_events,
+            self._max_age_ms,
+            traceparent,
+        ]
         for item in items:
             keys.append(self._dedup_prefix + item.dedup_key.hex())
             args.append(item.event.SerializeToString())

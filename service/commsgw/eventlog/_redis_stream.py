@@ -40,6 +40,9 @@ def as_text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+_TRACE_FIELD: Final = b"t"  # the traceparent of the webhook POST that stored the entry
+
+
 def entries_of(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[LogEntry]:
     """LogEntry objects of XRANGE/XREAD rows; an undecodable entry is logged and skipped."""
     out: list[LogEntry] = []
@@ -56,5 +59,8 @@ def entries_of(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[L
             continue
         entry = LogEntry(position, event)
         entry._payload = data
+        traced = fields.get(_TRACE_FIELD)
+        if traced:
+            entry.traceparent = traced.decode("ascii", "replace")
         out.append(entry)
     return out

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -26,6 +27,7 @@ from commsgw._errors import (
     GraphTimeout,
     GraphUnreachable,
 )
+from commsgw._tracing import Span, SpanKind, Status, StatusCode, Tracing
 from commsgw.graph._action import Answer, GraphRequest, Retry
 from commsgw.graph._responses import error_from_response
 from commsgw.graph._retry import RETRYABLE_STATUS, backoff
@@ -51,8 +53,10 @@ class GraphClient:
         *,
         rng: random.Random | None = None,
         on_attempt: Callable[[int | None, float, bool], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._s = settings
+        self._tracing = tracing or Tracing()
         # Requests go straight to the transport: the AsyncClient layer (cookie jar, redirects,
         # auth flow, URL merging) costs about as much CPU per request as the aiohttp transport
         # itself (profiled under the cancel benchmark) and none of it applies to Graph calls,
@@ -130,6 +134,7 @@ class GraphClient:
             except TimeoutError:
                 raise _deadline_error(crid) from None
             started = time.perf_counter()
+            span = self._attempt_span(method, url, attempt, crid) if self._tracing.enabled else None
             try:
                 if deadline is not None:
                     per_try = min(per_try, max(0.001, deadline - loop.time()))
@@ -148,7 +153,7 @@ class GraphClient:
                 finally:
                     await resp.aclose()
             except (httpx.ReadTimeout, httpx.WriteTimeout):
-                self._note(None, started, attempt > 1)
+                self._note(None, started, attempt > 1, span, error="timeout")
                 if deadline is not None and deadline - loop.time() <= 0.001:
                     raise _deadline_error(crid) from None
                 # The request may have reached Graph: answer truthfully instead of retrying.
@@ -156,7 +161,7 @@ class GraphClient:
                     f"Graph did not answer within {per_try:.3g} s", client_request_id=crid
                 ) from None
             except httpx.TransportError as exc:
-                self._note(None, started, attempt > 1)
+                self._note(None, started, attempt > 1, span, error=type(exc).__name__)
                 if deadline is not None and deadline - loop.time() <= 0.001:
                     raise _deadline_error(crid) from None
                 if retry is Retry.UNSAFE and not not_sent(exc):
@@ -171,7 +176,7 @@ class GraphClient:
                     f"Graph unreachable: {type(exc).__name__}: {exc}", client_request_id=crid
                 )
             else:
-                self._note(resp.status_code, started, attempt > 1)
+                self._note(resp.status_code, started, attempt > 1, span, resp=resp)
                 if resp.status_code < 300:
                     return resp
                 error = error_from_response(resp, crid)
@@ -203,9 +208,43 @@ class GraphClient:
             )
             await asyncio.sleep(delay)
 
-    def _note(self, status: int | None, started: float, retry: bool) -> None:
+    def _attempt_span(self, method: str, url: str, attempt: int, crid: str) -> Span:
+        parts = urlsplit(url)
+        return self._tracing.tracer.start_span(
+            f"graph {method}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "server.address": parts.hostname or "",
+                "url.path": parts.path,
+                "commsgw.graph.attempt": attempt,
+                "commsgw.graph.retry": attempt > 1,
+                "commsgw.client_request_id": crid,
+            },
+        )
+
+    def _note(
+        self,
+        status: int | None,
+        started: float,
+        retry: bool,
+        span: Span | None,
+        *,
+        resp: httpx.Response | None = None,
+        error: str = "",
+    ) -> None:
         if self._on_attempt is not None:
             self._on_attempt(status, time.perf_counter() - started, retry)
+        if span is not None:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if resp is not None and (rid := resp.headers.get("request-id")):
+                span.set_attribute("commsgw.graph_request_id", rid)
+            if error or (status is not None and status >= 400):
+                span.set_status(Status(StatusCode.ERROR, error or str(status)))
+            if error:
+                span.set_attribute("error.type", error)
+            span.end()
 
 
 def _deadline_error(crid: str) -> DeadlineExceeded:

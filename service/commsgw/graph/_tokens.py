@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from commsgw._config import CLOUDS, Settings
 from commsgw._errors import ConfigError, TokenError
+from commsgw._tracing import SpanKind, Tracing
 
 log = logging.getLogger("commsgw.auth")
 
@@ -101,8 +102,10 @@ class TokenProvider:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[str, bool], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing or Tracing()
         self._clock = clock
         self._on_refresh = on_refresh
         self._credential: str | dict[str, str]
@@ -161,7 +164,15 @@ class TokenProvider:
                 return cached.value
             force = stale is not None
             try:
-                result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
+                if self._tracing.enabled:
+                    with self._tracing.tracer.start_as_current_span(
+                        "token acquisition",
+                        kind=SpanKind.CLIENT,
+                        attributes={"commsgw.tenant_id": tenant, "commsgw.token.forced": force},
+                    ):
+                        result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
+                else:
+                    result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
             except Exception as exc:  # requests/MSAL failures: network, TLS, bad authority
                 self.healthy = False
                 log.warning("token acquisition failed for tenant %s: %s", tenant, type(exc))

@@ -9,9 +9,11 @@ first (``_tones``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +30,7 @@ from commsgw._errors import (
     NotificationTooLarge,
 )
 from commsgw._metrics import Metrics
+from commsgw._tracing import SpanKind, Tracing, context_from, traceparent_of
 from commsgw.eventlog._base import AppendResult, EventLog
 from commsgw.notifications._jwt import NotificationClaims
 from commsgw.notifications._parse import parse_notifications
@@ -46,6 +49,7 @@ class _Outcome:
     appended: int = 0
     duplicates: int = 0
     reason: str = ""
+    span: Any = None  # the POST's span, when traced
 
 
 # The webhook's one table: what refused a POST -> the HTTP status it is answered with.
@@ -121,8 +125,10 @@ class Webhook:
         rate: float | None = None,
         max_event_bytes: int | None = None,
         tones: ToneOrder | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._validator = validator
+        self._tracing = tracing or Tracing()
         # Holds POSTs whose tones are early, until the earlier ones are stored (None: never).
         self.tones = tones
         self._log = log_
@@ -141,7 +147,10 @@ class Webhook:
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         outcome = _Outcome()
-        response = await self._handle(request, outcome)
+        if self._tracing.enabled:
+            response = await self._traced(request, outcome)
+        else:
+            response = await self._handle(request, outcome)
         status = response.status
         child = self._by_status.get(status)
         if child is None:
@@ -169,6 +178,28 @@ class Webhook:
         )
         return response
 
+    async def _traced(self, request: web.Request, outcome: _Outcome) -> web.Response:
+        tracer = self._tracing.tracer
+        with tracer.start_as_current_span(
+            "webhook POST",
+            context=context_from(request.headers.items()),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": "POST", "url.path": request.path},
+        ) as span:
+            outcome.span = span
+            response = await self._handle(request, outcome)
+            span.set_attribute("http.response.status_code", response.status)
+            span.set_attribute("commsgw.notifications", outcome.appended + outcome.duplicates)
+            if outcome.reason:
+                span.set_attribute("commsgw.reason", outcome.reason)
+            return response
+
+    def _step(self, outcome: _Outcome, name: str) -> AbstractContextManager[object]:
+        """A child span of the POST's for one step (nothing when not traced)."""
+        if outcome.span is None:
+            return contextlib.nullcontext()
+        return self._tracing.tracer.start_as_current_span(name)
+
     async def _handle(self, request: web.Request, outcome: _Outcome) -> web.Response:
         try:
             result = await self._accept(request, outcome)
@@ -189,7 +220,8 @@ class Webhook:
             raise NotificationTooLarge(f"body over {self.max_bytes} bytes")
         if request.content_type != "application/json":
             raise NotificationNotJson("Content-Type must be application/json")
-        claims = await self._validator.validate(request.headers.get("Authorization"))
+        with self._step(outcome, "validate token"):
+            claims = await self._validator.validate(request.headers.get("Authorization"))
         outcome.tenant = claims.tenant_id
         try:
             # aiohttp stops reading past client_max_size (max_bytes + 1, see build_app).
@@ -198,7 +230,8 @@ class Webhook:
             raise NotificationTooLarge(f"body over {self.max_bytes} bytes") from None
         if len(body) > self.max_bytes:
             raise NotificationTooLarge(f"body over {self.max_bytes} bytes")
-        items = parse_notifications(body, tenant_id=claims.tenant_id)
+        with self._step(outcome, "parse"):
+            items = parse_notifications(body, tenant_id=claims.tenant_id)
         limit = self.max_event_bytes
         # An event is at most about twice its notification's size: only big bodies are sized.
         if limit is not None and 2 * len(body) + 1024 > limit:
@@ -211,7 +244,10 @@ class Webhook:
         items = in_sequence(items)
         if self.tones is not None:
             await self.tones.hold(items)
-        return await self._log.append(items)
+        if outcome.span is None:
+            return await self._log.append(items)
+        with self._step(outcome, "append"):
+            return await self._log.append(items, traceparent=traceparent_of(outcome.span))
 
 
 def build_app(

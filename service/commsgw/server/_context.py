@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from typing import Any
 
 from commsgw.server._callers import TRUSTED, Identity
 
@@ -17,6 +18,7 @@ class RpcContext:
     identity: Identity = TRUSTED
     client_request_id: str = ""
     graph_request_id: str = ""
+    span: Any = None  # the RPC's span, when traced
 
 
 _current: contextvars.ContextVar[RpcContext] = contextvars.ContextVar("commsgw_rpc")

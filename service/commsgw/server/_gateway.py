@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2
 from commsgw._config import Settings
 from commsgw._errors import CommsgwError
 from commsgw._metrics import Metrics
+from commsgw._tracing import Tracing
 from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
@@ -53,8 +54,9 @@ HEALTH_INTERVAL_S = 1.0
 class Gateway:
     """One gateway process: gRPC server, webhook, Graph client, event log and fan-out."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing()
         self.grpc_port = 0
         self.http_port = 0
         self.metrics = Metrics()
@@ -70,6 +72,7 @@ class Gateway:
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
         self.tokens = TokenProvider(
             settings,
+            tracing=self.tracing,
             on_refresh=lambda _t, forced: self.metrics.token_refreshes.labels(
                 str(forced).lower()
             ).inc(),
@@ -97,7 +100,9 @@ class Gateway:
         self._warn_about_exposure()
         transport = make_transport(s)
         self._http = make_http_client(s, transport)
-        graph = GraphClient(s, transport, self.tokens, on_attempt=self._on_graph_attempt)
+        graph = GraphClient(
+            s, transport, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
+        )
         await self.hub.start()
         await self._start_http(self._validator(self._http))
         if s.emulator_mode and not s.public_webhook_url:
@@ -107,7 +112,7 @@ class Gateway:
             shown = f"[{host}]" if ":" in host else host
             url = f"{scheme}://{shown}:{self.http_port}{s.webhook_path}"
             self.settings = s = dataclasses.replace(s, public_webhook_url=url)
-        await self._start_grpc(CallsServicer(s, graph, self.hub, self.log))
+        await self._start_grpc(CallsServicer(s, graph, self.hub, self.log, self.tracing))
         if s.managed_keepalive:
             self.keepalive = KeepAlive(
                 s,
@@ -174,6 +179,7 @@ class Gateway:
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
             tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
+            tracing=self.tracing,
         )
         if isinstance(validator, NotificationTokenValidator):
             # Load the signing keys now rather than on the first callback, so that a key
@@ -191,6 +197,7 @@ class Gateway:
             metrics=self.metrics,
             limits=self.limits,
             draining=lambda: self.draining,
+            tracing=self.tracing,
         )
         self._server = _grpc.build(
             s, servicer=servicer, interceptors=[interceptor], health_servicer=self._health
@@ -292,9 +299,9 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, tracing: Tracing | None = None) -> None:
     """Run until SIGINT or SIGTERM, then drain and stop within the configured grace."""
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, tracing)
     await gateway.start()
     await until_stopped()
     await gateway.shutdown()

@@ -19,10 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import set_span_in_context
 
 from commsgw import _permissions
 from commsgw._errors import CommsgwError, InvalidArgument, ShuttingDown
 from commsgw._metrics import Metrics
+from commsgw._tracing import Span, SpanKind, Status, StatusCode, Tracing, context_from
 from commsgw.graph import ACTIONS
 from commsgw.server import _context
 from commsgw.server._callers import TRUSTED, Callers, Identity
@@ -60,12 +63,39 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         metrics: Metrics,
         limits: StreamLimits,
         draining: Callable[[], bool],
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing or Tracing()
         self._callers = callers
         self._metrics = metrics
         self._limits = limits
         self._draining = draining
         self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
+
+    def _start_span(self, method: str, context: Context) -> Span:
+        """The RPC's span, a child of the caller's W3C trace context when it sent one."""
+        return self._tracing.tracer.start_span(
+            method.lstrip("/"),
+            context=context_from(context.invocation_metadata() or ()),
+            kind=SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": SERVICE.strip("/"),
+                "rpc.method": method.rsplit("/", 1)[-1],
+            },
+        )
+
+    @staticmethod
+    def _end_span(span: Span, code: grpc.StatusCode, who: str, info: RpcContext) -> None:
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_attribute("commsgw.caller", who)
+        if info.client_request_id:
+            span.set_attribute("commsgw.client_request_id", info.client_request_id)
+        if info.graph_request_id:
+            span.set_attribute("commsgw.graph_request_id", info.graph_request_id)
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
 
     def _admit(self, context: Context, permission: str) -> Identity:
         if self._draining():
@@ -153,6 +183,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             info = _context.begin()
             code = grpc.StatusCode.OK
             who = "-"
+            span = token = None
+            if self._tracing.enabled:
+                span = info.span = self._start_span(method, context)
+                token = attach(set_span_in_context(span))  # Graph attempts are its children
             try:
                 identity = self._admit(context, permission)
                 who = identity.name
@@ -170,6 +204,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 await self._fail(context, err, info)
             finally:
                 self._done(method, started, code, who, info)
+                if span is not None and token is not None:
+                    self._end_span(span, code, who, info)
+                    detach(token)
 
         return handler
 
@@ -182,6 +219,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.OK
             who = "-"
             identity: Identity | None = None
+            # A stream's span is not made current (the generator may be closed elsewhere):
+            # what it delivers names it as parent itself (RpcContext.span).
+            span = info.span = self._start_span(method, context) if self._tracing.enabled else None
             try:
                 admitted = self._admit(context, permission)
                 who = admitted.name
@@ -206,6 +246,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 if identity is not None:
                     self._limits.release(identity)
                 self._done(method, started, code, who, info)
+                if span is not None:
+                    self._end_span(span, code, who, info)
 
         return handler
 

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry.trace import set_span_in_context
 
 from commsgw._config import Settings
 from commsgw._errors import FailedPrecondition, InvalidArgument
-from commsgw.eventlog import EventLog, Hub, WatchFilter, decode_token, encode_token
+from commsgw._tracing import Link, SpanKind, Tracing, span_context_of
+from commsgw.eventlog import EventLog, Hub, LogEntry, WatchFilter, decode_token, encode_token
 from commsgw.graph import ACTIONS, Action, GraphClient
 from commsgw.graph import _validate as v
 from commsgw.server import _context
@@ -54,8 +56,16 @@ def _redact(response: R, rpc: _context.RpcContext) -> R:
 class CallsServicer:
     """graphcomms.v1.CallsService."""
 
-    def __init__(self, settings: Settings, graph: GraphClient, hub: Hub, log: EventLog) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        graph: GraphClient,
+        hub: Hub,
+        log: EventLog,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._settings = settings
+        self._tracing = tracing or Tracing()
         self._graph = graph
         self._hub = hub
         self._log = log
@@ -163,6 +173,8 @@ class CallsServicer:
         recordings = identity.reads_recordings
         log_id = self._log.log_id
         resume = decode_token(request.resume_token, log_id) if request.resume_token else None
+        traced = self._tracing.enabled
+        rpc_span = _context.current().span
         async for item in self._hub.watch(
             flt,
             resume=resume,
@@ -170,4 +182,18 @@ class CallsServicer:
             bookmark_interval=self._settings.bookmark_interval_s,
         ):
             token = encode_token(self._log.log_id, item.position)
+            if traced and item.entry is not None:
+                self._delivered(rpc_span, item.entry)
             yield encode_watch_response(token, item, recordings=recordings)
+
+    def _delivered(self, parent: Any, entry: LogEntry) -> None:
+        """A span for one event sent to one subscriber: a child of the watch's span, linked
+        to the span of the webhook POST that brought the event (on whichever replica)."""
+        origin = span_context_of(entry.traceparent) if entry.traceparent else None
+        self._tracing.tracer.start_span(
+            "deliver",
+            context=set_span_in_context(parent) if parent is not None else None,
+            kind=SpanKind.PRODUCER,
+            links=[Link(origin)] if origin is not None else None,
+            attributes={"commsgw.call_id": entry.call_id, "commsgw.event.kind": entry.kind},
+        ).end()

@@ -1,17 +1,24 @@
 -- Stores notifications (dropping duplicates) and trims the stream by count and by age.
 -- KEYS: 1..5 as in start.lua, then one dedup key per notification.
--- ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, then per notification: event bytes,
+-- ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, 4 the traceparent of the POST that
+-- brought them ('' when not traced; stored as field t), then per notification: event bytes,
 -- latest-state field ('' when not an operation update).
 -- Returns one element per notification: its stream id, or 0 for a duplicate.
 ensure(ARGV[1])
 local stream = KEYS[1]
 local max_events = tonumber(ARGV[2])
 local max_age_ms = tonumber(ARGV[3])
+local traceparent = ARGV[4]
 local out = {}
 for i = 1, #KEYS - 5 do
   if redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
-    local id = redis.call('XADD', stream, '*', 'e', ARGV[2 + 2 * i])
-    local op = ARGV[3 + 2 * i]
+    local id
+    if traceparent ~= '' then
+      id = redis.call('XADD', stream, '*', 'e', ARGV[3 + 2 * i], 't', traceparent)
+    else
+      id = redis.call('XADD', stream, '*', 'e', ARGV[3 + 2 * i])
+    end
+    local op = ARGV[4 + 2 * i]
     if op ~= '' then
       redis.call('HSET', KEYS[4], op, id)
       redis.call('ZADD', KEYS[5], string.match(id, '^(%d+)-'), op)
