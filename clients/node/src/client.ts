@@ -24,7 +24,8 @@
  * inviteParticipants, muteParticipant, cancelMediaProcessing) resolve to their response with a
  * `wait()` method: WaitOperation for the operation it started, resolving to the Operation once
  * COMPLETED or FAILED (at once when Graph answered it terminal), or rejecting with
- * OperationNotDoneError (its `operation` the last known state) when the wait's timeout runs out.
+ * OperationNotDoneError (its `operation` the last known state) when the wait's timeout runs out
+ * (the wait needs the operations.watch permission where the gateway has a callers file).
  *
  * The watch resumes with its last token on UNAVAILABLE, RESOURCE_EXHAUSTED
  * (SUBSCRIBER_TOO_SLOW; not TOO_MANY_STREAMS, which is raised) or a stream that closed, after an exponential backoff with jitter;

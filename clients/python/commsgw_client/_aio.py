@@ -88,7 +88,8 @@ class GatewayClient:
     cancelled operation is FAILED with result 400/8508) instead of the response; an operation
     Graph answered already terminal is returned at once. ``timeout`` then bounds the RPC and
     the wait together; when it runs out first :class:`OperationNotDoneError` is raised, its
-    ``.operation`` the last known state.
+    ``.operation`` the last known state. (The wait needs the operations.watch permission where
+    the gateway has a callers file.)
 
     Errors are raised as :class:`GatewayError` subclasses carrying the status code, the
     ErrorInfo reason and Graph's request-id.
