@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
+from grpc_status import rpc_status
 
 from commsgw.emulator import Emulator, EmulatorConfig
 from commsgw.server import Gateway
@@ -22,6 +24,7 @@ from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.callers import bearer, callers_file
 from helpers.emulator import GraphUser
 from helpers.gateway import gateway_settings, running_gateway
+from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
 from helpers.status import error_details
 
@@ -521,3 +524,32 @@ async def test_permissions_per_family_and_recording_tokens_only_to_recordings_re
         assert not seen.operation.recording_access_token
         full = await stub.WaitOperation(wait, metadata=bearer("recorder"), timeout=15)
         assert full.operation.recording_access_token
+
+
+async def test_the_last_state_of_an_unfinished_wait_is_redacted_too(
+    emu: Emulator, tmp_path: pathlib.Path
+) -> None:
+    settings = gateway_settings(emu, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
+    call_id, op_id = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "2d3e4f5a-6b7c-4d8e-9fa0-1b2c3d4e5f6a"
+    async with (
+        running_gateway(settings) as g,
+        grpc.aio.insecure_channel(f"127.0.0.1:{g.grpc_port}") as ch,
+    ):
+        poster = Poster(emu, g)
+        try:
+            note = op_notification(call_id, op_id, status="running")
+            note["resourceData"]["recordingAccessToken"] = "rec-secret-42"
+            assert (await poster.post([note])).status_code == 202
+        finally:
+            await poster.http.aclose()
+        stub = calls_pb2_grpc.CallsServiceStub(ch)
+        request = calls_pb2.WaitOperationRequest(
+            call_id=call_id, operation_id=op_id, timeout=duration_pb2.Duration(nanos=200_000_000)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.WaitOperation(request, metadata=bearer("watcher"), timeout=10)
+        status = rpc_status.from_call(info.value)  # type: ignore[arg-type]
+        assert status is not None
+        last = calls_pb2.Operation()
+        assert any(d.Unpack(last) for d in status.details)
+        assert last.id == op_id and not last.recording_access_token

@@ -2,7 +2,10 @@
 
 - Node.js (clients/node, compiled with tsc) cancels and watches and sees what the Python client
   library sees; it also resumes from a token the Python client got;
-- the Go stubs (and the Go example) compile, offline, against Debian's Go sources;
+- Node.js and Go play a prompt and wait for it (PlayPrompt, then WaitOperation), and decode the
+  last known operation an OPERATION_NOT_DONE carries;
+- the Go stubs, the commsgw helper package and the Go example compile, offline, against Debian's
+  Go sources;
 - a generic reflection-based client (`buf curl --reflect`) lists and calls the service;
 - the committed Node and Go code is what tools/gen_clients.py makes from protos/;
 - the Python client library (commsgw_client) resumes on UNAVAILABLE and RESOURCE_EXHAUSTED,
@@ -59,6 +62,10 @@ BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
 GEN = ROOT / "tools" / "gen_clients.py"
 FAST = RetryPolicy(initial_backoff=0.05, max_backoff=0.5)
 FAILED = calls_pb2.OPERATION_STATUS_FAILED
+PROMPT_URI = "https://cdn.example/hello.wav"
+SHORT_OP_S = 0.2  # the emulator's prompt length where a test waits for the end
+LONG_OP_S = 60.0  # ... where it must not end during the test
+NOT_DONE = {"OPERATION_STATUS_NOT_STARTED", "OPERATION_STATUS_RUNNING"}
 
 
 def missing(reason: str) -> None:
@@ -109,12 +116,14 @@ def go_env(gopath: pathlib.Path) -> dict[str, str]:
 
 class GoCheck:
     """`go vet ./...` of clients/go, started when the module starts (a cold build of grpc takes
-    ~20 s) so that it overlaps with the other tests; the Go test waits for it."""
+    ~20 s) so that it overlaps with the other tests; the Go tests wait for it. `binary()` then
+    builds the example (from the same build cache)."""
 
     def __init__(self) -> None:
         self.skip_reason = ""
         self.proc: subprocess.Popen[str] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._binary: pathlib.Path | None = None
         go = shutil.which("go")
         if go is None:
             self.skip_reason = "Go is not installed (apt-get install golang-go)"
@@ -125,15 +134,16 @@ class GoCheck:
                 "(apt-get install golang-google-grpc-dev golang-google-protobuf-dev)"
             )
             return
+        self._go = go
         self._tmp = tempfile.TemporaryDirectory(prefix="commsgw-gopath-")
-        gopath = pathlib.Path(self._tmp.name)
-        link = gopath / "src" / "commsgw.internal" / "clients" / "go"
-        link.parent.mkdir(parents=True)
-        link.symlink_to(GO_DIR)
+        self._gopath = pathlib.Path(self._tmp.name)
+        self._link = self._gopath / "src" / "commsgw.internal" / "clients" / "go"
+        self._link.parent.mkdir(parents=True)
+        self._link.symlink_to(GO_DIR)
         self.proc = subprocess.Popen(
             [go, "vet", "./..."],
-            cwd=link,
-            env=go_env(gopath),
+            cwd=self._link,
+            env=go_env(self._gopath),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -143,6 +153,26 @@ class GoCheck:
         assert self.proc is not None
         out, _ = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out
+
+    def binary(self) -> pathlib.Path:
+        """The example command, built once (after vet, which warms the build cache)."""
+        if self.proc is None:
+            missing(self.skip_reason)
+        if self._binary is None:
+            code, out = self.result(timeout=180)
+            assert code == 0, f"go vet ./... in clients/go failed:\n{out}"
+            binary = self._gopath / "bin" / "interop"
+            proc = subprocess.run(
+                [self._go, "build", "-o", str(binary), "./examples/interop"],
+                cwd=self._link,
+                env=go_env(self._gopath),
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            assert proc.returncode == 0, f"go build failed:\n{proc.stdout}{proc.stderr}"
+            self._binary = binary
+        return self._binary
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -161,13 +191,10 @@ def go_check() -> Iterator[GoCheck]:
         check.close()
 
 
-async def run_node(*args: str, timeout: float = 20) -> tuple[int, list[dict[str, Any]], str]:
+async def run_json_lines(*argv: str, timeout: float = 20) -> tuple[int, list[dict[str, Any]], str]:
+    """Run a command; its exit code, its stdout's JSON lines and its stderr."""
     proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(NODE_DIR / "dist" / "examples" / "interop.js"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
         async with asyncio.timeout(timeout):
@@ -176,10 +203,15 @@ async def run_node(*args: str, timeout: float = 20) -> tuple[int, list[dict[str,
         proc.kill()
         out, err = await proc.communicate()
         raise AssertionError(
-            f"node timed out; stdout={out.decode()} stderr={err.decode()}"
+            f"{argv[0]} timed out; stdout={out.decode()} stderr={err.decode()}"
         ) from None
     lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     return proc.returncode or 0, lines, err.decode()
+
+
+async def run_node(*args: str, timeout: float = 20) -> tuple[int, list[dict[str, Any]], str]:
+    example = NODE_DIR / "dist" / "examples" / "interop.js"
+    return await run_json_lines("node", str(example), *args, timeout=timeout)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -225,6 +257,15 @@ async def take(watch: Any, n: int, timeout: float = 15) -> list[calls_pb2.WatchO
                 if len(out) >= n:
                     break
     return out
+
+
+async def assert_gateway_knows(
+    target: str, call_id: str, op_id: str, status: calls_pb2.OperationStatus.ValueType
+) -> None:
+    """The Python client finds the operation in that state too."""
+    async with GatewayClient(target) as gw:
+        known = await gw.get_operation(call_id, op_id)
+    assert known.operation.status == status
 
 
 class Proxy:
@@ -323,6 +364,43 @@ async def test_node_reports_errors_on_one_line(node_dist: pathlib.Path, gateway:
     assert len(err.strip().splitlines()) == 1
 
 
+async def test_node_plays_a_prompt_and_waits_for_it(
+    node_dist: pathlib.Path, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
+) -> None:
+    emulator.media_op_seconds = SHORT_OP_S
+    target = f"127.0.0.1:{gateway.grpc_port}"
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    code, lines, err = await run_node(
+        "--target", target, "--call-id", call_id, "--play", PROMPT_URI, "--wait",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [list(x) for x in lines] == [["play"], ["operation"]]
+    started, done = lines[0]["play"]["operation"], lines[1]["operation"]
+    assert started["type"] == "OPERATION_TYPE_PLAY_PROMPT"
+    assert started["status"] in NOT_DONE
+    assert lines[0]["play"]["graphRequestId"]
+    assert (done["id"], done["status"]) == (started["id"], "OPERATION_STATUS_COMPLETED")
+    await assert_gateway_knows(target, call_id, done["id"], calls_pb2.OPERATION_STATUS_COMPLETED)
+
+
+async def test_node_reports_operation_not_done_with_the_last_operation(
+    node_dist: pathlib.Path, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
+) -> None:
+    emulator.media_op_seconds = LONG_OP_S
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    code, lines, err = await run_node(
+        "--target", f"127.0.0.1:{gateway.grpc_port}", "--call-id", call_id,
+        "--play", PROMPT_URI, "--wait", "--wait-ms", "1000",
+    )  # fmt: skip
+    assert code == 1
+    assert [list(x) for x in lines] == [["play"], ["notDone"]]
+    last = lines[1]["notDone"]
+    assert last["id"] == lines[0]["play"]["operation"]["id"]
+    assert last["status"] in NOT_DONE
+    assert err.strip().startswith("error: DEADLINE_EXCEEDED:")
+    assert "reason=OPERATION_NOT_DONE" in err
+
+
 # --- 2. Go ------------------------------------------------------------------------------------
 
 
@@ -331,6 +409,38 @@ def test_go_stubs_compile(go_check: GoCheck) -> None:
         missing(go_check.skip_reason)
     code, out = go_check.result(timeout=180)
     assert code == 0, f"go vet ./... in clients/go failed:\n{out}"
+
+
+async def test_go_plays_a_prompt_and_waits_for_it(
+    go_check: GoCheck, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
+) -> None:
+    binary = await asyncio.to_thread(go_check.binary)
+    emulator.media_op_seconds = SHORT_OP_S
+    target = f"127.0.0.1:{gateway.grpc_port}"
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    code, lines, err = await run_json_lines(
+        str(binary), "-target", target, "-call-id", call_id, "-play", PROMPT_URI, "-wait"
+    )
+    assert code == 0, err
+    assert len(lines) == 2
+    started, done = lines[0]["operation"], lines[1]
+    assert started["type"] == "OPERATION_TYPE_PLAY_PROMPT"
+    assert started["status"] in NOT_DONE
+    assert (done["id"], done["status"]) == (started["id"], "OPERATION_STATUS_COMPLETED")
+    await assert_gateway_knows(target, call_id, done["id"], calls_pb2.OPERATION_STATUS_COMPLETED)
+
+    # The wait runs out first: the last known operation, then the error with its reason.
+    emulator.media_op_seconds = LONG_OP_S
+    code, lines, err = await run_json_lines(
+        str(binary), "-target", target, "-call-id", call_id, "-play", PROMPT_URI, "-wait",
+        "-wait-timeout", "1s",
+    )  # fmt: skip
+    assert code == 1
+    assert len(lines) == 2
+    assert lines[1]["id"] == lines[0]["operation"]["id"]
+    assert lines[1]["status"] in NOT_DONE
+    assert err.strip().startswith("error: DeadlineExceeded:")
+    assert "(reason=OPERATION_NOT_DONE)" in err
 
 
 # --- 3. a generic reflection-based client -----------------------------------------------------

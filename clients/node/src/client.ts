@@ -2,9 +2,12 @@
  * A small client of the commsgw gateway (graphcomms.v1.CallsService) on @grpc/grpc-js.
  *
  * ```ts
- * import { GatewayClient, GatewayError, OperationStatus } from "@commsgw/client";
+ * import { GatewayClient, GatewayError, OperationNotDoneError, OperationStatus } from "@commsgw/client";
  *
  * const gw = new GatewayClient("127.0.0.1:50051");
+ * const started = await gw.playPrompt(callId, ["https://cdn.example/hello.wav"]);
+ * console.log(started.operation?.id, started.graphRequestId);
+ * const op = await started.wait({ timeoutMs: 60_000 }); // COMPLETED or FAILED
  * const resp = await gw.cancelMediaProcessing(callId, { clientContext: "ctx" });
  * const watch = gw.watchOperations({ callIds: [callId], resumeToken: saved });
  * for await (const r of watch) {          // resumes by itself after disconnects
@@ -13,6 +16,17 @@
  * }
  * ```
  *
+ * There is a method per RPC (createCall, answerCall, playPrompt, inviteParticipants, getOperation,
+ * waitOperation, ...): the call id (and the request's one required field) as arguments, the
+ * request's other fields in the options object next to `tenantId`, `clientRequestId` and
+ * `timeoutMs`; each resolves to the response message. The media and in-call methods (playPrompt,
+ * recordResponse, subscribeToTone, sendDtmfTones, mute, unmute, updateRecordingStatus,
+ * inviteParticipants, muteParticipant, cancelMediaProcessing) resolve to their response with a
+ * `wait()` method: WaitOperation for the operation it started, resolving to the Operation once
+ * COMPLETED or FAILED (at once when Graph answered it terminal), or rejecting with
+ * OperationNotDoneError (its `operation` the last known state) when the wait's timeout runs out
+ * (the wait needs the operations.watch permission where the gateway has a callers file).
+ *
  * The watch resumes with its last token on UNAVAILABLE, RESOURCE_EXHAUSTED
  * (SUBSCRIBER_TOO_SLOW; not TOO_MANY_STREAMS, which is raised) or a stream that closed, after an exponential backoff with jitter;
  * OUT_OF_RANGE (RESUME_TOKEN_EXPIRED) and every other error is thrown as a GatewayError.
@@ -20,12 +34,59 @@
 import * as grpc from "@grpc/grpc-js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import {
+  AnswerCallRequest,
+  AnswerCallResponse,
   CallsServiceClient,
   CancelMediaProcessingRequest,
   CancelMediaProcessingResponse,
+  CreateCallRequest,
+  CreateCallResponse,
+  DeepPartial,
+  GetCallRequest,
+  GetCallResponse,
+  GetOperationRequest,
+  GetOperationResponse,
+  HangUpCallRequest,
+  HangUpCallResponse,
+  InviteParticipantsRequest,
+  InviteParticipantsResponse,
+  KeepAliveRequest,
+  KeepAliveResponse,
+  ListParticipantsRequest,
+  ListParticipantsResponse,
+  MuteParticipantRequest,
+  MuteParticipantResponse,
+  MuteRequest,
+  MuteResponse,
+  Operation,
+  OperationStatus,
+  PlayPromptRequest,
+  PlayPromptResponse,
+  RecordingStatus,
+  RecordResponseRequest,
+  RecordResponseResponse,
+  RedirectCallRequest,
+  RedirectCallResponse,
+  RejectCallRequest,
+  RejectCallResponse,
+  RemoveParticipantRequest,
+  RemoveParticipantResponse,
+  SendDtmfTonesRequest,
+  SendDtmfTonesResponse,
+  SubscribeToToneRequest,
+  SubscribeToToneResponse,
+  TransferCallRequest,
+  TransferCallResponse,
+  UnmuteRequest,
+  UnmuteResponse,
+  UpdateRecordingStatusRequest,
+  UpdateRecordingStatusResponse,
+  WaitOperationRequest,
+  WaitOperationResponse,
   WatchOperationsRequest,
   WatchOperationsResponse,
 } from "./gen/graphcomms/v1/calls";
+import { InvitationParticipantInfo, MediaInfo, Tone } from "./gen/graphcomms/v1/call_types";
 
 /** How a watch resumes; see GatewayClient.watchOperations. */
 export interface RetryPolicy {
@@ -85,6 +146,18 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * DEADLINE_EXCEEDED (reason OPERATION_NOT_DONE): a wait for an operation ended before it was
+ * COMPLETED or FAILED. `operation` is its last known state (unpacked from the status details),
+ * undefined when nothing is known; wait again with its id to go on waiting.
+ */
+export class OperationNotDoneError extends GatewayError {
+  constructor(base: GatewayError, readonly operation?: Operation) {
+    super(base.code, base.details, base.reason, base.domain, base.metadata, base.graphRequestId, base.retryAfterMs);
+    this.name = "OperationNotDoneError";
+  }
+}
+
 interface Any {
   typeUrl: string;
   value: Uint8Array;
@@ -98,8 +171,15 @@ function readMessage(bytes: Uint8Array, onField: (field: number, wire: number, r
   }
 }
 
-/** Decode google.rpc.Status / ErrorInfo / RetryInfo by hand (three tiny messages). */
-function statusDetails(bytes: Uint8Array): { info?: { reason: string; domain: string; metadata: Record<string, string> }; retryMs?: number } {
+/**
+ * Decode google.rpc.Status / ErrorInfo / RetryInfo by hand (three tiny messages), and the
+ * graphcomms.v1.Operation an OPERATION_NOT_DONE packs, with its generated decoder.
+ */
+function statusDetails(bytes: Uint8Array): {
+  info?: { reason: string; domain: string; metadata: Record<string, string> };
+  retryMs?: number;
+  operation?: Operation;
+} {
   const details: Any[] = [];
   readMessage(bytes, (f, w, r) => {
     if (f !== 3 || w !== 2) return false;
@@ -115,7 +195,9 @@ function statusDetails(bytes: Uint8Array): { info?: { reason: string; domain: st
   });
   const out: ReturnType<typeof statusDetails> = {};
   for (const d of details) {
-    if (d.typeUrl.endsWith("/google.rpc.ErrorInfo")) {
+    if (d.typeUrl.endsWith("/graphcomms.v1.Operation")) {
+      out.operation = Operation.decode(d.value);
+    } else if (d.typeUrl.endsWith("/google.rpc.ErrorInfo")) {
       const info = { reason: "", domain: "", metadata: {} as Record<string, string> };
       readMessage(d.value, (f, w, r) => {
         if (w !== 2) return false;
@@ -162,27 +244,83 @@ export function toGatewayError(err: unknown): GatewayError {
   let domain = "";
   let metadata: Record<string, string> = {};
   let retryMs: number | undefined;
+  let operation: Operation | undefined;
   const raw = se.metadata?.get("grpc-status-details-bin")[0];
   if (raw instanceof Buffer) {
     try {
       const d = statusDetails(raw);
       if (d.info) ({ reason, domain, metadata } = d.info);
       retryMs = d.retryMs;
+      operation = d.operation;
     } catch {
       // a malformed status is still reported by its code
     }
   }
   const header = se.metadata?.get("x-graph-request-id")[0];
   const graphRequestId = metadata["graph_request_id"] || (typeof header === "string" ? header : "");
-  return new GatewayError(se.code, se.details ?? se.message ?? "", reason, domain, metadata, graphRequestId, retryMs);
+  const error = new GatewayError(se.code, se.details ?? se.message ?? "", reason, domain, metadata, graphRequestId, retryMs);
+  if (se.code === grpc.status.DEADLINE_EXCEEDED && reason === OPERATION_NOT_DONE) return new OperationNotDoneError(error, operation);
+  return error;
 }
 
-export interface CancelOptions {
-  clientContext?: string;
-  tenantId?: string;
+const OPERATION_NOT_DONE = "OPERATION_NOT_DONE";
+const TERMINAL = new Set<OperationStatus>([OperationStatus.OPERATION_STATUS_COMPLETED, OperationStatus.OPERATION_STATUS_FAILED]);
+/** The longest WaitOperationRequest.timeout the gateway accepts (ms). */
+const MAX_WAIT_MS = 3_600_000;
+/**
+ * The gateway is asked to stop waiting this long (at most; a tenth of short waits) before the
+ * call's deadline, so that its OPERATION_NOT_DONE, with the last known operation, arrives first.
+ */
+const WAIT_MARGIN_MS = 1_000;
+
+/** What every call takes besides the request's fields. */
+export interface CallOptions {
   /** Sent to Graph as client-request-id (else the gateway generates one). */
   clientRequestId?: string;
+  /** Deadline (ms). Default: the client's defaultTimeoutMs. */
   timeoutMs?: number;
+}
+
+/**
+ * The options of a method: the request's fields (all optional) but the call id and those given
+ * as arguments (K), plus the CallOptions.
+ */
+export type Options<R, K extends keyof R = never> = DeepPartial<Omit<R, K | "callId">> & CallOptions;
+
+export type CancelOptions = Options<CancelMediaProcessingRequest>;
+
+/** An audio file for Graph to play: its https URI, or a MediaInfo (with a resourceId to cache it). */
+export type Prompt = string | DeepPartial<MediaInfo>;
+
+/** How long `wait()` / waitOperation waits. */
+export interface WaitOptions {
+  /** The longest wait (ms; at most an hour a call). Default: the client's defaultTimeoutMs. */
+  timeoutMs?: number;
+  /** Sent as x-client-request-id. */
+  clientRequestId?: string;
+}
+
+/** A media RPC's response, with `wait()`: the operation it started, once COMPLETED or FAILED. */
+export type Started<R> = R & {
+  /** WaitOperation for `operation` (not called when it is already terminal). */
+  wait(opts?: WaitOptions): Promise<Operation>;
+};
+
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (error: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
+/** The request's fields of an options object (the CallOptions taken out). */
+function fields<T extends CallOptions>(opts: T): Omit<T, keyof CallOptions> {
+  const { clientRequestId: _crid, timeoutMs: _timeout, ...rest } = opts;
+  return rest;
+}
+
+function media(prompts: readonly Prompt[] | undefined): DeepPartial<MediaInfo>[] {
+  return (prompts ?? []).map((p) => (typeof p === "string" ? { uri: p } : p));
 }
 
 export interface WatchOptions {
@@ -218,19 +356,200 @@ export class GatewayClient {
     return md;
   }
 
-  /** Cancel the running and queued media operations of a call. Throws GatewayError. */
-  cancelMediaProcessing(callId: string, opts: CancelOptions = {}): Promise<CancelMediaProcessingResponse> {
-    const req: CancelMediaProcessingRequest = {
-      callId,
-      clientContext: opts.clientContext ?? "",
-      tenantId: opts.tenantId ?? "",
-    };
+  /** One unary RPC with the client's metadata and deadline; errors as GatewayError. */
+  private unary<Req, Res>(method: Unary<Req, Res>, request: Req, opts: CallOptions): Promise<Res> {
     const deadline = new Date(Date.now() + (opts.timeoutMs ?? this.defaultTimeoutMs));
     return new Promise((resolve, reject) => {
-      this.stub.cancelMediaProcessing(req, this.metadata(opts.clientRequestId), { deadline }, (err, resp) =>
+      method.call(this.stub, request, this.metadata(opts.clientRequestId), { deadline }, (err, resp) =>
         err ? reject(toGatewayError(err)) : resolve(resp),
       );
     });
+  }
+
+  /** A media RPC: its response, with wait() for the operation it started. */
+  private async media<Req extends { callId: string; tenantId: string }, Res extends { operation?: Operation }>(
+    method: Unary<Req, Res>,
+    request: Req,
+    opts: CallOptions,
+  ): Promise<Started<Res>> {
+    const resp = await this.unary(method, request, opts);
+    const operation = resp.operation ?? Operation.fromPartial({});
+    const wait = async (w: WaitOptions = {}): Promise<Operation> =>
+      TERMINAL.has(operation.status)
+        ? operation
+        : ((await this.waitOperation(request.callId, operation.id, { tenantId: request.tenantId, clientRequestId: opts.clientRequestId, ...w }))
+            .operation ?? Operation.fromPartial({}));
+    // Not enumerable: the response stays a plain message for toJSON, spreads and comparisons.
+    Object.defineProperty(resp, "wait", { value: wait, enumerable: false });
+    return resp as Started<Res>;
+  }
+
+  // ---- call lifecycle ----
+
+  /** Place a call (targets) or join a meeting (joinUrl / joinMeetingId). Retry class UNSAFE. */
+  createCall(opts: Options<CreateCallRequest> & { preFetchMedia?: Prompt[] }): Promise<CreateCallResponse> {
+    const req = CreateCallRequest.fromPartial({ ...fields(opts), preFetchMedia: media(opts.preFetchMedia) });
+    return this.unary(this.stub.createCall, req, opts);
+  }
+
+  /** Read a call; NOT_FOUND when it does not exist or has ended. */
+  getCall(callId: string, opts: Options<GetCallRequest> = {}): Promise<GetCallResponse> {
+    return this.unary(this.stub.getCall, GetCallRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Answer an incoming call before its CallUpdate.answerDeadline. Retry class UNSAFE. */
+  answerCall(callId: string, opts: Options<AnswerCallRequest> & { preFetchMedia?: Prompt[] } = {}): Promise<AnswerCallResponse> {
+    const req = AnswerCallRequest.fromPartial({ ...fields(opts), callId, preFetchMedia: media(opts.preFetchMedia) });
+    return this.unary(this.stub.answerCall, req, opts);
+  }
+
+  /** Decline an incoming call. Retry class UNSAFE. */
+  rejectCall(callId: string, opts: Options<RejectCallRequest> = {}): Promise<RejectCallResponse> {
+    return this.unary(this.stub.rejectCall, RejectCallRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Send an incoming call that was not answered to 1 to 25 targets ringing at once. UNSAFE. */
+  redirectCall(
+    callId: string,
+    targets: DeepPartial<InvitationParticipantInfo>[],
+    opts: Options<RedirectCallRequest, "targets"> = {},
+  ): Promise<RedirectCallResponse> {
+    return this.unary(this.stub.redirectCall, RedirectCallRequest.fromPartial({ ...fields(opts), callId, targets }), opts);
+  }
+
+  /** Transfer an established call (blind; consultative with transferTarget.replacesCallId). UNSAFE. */
+  transferCall(
+    callId: string,
+    transferTarget: DeepPartial<InvitationParticipantInfo>,
+    opts: Options<TransferCallRequest, "transferTarget"> = {},
+  ): Promise<TransferCallResponse> {
+    const req = TransferCallRequest.fromPartial({ ...fields(opts), callId, transferTarget });
+    return this.unary(this.stub.transferCall, req, opts);
+  }
+
+  /** End the bot's leg of a call; NOT_FOUND when it has already ended. IDEMPOTENT. */
+  hangUpCall(callId: string, opts: Options<HangUpCallRequest> = {}): Promise<HangUpCallResponse> {
+    return this.unary(this.stub.hangUpCall, HangUpCallRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Tell Graph the bot still uses the call (the gateway does it by itself by default). */
+  keepAlive(callId: string, opts: Options<KeepAliveRequest> = {}): Promise<KeepAliveResponse> {
+    return this.unary(this.stub.keepAlive, KeepAliveRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  // ---- media and in-call actions: each resolves to its response with wait() ----
+
+  /** Play 1 to 20 audio files, queued after the call's other prompts and recordings. UNSAFE. */
+  playPrompt(callId: string, prompts: Prompt[], opts: Options<PlayPromptRequest, "prompts"> = {}): Promise<Started<PlayPromptResponse>> {
+    const req = PlayPromptRequest.fromPartial({ ...fields(opts), callId, prompts: media(prompts) });
+    return this.media(this.stub.playPrompt, req, opts);
+  }
+
+  /** Play at most one prompt, then record the caller; the completed operation has recordingLocation. */
+  recordResponse(
+    callId: string,
+    opts: Options<RecordResponseRequest, "prompts"> & { prompts?: Prompt[] } = {},
+  ): Promise<Started<RecordResponseResponse>> {
+    const req = RecordResponseRequest.fromPartial({ ...fields(opts), callId, prompts: media(opts.prompts) });
+    return this.media(this.stub.recordResponse, req, opts);
+  }
+
+  /** Have Graph report the tones the caller presses (CallUpdate events with toneInfo). UNSAFE. */
+  subscribeToTone(callId: string, opts: Options<SubscribeToToneRequest> = {}): Promise<Started<SubscribeToToneResponse>> {
+    return this.media(this.stub.subscribeToTone, SubscribeToToneRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Send 1 to 64 DTMF tones into the call (global cloud only: FAILED_PRECONDITION elsewhere). */
+  sendDtmfTones(callId: string, tones: Tone[], opts: Options<SendDtmfTonesRequest, "tones"> = {}): Promise<Started<SendDtmfTonesResponse>> {
+    return this.media(this.stub.sendDtmfTones, SendDtmfTonesRequest.fromPartial({ ...fields(opts), callId, tones }), opts);
+  }
+
+  /** Mute the bot itself in a group call. UNSAFE. */
+  mute(callId: string, opts: Options<MuteRequest> = {}): Promise<Started<MuteResponse>> {
+    return this.media(this.stub.mute, MuteRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Unmute the bot itself in a group call. UNSAFE. */
+  unmute(callId: string, opts: Options<UnmuteRequest> = {}): Promise<Started<UnmuteResponse>> {
+    return this.media(this.stub.unmute, UnmuteRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Tell Graph and the participants whether the bot records. UNSAFE. */
+  updateRecordingStatus(
+    callId: string,
+    status: RecordingStatus,
+    opts: Options<UpdateRecordingStatusRequest, "status"> = {},
+  ): Promise<Started<UpdateRecordingStatusResponse>> {
+    const req = UpdateRecordingStatusRequest.fromPartial({ ...fields(opts), callId, status });
+    return this.media(this.stub.updateRecordingStatus, req, opts);
+  }
+
+  /** Cancel the running and queued media operations of a call (each then ends FAILED 400/8508). */
+  cancelMediaProcessing(callId: string, opts: CancelOptions = {}): Promise<Started<CancelMediaProcessingResponse>> {
+    const req = CancelMediaProcessingRequest.fromPartial({ ...fields(opts), callId });
+    return this.media(this.stub.cancelMediaProcessing, req, opts);
+  }
+
+  // ---- participants ----
+
+  /** List a call's participants. IDEMPOTENT. */
+  listParticipants(callId: string, opts: Options<ListParticipantsRequest> = {}): Promise<ListParticipantsResponse> {
+    return this.unary(this.stub.listParticipants, ListParticipantsRequest.fromPartial({ ...fields(opts), callId }), opts);
+  }
+
+  /** Invite 1 to 5 participants into a group call or meeting. UNSAFE. */
+  inviteParticipants(
+    callId: string,
+    participants: DeepPartial<InvitationParticipantInfo>[],
+    opts: Options<InviteParticipantsRequest, "participants"> = {},
+  ): Promise<Started<InviteParticipantsResponse>> {
+    const req = InviteParticipantsRequest.fromPartial({ ...fields(opts), callId, participants });
+    return this.media(this.stub.inviteParticipants, req, opts);
+  }
+
+  /** Mute another participant of a group call. UNSAFE. */
+  muteParticipant(
+    callId: string,
+    participantId: string,
+    opts: Options<MuteParticipantRequest, "participantId"> = {},
+  ): Promise<Started<MuteParticipantResponse>> {
+    const req = MuteParticipantRequest.fromPartial({ ...fields(opts), callId, participantId });
+    return this.media(this.stub.muteParticipant, req, opts);
+  }
+
+  /** Remove a participant from a group call. IDEMPOTENT. */
+  removeParticipant(
+    callId: string,
+    participantId: string,
+    opts: Options<RemoveParticipantRequest, "participantId"> = {},
+  ): Promise<RemoveParticipantResponse> {
+    const req = RemoveParticipantRequest.fromPartial({ ...fields(opts), callId, participantId });
+    return this.unary(this.stub.removeParticipant, req, opts);
+  }
+
+  // ---- operations ----
+
+  /** The latest known state of an operation (event log, else Graph; `source` says which). */
+  getOperation(
+    callId: string,
+    operationId: string,
+    opts: Options<GetOperationRequest, "operationId"> = {},
+  ): Promise<GetOperationResponse> {
+    const req = GetOperationRequest.fromPartial({ ...fields(opts), callId, operationId });
+    return this.unary(this.stub.getOperation, req, opts);
+  }
+
+  /**
+   * Wait until an operation is COMPLETED or FAILED (at once when it already is). Rejects with
+   * OperationNotDoneError, carrying the last known operation, when `timeoutMs` runs out first;
+   * the gateway is asked to stop a little earlier (a tenth, at most 1 s) so its answer arrives.
+   */
+  waitOperation(callId: string, operationId: string, opts: WaitOptions & { tenantId?: string } = {}): Promise<WaitOperationResponse> {
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const waitMs = Math.min(MAX_WAIT_MS, Math.max(1, timeoutMs - Math.min(WAIT_MARGIN_MS, timeoutMs / 10)));
+    const timeout = { seconds: Math.floor(waitMs / 1000), nanos: Math.round((waitMs % 1000) * 1e6) };
+    const req = WaitOperationRequest.fromPartial({ callId, tenantId: opts.tenantId ?? "", operationId, timeout });
+    return this.unary(this.stub.waitOperation, req, { clientRequestId: opts.clientRequestId, timeoutMs });
   }
 
   /**

@@ -1,17 +1,22 @@
-"""What the asyncio and the blocking clients share: options, metadata, requests, backoff."""
+"""What the asyncio and the blocking clients share: options, metadata, requests, backoff,
+and how a media RPC's operation is waited for."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import pathlib
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from graphcomms.v1 import calls_pb2
+from graphcomms.v1 import call_types_pb2, calls_pb2
+
+from ._errors import OPERATION_NOT_DONE, OperationNotDoneError
 
 CertSource = bytes | str | os.PathLike[str]
 """PEM data as bytes, or the path of a PEM file."""
@@ -130,6 +135,110 @@ def call_metadata(
     if client_request_id:
         md.append(("x-client-request-id", client_request_id))
     return tuple(md)
+
+
+def deadline(timeout: float | None, default: float | None) -> float | None:
+    """The deadline (seconds) of a call: `timeout`, else the client's default."""
+    return default if timeout is None else timeout
+
+
+Prompt = str | call_types_pb2.MediaInfo
+"""An audio file for Graph to play: its https URI, or a ``MediaInfo`` (with a ``resource_id``
+Graph caches it under)."""
+
+
+def media(prompts: Iterable[Prompt]) -> list[call_types_pb2.MediaInfo]:
+    return [call_types_pb2.MediaInfo(uri=p) if isinstance(p, str) else p for p in prompts]
+
+
+def set_meeting(
+    request: calls_pb2.CreateCallRequest,
+    join_url: str | None,
+    join_meeting_id: call_types_pb2.JoinMeetingId | None,
+) -> calls_pb2.CreateCallRequest:
+    """Fill CreateCallRequest's `meeting` oneof (one of the two, or neither)."""
+    if join_url is not None and join_meeting_id is not None:
+        raise ValueError("join_url and join_meeting_id exclude each other")
+    if join_url is not None:
+        request.join_url = join_url
+    elif join_meeting_id is not None:
+        request.join_meeting_id.CopyFrom(join_meeting_id)
+    return request
+
+
+# ---- waiting for an operation ------------------------------------------------------------
+
+TERMINAL = frozenset({calls_pb2.OPERATION_STATUS_COMPLETED, calls_pb2.OPERATION_STATUS_FAILED})
+MAX_WAIT_S = 3600.0
+"""The longest WaitOperation.timeout the gateway accepts."""
+MIN_WAIT_S = 0.001
+WAIT_MARGIN_S = 1.0
+"""The gateway is asked to stop waiting this long (at most; a tenth of short waits) before the
+call's deadline, so that its OPERATION_NOT_DONE, with the last known operation, arrives before
+the deadline ends the call."""
+
+
+class OperationRequest(Protocol):
+    """What every media request has: the call (and tenant) its operation belongs to."""
+
+    call_id: str
+    tenant_id: str
+
+
+class OperationResponse(Protocol):
+    """What every media response has: the operation Graph started."""
+
+    @property
+    def operation(self) -> calls_pb2.Operation: ...
+
+
+OperationRequestT = TypeVar("OperationRequestT", bound=OperationRequest)
+OperationResponseT = TypeVar("OperationResponseT", bound=OperationResponse)
+
+
+@dataclasses.dataclass(frozen=True)
+class Wait:
+    """A WaitOperation call to make: the request and the call's deadline (seconds)."""
+
+    request: calls_pb2.WaitOperationRequest
+    timeout: float | None
+
+
+def wait_for(call_id: str, operation_id: str, tenant_id: str, timeout: float | None) -> Wait:
+    """WaitOperation for at most `timeout` seconds (None: the gateway's COMMSGW_MAX_WAIT_S, at
+    most an hour a call)."""
+    request = calls_pb2.WaitOperationRequest(
+        call_id=call_id, tenant_id=tenant_id, operation_id=operation_id
+    )
+    if timeout is not None:
+        wait_s = timeout - min(WAIT_MARGIN_S, timeout / 10)
+        request.timeout.FromTimedelta(
+            datetime.timedelta(seconds=min(MAX_WAIT_S, max(MIN_WAIT_S, wait_s)))
+        )
+    return Wait(request, timeout)
+
+
+def wait_after(
+    request: OperationRequest,
+    operation: calls_pb2.Operation,
+    timeout: float | None,
+    started: float,
+) -> Wait | None:
+    """The wait for the `operation` a media RPC answered, what is left of `timeout` (seconds
+    since the monotonic time `started`) bounding it; None when the operation is already
+    COMPLETED or FAILED. OperationNotDoneError (with that operation) when no time is left."""
+    if operation.status in TERMINAL:
+        return None
+    left = None if timeout is None else timeout - (time.monotonic() - started)
+    if left is not None and left < MIN_WAIT_S:
+        err = OperationNotDoneError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"operation {operation.id} is not done: no time was left to wait for it",
+            reason=OPERATION_NOT_DONE,
+        )
+        err.operation = operation
+        raise err
+    return wait_for(request.call_id, operation.id, request.tenant_id, left)
 
 
 def watch_request(

@@ -8,18 +8,23 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from graphcomms.v1 import calls_pb2
+
 __all__ = [
     "AbortedError",
     "DeadlineExceededError",
+    "FailedPreconditionError",
     "GatewayError",
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OperationNotDoneError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "ResumeTokenExpiredError",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnimplementedError",
     "from_rpc_error",
 ]
 
@@ -114,6 +119,27 @@ class DeadlineExceededError(GatewayError):
     """DEADLINE_EXCEEDED: the deadline ran out."""
 
 
+class OperationNotDoneError(DeadlineExceededError):
+    """DEADLINE_EXCEEDED (reason OPERATION_NOT_DONE): a wait for an operation ended before the
+    operation was COMPLETED or FAILED.
+
+    ``operation`` is the last known state of the operation (the ``graphcomms.v1.Operation`` the
+    gateway packed in the status details, or the one the media RPC answered when the wait could
+    not even begin), None when nothing is known. Wait again with its id to go on waiting.
+    """
+
+    operation: calls_pb2.Operation | None = None
+
+
+class FailedPreconditionError(GatewayError):
+    """FAILED_PRECONDITION: the gateway cannot do this as configured (e.g.
+    CALLBACK_URI_NOT_CONFIGURED, NOT_IN_THIS_CLOUD), or another 4xx from Graph."""
+
+
+class UnimplementedError(GatewayError):
+    """UNIMPLEMENTED: the gateway does not serve this RPC (an older gateway), or Graph's 501."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[GatewayError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
@@ -125,7 +151,11 @@ _BY_CODE: dict[grpc.StatusCode, type[GatewayError]] = {
     grpc.StatusCode.INTERNAL: InternalError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
 }
+
+OPERATION_NOT_DONE = "OPERATION_NOT_DONE"
 
 
 def _trailers(err: grpc.RpcError) -> list[tuple[str, str | bytes]]:
@@ -156,10 +186,14 @@ def from_rpc_error(err: grpc.RpcError) -> GatewayError:
     reason = domain = ""
     metadata: dict[str, str] = {}
     retry_after: float | None = None
+    operation: calls_pb2.Operation | None = None
     status = _status(err)
     if status is not None:
         for any_ in status.details:
-            if any_.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            if any_.Is(calls_pb2.Operation.DESCRIPTOR):
+                operation = calls_pb2.Operation()
+                any_.Unpack(operation)
+            elif any_.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 any_.Unpack(info)
                 reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
@@ -173,7 +207,9 @@ def from_rpc_error(err: grpc.RpcError) -> GatewayError:
             if key == "x-graph-request-id" and isinstance(value, str):
                 graph_request_id = value
     cls = _BY_CODE.get(code, GatewayError)
-    return cls(
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and reason == OPERATION_NOT_DONE:
+        cls = OperationNotDoneError
+    error = cls(
         code,
         message,
         reason=reason,
@@ -182,3 +218,6 @@ def from_rpc_error(err: grpc.RpcError) -> GatewayError:
         graph_request_id=graph_request_id,
         retry_after=retry_after,
     )
+    if isinstance(error, OperationNotDoneError):
+        error.operation = operation
+    return error

@@ -17,7 +17,7 @@ import grpc
 from opentelemetry.trace import set_span_in_context
 
 from commsgw._config import Settings
-from commsgw._errors import FailedPrecondition, InvalidArgument
+from commsgw._errors import FailedPrecondition, InvalidArgument, OperationNotDone
 from commsgw._tracing import Link, SpanKind, Tracing, span_context_of
 from commsgw.eventlog import EventLog, Hub, LogEntry, WatchFilter, decode_token, encode_token
 from commsgw.graph import ACTIONS, Action, GraphClient
@@ -41,15 +41,16 @@ def _metadata(context: Context, key: str) -> str | None:
     return None
 
 
-def _redact(response: R, rpc: _context.RpcContext) -> R:
+def _redact_operation(op: calls_pb2.Operation, rpc: _context.RpcContext) -> None:
     """Callers without recordings.read get operations without their recording token."""
-    op = getattr(response, "operation", None)
-    if (
-        isinstance(op, calls_pb2.Operation)
-        and op.recording_access_token
-        and not rpc.identity.reads_recordings
-    ):
+    if op.recording_access_token and not rpc.identity.reads_recordings:
         op.recording_access_token = ""
+
+
+def _redact(response: R, rpc: _context.RpcContext) -> R:
+    op = getattr(response, "operation", None)
+    if isinstance(op, calls_pb2.Operation):
+        _redact_operation(op, rpc)
     return response
 
 
@@ -128,6 +129,7 @@ class CallsServicer:
                 operation=known.operation,
                 source=known.source,
                 graph_request_id=known.graph_request_id,
+                client_request_id=crid,
             ),
             rpc,
         )
@@ -149,9 +151,15 @@ class CallsServicer:
         if remaining is not None:
             wait_s = min(wait_s, max(0.0, remaining - DEADLINE_MARGIN_S))
         rpc, crid = self._begin(context, key[0])
-        operation = await self._operations.wait(
-            key, crid=crid, wait_s=wait_s, bookmark_interval=self._settings.bookmark_interval_s
-        )
+        context.set_trailing_metadata(((CLIENT_REQUEST_ID_KEY, crid),))
+        try:
+            operation = await self._operations.wait(
+                key, crid=crid, wait_s=wait_s, bookmark_interval=self._settings.bookmark_interval_s
+            )
+        except OperationNotDone as err:
+            if isinstance(err.operation, calls_pb2.Operation):
+                _redact_operation(err.operation, rpc)  # it goes out in the status details
+            raise
         return _redact(calls_pb2.WaitOperationResponse(operation=operation), rpc)
 
     async def _rpc_WatchOperations(

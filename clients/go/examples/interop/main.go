@@ -1,14 +1,19 @@
 // Command interop cancels a call's media operations through commsgw and watches what happened,
-// resuming with the last resume_token after UNAVAILABLE / RESOURCE_EXHAUSTED / a closed stream.
+// resuming with the last resume_token after UNAVAILABLE / RESOURCE_EXHAUSTED / a closed stream;
+// or plays a prompt and waits for it to end.
 //
 //	go run ./examples/interop -target 127.0.0.1:50051 -call-id <GUID> [-cancel] [-max-events N]
+//	go run ./examples/interop -call-id <GUID> -play <https URI> [-wait] [-wait-timeout 30s]
 //
 // It prints every response as one JSON line (protojson) and, on a non-retryable error, the
-// status code and message on stderr, exiting 1.
+// status code, message and ErrorInfo reason on stderr, exiting 1. With -play it prints the
+// PlayPromptResponse, then with -wait the Operation once it is COMPLETED or FAILED; when the wait
+// runs out first, the last known Operation before the error line.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,8 +21,8 @@ import (
 	"os"
 	"time"
 
+	"commsgw.internal/clients/go/commsgw"
 	graphcommsv1 "commsgw.internal/clients/go/graphcomms/v1"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -33,11 +38,14 @@ func main() {
 	token := flag.String("resume", "", "resume after this token")
 	bearer := flag.String("token", os.Getenv("COMMSGW_TOKEN"), "bearer token (authorization metadata)")
 	maxEvents := flag.Int("max-events", 0, "stop after this many events (0: never)")
+	play := flag.String("play", "", "play this prompt (an https URI) instead of watching")
+	wait := flag.Bool("wait", false, "with -play: wait for the prompt to end (WaitOperation)")
+	waitTimeout := flag.Duration("wait-timeout", 30*time.Second, "with -play: bound of the play and the wait")
 	flag.Parse()
 
 	// Plaintext for the local gateway; use grpc.WithTransportCredentials(credentials.NewTLS(...))
 	// in production.
-	conn, err := grpc.Dial(*target, grpc.WithInsecure())
+	conn, err := grpc.Dial(*target, grpc.WithInsecure(), commsgw.WithCodec())
 	if err != nil {
 		fail(err)
 	}
@@ -46,6 +54,11 @@ func main() {
 	ctx := context.Background()
 	if *bearer != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*bearer)
+	}
+
+	if *play != "" {
+		playAndWait(ctx, client, *callID, *play, *wait, *waitTimeout)
+		return
 	}
 
 	if *cancel {
@@ -88,7 +101,7 @@ func main() {
 		if c := status.Code(err); err != io.EOF && c != codes.Unavailable && c != codes.ResourceExhausted {
 			fail(err)
 		}
-		if reason(err) == graphcommsv1.ErrorReason_TOO_MANY_STREAMS.String() {
+		if commsgw.Reason(err) == graphcommsv1.ErrorReason_TOO_MANY_STREAMS.String() {
 			fail(err)
 		}
 		sleep := backoff/2 + time.Duration(rand.Int63n(int64(backoff/2)+1))
@@ -99,14 +112,29 @@ func main() {
 	}
 }
 
-// reason is the ErrorInfo reason of a gateway error ("" when it has none).
-func reason(err error) string {
-	for _, d := range status.Convert(err).Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetReason()
-		}
+// playAndWait plays uri to the call and, with wait, waits for the prompt to end; timeout bounds
+// both.
+func playAndWait(ctx context.Context, client graphcommsv1.CallsServiceClient, callID, uri string, wait bool, timeout time.Duration) {
+	ctx, done := context.WithTimeout(ctx, timeout)
+	defer done()
+	req := &graphcommsv1.PlayPromptRequest{CallId: callID, Prompts: []*graphcommsv1.MediaInfo{{Uri: uri}}}
+	resp, err := client.PlayPrompt(ctx, req)
+	if err != nil {
+		fail(err)
 	}
-	return ""
+	printJSON(resp)
+	if !wait {
+		return
+	}
+	op, err := commsgw.Wait(ctx, client, callID, resp.GetOperation(), commsgw.WithTenant(req.GetTenantId()))
+	var notDone *commsgw.OperationNotDoneError
+	if errors.As(err, &notDone) && notDone.Operation != nil {
+		printJSON(notDone.Operation)
+	}
+	if err != nil {
+		fail(err)
+	}
+	printJSON(op)
 }
 
 func printJSON(m proto.Message) {
@@ -119,6 +147,10 @@ func printJSON(m proto.Message) {
 
 func fail(err error) {
 	s, _ := status.FromError(err)
-	fmt.Fprintf(os.Stderr, "error: %s: %s\n", s.Code(), s.Message())
+	line := fmt.Sprintf("error: %s: %s", s.Code(), s.Message())
+	if r := commsgw.Reason(err); r != "" {
+		line += " (reason=" + r + ")"
+	}
+	fmt.Fprintln(os.Stderr, line)
 	os.Exit(1)
 }

@@ -2293,10 +2293,15 @@ class GetOperationResponse(_message.Message):
     OPERATION_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
     source: Global___OperationSource.ValueType
     """Where the state comes from."""
     graph_request_id: _builtins.str
     """Graph's request-id, when Graph was asked."""
+    client_request_id: _builtins.str
+    """The client-request-id (the caller's x-client-request-id, or a generated one; sent to Graph
+    when Graph was asked).
+    """
     @_builtins.property
     def operation(self) -> Global___Operation:
         """The operation."""
@@ -2307,10 +2312,11 @@ class GetOperationResponse(_message.Message):
         operation: Global___Operation | None = ...,
         source: Global___OperationSource.ValueType = ...,
         graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph_request_id", b"graph_request_id", "operation", b"operation", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "operation", b"operation", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1365,6 +1365,11 @@ export interface GetOperationResponse {
   source: OperationSource;
   /** Graph's request-id, when Graph was asked. */
   graphRequestId: string;
+  /**
+   * The client-request-id (the caller's x-client-request-id, or a generated one; sent to Graph
+   * when Graph was asked).
+   */
+  clientRequestId: string;
 }
 
 /** WaitOperationRequest names the operation to wait for. */
@@ -8357,7 +8362,7 @@ export const GetOperationRequest: MessageFns<GetOperationRequest> = {
 };
 
 function createBaseGetOperationResponse(): GetOperationResponse {
-  return { operation: undefined, source: 0, graphRequestId: "" };
+  return { operation: undefined, source: 0, graphRequestId: "", clientRequestId: "" };
 }
 
 export const GetOperationResponse: MessageFns<GetOperationResponse> = {
@@ -8370,6 +8375,9 @@ export const GetOperationResponse: MessageFns<GetOperationResponse> = {
     }
     if (message.graphRequestId !== "") {
       writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
     }
     return writer;
   },
@@ -8411,6 +8419,14 @@ export const GetOperationResponse: MessageFns<GetOperationResponse> = {
             message.graphRequestId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8432,6 +8448,11 @@ export const GetOperationResponse: MessageFns<GetOperationResponse> = {
         : isSet(object.graph_request_id)
         ? globalThis.String(object.graph_request_id)
         : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
     };
   },
 
@@ -8446,6 +8467,9 @@ export const GetOperationResponse: MessageFns<GetOperationResponse> = {
     if (message.graphRequestId !== "") {
       obj.graphRequestId = message.graphRequestId;
     }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
     return obj;
   },
 
@@ -8459,6 +8483,7 @@ export const GetOperationResponse: MessageFns<GetOperationResponse> = {
       : undefined;
     message.source = object.source ?? 0;
     message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
     return message;
   },
 };

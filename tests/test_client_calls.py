@@ -1,0 +1,304 @@
+"""The Python client library's calls API (commsgw_client) against a live gateway on the emulator,
+through real gRPC: media operations awaited as one call (``wait=True``), ``wait_operation``,
+OPERATION_NOT_DONE with the last known operation, typed errors; asyncio and blocking clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.server._gateway import Gateway
+from commsgw_client import (
+    DeadlineExceededError,
+    ErrorReason,
+    GatewayClient,
+    InvalidArgumentError,
+    NotFoundError,
+    OperationNotDoneError,
+    SyncGatewayClient,
+)
+from commsgw_client._common import wait_after, wait_for
+from graphcomms.v1 import call_types_pb2, calls_pb2
+from helpers.emulator import GraphUser
+from helpers.gateway import webhook_url
+from helpers.ids import new_guid
+from helpers.polling import eventually
+
+URI = "https://cdn.example/hello.wav"
+MEDIA_OP_S = 0.2  # how long the emulator plays a prompt
+LONG_OP_S = 60.0  # a prompt no test waits for
+COMPLETED = calls_pb2.OPERATION_STATUS_COMPLETED
+FAILED = calls_pb2.OPERATION_STATUS_FAILED
+NOT_DONE = {calls_pb2.OPERATION_STATUS_NOT_STARTED, calls_pb2.OPERATION_STATUS_RUNNING}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+    """The emulator, with short media operations (conftest's `gateway` and `graph_user` use
+    this one in this module)."""
+    emu = Emulator(
+        EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=MEDIA_OP_S)
+    )
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.fixture
+async def call_id(gateway: Gateway, graph_user: GraphUser) -> str:
+    """A live call whose notifications go to the gateway's webhook."""
+    return await graph_user.create_call(webhook_url(gateway))
+
+
+def target(gateway: Gateway) -> str:
+    return f"127.0.0.1:{gateway.grpc_port}"
+
+
+def reason(name: str) -> str:
+    return ErrorReason.Name(ErrorReason.Value(name))
+
+
+# --- asyncio client ---------------------------------------------------------------------------
+
+
+async def test_play_prompt_with_wait_returns_the_completed_operation(
+    gateway: Gateway, call_id: str
+) -> None:
+    async with GatewayClient(target(gateway)) as gw:
+        started = await gw.play_prompt(call_id, [URI], client_context="hello")
+        assert started.operation.status in NOT_DONE
+        assert started.location.endswith(started.operation.id)
+        assert started.graph_request_id
+
+        op = await gw.play_prompt(
+            call_id,
+            [URI, call_types_pb2.MediaInfo(uri=URI)],
+            client_context="hello-wait",
+            timeout=20,
+            wait=True,
+        )
+        assert isinstance(op, calls_pb2.Operation)
+        assert op.status == COMPLETED
+        assert op.type == calls_pb2.OPERATION_TYPE_PLAY_PROMPT
+        assert op.client_context == "hello-wait"
+        assert op.result_info.code == 200
+
+        # The first prompt played before it (one queue per call): it is over too.
+        first = await gw.wait_operation(call_id, started.operation.id, timeout=20)
+        assert first.operation.status == COMPLETED
+        assert first.operation.client_context == "hello"
+
+
+async def test_wait_operation_on_a_finished_operation_returns_at_once(
+    gateway: Gateway, call_id: str
+) -> None:
+    async with GatewayClient(target(gateway)) as gw:
+        op = await gw.play_prompt(call_id, [URI], timeout=20, wait=True)
+        began = time.monotonic()
+        done = await gw.wait_operation(call_id, op.id, timeout=30)
+        assert time.monotonic() - began < 5  # far from the 30 s it was allowed
+        assert done.operation == op
+        # Any later wait, however short, finds it in the event log.
+        again = await gw.wait_operation(call_id, op.id.upper(), timeout=0.5)
+        assert again.operation.status == COMPLETED
+        known = await gw.get_operation(call_id, op.id)
+        assert known.source == calls_pb2.OPERATION_SOURCE_EVENT_LOG
+        assert known.operation.status == COMPLETED
+
+
+async def test_an_operation_graph_answers_terminal_is_returned_without_waiting(
+    gateway: Gateway, call_id: str
+) -> None:
+    async with GatewayClient(target(gateway)) as gw:
+        op = await gw.subscribe_to_tone(call_id, client_context="tones", wait=True)
+        assert op.type == calls_pb2.OPERATION_TYPE_SUBSCRIBE_TO_TONE
+        assert op.status == COMPLETED
+        assert op.client_context == "tones"
+
+
+async def test_operation_not_done_carries_the_last_known_operation(
+    emulator: Emulator, gateway: Gateway, call_id: str
+) -> None:
+    emulator.media_op_seconds = LONG_OP_S
+    async with GatewayClient(target(gateway)) as gw:
+        with pytest.raises(OperationNotDoneError) as info:
+            await gw.play_prompt(call_id, [URI], client_context="long", timeout=1.5, wait=True)
+        err = info.value
+        assert isinstance(err, DeadlineExceededError)
+        assert err.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert err.reason == reason("OPERATION_NOT_DONE")
+        assert "not done after" in err.message  # the gateway's answer, not the client's deadline
+        assert err.operation is not None
+        assert err.operation.status in NOT_DONE
+        assert err.operation.client_context == "long"
+        prompt_id = err.operation.id
+
+        # wait_operation with a short timeout: the same, from the event log.
+        with pytest.raises(OperationNotDoneError) as again:
+            await gw.wait_operation(call_id, prompt_id, timeout=0.5)
+        assert again.value.operation is not None
+        assert again.value.operation.id == prompt_id
+
+        # Cancelling ends it: the cancel operation is COMPLETED at once, the prompt FAILED
+        # (a terminal state, returned, not raised).
+        cancel = await gw.cancel_media_processing(call_id, client_context="stop", wait=True)
+        assert cancel.type == calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING
+        assert cancel.status == COMPLETED
+        failed = await gw.wait_operation(call_id, prompt_id, timeout=20)
+        assert failed.operation.status == FAILED
+        assert (failed.operation.result_info.code, failed.operation.result_info.subcode) == (
+            400,
+            8508,
+        )
+
+
+async def test_errors_map_to_their_gateway_error_with_the_reason(
+    gateway: Gateway, call_id: str
+) -> None:
+    async with GatewayClient(target(gateway)) as gw:
+        with pytest.raises(InvalidArgumentError) as bad:
+            await gw.play_prompt("not-a-guid", [URI], wait=True)
+        assert bad.value.reason == reason("INVALID_CALL_ID")
+        with pytest.raises(InvalidArgumentError) as none:
+            await gw.play_prompt(call_id, [])
+        assert none.value.reason == reason("NO_PROMPT")
+        with pytest.raises(InvalidArgumentError) as plain_http:
+            await gw.record_response(call_id, prompts=["http://cdn.example/a.wav"], wait=True)
+        assert plain_http.value.reason == reason("INVALID_MEDIA_URI")
+        with pytest.raises(InvalidArgumentError) as bad_op:
+            await gw.wait_operation(call_id, "not-an-operation")
+        assert bad_op.value.reason == reason("INVALID_OPERATION_ID")
+        with pytest.raises(InvalidArgumentError) as no_target:
+            await gw.create_call()
+        assert no_target.value.reason == reason("NO_TARGET")
+        with pytest.raises(ValueError, match="exclude each other"):
+            await gw.create_call(
+                join_url="https://teams.microsoft.com/l/meetup-join/x",
+                join_meeting_id=call_types_pb2.JoinMeetingId(join_meeting_id="123"),
+            )
+
+        # Graph's 404 for a call that does not exist: NOT_FOUND with Graph's code and ids.
+        crid = new_guid()
+        with pytest.raises(NotFoundError) as gone:
+            await gw.play_prompt(new_guid(), [URI], client_request_id=crid, wait=True)
+        assert gone.value.reason == "ITEM_NOT_FOUND"
+        assert gone.value.client_request_id == crid
+        assert gone.value.graph_request_id
+
+
+async def test_create_play_and_hang_up_a_call(gateway: Gateway) -> None:
+    user = call_types_pb2.InvitationParticipantInfo(
+        identity=call_types_pb2.IdentitySet(user=call_types_pb2.Identity(id=new_guid()))
+    )
+    async with GatewayClient(target(gateway)) as gw:
+        # No callback_uri: the gateway's own webhook, so the call's events come back to it.
+        created = await gw.create_call(targets=[user], subject="client test")
+        call_id = created.call.id
+        assert created.graph_request_id
+        got = await gw.get_call(call_id)
+        assert got.call.id == call_id
+
+        async def established() -> bool:
+            return (await gw.get_call(call_id)).call.state == calls_pb2.CALL_STATE_ESTABLISHED
+
+        await eventually(established, what="the callee answered")  # after ringing
+        op = await gw.play_prompt(call_id, [URI], timeout=20, wait=True)
+        assert op.status == COMPLETED
+        hung = await gw.hang_up_call(call_id, client_request_id="hang-up-1")
+        assert hung.client_request_id == "hang-up-1"
+        with pytest.raises(NotFoundError):
+            await gw.get_call(call_id)
+
+
+async def test_record_response_with_wait_returns_the_recording(
+    gateway: Gateway, call_id: str
+) -> None:
+    async with GatewayClient(target(gateway)) as gw:
+        op = await gw.record_response(
+            call_id,
+            prompts=[URI],
+            max_record_duration_seconds=5,
+            play_beep=False,
+            stop_tones=[call_types_pb2.TONE_POUND],
+            timeout=20,
+            wait=True,
+        )
+    assert op.type == calls_pb2.OPERATION_TYPE_RECORD
+    assert op.status == COMPLETED
+    assert op.recording_location
+
+
+# --- blocking client --------------------------------------------------------------------------
+
+
+async def test_sync_client_waits_and_raises_like_the_asyncio_one(
+    emulator: Emulator, gateway: Gateway, call_id: str
+) -> None:
+    def run() -> tuple[calls_pb2.Operation, calls_pb2.Operation, OperationNotDoneError, str]:
+        with SyncGatewayClient(target(gateway), bearer_token=lambda: "t0k3n") as gw:
+            done = gw.play_prompt(call_id, [URI], client_context="sync", timeout=20, wait=True)
+            again = gw.wait_operation(call_id, done.id, timeout=0.5).operation
+            emulator.media_op_seconds = LONG_OP_S
+            started = gw.play_prompt(call_id, [URI])
+            try:
+                gw.wait_operation(call_id, started.operation.id, timeout=0.5)
+            except OperationNotDoneError as err:
+                not_done = err
+            else:
+                raise AssertionError("no OPERATION_NOT_DONE")
+            try:
+                gw.mute_participant("nope", "participant", wait=True)
+            except InvalidArgumentError as err:
+                return done, again, not_done, err.reason
+            raise AssertionError("no INVALID_CALL_ID")
+
+    done, again, not_done, bad = await asyncio.to_thread(run)
+    assert done.status == COMPLETED
+    assert done.client_context == "sync"
+    assert again == done
+    assert not_done.reason == reason("OPERATION_NOT_DONE")
+    assert not_done.operation is not None
+    assert not_done.operation.status in NOT_DONE
+    assert bad == reason("INVALID_CALL_ID")
+
+
+# --- the wait's timeouts ----------------------------------------------------------------------
+
+
+def test_the_gateway_is_asked_to_stop_waiting_before_the_deadline() -> None:
+    long = wait_for("c", "o", "t", 30.0)
+    assert long.timeout == 30.0
+    assert long.request.timeout.ToTimedelta().total_seconds() == 29.0
+    short = wait_for("c", "o", "", 0.5)
+    assert short.request.timeout.ToTimedelta().total_seconds() == pytest.approx(0.45)
+    longest = wait_for("c", "o", "", 7200.0)  # the gateway waits at most an hour a call
+    assert longest.request.timeout.ToTimedelta().total_seconds() == 3600.0
+    unbounded = wait_for("c", "o", "", None)
+    assert unbounded.timeout is None
+    assert not unbounded.request.HasField("timeout")
+
+
+def test_no_time_left_after_the_rpc_raises_not_done_with_its_operation() -> None:
+    request = calls_pb2.PlayPromptRequest(call_id="c", tenant_id="t")
+    running = calls_pb2.Operation(id="o", status=calls_pb2.OPERATION_STATUS_RUNNING)
+    with pytest.raises(OperationNotDoneError) as info:
+        wait_after(request, running, 1.0, time.monotonic() - 2)
+    assert info.value.operation == running
+    pending = wait_after(request, running, 10.0, time.monotonic())
+    assert pending is not None
+    assert pending.request.tenant_id == "t"
+    assert pending.request.operation_id == "o"
+    assert pending.timeout is not None and pending.timeout <= 10.0
+    done = calls_pb2.Operation(id="o", status=COMPLETED)
+    assert wait_after(request, done, 0.0, time.monotonic() - 2) is None
