@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from commsgw.eventlog import LogEntry, WatchItem
 from commsgw.eventlog._base import encode_token
-from commsgw.server._wire import encode_watch_response, varint
+from commsgw.server._wire import encode_watch_batch, encode_watch_response, varint
 from graphcomms.v1 import calls_pb2
 
 TOKEN = encode_token("mem-0123456789abcdef0123456789abcdef", (42, 0))
@@ -140,3 +140,22 @@ def test_varint(n: int, encoded: bytes) -> None:
 def test_varint_is_protobufs(n: int) -> None:
     # UInt64Value: field 1 as a varint (tag 0x08), the number as protobuf encodes it.
     assert b"\x08" + varint(n) == wrappers_pb2.UInt64Value(value=n).SerializeToString()
+
+
+@pytest.mark.parametrize("n", [2, 3, 50])
+def test_a_batch_is_protobufs_own_bytes(n: int) -> None:
+    items = [
+        WatchItem((42 + i, 0), LogEntry((42 + i, 0), record_event(ctx=f"c{i}" * (i + 1))))
+        for i in range(n)
+    ]
+    tokens = [encode_token("mem-0123456789abcdef0123456789abcdef", it.position) for it in items]
+    singles = [encode_watch_response(tok, it) for tok, it in zip(tokens, items, strict=True)]
+    expected = calls_pb2.WatchOperationsResponse(
+        resume_token=tokens[-1],
+        batch=[
+            calls_pb2.WatchOperationsResponse(resume_token=tok, event=it.entry.event)
+            for tok, it in zip(tokens, items, strict=True)
+            if it.entry is not None
+        ],
+    ).SerializeToString()
+    assert encode_watch_batch(tokens[-1], singles) == expected

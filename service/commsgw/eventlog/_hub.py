@@ -82,11 +82,17 @@ class ToneMarks:
 
 @dataclass(frozen=True, slots=True)
 class WatchItem:
-    """One thing to send: an entry, or a bookmark (entry None) of the given kind."""
+    """One thing to send: an entry, a bookmark (entry None) of the given kind, or a batch of
+    entry items (`batch`, with `position` the last one's) sent as one message."""
 
     position: Position
     entry: LogEntry | None = None
     bookmark: int = calls_pb2.BOOKMARK_KIND_UNSPECIFIED
+    batch: tuple[WatchItem, ...] = ()
+
+
+def _batched(items: list[WatchItem]) -> WatchItem:
+    return items[0] if len(items) == 1 else WatchItem(items[-1].position, batch=tuple(items))
 
 
 class Subscription:
@@ -242,8 +248,11 @@ class Hub:
         resume: Position | None,
         snapshot: bool,
         bookmark_interval: float,
+        max_batch: int = 1,
     ) -> AsyncIterator[WatchItem]:
-        """The items of one WatchOperations stream; see the module docstring."""
+        """The items of one WatchOperations stream; see the module docstring. With `max_batch`
+        above 1, entries already queued (or read from the log) are yielded up to that many
+        together as one batch item; nothing waits to fill a batch."""
         if self._closing:
             raise ShuttingDown("the gateway is shutting down; resume on another replica")
         if not self._log.ready:
@@ -264,17 +273,21 @@ class Hub:
                     page = await self._log.read_range(cursor, start, CATCH_UP_PAGE)
                     if not page:
                         break
-                    for e in page:
-                        if flt.matches(e):
-                            yield WatchItem(e.position, e)
-                        position = cursor = e.position
+                    matched = [WatchItem(e.position, e) for e in page if flt.matches(e)]
+                    for i in range(0, len(matched), max_batch):
+                        yield _batched(matched[i : i + max_batch])
+                    position = cursor = page[-1].position
                     # Entries trimmed while catching up would be a silent gap: refuse it.
                     await self._log.check_resumable(cursor)
                 position = max(position, start)
             elif snapshot:
-                for e in await self._log.latest_operations():
-                    if e.position <= start and flt.matches(e):
-                        yield WatchItem(start, e)
+                latest = [
+                    WatchItem(start, e)
+                    for e in await self._log.latest_operations()
+                    if e.position <= start and flt.matches(e)
+                ]
+                for i in range(0, len(latest), max_batch):
+                    yield _batched(latest[i : i + max_batch])
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
             else:
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_START)
@@ -292,12 +305,23 @@ class Hub:
                         "with the last resume_token received"
                     )
                 if queue:
-                    e = queue.popleft()
-                    if e.position <= sub.skip_through:
+                    if max_batch == 1:
+                        e = queue.popleft()
+                        if e.position <= sub.skip_through:
+                            continue
+                        position = e.position
+                        self.delivered += 1
+                        yield WatchItem(position, e)
                         continue
-                    position = e.position
-                    self.delivered += 1
-                    yield WatchItem(position, e)
+                    taken: list[WatchItem] = []
+                    while queue and len(taken) < max_batch:
+                        e = queue.popleft()
+                        if e.position > sub.skip_through:
+                            taken.append(WatchItem(e.position, e))
+                    if taken:
+                        position = taken[-1].position
+                        self.delivered += len(taken)
+                        yield _batched(taken)
                     continue
                 if sub.closing:
                     yield WatchItem(max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL)

@@ -25,13 +25,14 @@ from commsgw.graph import _validate as v
 from commsgw.server import _context
 from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
 from commsgw.server._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
-from commsgw.server._wire import encode_watch_response
+from commsgw.server._wire import encode_watch_batch, encode_watch_response
 from graphcomms.v1 import calls_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Any]
 R = TypeVar("R")
 MAX_WAIT_S = 3600.0
+MAX_BATCH = 1000
 
 
 def _metadata(context: Context, key: str) -> str | None:
@@ -181,6 +182,11 @@ class CallsServicer:
         recordings = identity.reads_recordings
         log_id = self._log.log_id
         resume = decode_token(request.resume_token, log_id) if request.resume_token else None
+        if request.max_events_per_response > MAX_BATCH:
+            raise InvalidArgument(
+                f"max_events_per_response must be at most {MAX_BATCH}",
+                reason="INVALID_BATCH_SIZE",
+            )
         traced = self._tracing.enabled
         rpc_span = _context.current().span
         async for item in self._hub.watch(
@@ -188,11 +194,24 @@ class CallsServicer:
             resume=resume,
             snapshot=request.include_snapshot and resume is None,
             bookmark_interval=self._settings.bookmark_interval_s,
+            max_batch=max(1, request.max_events_per_response),
         ):
-            token = encode_token(self._log.log_id, item.position)
-            if traced and item.entry is not None:
-                self._delivered(rpc_span, item.entry)
-            yield encode_watch_response(token, item, recordings=recordings)
+            token = encode_token(log_id, item.position)
+            if not item.batch:
+                if traced and item.entry is not None:
+                    self._delivered(rpc_span, item.entry)
+                yield encode_watch_response(token, item, recordings=recordings)
+                continue
+            one = []
+            for single in item.batch:
+                if traced and single.entry is not None:
+                    self._delivered(rpc_span, single.entry)
+                one.append(
+                    encode_watch_response(
+                        encode_token(log_id, single.position), single, recordings=recordings
+                    )
+                )
+            yield encode_watch_batch(token, one)
 
     def _delivered(self, parent: Any, entry: LogEntry) -> None:
         """A span for one event sent to one subscriber: a child of the watch's span, linked

@@ -9,7 +9,7 @@ test compares the two byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from commsgw.eventlog import WatchItem
@@ -18,6 +18,7 @@ from graphcomms.v1 import calls_pb2
 _RESUME_TOKEN_TAG = b"\x0a"  # field 1, wire type 2
 _EVENT_TAG = b"\x12"  # field 2, wire type 2
 _BOOKMARK_TAG = b"\x1a"  # field 3, wire type 2
+_BATCH_TAG = b"\x22"  # field 4, wire type 2
 
 
 def varint(n: int) -> bytes:
@@ -43,6 +44,16 @@ def encode_watch_response(token: str, item: WatchItem, *, recordings: bool = Tru
         return head + _EVENT_TAG + varint(len(payload)) + payload
     bookmark = calls_pb2.Bookmark(kind=item.bookmark).SerializeToString()  # type: ignore[arg-type]
     return head + _BOOKMARK_TAG + varint(len(bookmark)) + bookmark
+
+
+def encode_watch_batch(token: str, items: Iterable[bytes]) -> bytes:
+    """A serialised WatchOperationsResponse whose `batch` holds `items` (each a serialised
+    single-event response, from `encode_watch_response`), positioned at `token`."""
+    t = token.encode()
+    parts = [_RESUME_TOKEN_TAG, varint(len(t)), t]
+    for item in items:
+        parts += (_BATCH_TAG, varint(len(item)), item)
+    return b"".join(parts)
 
 
 def serialize(message: Any) -> bytes:

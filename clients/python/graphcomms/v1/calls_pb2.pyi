@@ -709,6 +709,7 @@ class WatchOperationsRequest(_message.Message):
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
     TENANT_IDS_FIELD_NUMBER: _builtins.int
+    MAX_EVENTS_PER_RESPONSE_FIELD_NUMBER: _builtins.int
     client_context: _builtins.str
     """Only operation updates with exactly this clientContext. Empty: any."""
     include_call_updates: _builtins.bool
@@ -722,6 +723,13 @@ class WatchOperationsRequest(_message.Message):
     include_snapshot: _builtins.bool
     """Without resume_token: first send the latest known state of every matching operation, then
     a SNAPSHOT_END bookmark, then live events. Ignored with a resume_token.
+    """
+    max_events_per_response: _builtins.int
+    """Most events one response may carry (0 or 1: one each, as clients that do not set it get;
+    at most 1,000). With more than 1, a subscriber with a backlog gets several events per
+    message, in WatchOperationsResponse.batch, each with its own resume_token: a gRPC message
+    costs about the same whatever its size. Only what is already queued is batched: no event
+    waits to fill a batch.
     """
     @_builtins.property
     def call_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -751,10 +759,11 @@ class WatchOperationsRequest(_message.Message):
         resume_token: _builtins.str = ...,
         include_snapshot: _builtins.bool = ...,
         tenant_ids: _abc.Iterable[_builtins.str] | None = ...,
+        max_events_per_response: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_ids", b"call_ids", "client_context", b"client_context", "include_call_updates", b"include_call_updates", "include_other", b"include_other", "include_snapshot", b"include_snapshot", "operation_types", b"operation_types", "resume_token", b"resume_token", "statuses", b"statuses", "tenant_ids", b"tenant_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_ids", b"call_ids", "client_context", b"client_context", "include_call_updates", b"include_call_updates", "include_other", b"include_other", "include_snapshot", b"include_snapshot", "max_events_per_response", b"max_events_per_response", "operation_types", b"operation_types", "resume_token", b"resume_token", "statuses", b"statuses", "tenant_ids", b"tenant_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -791,9 +800,10 @@ class WatchOperationsResponse(_message.Message):
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
     BOOKMARK_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
     """Opaque position after this response: pass it as WatchOperationsRequest.resume_token to
-    continue after it.
+    continue after it (after a batch: after its last event).
     """
     @_builtins.property
     def event(self) -> Global___Event:
@@ -803,16 +813,24 @@ class WatchOperationsResponse(_message.Message):
     def bookmark(self) -> Global___Bookmark:
         """A position marker."""
 
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___WatchOperationsResponse]:
+        """Several events at once, in order, when the request set max_events_per_response above 1
+        and more than one event was queued; each element is a response of its own (an event and
+        the resume_token after it), never itself a batch. Bookmarks are never batched.
+        """
+
     def __init__(
         self,
         *,
         resume_token: _builtins.str = ...,
         event: Global___Event | None = ...,
         bookmark: Global___Bookmark | None = ...,
+        batch: _abc.Iterable[Global___WatchOperationsResponse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bookmark", b"bookmark", "event", b"event", "kind", b"kind"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bookmark", b"bookmark", "event", b"event", "kind", b"kind", "resume_token", b"resume_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "bookmark", b"bookmark", "event", b"event", "kind", b"kind", "resume_token", b"resume_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "bookmark"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015

@@ -162,6 +162,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """DEADLINE_EXCEEDED: WaitOperation's wait ended before the operation was terminal; the last
     known Operation is packed in the status details.
     """
+    INVALID_BATCH_SIZE: _ErrorReason.ValueType  # 45
+    """INVALID_ARGUMENT: max_events_per_response is above 1,000."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the gateway itself sends in google.rpc.ErrorInfo.reason
@@ -319,4 +321,6 @@ OPERATION_NOT_DONE: ErrorReason.ValueType  # 44
 """DEADLINE_EXCEEDED: WaitOperation's wait ended before the operation was terminal; the last
 known Operation is packed in the status details.
 """
+INVALID_BATCH_SIZE: ErrorReason.ValueType  # 45
+"""INVALID_ARGUMENT: max_events_per_response is above 1,000."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

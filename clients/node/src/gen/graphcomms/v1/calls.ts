@@ -770,6 +770,14 @@ export interface WatchOperationsRequest {
   includeSnapshot: boolean;
   /** Only events of these tenants. Empty: every tenant. */
   tenantIds: string[];
+  /**
+   * Most events one response may carry (0 or 1: one each, as clients that do not set it get;
+   * at most 1,000). With more than 1, a subscriber with a backlog gets several events per
+   * message, in WatchOperationsResponse.batch, each with its own resume_token: a gRPC message
+   * costs about the same whatever its size. Only what is already queued is batched: no event
+   * waits to fill a batch.
+   */
+  maxEventsPerResponse: number;
 }
 
 /** Bookmark carries no event, only a position. */
@@ -782,7 +790,7 @@ export interface Bookmark {
 export interface WatchOperationsResponse {
   /**
    * Opaque position after this response: pass it as WatchOperationsRequest.resume_token to
-   * continue after it.
+   * continue after it (after a batch: after its last event).
    */
   resumeToken: string;
   /** A notification that matched the request. */
@@ -790,7 +798,15 @@ export interface WatchOperationsResponse {
     | Event
     | undefined;
   /** A position marker. */
-  bookmark?: Bookmark | undefined;
+  bookmark?:
+    | Bookmark
+    | undefined;
+  /**
+   * Several events at once, in order, when the request set max_events_per_response above 1
+   * and more than one event was queued; each element is a response of its own (an event and
+   * the resume_token after it), never itself a batch. Bookmarks are never batched.
+   */
+  batch: WatchOperationsResponse[];
 }
 
 /** Call is Graph's call resource, as far as the gateway reads it. */
@@ -2682,6 +2698,7 @@ function createBaseWatchOperationsRequest(): WatchOperationsRequest {
     resumeToken: "",
     includeSnapshot: false,
     tenantIds: [],
+    maxEventsPerResponse: 0,
   };
 }
 
@@ -2721,6 +2738,9 @@ export const WatchOperationsRequest: MessageFns<WatchOperationsRequest> = {
     }
     for (const v of message.tenantIds) {
       writer.uint32(74).string(v!);
+    }
+    if (message.maxEventsPerResponse !== 0) {
+      writer.uint32(80).uint32(message.maxEventsPerResponse);
     }
     return writer;
   },
@@ -2830,6 +2850,14 @@ export const WatchOperationsRequest: MessageFns<WatchOperationsRequest> = {
             message.tenantIds.push(reader.string());
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxEventsPerResponse = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2887,6 +2915,11 @@ export const WatchOperationsRequest: MessageFns<WatchOperationsRequest> = {
         : globalThis.Array.isArray(object?.tenant_ids)
         ? object.tenant_ids.map((e: any) => globalThis.String(e))
         : [],
+      maxEventsPerResponse: isSet(object.maxEventsPerResponse)
+        ? globalThis.Number(object.maxEventsPerResponse)
+        : isSet(object.max_events_per_response)
+        ? globalThis.Number(object.max_events_per_response)
+        : 0,
     };
   },
 
@@ -2919,6 +2952,9 @@ export const WatchOperationsRequest: MessageFns<WatchOperationsRequest> = {
     if (message.tenantIds?.length) {
       obj.tenantIds = message.tenantIds;
     }
+    if (message.maxEventsPerResponse !== 0) {
+      obj.maxEventsPerResponse = Math.round(message.maxEventsPerResponse);
+    }
     return obj;
   },
 
@@ -2936,6 +2972,7 @@ export const WatchOperationsRequest: MessageFns<WatchOperationsRequest> = {
     message.resumeToken = object.resumeToken ?? "";
     message.includeSnapshot = object.includeSnapshot ?? false;
     message.tenantIds = object.tenantIds?.map((e) => e) || [];
+    message.maxEventsPerResponse = object.maxEventsPerResponse ?? 0;
     return message;
   },
 };
@@ -3008,7 +3045,7 @@ export const Bookmark: MessageFns<Bookmark> = {
 };
 
 function createBaseWatchOperationsResponse(): WatchOperationsResponse {
-  return { resumeToken: "", event: undefined, bookmark: undefined };
+  return { resumeToken: "", event: undefined, bookmark: undefined, batch: [] };
 }
 
 export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
@@ -3021,6 +3058,9 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
     }
     if (message.bookmark !== undefined) {
       Bookmark.encode(message.bookmark, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.batch) {
+      WatchOperationsResponse.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -3062,6 +3102,14 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
             message.bookmark = Bookmark.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.batch.push(WatchOperationsResponse.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3083,6 +3131,9 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
         : "",
       event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
       bookmark: isSet(object.bookmark) ? Bookmark.fromJSON(object.bookmark) : undefined,
+      batch: globalThis.Array.isArray(object?.batch)
+        ? object.batch.map((e: any) => WatchOperationsResponse.fromJSON(e))
+        : [],
     };
   },
 
@@ -3097,6 +3148,9 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
     if (message.bookmark !== undefined) {
       obj.bookmark = Bookmark.toJSON(message.bookmark);
     }
+    if (message.batch?.length) {
+      obj.batch = message.batch.map((e) => WatchOperationsResponse.toJSON(e));
+    }
     return obj;
   },
 
@@ -3110,6 +3164,7 @@ export const WatchOperationsResponse: MessageFns<WatchOperationsResponse> = {
     message.bookmark = (object.bookmark !== undefined && object.bookmark !== null)
       ? Bookmark.fromPartial(object.bookmark)
       : undefined;
+    message.batch = object.batch?.map((e) => WatchOperationsResponse.fromPartial(e)) || [];
     return message;
   },
 };

@@ -193,6 +193,8 @@ export enum ErrorReason {
    * known Operation is packed in the status details.
    */
   OPERATION_NOT_DONE = 44,
+  /** INVALID_BATCH_SIZE - INVALID_ARGUMENT: max_events_per_response is above 1,000. */
+  INVALID_BATCH_SIZE = 45,
   UNRECOGNIZED = -1,
 }
 
@@ -333,6 +335,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 44:
     case "OPERATION_NOT_DONE":
       return ErrorReason.OPERATION_NOT_DONE;
+    case 45:
+    case "INVALID_BATCH_SIZE":
+      return ErrorReason.INVALID_BATCH_SIZE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -432,6 +437,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "GRAPH_OUTCOME_UNKNOWN";
     case ErrorReason.OPERATION_NOT_DONE:
       return "OPERATION_NOT_DONE";
+    case ErrorReason.INVALID_BATCH_SIZE:
+      return "INVALID_BATCH_SIZE";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
