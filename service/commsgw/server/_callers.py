@@ -4,13 +4,15 @@ certificate, each with permissions and optionally the tenants it may touch.
 The callers file (JSON) stores only SHA-256 digests of tokens (`commsgw hash-token` makes one):
 
     {"callers": [
-      {"name": "ivr-service", "token_sha256": "9f86d0...", "permissions": ["calls.cancel"]},
+      {"name": "ivr-service", "token_sha256": "9f86d0...",
+       "permissions": ["calls.answer", "calls.media", "calls.control", "operations.watch"]},
       {"name": "recorder", "cert_names": ["recorder.internal"],
        "permissions": ["operations.watch", "recordings.read"],
        "tenants": ["00000000-0000-0000-0000-0000000000aa"]}
     ]}
 
-Without a callers file every caller is trusted with every permission (development on
+The permissions, one per family of RPCs, are in `commsgw._permissions`. Without a callers
+file every caller is trusted with every permission (development on
 loopback); binding a non-loopback address that way needs an explicit setting.
 """
 
