@@ -29,11 +29,11 @@ import grpc
 import pytest
 
 from commsgw._logging import JsonFormatter
-from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import calls_pb2_grpc
 from helpers import logscan
-from helpers.emulator import GraphUser
+from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.notifications import Poster
 
@@ -144,12 +144,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture
 async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    emu = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=5.0))
-    await emu.start()
-    try:
+    async with running_emulator(tmp_path / "emulator", media_op_seconds=5.0) as emu:
         yield emu
-    finally:
-        await emu.stop()
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import pytest
 from google.protobuf import duration_pb2
 from grpc_status import rpc_status
 
-from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.emulator import Emulator
 from commsgw.server import Gateway
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.callers import bearer, callers_file
-from helpers.emulator import GraphUser
+from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
@@ -42,14 +42,8 @@ def _user(uid: str = USER) -> ct.InvitationParticipantInfo:
 
 @pytest.fixture
 async def emu(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    e = Emulator(
-        EmulatorConfig(port=0, state_dir=tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2)
-    )
-    await e.start()
-    try:
+    async with running_emulator(tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture

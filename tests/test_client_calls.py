@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
 from commsgw_client import (
     DeadlineExceededError,
@@ -26,7 +26,7 @@ from commsgw_client import (
 )
 from commsgw_client._common import wait_after, wait_for
 from graphcomms.v1 import call_types_pb2, calls_pb2
-from helpers.emulator import GraphUser
+from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import webhook_url
 from helpers.ids import new_guid
 from helpers.polling import eventually
@@ -45,14 +45,8 @@ pytestmark = pytest.mark.e2e
 async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
     """The emulator, with short media operations (conftest's `gateway` and `graph_user` use
     this one in this module)."""
-    emu = Emulator(
-        EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=MEDIA_OP_S)
-    )
-    await emu.start()
-    try:
+    async with running_emulator(tmp_path / "emulator", media_op_seconds=MEDIA_OP_S) as emu:
         yield emu
-    finally:
-        await emu.stop()
 
 
 @pytest.fixture

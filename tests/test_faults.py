@@ -18,14 +18,12 @@ import pathlib
 import random
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
@@ -39,6 +37,7 @@ from helpers.metrics import metric
 from helpers.notifications import TENANT, Poster, op_notification
 from helpers.polling import eventually
 from helpers.private_redis import PrivateRedis
+from helpers.shared_redis import SHARED_REDIS, key_prefix
 from helpers.status import error_details
 
 pytestmark = pytest.mark.e2e
@@ -657,15 +656,8 @@ class Sub:
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    prefix = f"commsgw-faults-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    r = aioredis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        keys = [k async for k in r.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await r.delete(*keys)
-    finally:
-        await r.aclose()
+    async with key_prefix("faults") as prefix:
+        yield prefix
 
 
 @needs_redis
@@ -674,7 +666,7 @@ async def test_replica_sigkilled_mid_fan_out(
 ) -> None:
     env = process_env(
         emulator,
-        COMMSGW_EVENT_LOG="redis://127.0.0.1:6379/0",
+        COMMSGW_EVENT_LOG=SHARED_REDIS,
         COMMSGW_EVENT_LOG_KEY=redis_prefix,
         COMMSGW_BOOKMARK_INTERVAL_S="1",
         COMMSGW_LOG_LEVEL="WARNING",

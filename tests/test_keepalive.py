@@ -6,22 +6,20 @@ one another."""
 from __future__ import annotations
 
 import pathlib
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
-from commsgw.emulator import Emulator, EmulatorConfig, Fault
+from commsgw.emulator import Emulator, Fault
 from commsgw.server import Gateway
-from helpers.emulator import GraphUser
+from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import gateway_settings, running_gateway, webhook_url
 from helpers.metrics import metric
 from helpers.polling import eventually
+from helpers.shared_redis import SHARED_REDIS, key_prefix
 
 pytestmark = pytest.mark.e2e
 
-SHARED_REDIS = "redis://127.0.0.1:6379/0"
 KEEPALIVE = r"/keepAlive$"
 EXPIRY_S = 1.5
 INTERVAL_S = "0.3"
@@ -29,14 +27,8 @@ INTERVAL_S = "0.3"
 
 @pytest.fixture
 async def emu(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    e = Emulator(
-        EmulatorConfig(port=0, state_dir=tmp_path / "emulator", keepalive_expiry_s=EXPIRY_S)
-    )
-    await e.start()
-    try:
+    async with running_emulator(tmp_path / "emulator", keepalive_expiry_s=EXPIRY_S) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
@@ -50,15 +42,8 @@ async def user(emu: Emulator) -> AsyncIterator[GraphUser]:
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    key = f"commsgw-test-keepalive-{uuid.uuid4().hex}"
-    yield key
-    r = aioredis.from_url(SHARED_REDIS)
-    try:
-        keys = [k async for k in r.scan_iter(f"{key}:*")]
-        if keys:
-            await r.delete(*keys)
-    finally:
-        await r.aclose()
+    async with key_prefix("keepalive") as p:
+        yield p
 
 
 def sent(emu: Emulator, call_id: str) -> int:

@@ -18,9 +18,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from commsgw._config import from_sources
 from commsgw._errors import NotificationTooLarge
 from commsgw.emulator import Emulator
 from commsgw.eventlog import Hub, LogEntry, MemoryEventLog
@@ -30,6 +28,8 @@ from commsgw.notifications._tones import ToneOrder, in_sequence
 from commsgw.notifications._webhook import http_status_of
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import call_types_pb2, calls_pb2, calls_pb2_grpc
+from helpers.gateway import gateway_settings, running_gateway
+from helpers.shared_redis import SHARED_REDIS, drop_keys
 
 TENANT = "00000000-0000-0000-0000-0000000000aa"
 CALL = "57dab8b1-894c-409a-b240-bd8beae78896"
@@ -37,7 +37,7 @@ CALL_URL_ID = "57DAB8B1894C409AB240BD8BEAE78896"
 OP1 = "0fe0623f-d628-42ed-b4bd-8ac290072cc5"
 OP2 = "1fe0623f-d628-42ed-b4bd-8ac290072cc6"
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = SHARED_REDIS
 WAIT_S = 10.0
 
 Resp = calls_pb2.WatchOperationsResponse
@@ -569,23 +569,8 @@ async def test_hold_waits_for_the_hub_and_gives_up_after_the_window() -> None:
 # -- end to end -----------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _gateway(emulator: Emulator, **env: str) -> AsyncIterator[Gateway]:
-    settings = from_sources(
-        {
-            "COMMSGW_GRPC_ADDR": "127.0.0.1:0",
-            "COMMSGW_HTTP_ADDR": "127.0.0.1:0",
-            "COMMSGW_EMULATOR_URL": emulator.base_url,
-            "COMMSGW_CA_FILE": str(emulator.ca_path),
-            **env,
-        }
-    )
-    gw = Gateway(settings)
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(0)
+def _gateway(emulator: Emulator, **env: str) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    return running_gateway(gateway_settings(emulator, **env))
 
 
 class _Client:
@@ -830,10 +815,4 @@ async def test_tone_order_across_two_gateways_sharing_a_redis_log(emulator: Emul
                 for w in watches:
                     w.close()
     finally:
-        r = aioredis.from_url(REDIS)
-        try:
-            keys = [k async for k in r.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await r.delete(*keys)
-        finally:
-            await r.aclose()
+        await drop_keys(prefix)

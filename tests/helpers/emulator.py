@@ -3,11 +3,13 @@ factories, the paths tests fault, and which requests a fault fired on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pathlib
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ import msal
 import requests
 from aiohttp import web
 
-from commsgw.emulator import Emulator
+from commsgw.emulator import Emulator, EmulatorConfig
 
 # What the tests fault: Graph's cancelMediaProcessing, and the token endpoint.
 CANCEL_PATH = r"/cancelMediaProcessing$"
@@ -173,3 +175,14 @@ class GraphUser:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_emulator(state_dir: pathlib.Path, **config: Any) -> AsyncIterator[Emulator]:
+    """An emulator on a free port with its state in `state_dir`, stopped at the end."""
+    emu = Emulator(EmulatorConfig(port=0, state_dir=state_dir, **config))
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
