@@ -4,6 +4,9 @@
   library sees; it also resumes from a token the Python client got;
 - Node.js and Go play a prompt and wait for it (PlayPrompt, then WaitOperation), and decode the
   last known operation an OPERATION_NOT_DONE carries;
+- Node.js and Go send the caller's OpenTelemetry trace context (`--traceparent`/`-traceparent`
+  makes it the calls' active span): the gateway's RPC spans continue it; without one they are
+  roots;
 - the Go stubs, the commsgw helper package and the Go example compile, offline, against Debian's
   Go sources;
 - a generic reflection-based client (`buf curl --reflect`) lists and calls the service;
@@ -18,7 +21,6 @@ step in the reason; with COMMSGW_INTEROP_STRICT=1 (CI) a missing tool fails inst
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import pathlib
@@ -26,11 +28,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
@@ -51,6 +54,8 @@ from helpers.gateway import gateway_settings, webhook_url
 from helpers.ids import new_guid
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
+from helpers.proxy import Proxy
+from helpers.tracing import continues, rpc_span, rpc_spans, traced_gateway, traceparent
 from helpers.watch import started
 
 pytestmark = pytest.mark.e2e
@@ -102,7 +107,7 @@ def node_dist() -> pathlib.Path:
 def go_env(gopath: pathlib.Path) -> dict[str, str]:
     """GOPATH mode, offline: clients/go is linked at its import path into a temporary GOPATH
     that also lists Debian's Go sources (/usr/share/gocode: golang-google-grpc-dev,
-    golang-google-protobuf-dev and their dependencies)."""
+    golang-google-protobuf-dev, golang-opentelemetry-otel-dev and their dependencies)."""
     env = dict(os.environ)
     env.update(
         GO111MODULE="off",
@@ -132,6 +137,12 @@ class GoCheck:
             self.skip_reason = (
                 "Go gRPC sources are missing "
                 "(apt-get install golang-google-grpc-dev golang-google-protobuf-dev)"
+            )
+            return
+        if not (pathlib.Path("/usr/share/gocode/src/go.opentelemetry.io/otel")).is_dir():
+            self.skip_reason = (
+                "Go OpenTelemetry sources are missing "
+                "(apt-get install golang-opentelemetry-otel-dev)"
             )
             return
         self._go = go
@@ -217,6 +228,62 @@ async def run_node(*args: str, timeout: float = 20) -> tuple[int, list[dict[str,
 # --- helpers ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
+    """A gateway whose spans go to an in-memory exporter."""
+    async with traced_gateway(emulator) as gw_exporter:
+        yield gw_exporter
+
+
+# The trace ids of the remote spans the examples make their calls in.
+TRACE_A, SPAN_A = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
+TRACE_B, SPAN_B = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+
+
+Run = Callable[..., Awaitable[tuple[int, list[dict[str, Any]], str]]]
+
+
+async def assert_calls_continue_the_callers_trace(
+    run: Run,
+    dash: str,
+    emulator: Emulator,
+    traced: tuple[Gateway, InMemorySpanExporter],
+    graph_user: GraphUser,
+) -> None:
+    """An example (`run`, its flags starting with `dash`) plays a prompt and waits for it, then
+    watches, each time in the remote span its `traceparent` flag names: the gateway's RPC spans
+    continue it. Without the flag, no trace context: the gateway's span is a root."""
+    gw, exporter = traced
+    emulator.media_op_seconds = SHORT_OP_S
+    call_id = await graph_user.create_call(webhook_url(gw))
+    common = (f"{dash}target", f"127.0.0.1:{gw.grpc_port}", f"{dash}call-id", call_id)
+    code, _lines, err = await run(
+        *common, f"{dash}play", PROMPT_URI, f"{dash}wait",
+        f"{dash}traceparent", traceparent(TRACE_A, SPAN_A),
+    )  # fmt: skip
+    assert code == 0, err
+    assert continues(await rpc_span(exporter, "PlayPrompt")) == (TRACE_A, SPAN_A)
+    assert continues(await rpc_span(exporter, "WaitOperation")) == (TRACE_A, SPAN_A)
+
+    poster = Poster(emulator, gw)
+    try:
+        watch = (f"{dash}max-events", "1", f"{dash}traceparent", traceparent(TRACE_B, SPAN_B))
+        watching = asyncio.create_task(run(*common, *watch))
+        await started(gw, 1)
+        assert (await poster.post([op_notification(call_id, new_guid())])).status_code == 202
+        code, _lines, err = await watching  # exit 0 once it got the event
+    finally:
+        await poster.http.aclose()
+    assert code == 0, err
+    assert continues(await rpc_span(exporter, "WatchOperations")) == (TRACE_B, SPAN_B)
+
+    exporter.clear()
+    code, _lines, err = await run(*common, f"{dash}play", PROMPT_URI)
+    assert code == 0, err
+    await rpc_span(exporter, "PlayPrompt")
+    assert [continues(span) for span in rpc_spans(exporter, "PlayPrompt")] == [None]
+
+
 def summary(r: calls_pb2.WatchOperationsResponse) -> tuple[str, str, str, str, str, int, int]:
     """What must be equal however a client decodes an event."""
     ev = r.event
@@ -266,47 +333,6 @@ async def assert_gateway_knows(
     async with GatewayClient(target) as gw:
         known = await gw.get_operation(call_id, op_id)
     assert known.operation.status == status
-
-
-class Proxy:
-    """A TCP proxy in front of the gateway whose connections the test can cut."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.conns: set[asyncio.StreamWriter] = set()
-        self.accepted = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
-        self.conns |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            with contextlib.suppress(Exception):
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        """Stop listening and drop every connection (the client sees UNAVAILABLE)."""
-        assert self.server is not None
-        self.server.close()
-        for w in list(self.conns):
-            w.transport.abort()
-        self.conns.clear()
-        await self.server.wait_closed()
 
 
 # --- 1. Node.js against a live gateway -------------------------------------------------------
@@ -401,6 +427,37 @@ async def test_node_reports_operation_not_done_with_the_last_operation(
     assert "reason=OPERATION_NOT_DONE" in err
 
 
+async def test_node_sends_the_active_trace_context(
+    node_dist: pathlib.Path,
+    emulator: Emulator,
+    traced: tuple[Gateway, InMemorySpanExporter],
+    graph_user: GraphUser,
+) -> None:
+    # The wait is made after awaits: the context stays the active one across them.
+    await assert_calls_continue_the_callers_trace(run_node, "--", emulator, traced, graph_user)
+
+
+async def test_node_client_works_without_opentelemetry(node_dist: pathlib.Path) -> None:
+    """@opentelemetry/api is optional: when it cannot be loaded the client sends no trace
+    context (and needs nothing more)."""
+    script = """
+const Module = require("module");
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, ...rest) {
+  if (request.startsWith("@opentelemetry/")) throw new Error(`Cannot find module ${request}`);
+  return resolve.call(this, request, ...rest);
+};
+const { GatewayClient, activeTraceContext } = require(process.argv[1]);
+const gw = new GatewayClient("127.0.0.1:1", { bearerToken: "t" });
+const keys = Object.keys(gw.metadata("crid").getMap());
+console.log(JSON.stringify({ keys, active: activeTraceContext() === undefined }));
+gw.close();
+"""
+    code, lines, err = await run_json_lines("node", "-e", script, str(node_dist / "src"))
+    assert code == 0, err
+    assert lines == [{"keys": ["authorization", "x-client-request-id"], "active": True}]
+
+
 # --- 2. Go ------------------------------------------------------------------------------------
 
 
@@ -441,6 +498,22 @@ async def test_go_plays_a_prompt_and_waits_for_it(
     assert lines[1]["status"] in NOT_DONE
     assert err.strip().startswith("error: DeadlineExceeded:")
     assert "(reason=OPERATION_NOT_DONE)" in err
+
+
+async def test_go_sends_the_trace_context_of_its_calls(
+    go_check: GoCheck,
+    emulator: Emulator,
+    traced: tuple[Gateway, InMemorySpanExporter],
+    graph_user: GraphUser,
+) -> None:
+    """PlayPrompt and commsgw.Wait's WaitOperation (the unary interceptor), WatchOperations (the
+    stream interceptor)."""
+    binary = str(await asyncio.to_thread(go_check.binary))
+
+    async def run_go(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+        return await run_json_lines(binary, *args)
+
+    await assert_calls_continue_the_callers_trace(run_go, "-", emulator, traced, graph_user)
 
 
 # --- 3. a generic reflection-based client -----------------------------------------------------

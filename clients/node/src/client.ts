@@ -30,6 +30,12 @@
  * The watch resumes with its last token on UNAVAILABLE, RESOURCE_EXHAUSTED
  * (SUBSCRIBER_TOO_SLOW; not TOO_MANY_STREAMS, which is raised) or a stream that closed, after an exponential backoff with jitter;
  * OUT_OF_RANGE (RESUME_TOKEN_EXPIRED) and every other error is thrown as a GatewayError.
+ *
+ * Tracing: when @opentelemetry/api can be loaded (an optional peer dependency: install it in the
+ * application) and the active context holds a valid span, every call carries that trace context
+ * (`traceparent`, `tracestate`, whatever the registered propagator writes; W3C trace context
+ * when no propagator is registered), so the gateway's spans continue the caller's trace. A watch
+ * carries the context active when watchOperations() was called, on every reconnect.
  */
 import * as grpc from "@grpc/grpc-js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
@@ -87,6 +93,60 @@ import {
   WatchOperationsResponse,
 } from "./gen/graphcomms/v1/calls";
 import { InvitationParticipantInfo, MediaInfo, Tone } from "./gen/graphcomms/v1/call_types";
+
+/** The parts of @opentelemetry/api the client uses (its types are not needed to build it). */
+interface OtelSpanContext {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  traceState?: { serialize(): string };
+}
+
+interface OtelApi {
+  context: { active(): unknown };
+  propagation: { inject(context: unknown, carrier: Record<string, string>): void; fields(): string[] };
+  trace: {
+    getSpanContext(context: unknown): OtelSpanContext | undefined;
+    isSpanContextValid(spanContext: OtelSpanContext): boolean;
+  };
+}
+
+/** @opentelemetry/api when the application has it installed (looked up once). */
+const otel: OtelApi | undefined = (() => {
+  try {
+    return require("@opentelemetry/api") as OtelApi;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The active OpenTelemetry context; undefined without @opentelemetry/api. */
+export function activeTraceContext(): unknown {
+  return otel?.context.active();
+}
+
+/**
+ * Add the trace context of `ctx` (an OpenTelemetry Context) to `md`: nothing unless it holds a
+ * valid span. With the registered propagator, or W3C trace context when none is registered (the
+ * API's default propagator writes nothing).
+ */
+function injectTraceContext(md: grpc.Metadata, ctx: unknown): void {
+  if (otel === undefined || ctx === undefined) return;
+  const sc = otel.trace.getSpanContext(ctx);
+  if (sc === undefined || !otel.trace.isSpanContextValid(sc)) return;
+  const carrier: Record<string, string> = {};
+  if (otel.propagation.fields().length > 0) {
+    otel.propagation.inject(ctx, carrier);
+  } else {
+    carrier.traceparent = `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
+    const state = sc.traceState?.serialize();
+    if (state) carrier.tracestate = state;
+  }
+  for (const [key, value] of Object.entries(carrier)) {
+    const name = key.toLowerCase();
+    if (typeof value === "string" && !name.endsWith("-bin")) md.set(name, value);
+  }
+}
 
 /** How a watch resumes; see GatewayClient.watchOperations. */
 export interface RetryPolicy {
@@ -347,12 +407,17 @@ export class GatewayClient {
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
   }
 
-  /** The per-call metadata: bearer token and client request id. */
-  metadata(clientRequestId?: string): grpc.Metadata {
+  /**
+   * The per-call metadata: bearer token, client request id and the trace context of
+   * `traceContext` (an OpenTelemetry Context; default: the active one, when @opentelemetry/api
+   * is installed).
+   */
+  metadata(clientRequestId?: string, traceContext: unknown = activeTraceContext()): grpc.Metadata {
     const md = new grpc.Metadata();
     const token = typeof this.bearer === "function" ? this.bearer() : this.bearer;
     if (token) md.set("authorization", `Bearer ${token}`);
     if (clientRequestId) md.set("x-client-request-id", clientRequestId);
+    injectTraceContext(md, traceContext);
     return md;
   }
 
@@ -554,7 +619,8 @@ export class GatewayClient {
 
   /**
    * Watch operation updates: an async iterable that resumes by itself with its last token.
-   * `watch.resumeToken` is the token of the last response (bookmarks included).
+   * `watch.resumeToken` is the token of the last response (bookmarks included). Every
+   * (re)connect carries the OpenTelemetry context active when watchOperations() was called.
    */
   watchOperations(request: Partial<WatchOperationsRequest> = {}, opts: WatchOptions = {}): OperationWatch {
     return new OperationWatch(this, WatchOperationsRequest.fromPartial(request), { ...this.retry, ...opts.retry }, opts.bookmarks ?? true);
@@ -573,6 +639,8 @@ export class OperationWatch implements AsyncIterable<WatchOperationsResponse> {
   private call?: grpc.ClientReadableStream<WatchOperationsResponse>;
   private closed = false;
   private wake?: () => void;
+  /** The OpenTelemetry context active when the watch was made: sent on every reconnect. */
+  private readonly traceContext = activeTraceContext();
 
   constructor(
     private readonly client: GatewayClient,
@@ -597,7 +665,7 @@ export class OperationWatch implements AsyncIterable<WatchOperationsResponse> {
         const req = this.resumeToken
           ? { ...this.request, resumeToken: this.resumeToken, includeSnapshot: false }
           : this.request;
-        const call = this.client.stub.watchOperations(req, this.client.metadata());
+        const call = this.client.stub.watchOperations(req, this.client.metadata(undefined, this.traceContext));
         this.call = call;
         let error: GatewayError;
         try {

@@ -27,6 +27,7 @@ from ._common import (
     resumed,
     resumes,
     set_meeting,
+    trace_metadata,
     wait_after,
     wait_for,
     watch_request,
@@ -93,6 +94,11 @@ class GatewayClient:
 
     Errors are raised as :class:`GatewayError` subclasses carrying the status code, the
     ErrorInfo reason and Graph's request-id.
+
+    Tracing: when the ``opentelemetry`` API is installed (an optional dependency) and a span
+    is active, every call carries its trace context as metadata (``traceparent``,
+    ``tracestate``, whatever the configured propagator writes), so the gateway's spans continue
+    the caller's trace.
     """
 
     def __init__(
@@ -932,6 +938,9 @@ class GatewayClient:
         Until the first response arrives there is no position yet: a reconnect then starts
         from "now" again (use ``include_snapshot`` to get the latest state).
 
+        Every (re)connect carries the OpenTelemetry trace context that was active when
+        ``watch_operations`` was called (not the one where it is iterated).
+
         Args:
             call_ids, tenant_ids, operation_types, statuses, client_context: filters (empty:
                 any), see ``WatchOperationsRequest``.
@@ -978,6 +987,8 @@ class OperationWatch:
         self._retry = retry
         self._bookmarks = bookmarks
         self.resume_token: str = request.resume_token
+        # The trace context active when the watch was started: every reconnect carries it.
+        self._trace_context = trace_metadata()
         self.reconnects = 0
         self.last_error: GatewayError | None = None
         self._call: Any = None
@@ -1008,7 +1019,7 @@ class OperationWatch:
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
                     resumed(self._request, self.resume_token),
-                    metadata=call_metadata(self._client._bearer),
+                    metadata=call_metadata(self._client._bearer, None, self._trace_context),
                 )
             call = self._call
             try:

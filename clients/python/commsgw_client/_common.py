@@ -1,5 +1,5 @@
-"""What the asyncio and the blocking clients share: options, metadata, requests, backoff,
-and how a media RPC's operation is waited for."""
+"""What the asyncio and the blocking clients share: options, metadata (with the caller's
+OpenTelemetry trace context), requests, backoff, and how a media RPC's operation is waited for."""
 
 from __future__ import annotations
 
@@ -124,9 +124,45 @@ class ChannelConfig:
         )
 
 
+TraceMetadata = tuple[tuple[str, str], ...]
+"""The trace context of a call as gRPC metadata (``traceparent``, ``tracestate``, ...)."""
+
+
+def _trace_context_injector() -> Callable[[], TraceMetadata]:
+    """How the active OpenTelemetry context becomes metadata: with ``opentelemetry.propagate``
+    (the configured propagator; W3C trace context and baggage by default) when the
+    opentelemetry API is installed, else nothing. Resolved once, at import."""
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:
+        return lambda: ()
+
+    def inject() -> TraceMetadata:
+        if not trace.get_current_span().get_span_context().is_valid:
+            return ()
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return tuple(
+            (key.lower(), value)
+            for key, value in carrier.items()
+            if isinstance(value, str) and not key.lower().endswith("-bin")
+        )
+
+    return inject
+
+
+trace_metadata: Callable[[], TraceMetadata] = _trace_context_injector()
+"""The active OpenTelemetry context as gRPC metadata: () when there is no valid active span or
+the opentelemetry API is not installed (it is an optional dependency of the client)."""
+
+
 def call_metadata(
-    bearer_token: TokenSource | None, client_request_id: str | None = None
+    bearer_token: TokenSource | None,
+    client_request_id: str | None = None,
+    trace_context: TraceMetadata | None = None,
 ) -> tuple[tuple[str, str], ...]:
+    """A call's metadata: bearer token, client request id and trace context (None: the active
+    OpenTelemetry context's, see :func:`trace_metadata`)."""
     md: list[tuple[str, str]] = []
     if bearer_token is not None:
         token = bearer_token() if callable(bearer_token) else bearer_token
@@ -134,6 +170,7 @@ def call_metadata(
             md.append(("authorization", f"Bearer {token}"))
     if client_request_id:
         md.append(("x-client-request-id", client_request_id))
+    md.extend(trace_metadata() if trace_context is None else trace_context)
     return tuple(md)
 
 

@@ -27,6 +27,7 @@ from ._common import (
     resumed,
     resumes,
     set_meeting,
+    trace_metadata,
     wait_after,
     wait_for,
     watch_request,
@@ -859,6 +860,8 @@ class SyncOperationWatch:
         self._retry = retry
         self._bookmarks = bookmarks
         self.resume_token: str = request.resume_token
+        # The trace context active when the watch was started: every reconnect carries it.
+        self._trace_context = trace_metadata()
         self.reconnects = 0
         self.last_error: GatewayError | None = None
         self._call: Any = None
@@ -886,7 +889,7 @@ class SyncOperationWatch:
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
                     resumed(self._request, self.resume_token),
-                    metadata=call_metadata(self._client._bearer),
+                    metadata=call_metadata(self._client._bearer, None, self._trace_context),
                 )
             call = self._call
             try:

@@ -4,11 +4,13 @@
 //
 //	go run ./examples/interop -target 127.0.0.1:50051 -call-id <GUID> [-cancel] [-max-events N]
 //	go run ./examples/interop -call-id <GUID> -play <https URI> [-wait] [-wait-timeout 30s]
+//	... [-traceparent 00-<trace id>-<span id>-<flags>]
 //
 // It prints every response as one JSON line (protojson) and, on a non-retryable error, the
 // status code, message and ErrorInfo reason on stderr, exiting 1. With -play it prints the
 // PlayPromptResponse, then with -wait the Operation once it is COMPLETED or FAILED; when the wait
-// runs out first, the last known Operation before the error line.
+// runs out first, the last known Operation before the error line. With -traceparent every call's
+// context holds that remote span, which the tracecontext interceptors send as its trace context.
 package main
 
 import (
@@ -19,10 +21,14 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"commsgw.internal/clients/go/commsgw"
+	"commsgw.internal/clients/go/commsgw/tracecontext"
 	graphcommsv1 "commsgw.internal/clients/go/graphcomms/v1"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -41,17 +47,28 @@ func main() {
 	play := flag.String("play", "", "play this prompt (an https URI) instead of watching")
 	wait := flag.Bool("wait", false, "with -play: wait for the prompt to end (WaitOperation)")
 	waitTimeout := flag.Duration("wait-timeout", 30*time.Second, "with -play: bound of the play and the wait")
+	traceparent := flag.String("traceparent", "", "make the calls in this (remote) span: a W3C traceparent")
 	flag.Parse()
 
+	ctx := context.Background()
+	if *traceparent != "" {
+		sc, err := parseTraceparent(*traceparent)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error: -traceparent:", err)
+			os.Exit(2)
+		}
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+
 	// Plaintext for the local gateway; use grpc.WithTransportCredentials(credentials.NewTLS(...))
-	// in production.
-	conn, err := grpc.Dial(*target, grpc.WithInsecure(), commsgw.WithCodec())
+	// in production. The tracecontext interceptors send the trace context of each call's ctx.
+	opts := append([]grpc.DialOption{grpc.WithInsecure(), commsgw.WithCodec()}, tracecontext.DialOptions()...)
+	conn, err := grpc.Dial(*target, opts...)
 	if err != nil {
 		fail(err)
 	}
 	defer conn.Close()
 	client := graphcommsv1.NewCallsServiceClient(conn)
-	ctx := context.Background()
 	if *bearer != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*bearer)
 	}
@@ -135,6 +152,29 @@ func playAndWait(ctx context.Context, client graphcommsv1.CallsServiceClient, ca
 		fail(err)
 	}
 	printJSON(op)
+}
+
+// parseTraceparent is the span context a W3C traceparent (version 00) names.
+func parseTraceparent(v string) (trace.SpanContext, error) {
+	parts := strings.Split(v, "-")
+	if len(parts) != 4 || parts[0] != "00" || len(parts[3]) != 2 {
+		return trace.SpanContext{}, fmt.Errorf("not a W3C traceparent: %q", v)
+	}
+	traceID, err := trace.TraceIDFromHex(parts[1])
+	if err != nil {
+		return trace.SpanContext{}, err
+	}
+	spanID, err := trace.SpanIDFromHex(parts[2])
+	if err != nil {
+		return trace.SpanContext{}, err
+	}
+	flags, err := strconv.ParseUint(parts[3], 16, 8)
+	if err != nil {
+		return trace.SpanContext{}, err
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.TraceFlags(flags), Remote: true,
+	}), nil
 }
 
 func printJSON(m proto.Message) {
