@@ -15,16 +15,16 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from commsgw._tracing import Tracing
 from commsgw.emulator import Emulator, Fault
 from commsgw.server import Gateway
 from commsgw.testing import GatewayProcess
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.emulator import CANCEL_PATH, GraphUser
-from helpers.gateway import gateway_settings, process_env, webhook_url
+from helpers.gateway import process_env, webhook_url
 from helpers.logscan import leaks
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
+from helpers.tracing import traced_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -35,15 +35,8 @@ TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 @pytest.fixture
 async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tracing = Tracing.with_exporter(exporter, batch=False)
-    gw = Gateway(gateway_settings(emulator), tracing)
-    await gw.start()
-    try:
-        yield gw, exporter
-    finally:
-        await gw.stop(0)
-        tracing.shutdown()
+    async with traced_gateway(emulator) as pair:
+        yield pair
 
 
 def _named(exporter: InMemorySpanExporter, name: str) -> list[Any]:
