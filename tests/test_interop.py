@@ -56,7 +56,7 @@ from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
 from helpers.proxy import Proxy
 from helpers.tracing import continues, rpc_span, rpc_spans, traced_gateway, traceparent
-from helpers.watch import started
+from helpers.watch import first_bookmark, started
 
 pytestmark = pytest.mark.e2e
 
@@ -778,3 +778,50 @@ async def test_sync_client_cancels_watches_and_resumes(
     resp, reason = await asyncio.to_thread(cancel)
     assert resp.operation.type == calls_pb2.OPERATION_TYPE_CANCEL_MEDIA_PROCESSING
     assert reason == "INVALID_CALL_ID"
+
+
+# --- batched delivery ---------------------------------------------------------------------------
+
+
+async def _backlog(gateway: Gateway, emulator: Emulator, n: int) -> tuple[str, str, list[str]]:
+    """A call with `n` stored operation events after a token taken before them."""
+    call_id = new_guid()
+    ops = [new_guid() for _ in range(n)]
+    token = await first_bookmark(f"127.0.0.1:{gateway.grpc_port}", call_id)
+    poster = Poster(emulator, gateway)
+    try:
+        assert (await poster.post([op_notification(call_id, o) for o in ops])).status_code == 202
+    finally:
+        await poster.http.aclose()
+    return call_id, token, ops
+
+
+async def test_node_takes_a_backlog_in_batches_one_event_at_a_time(
+    node_dist: pathlib.Path, gateway: Gateway, emulator: Emulator
+) -> None:
+    call_id, token, ops = await _backlog(gateway, emulator, 20)
+    code, lines, err = await run_node(
+        "--target", f"127.0.0.1:{gateway.grpc_port}", "--call-id", call_id,
+        "--resume", token, "--max-events", "20",
+    )  # fmt: skip
+    assert code == 0, err
+    events = [x["response"] for x in lines if "event" in x.get("response", {})]
+    assert [e["event"]["operationUpdate"]["operation"]["id"] for e in events] == ops
+    assert not any(e.get("batch") for e in events)
+    assert len({e["resumeToken"] for e in events}) == 20
+
+
+async def test_go_takes_a_backlog_in_batches_one_event_at_a_time(
+    go_check: GoCheck, gateway: Gateway, emulator: Emulator
+) -> None:
+    binary = str(await asyncio.to_thread(go_check.binary))
+    call_id, token, ops = await _backlog(gateway, emulator, 20)
+    code, lines, err = await run_json_lines(
+        binary, "-target", f"127.0.0.1:{gateway.grpc_port}", "-call-id", call_id,
+        "-resume", token, "-max-events", "20",
+    )  # fmt: skip
+    assert code == 0, err
+    events = [x for x in lines if "event" in x]
+    assert [e["event"]["operationUpdate"]["operation"]["id"] for e in events] == ops
+    assert not any(e.get("batch") for e in events)
+    assert len({e["resumeToken"] for e in events}) == 20

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from commsgw.server import Gateway
+from commsgw_client import GatewayClient
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.ids import new_guid
 from helpers.notifications import Poster, op_notification
@@ -102,3 +103,31 @@ async def test_live_events_queued_together_go_out_together(
     responses = await _read(call, 20)
     assert [e.event.operation_update.operation.id for e in _events(responses)] == ops
     assert len(responses) < 20, "nothing was batched"
+
+
+async def test_the_python_client_asks_for_batches_and_hands_out_one_event_at_a_time(
+    gateway: Gateway, poster: Poster
+) -> None:
+    call_id = new_guid()
+    ops = [new_guid() for _ in range(40)]
+    target = f"127.0.0.1:{gateway.grpc_port}"
+    token = await first_bookmark(target, call_id)
+    assert (await poster.post([op_notification(call_id, o) for o in ops])).status_code == 202
+    async with GatewayClient(target) as gw:
+        watch = gw.watch_operations(call_ids=[call_id], resume_token=token, bookmarks=False)
+        assert watch._request.max_events_per_response > 1
+        got: list[tuple[str, str]] = []
+        async for r in watch:
+            assert not r.batch
+            got.append((r.event.operation_update.operation.id, watch.resume_token))
+            if len(got) == 40:
+                break
+        watch.close()
+    assert [op for op, _ in got] == ops
+    # The token after each event is that event's own: resuming from any continues after it.
+    assert len({tok for _, tok in got}) == 40
+    async with GatewayClient(target) as gw:
+        again = gw.watch_operations(call_ids=[call_id], resume_token=got[24][1], bookmarks=False)
+        first = await anext(again)
+        again.close()
+    assert first.event.operation_update.operation.id == ops[25]

@@ -303,3 +303,16 @@ func MuteParticipantAndWait(ctx context.Context, client graphcommsv1.CallsServic
 func CancelMediaProcessingAndWait(ctx context.Context, client graphcommsv1.CallsServiceClient, req *graphcommsv1.CancelMediaProcessingRequest, opts ...WaitOption) (*graphcommsv1.Operation, error) {
 	return StartAndWait(ctx, client, client.CancelMediaProcessing, req, opts...)
 }
+
+// WatchBatch is how many events per message a watch should ask for
+// (WatchOperationsRequest.MaxEventsPerResponse): a backlog then costs fewer messages.
+const WatchBatch = 64
+
+// Unbatch returns the responses a watch response stands for: its batch's elements, in order
+// (each with its own resume token), or the response itself.
+func Unbatch(resp *graphcommsv1.WatchOperationsResponse) []*graphcommsv1.WatchOperationsResponse {
+	if batch := resp.GetBatch(); len(batch) > 0 {
+		return batch
+	}
+	return []*graphcommsv1.WatchOperationsResponse{resp}
+}

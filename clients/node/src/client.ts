@@ -179,6 +179,9 @@ export interface GatewayClientOptions {
 }
 
 const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED]);
+/** Events per watch message the client asks for (WatchOperationsRequest.maxEventsPerResponse). */
+export const WATCH_BATCH = 64;
+
 // Raised, not resumed: the gateway's stream limit is reached; resuming in a loop only adds load.
 const NOT_RESUMED = new Set<string>(["TOO_MANY_STREAMS"]);
 
@@ -623,7 +626,10 @@ export class GatewayClient {
    * (re)connect carries the OpenTelemetry context active when watchOperations() was called.
    */
   watchOperations(request: Partial<WatchOperationsRequest> = {}, opts: WatchOptions = {}): OperationWatch {
-    return new OperationWatch(this, WatchOperationsRequest.fromPartial(request), { ...this.retry, ...opts.retry }, opts.bookmarks ?? true);
+    // Up to WATCH_BATCH events per message unless the caller asks otherwise (fewer messages
+    // for a backlog); the watch still yields one event at a time.
+    const req = WatchOperationsRequest.fromPartial({ maxEventsPerResponse: WATCH_BATCH, ...request });
+    return new OperationWatch(this, req, { ...this.retry, ...opts.retry }, opts.bookmarks ?? true);
   }
 
   close(): void {
@@ -671,9 +677,12 @@ export class OperationWatch implements AsyncIterable<WatchOperationsResponse> {
         try {
           for await (const resp of call as AsyncIterable<WatchOperationsResponse>) {
             failures = 0;
-            this.resumeToken = resp.resumeToken;
-            if (!this.bookmarks && resp.bookmark) continue;
-            yield resp;
+            // A batch is handed out one event at a time, each with its own resume token.
+            for (const one of resp.batch.length ? resp.batch : [resp]) {
+              this.resumeToken = one.resumeToken;
+              if (!this.bookmarks && one.bookmark) continue;
+              yield one;
+            }
           }
           error = new GatewayError(grpc.status.UNAVAILABLE, "the watch stream closed");
         } catch (err) {

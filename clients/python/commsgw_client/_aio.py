@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ from ._common import (
     resumes,
     set_meeting,
     trace_metadata,
+    unbatched,
     wait_after,
     wait_for,
     watch_request,
@@ -993,6 +995,8 @@ class OperationWatch:
         self.last_error: GatewayError | None = None
         self._call: Any = None
         self._failures = 0
+        # Events of a batch received but not handed out yet (WatchOperationsResponse.batch).
+        self._pending: collections.deque[Response] = collections.deque()
         self._closed = False
 
     def __aiter__(self) -> OperationWatch:
@@ -1015,6 +1019,8 @@ class OperationWatch:
         self.close()
 
     async def __anext__(self) -> Response:
+        if self._pending:
+            return self._hand(self._pending.popleft())
         while not self._closed:
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
@@ -1045,12 +1051,20 @@ class OperationWatch:
                 )
                 continue
             self._failures = 0
+            if resp.batch:
+                self._pending.extend(unbatched(resp))
+                return self._hand(self._pending.popleft())
             self.resume_token = resp.resume_token
             if not self._bookmarks and resp.WhichOneof("kind") == "bookmark":
                 continue
             assert isinstance(resp, Response)
             return resp
         raise StopAsyncIteration
+
+    def _hand(self, resp: Response) -> Response:
+        """One event of a batch, the resume token moved to just after it."""
+        self.resume_token = resp.resume_token
+        return resp
 
     async def _backoff(self, error: GatewayError) -> None:
         self.last_error = error

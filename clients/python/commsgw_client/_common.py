@@ -291,6 +291,7 @@ def watch_request(
     resume_token: str,
 ) -> calls_pb2.WatchOperationsRequest:
     return calls_pb2.WatchOperationsRequest(
+        max_events_per_response=WATCH_BATCH,
         call_ids=list(call_ids),
         tenant_ids=list(tenant_ids),
         operation_types=list(operation_types),
@@ -301,6 +302,16 @@ def watch_request(
         include_snapshot=include_snapshot,
         resume_token=resume_token,
     )
+
+
+WATCH_BATCH = 64
+"""The watches ask for up to this many events per message (a backlog costs fewer messages);
+they still hand their user one event at a time, each with its own resume token."""
+
+
+def unbatched(resp: calls_pb2.WatchOperationsResponse) -> list[calls_pb2.WatchOperationsResponse]:
+    """The responses a response stands for: its batch's elements, in order, or itself."""
+    return list(resp.batch) if resp.batch else [resp]
 
 
 def resumed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from ._common import (
     resumes,
     set_meeting,
     trace_metadata,
+    unbatched,
     wait_after,
     wait_for,
     watch_request,
@@ -866,6 +868,8 @@ class SyncOperationWatch:
         self.last_error: GatewayError | None = None
         self._call: Any = None
         self._failures = 0
+        # Events of a batch received but not handed out yet (WatchOperationsResponse.batch).
+        self._pending: collections.deque[Response] = collections.deque()
         self._closed = threading.Event()
 
     def __iter__(self) -> SyncOperationWatch:
@@ -885,6 +889,8 @@ class SyncOperationWatch:
             call.cancel()
 
     def __next__(self) -> Response:
+        if self._pending:
+            return self._hand(self._pending.popleft())
         while not self._closed.is_set():
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
@@ -913,12 +919,20 @@ class SyncOperationWatch:
                 self._backoff(error)
                 continue
             self._failures = 0
+            if resp.batch:
+                self._pending.extend(unbatched(resp))
+                return self._hand(self._pending.popleft())
             self.resume_token = resp.resume_token
             if not self._bookmarks and resp.WhichOneof("kind") == "bookmark":
                 continue
             assert isinstance(resp, Response)
             return resp
         raise StopIteration
+
+    def _hand(self, resp: Response) -> Response:
+        """One event of a batch, the resume token moved to just after it."""
+        self.resume_token = resp.resume_token
+        return resp
 
     def _backoff(self, error: GatewayError) -> None:
         self.last_error = error

@@ -94,7 +94,9 @@ func main() {
 		ids = []string{*callID}
 	}
 	for {
-		stream, err := client.WatchOperations(ctx, &graphcommsv1.WatchOperationsRequest{CallIds: ids, ResumeToken: *token})
+		stream, err := client.WatchOperations(ctx, &graphcommsv1.WatchOperationsRequest{
+			CallIds: ids, ResumeToken: *token, MaxEventsPerResponse: commsgw.WatchBatch,
+		})
 		if err == nil {
 			for {
 				resp, rerr := stream.Recv()
@@ -103,12 +105,15 @@ func main() {
 					break
 				}
 				backoff = 500 * time.Millisecond
-				*token = resp.GetResumeToken()
-				printJSON(resp)
-				if resp.GetEvent() != nil {
-					seen++
-					if *maxEvents > 0 && seen >= *maxEvents {
-						return
+				// A batch is handled one event at a time, each with its own resume token.
+				for _, one := range commsgw.Unbatch(resp) {
+					*token = one.GetResumeToken()
+					printJSON(one)
+					if one.GetEvent() != nil {
+						seen++
+						if *maxEvents > 0 && seen >= *maxEvents {
+							return
+						}
 					}
 				}
 			}
