@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from commsgw._errors import GraphError
 from commsgw.graph._responses import error_from_response, upper_snake
+from commsgw.graph._transport import Reply
 
 CRID = "2f1f0d55-8ad4-4e0c-a0a6-18b0d5f9ab11"
 SNAKE = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*$")
@@ -55,7 +56,8 @@ def graph_error(
         resp = httpx.Response(status, json=body, headers=headers)
     else:
         resp = httpx.Response(status, headers=headers)
-    return error_from_response(resp, CRID)
+    reply = Reply(resp.status_code, resp.headers, resp.content, resp.reason_phrase)
+    return error_from_response(reply, CRID)
 
 
 def test_a_graph_error_body() -> None:

@@ -343,8 +343,8 @@ class Settings:
         "COMMSGW_GRAPH_HTTP_TRANSPORT",
         "aiohttp",
         _transport,
-        "HTTP transport under the Graph client: aiohttp (httpx-aiohttp, faster under concurrency) "
-        "or httpx (httpx's own pool)",
+        "HTTP client under the Graph client: aiohttp (its client session; the fastest, measured "
+        "in bench/) or httpx (httpx's own pool)",
     )
     # Derived in `resolve()`:
     emulator_mode: bool = False

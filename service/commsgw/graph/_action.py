@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import httpx
 import msgspec
 
 from commsgw._config import Settings
 from commsgw._errors import GraphBadResponse
 from commsgw._graphjson import read_call, read_operation
+from commsgw.graph._transport import Reply
 
 M = TypeVar("M")
 
@@ -56,9 +56,9 @@ class Answer:
     client_request_id: str
 
     @classmethod
-    def of(cls, resp: httpx.Response, crid: str) -> Answer:
+    def of(cls, resp: Reply, crid: str) -> Answer:
         return cls(
-            resp.status_code,
+            resp.status,
             resp.content,
             resp.headers.get("location", ""),
             resp.headers.get("request-id", ""),

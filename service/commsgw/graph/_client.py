@@ -1,6 +1,6 @@
 """The Graph client: requests with retries, deadlines and Graph's error quirks.
 
-Requests go straight to one httpx transport (connection pooling, HTTP/1.1 keep-alive) shared by
+Requests go to one connection pool (`commsgw.graph._transport`: HTTP/1.1 keep-alive) shared by
 every request. Retries (`commsgw.graph._retry`): 429, 503, 504 and connection errors, bounded by
 `graph_max_attempts` and by the caller's deadline: the gateway never sleeps past the deadline,
 and the time left bounds each request. A 401 is retried once with a freshly acquired token.
@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 
 from commsgw import __version__
@@ -32,7 +31,7 @@ from commsgw.graph._action import Answer, GraphRequest, Retry
 from commsgw.graph._responses import error_from_response
 from commsgw.graph._retry import RETRYABLE_STATUS, backoff
 from commsgw.graph._tokens import TokenProvider
-from commsgw.graph._transport import not_sent
+from commsgw.graph._transport import Reply, Sender, SendFailed, SendTimeout
 
 log = logging.getLogger("commsgw.graph")
 
@@ -48,7 +47,7 @@ class GraphClient:
     def __init__(
         self,
         settings: Settings,
-        transport: httpx.AsyncBaseTransport,
+        sender: Sender,
         tokens: TokenProvider,
         *,
         rng: random.Random | None = None,
@@ -57,12 +56,7 @@ class GraphClient:
     ) -> None:
         self._s = settings
         self._tracing = tracing or Tracing()
-        # Requests go straight to the transport: the AsyncClient layer (cookie jar, redirects,
-        # auth flow, URL merging) costs about as much CPU per request as the aiohttp transport
-        # itself (profiled under the cancel benchmark) and none of it applies to Graph calls,
-        # which carry their own bearer token, never redirect and must not share cookies across
-        # tenants.
-        self._transport = transport
+        self._sender = sender
         self._tokens = tokens
         self._rng = rng or random.Random()
         self._on_attempt = on_attempt
@@ -103,7 +97,7 @@ class GraphClient:
         crid: str,
         timeout: float | None,
         retry: Retry,
-    ) -> httpx.Response:
+    ) -> Reply:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         attempt = 0
@@ -140,19 +134,8 @@ class GraphClient:
                     per_try = min(per_try, max(0.001, deadline - loop.time()))
                 if body:
                     headers["Content-Type"] = "application/json"
-                request = httpx.Request(
-                    method,
-                    url,
-                    content=body,
-                    headers=headers,
-                    extensions={"timeout": httpx.Timeout(per_try).as_dict()},
-                )
-                resp = await self._transport.handle_async_request(request)
-                try:
-                    await resp.aread()
-                finally:
-                    await resp.aclose()
-            except (httpx.ReadTimeout, httpx.WriteTimeout):
+                resp = await self._sender.send(method, url, body, headers, per_try)
+            except SendTimeout:
                 self._note(None, started, attempt > 1, span, error="timeout")
                 if deadline is not None and deadline - loop.time() <= 0.001:
                     raise _deadline_error(crid) from None
@@ -160,33 +143,32 @@ class GraphClient:
                 raise GraphTimeout(
                     f"Graph did not answer within {per_try:.3g} s", client_request_id=crid
                 ) from None
-            except httpx.TransportError as exc:
-                self._note(None, started, attempt > 1, span, error=type(exc).__name__)
+            except SendFailed as exc:
+                self._note(None, started, attempt > 1, span, error=str(exc).split(":", 1)[0])
                 if deadline is not None and deadline - loop.time() <= 0.001:
                     raise _deadline_error(crid) from None
-                if retry is Retry.UNSAFE and not not_sent(exc):
+                if retry is Retry.UNSAFE and exc.sent:
                     # The request may have reached Graph, which may have acted on it.
                     raise GraphOutcomeUnknown(
-                        f"the connection to Graph broke after the request was sent "
-                        f"({type(exc).__name__}); Graph may have acted on it, so it was not "
-                        "retried",
+                        f"the connection to Graph broke after the request was sent ({exc}); "
+                        "Graph may have acted on it, so it was not retried",
                         client_request_id=crid,
                     ) from None
                 error: GraphError = GraphUnreachable(
-                    f"Graph unreachable: {type(exc).__name__}: {exc}", client_request_id=crid
+                    f"Graph unreachable: {exc}", client_request_id=crid
                 )
             else:
-                self._note(resp.status_code, started, attempt > 1, span, resp=resp)
-                if resp.status_code < 300:
+                self._note(resp.status, started, attempt > 1, span, resp=resp)
+                if resp.status < 300:
                     return resp
                 error = error_from_response(resp, crid)
-                if resp.status_code == 401 and not refreshed:
+                if resp.status == 401 and not refreshed:
                     log.info("Graph refused the token (401); refreshing it once")
                     refreshed = True
                     stale = token
                     attempt -= 1  # the forced refresh is not a retry
                     continue
-                if resp.status_code not in (
+                if resp.status not in (
                     RETRYABLE_STATUS if retry is Retry.IDEMPOTENT else _UNSAFE_RETRYABLE_STATUS
                 ):
                     raise error
@@ -230,7 +212,7 @@ class GraphClient:
         retry: bool,
         span: Span | None,
         *,
-        resp: httpx.Response | None = None,
+        resp: Reply | None = None,
         error: str = "",
     ) -> None:
         if self._on_attempt is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import msgspec
 
 from commsgw._errors import GraphError
 from commsgw.graph._retry import parse_retry_after
+from commsgw.graph._transport import Reply
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_WORD = re.compile(r"[^A-Za-z0-9]+")
@@ -32,7 +32,7 @@ def _int(v: Any) -> int:
         return 0
 
 
-def error_from_response(resp: httpx.Response, client_request_id: str) -> GraphError:
+def error_from_response(resp: Reply, client_request_id: str) -> GraphError:
     """A GraphError from a Graph error response (keys read case-insensitively)."""
     try:
         body = msgspec.json.decode(resp.content)
@@ -41,15 +41,13 @@ def error_from_response(resp: httpx.Response, client_request_id: str) -> GraphEr
     err = _lower_keys(_lower_keys(body).get("error"))
     inner = _lower_keys(err.get("innererror"))
     graph_code = str(err.get("code") or "")
-    message = str(err.get("message") or "") or resp.reason_phrase or "Graph error"
+    message = str(err.get("message") or "") or resp.reason or "Graph error"
     request_id = resp.headers.get("request-id") or str(inner.get("request-id") or "")
-    reason = upper_snake(graph_code) if graph_code else f"GRAPH_HTTP_{resp.status_code}"
+    reason = upper_snake(graph_code) if graph_code else f"GRAPH_HTTP_{resp.status}"
     return GraphError(
-        f"Graph answered {resp.status_code}"
-        + (f" {graph_code}" if graph_code else "")
-        + f": {message}",
+        f"Graph answered {resp.status}" + (f" {graph_code}" if graph_code else "") + f": {message}",
         reason=reason,
-        http_status=resp.status_code,
+        http_status=resp.status,
         request_id=request_id,
         client_request_id=client_request_id,
         retry_after=parse_retry_after(resp.headers.get("retry-after")),

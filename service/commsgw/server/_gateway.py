@@ -26,7 +26,7 @@ from commsgw._tracing import Tracing
 from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
-from commsgw.graph._transport import make_http_client, make_transport
+from commsgw.graph._transport import Sender, make_http_client, make_sender
 from commsgw.keepalive import KeepAlive, MemoryRegistry, RedisRegistry
 from commsgw.notifications import (
     InsecureNoValidation,
@@ -63,6 +63,7 @@ class Gateway:
         self.draining = False
         self.ready = False
         self._http: httpx.AsyncClient | None = None
+        self._sender: Sender | None = None
         self._server: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._health = health.aio.HealthServicer()
@@ -98,10 +99,10 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         self._warn_about_exposure()
-        transport = make_transport(s)
-        self._http = make_http_client(s, transport)
+        self._sender = make_sender(s)
+        self._http = make_http_client(s)
         graph = GraphClient(
-            s, transport, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
+            s, self._sender, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
         )
         await self.hub.start()
         await self._start_http(self._validator(self._http))
@@ -287,6 +288,8 @@ class Gateway:
         await self.log.close()
         if self._http is not None:
             await self._http.aclose()
+        if self._sender is not None:
+            await self._sender.aclose()
 
 
 async def until_stopped() -> None:
