@@ -33,10 +33,10 @@ async def run_cli(
     timeout: float = 60,
     cwd: str | os.PathLike[str] | None = None,
 ) -> Result:
-    """`python -m commsgw ARGS` to its end."""
+    """`python -m commsgw ARGS` to its end; `env` is added to this process's environment."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "commsgw", *args,
-        env=dict(os.environ if env is None else env), cwd=cwd,
+        env={**os.environ, **(env or {})}, cwd=cwd,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
