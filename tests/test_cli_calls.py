@@ -14,7 +14,7 @@ from commsgw.emulator import Emulator, EmulatorConfig
 from commsgw.server._gateway import Gateway
 from helpers.cli import Result, run_cli
 from helpers.emulator_calls import USER_2, USER_3, USER_ID
-from helpers.gateway import gateway_settings, running_gateway, webhook_url
+from helpers.gateway import webhook_url
 from helpers.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -23,19 +23,15 @@ MENU = "https://cdn.contoso.com/ivr/menu.wav"
 
 
 @pytest.fixture
-async def fast_emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+    """The emulator, with prompts short enough to wait for (conftest's `gateway` uses this one
+    in this module)."""
     emu = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=1.5))
     await emu.start()
     try:
         yield emu
     finally:
         await emu.stop()
-
-
-@pytest.fixture
-async def gw(fast_emulator: Emulator) -> AsyncIterator[Gateway]:
-    async with running_gateway(gateway_settings(fast_emulator)) as gateway:
-        yield gateway
 
 
 def cli(gateway: Gateway) -> Callable[..., Awaitable[Result]]:
@@ -57,13 +53,13 @@ async def established(emu: Emulator, call_id: str) -> None:
 
 
 async def test_an_incoming_call_handled_from_the_command_line(
-    fast_emulator: Emulator, gw: Gateway
+    emulator: Emulator, gateway: Gateway
 ) -> None:
-    run = cli(gw)
-    call_id = fast_emulator.ring(webhook_url(gw))
+    run = cli(gateway)
+    call_id = emulator.ring(webhook_url(gateway))
     out = ok(await run("answer", "--call-id", call_id))
     assert out.startswith("done\ngraph request-id ")
-    await established(fast_emulator, call_id)
+    await established(emulator, call_id)
     out = ok(await run("get", "--call-id", call_id))
     assert f"call {call_id} CALL_STATE_ESTABLISHED CALL_DIRECTION_INCOMING from phone" in out
 
@@ -78,7 +74,7 @@ async def test_an_incoming_call_handled_from_the_command_line(
                        "--no-beep", "--wait", "--json")  # fmt: skip
     op = json.loads(ok(record))
     assert op["type"] == "OPERATION_TYPE_RECORD" and op["status"] == "OPERATION_STATUS_COMPLETED"
-    assert op["recordingLocation"].startswith(fast_emulator.base_url)
+    assert op["recordingLocation"].startswith(emulator.base_url)
 
     out = ok(await run("dtmf", "--call-id", call_id, "12#", "--wait"))
     assert "OPERATION_TYPE_SEND_DTMF_TONES OPERATION_STATUS_COMPLETED" in out
@@ -96,11 +92,11 @@ async def test_an_incoming_call_handled_from_the_command_line(
     assert again.err_lines[0].startswith("error: NOT_FOUND: ")
 
 
-async def test_operations_and_a_wait_that_runs_out(fast_emulator: Emulator, gw: Gateway) -> None:
-    run = cli(gw)
-    call_id = fast_emulator.ring(webhook_url(gw))
+async def test_operations_and_a_wait_that_runs_out(emulator: Emulator, gateway: Gateway) -> None:
+    run = cli(gateway)
+    call_id = emulator.ring(webhook_url(gateway))
     ok(await run("answer", "--call-id", call_id))
-    await established(fast_emulator, call_id)
+    await established(emulator, call_id)
     started = json.loads(ok(await run("play", "--call-id", call_id, MENU, "--json")))
     op_id = started["operation"]["id"]
     assert started["location"].endswith(f"/operations/{op_id}")
@@ -127,11 +123,11 @@ async def test_operations_and_a_wait_that_runs_out(fast_emulator: Emulator, gw: 
     assert "(reason=OPERATION_NOT_DONE)" in late.err_lines[0]
 
 
-async def test_participants(fast_emulator: Emulator, gw: Gateway) -> None:
-    run = cli(gw)
-    call_id = fast_emulator.ring(webhook_url(gw))
+async def test_participants(emulator: Emulator, gateway: Gateway) -> None:
+    run = cli(gateway)
+    call_id = emulator.ring(webhook_url(gateway))
     ok(await run("answer", "--call-id", call_id))
-    await established(fast_emulator, call_id)
+    await established(emulator, call_id)
     out = ok(await run("participants invite", "--call-id", call_id, "--user", USER_2, "--wait"))
     assert "OPERATION_TYPE_INVITE_PARTICIPANTS OPERATION_STATUS_COMPLETED" in out
     listed = json.loads(ok(await run("participants list", "--call-id", call_id, "--json")))
@@ -151,24 +147,24 @@ async def test_participants(fast_emulator: Emulator, gw: Gateway) -> None:
 
 
 async def test_outgoing_calls_and_incoming_ones_sent_away(
-    fast_emulator: Emulator, gw: Gateway
+    emulator: Emulator, gateway: Gateway
 ) -> None:
-    run = cli(gw)
+    run = cli(gateway)
     created = json.loads(ok(await run("create", "--user", USER_ID, "--subject", "hi", "--json")))
     call_id = created["call"]["id"]
     assert created["call"]["state"] == "CALL_STATE_ESTABLISHING"
     out = ok(await run("get", "--call-id", call_id))
     assert f"call {call_id} " in out and f"to user {USER_ID}" in out
-    await established(fast_emulator, call_id)
+    await established(emulator, call_id)
     assert ok(await run("transfer", "--call-id", call_id, "--user", USER_3)).startswith("done\n")
     two = await run("transfer", "--call-id", call_id, "--user", USER_3, "--phone", "+14255550123")
     assert two.code == 2 and two.err_lines == [
         "commsgw transfer: give exactly one of --user, --phone or --app"
     ]
 
-    rung = fast_emulator.ring(webhook_url(gw))
+    rung = emulator.ring(webhook_url(gateway))
     assert ok(await run("reject", "--call-id", rung, "--reason", "busy")).startswith("done\n")
-    rung = fast_emulator.ring(webhook_url(gw))
+    rung = emulator.ring(webhook_url(gateway))
     out = ok(await run("redirect", "--call-id", rung, "--user", USER_2, "--ring-seconds", "20"))
     assert out.startswith("done\n")
     bad = await run("redirect", "--call-id", rung, "--ring-seconds", "20")

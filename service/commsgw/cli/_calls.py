@@ -19,6 +19,15 @@ _REJECT_REASONS = {
 }
 
 
+def _participant(slot: str, ident: str | None) -> call_types_pb2.ParticipantInfo | None:
+    """A participantInfo with one identity (`slot`: user, application_instance, ...)."""
+    if not ident:
+        return None
+    info = call_types_pb2.ParticipantInfo()
+    getattr(info.identity, slot).id = ident
+    return info
+
+
 def _one_identity(args: argparse.Namespace) -> call_types_pb2.InvitationParticipantInfo:
     found = invitations(args, replaces_call_id=args.replaces_call_id or "")
     if len(found) != 1:
@@ -27,13 +36,7 @@ def _one_identity(args: argparse.Namespace) -> call_types_pb2.InvitationParticip
 
 
 async def _create(gw: GatewayClient, args: argparse.Namespace) -> Message:
-    source = None
-    if args.source_app_instance:
-        source = call_types_pb2.ParticipantInfo(
-            identity=call_types_pb2.IdentitySet(
-                application_instance=call_types_pb2.Identity(id=args.source_app_instance)
-            )
-        )
+    source = _participant("application_instance", args.source_app_instance)
     meeting = None
     if args.meeting_id:
         meeting = call_types_pb2.JoinMeetingId(
@@ -85,17 +88,10 @@ async def _redirect(gw: GatewayClient, args: argparse.Namespace) -> Message:
 
 
 async def _transfer(gw: GatewayClient, args: argparse.Namespace) -> Message:
-    transferee = None
-    if args.transferee_user:
-        transferee = call_types_pb2.ParticipantInfo(
-            identity=call_types_pb2.IdentitySet(
-                user=call_types_pb2.Identity(id=args.transferee_user)
-            )
-        )
     return await gw.transfer_call(
         args.call_id,
         _one_identity(args),
-        transferee=transferee,
+        transferee=_participant("user", args.transferee_user),
         client_context=args.client_context,
         **options(args),
     )
@@ -207,13 +203,11 @@ def add_commands(sub: Subparsers) -> None:
         _transfer,
         client_context=True,
     )
-    add_identity_arguments(p, "to whom (exactly one)", many=False)
-    p.add_argument(
-        "--replaces-call-id",
-        type=guid,
-        default=None,
-        metavar="GUID",
-        help="consultative transfer: the bot's other call, which the target replaces",
+    add_identity_arguments(
+        p,
+        "to whom (exactly one)",
+        many=False,
+        replaces="consultative transfer: the bot's other call, which the target replaces",
     )
     p.add_argument(
         "--transferee-user",

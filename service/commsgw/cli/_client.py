@@ -245,16 +245,35 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-def command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def subcommand(
+    sub: Subparsers,
     name: str,
     summary: str,
     description: str,
-    action: Action,
-    **rpc: bool,
+    handler: Handler,
+    *,
+    preformatted: bool = False,
+    usage: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand run by `handler`; a `preformatted` description keeps its own lines."""
+    p = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        usage=usage,
+        formatter_class=(
+            argparse.RawDescriptionHelpFormatter if preformatted else argparse.HelpFormatter
+        ),
+    )
+    p.set_defaults(handler=handler)
+    return p
+
+
+def command(
+    sub: Subparsers, name: str, summary: str, description: str, action: Action, **rpc: bool
 ) -> argparse.ArgumentParser:
     """A subcommand that makes one RPC (`action`), with the shared RPC flags."""
-    p = sub.add_parser(name, help=summary, description=description)
-    p.set_defaults(handler=run, action=action)
+    p = subcommand(sub, name, summary, description, run)
+    p.set_defaults(action=action)
     add_rpc_arguments(p, **rpc)
     return p

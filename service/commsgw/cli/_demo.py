@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 import httpx
 
 from commsgw import _config
-from commsgw.cli._client import Subparsers, add_client_arguments, connect, positive_seconds, target
+from commsgw.cli._client import (
+    Subparsers,
+    add_client_arguments,
+    connect,
+    positive_seconds,
+    subcommand,
+    target,
+)
 from commsgw.cli._format import format_event, format_operation
 from commsgw_client import GatewayClient, GatewayError
 from graphcomms.v1 import call_types_pb2, calls_pb2
@@ -68,6 +75,12 @@ class Story:
         print(f"{self.number}. {line(result) if line else what}", flush=True)
         return result
 
+    async def sees(
+        self, what: str, call_id: str, matches: Callable[[calls_pb2.CallUpdate], bool]
+    ) -> None:
+        """A step that waits for a call update the watch streams, and prints it."""
+        await self.step(what, self.event(call_id, matches), _streamed)
+
     async def event(self, call_id: str, matches: Callable[[calls_pb2.CallUpdate], bool]) -> Event:
         """The next call update of `call_id` that `matches`, as the watch streamed it."""
         while True:
@@ -88,6 +101,18 @@ def _tone(tone: call_types_pb2.Tone.ValueType) -> Callable[[calls_pb2.CallUpdate
 
 def _streamed(resp: Event) -> str:
     return f"streamed: {format_event(resp)}"
+
+
+def _said(text: str) -> Callable[[object], str]:
+    return lambda _: text
+
+
+def _acked(done: str, rpc: str) -> Callable[[Any], str]:
+    return lambda r: f"{done} through the gateway ({rpc}), graph request-id {r.graph_request_id}"
+
+
+def _operation(done: str) -> Callable[[calls_pb2.Operation], str]:
+    return lambda op: f"{done}: {format_operation(op)}"
 
 
 async def _emulator(http: httpx.AsyncClient, method: str, path: str, body: Any) -> Any:
@@ -117,7 +142,7 @@ async def tell(
         await story.step(
             "watch",
             started(),
-            lambda _: (
+            _said(
                 f"watching every call through the gateway at {gateway} "
                 "(WatchOperations with call updates)"
             ),
@@ -129,47 +154,36 @@ async def tell(
             lambda r: f"the emulator rings the bot: incoming call {r['id']} (callback {webhook})",
         )
         call_id = str(ring["id"])
-        await story.step(
-            "the INCOMING call update",
-            story.event(call_id, _state(calls_pb2.CALL_STATE_INCOMING)),
-            _streamed,
-        )
+        timeout = story.step_timeout
+        await story.sees("the INCOMING call update", call_id, _state(calls_pb2.CALL_STATE_INCOMING))
         await story.step(
             "answer the call",
-            gw.answer_call(call_id, timeout=story.step_timeout),
-            lambda r: (
-                f"answered through the gateway (AnswerCall), graph request-id {r.graph_request_id}"
-            ),
+            gw.answer_call(call_id, timeout=timeout),
+            _acked("answered", "AnswerCall"),
         )
-        await story.step(
-            "the ESTABLISHED call update",
-            story.event(call_id, _state(calls_pb2.CALL_STATE_ESTABLISHED)),
-            _streamed,
+        await story.sees(
+            "the ESTABLISHED call update", call_id, _state(calls_pb2.CALL_STATE_ESTABLISHED)
         )
         await story.step(
             "subscribe to tones",
-            gw.subscribe_to_tone(call_id, client_context="ivr-tones", timeout=story.step_timeout),
-            lambda r: f"subscribed to tones (SubscribeToTone): {format_operation(r.operation)}",
+            gw.subscribe_to_tone(call_id, client_context="ivr-tones", wait=True, timeout=timeout),
+            _operation("subscribed to tones (SubscribeToTone)"),
         )
         await story.step(
             "play the menu",
-            gw.play_prompt(
-                call_id, [MENU], client_context="ivr-menu", wait=True, timeout=story.step_timeout
-            ),
-            lambda op: f"played the menu (PlayPrompt, waited): {format_operation(op)}",
+            gw.play_prompt(call_id, [MENU], client_context="ivr-menu", wait=True, timeout=timeout),
+            _operation("played the menu (PlayPrompt, waited)"),
         )
         await story.step(
             "the caller presses 1",
             _emulator(http, "POST", f"/calls/{call_id}/tones", {"tones": "1"}),
-            lambda _: "the caller presses 1 (emulator)",
+            _said("the caller presses 1 (emulator)"),
         )
-        await story.step(
-            "the tone 1", story.event(call_id, _tone(call_types_pb2.TONE_1)), _streamed
-        )
+        await story.sees("the tone 1", call_id, _tone(call_types_pb2.TONE_1))
         await story.step(
             "set the caller's speech",
             _emulator(http, "PUT", f"/calls/{call_id}/caller", CALLER),
-            lambda _: (
+            _said(
                 f"the caller will speak for {CALLER['speechS']:g} s, then fall silent (emulator)"
             ),
         )
@@ -182,21 +196,15 @@ async def tell(
                 max_record_duration_seconds=30,
                 client_context="ivr-message",
                 wait=True,
-                timeout=story.step_timeout,
+                timeout=timeout,
             ),
-            lambda op: f"recorded the message (RecordResponse, waited): {format_operation(op)}",
+            _operation("recorded the message (RecordResponse, waited)"),
         )
         await story.step(
-            "hang up",
-            gw.hang_up_call(call_id, timeout=story.step_timeout),
-            lambda r: (
-                f"hung up through the gateway (HangUpCall), graph request-id {r.graph_request_id}"
-            ),
+            "hang up", gw.hang_up_call(call_id, timeout=timeout), _acked("hung up", "HangUpCall")
         )
-        await story.step(
-            "the TERMINATED call update",
-            story.event(call_id, _state(calls_pb2.CALL_STATE_TERMINATED)),
-            _streamed,
+        await story.sees(
+            "the TERMINATED call update", call_id, _state(calls_pb2.CALL_STATE_TERMINATED)
         )
     finally:
         watch.close()
@@ -247,13 +255,14 @@ def main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def add_command(sub: Subparsers) -> None:
-    p = sub.add_parser(
+    p = subcommand(
+        sub,
         "demo",
-        help="the IVR story end to end, against a running `make run`",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "the IVR story end to end, against a running `make run`",
+        __doc__ or "",
+        main,
+        preformatted=True,
     )
-    p.set_defaults(handler=main)
     p.add_argument(
         "--webhook",
         default=None,

@@ -8,30 +8,27 @@ import argparse
 from commsgw.cli._client import guid
 from graphcomms.v1 import call_types_pb2
 
+# The flags, the identitySet slot each fills, and what each names.
+_FLAGS = (
+    ("--user", "user", guid, "a Teams user, by Entra object id"),
+    ("--phone", "phone", str, "a phone number in E.164 form, e.g. +14255550123"),
+    ("--app", "application", guid, "a bot, by application id"),
+)
 
-def add_identity_arguments(p: argparse.ArgumentParser, title: str, *, many: bool = True) -> None:
+
+def add_identity_arguments(
+    p: argparse.ArgumentParser, title: str, *, many: bool = True, replaces: str = ""
+) -> None:
+    """`--user`, `--phone`, `--app` in a group `title`; with `replaces` (its help), also
+    `--replaces-call-id` (InvitationParticipantInfo.replaces_call_id)."""
     again = " (repeat for several)" if many else ""
     g = p.add_argument_group(title)
-    g.add_argument(
-        "--user",
-        action="append",
-        type=guid,
-        default=[],
-        help=f"a Teams user, by Entra object id{again}",
-    )
-    g.add_argument(
-        "--phone",
-        action="append",
-        default=[],
-        help=f"a phone number in E.164 form, e.g. +14255550123{again}",
-    )
-    g.add_argument(
-        "--app",
-        action="append",
-        type=guid,
-        default=[],
-        help=f"a bot, by application id{again}",
-    )
+    for flag, slot, kind, what in _FLAGS:
+        g.add_argument(
+            flag, dest=slot, action="append", type=kind, default=[], help=f"{what}{again}"
+        )
+    if replaces:
+        g.add_argument("--replaces-call-id", type=guid, default=None, metavar="GUID", help=replaces)
 
 
 def invitations(
@@ -39,8 +36,8 @@ def invitations(
 ) -> list[call_types_pb2.InvitationParticipantInfo]:
     """The identities given by the flags, users first, then phones, then bots."""
     out = []
-    for slot, ids in (("user", args.user), ("phone", args.phone), ("application", args.app)):
-        for ident in ids:
+    for _, slot, _, _ in _FLAGS:
+        for ident in getattr(args, slot):
             identity = call_types_pb2.IdentitySet()
             getattr(identity, slot).id = ident
             out.append(

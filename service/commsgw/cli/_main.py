@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     _participants.add_commands(sub)
     _operations.add_commands(sub)
     _watch.add_command(sub)
+    _serve.add_hash_token(sub)
     return p
 
 

@@ -7,7 +7,7 @@ import argparse
 
 from google.protobuf.message import Message
 
-from commsgw.cli._client import Subparsers, command, guid, media_call, options
+from commsgw.cli._client import Subparsers, command, media_call, options, run, subcommand
 from commsgw.cli._identities import add_identity_arguments, invitations
 from commsgw_client import GatewayClient
 
@@ -36,10 +36,12 @@ def _participant(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: Subparsers) -> None:
-    group = sub.add_parser(
+    group = subcommand(
+        sub,
         "participants",
-        help="list, invite, mute or remove a call's participants",
-        description="A call's participants, through the gateway.",
+        "list, invite, mute or remove a call's participants",
+        "A call's participants, through the gateway.",
+        run,
     )
     actions = group.add_subparsers(dest="participants_command", required=True)
     command(
@@ -59,13 +61,8 @@ def add_commands(sub: Subparsers) -> None:
         client_context=True,
         wait=True,
     )
-    add_identity_arguments(p, "whom to invite")
-    p.add_argument(
-        "--replaces-call-id",
-        type=guid,
-        default=None,
-        metavar="GUID",
-        help="the peer-to-peer call the participant is moved from",
+    add_identity_arguments(
+        p, "whom to invite", replaces="the peer-to-peer call the participant is moved from"
     )
     p = command(
         actions,

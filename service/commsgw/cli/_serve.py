@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from commsgw import _config, _logging, _tracing
 from commsgw._errors import ConfigError
-from commsgw.cli._client import Subparsers
+from commsgw.cli._client import Subparsers, subcommand
 
 log = logging.getLogger("commsgw.cli")
 
@@ -167,27 +167,28 @@ def hash_token(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def add_commands(sub: Subparsers) -> None:
-    serve_p = sub.add_parser(
+    serve_p = subcommand(
+        sub,
         "serve",
+        "run the gateway (emulator mode unless AZURE_TENANT_ID/AZURE_CLIENT_ID are set)",
+        "Run the gateway. Every setting is a flag here and an environment variable (named in "
+        "its help); the flag wins. Without AZURE_TENANT_ID and AZURE_CLIENT_ID it talks to the "
+        "local Graph emulator (start it first: `commsgw emulator`, or use `commsgw dev`).",
+        serve,
         usage="%(prog)s [--SETTING VALUE ...]",
-        help="run the gateway (emulator mode unless AZURE_TENANT_ID/AZURE_CLIENT_ID are set)",
-        description="Run the gateway. Every setting is a flag here and an environment "
-        "variable (named in its help); the flag wins. Without AZURE_TENANT_ID and "
-        "AZURE_CLIENT_ID it talks to the local Graph emulator (start it first: `commsgw "
-        "emulator`, or use `commsgw dev`).",
     )
-    serve_p.set_defaults(handler=serve)
     _config.add_arguments(serve_p)
 
-    dev_p = sub.add_parser(
+    dev_p = subcommand(
+        sub,
         "dev",
+        "run the Graph emulator and the gateway together (what `make run` does)",
+        "Run the local Graph emulator and the gateway on it in one process, for development: "
+        "no Azure tenant needed. Takes every setting of `commsgw serve` (logs default to text "
+        "here). Ctrl-C stops both.",
+        dev,
         usage="%(prog)s [--emulator-port PORT] [--SETTING VALUE ...]",
-        help="run the Graph emulator and the gateway together (what `make run` does)",
-        description="Run the local Graph emulator and the gateway on it in one process, for "
-        "development: no Azure tenant needed. Takes every setting of `commsgw serve` (logs "
-        "default to text here). Ctrl-C stops both.",
     )
-    dev_p.set_defaults(handler=dev)
     dev_p.add_argument(
         "--emulator-port",
         type=int,
@@ -196,12 +197,15 @@ def add_commands(sub: Subparsers) -> None:
     )
     _config.add_arguments(dev_p, defaults=DEV_DEFAULTS)
 
-    hasher = sub.add_parser(
+
+def add_hash_token(sub: Subparsers) -> None:
+    hasher = subcommand(
+        sub,
         "hash-token",
-        help="print the SHA-256 of a caller token, for the callers file",
-        description="Print the SHA-256 (hex) of a bearer token, for COMMSGW_CALLERS_FILE's "
-        "token_sha256. Give - to read the token from stdin (keeps it out of the shell's "
-        "history and the process list).",
+        "print the SHA-256 of a caller token, for the callers file",
+        "Print the SHA-256 (hex) of a bearer token, for COMMSGW_CALLERS_FILE's token_sha256. "
+        "Give - to read the token from stdin (keeps it out of the shell's history and the "
+        "process list).",
+        hash_token,
     )
-    hasher.set_defaults(handler=hash_token)
     hasher.add_argument("token", help="the bearer token a caller will present, or - for stdin")

@@ -20,6 +20,7 @@ from commsgw.cli._client import (
     connect,
     duration,
     report_error,
+    subcommand,
     target,
     to_json,
 )
@@ -179,13 +180,14 @@ def main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def add_command(sub: Subparsers) -> None:
-    watch = sub.add_parser(
+    watch = subcommand(
+        sub,
         "watch",
-        help="stream call and operation updates from the gateway (WatchOperations)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "stream call and operation updates from the gateway (WatchOperations)",
+        DESCRIPTION,
+        main,
+        preformatted=True,
     )
-    watch.set_defaults(handler=main)
     watch.add_argument(
         "--call-id", action="append", default=[], help="only this call (repeat for several)"
     )
