@@ -107,7 +107,10 @@ async def _keep_alive(gw: GatewayClient, args: argparse.Namespace) -> Message:
 
 def _callback(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
-        "--callback-uri", default="", help=f"where Graph sends the call's notifications ({default})"
+        "--callback-uri",
+        default="",
+        metavar="URL",
+        help=f"where Graph sends the call's notifications ({default})",
     )
 
 
@@ -142,10 +145,12 @@ def add_commands(sub: Subparsers) -> None:
         metavar="GUID",
         help="the application instance a phone call comes from",
     )
-    p.add_argument("--join-url", default=None, help="a Teams meeting's join URL, to join it")
-    p.add_argument("--meeting-id", default=None, help="a meeting's numeric id, to join it")
-    p.add_argument("--passcode", default="", help="the meeting's passcode, with --meeting-id")
-    p.add_argument("--subject", default="", help="the call's subject")
+    p.add_argument("--join-url", metavar="URL", help="a Teams meeting's join URL, to join it")
+    p.add_argument("--meeting-id", metavar="DIGITS", help="a meeting's numeric id, to join it")
+    p.add_argument(
+        "--passcode", default="", metavar="TEXT", help="the meeting's passcode, with --meeting-id"
+    )
+    p.add_argument("--subject", default="", metavar="TEXT", help="the call's subject")
     _callback(p, "default: the gateway's webhook")
     _prefetch(p)
 

@@ -163,6 +163,19 @@ def add_rpc_arguments(
     add_client_arguments(p)
 
 
+_SHARED_GROUPS = ("request", "gateway")
+
+
+def flag_group(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """A group of a command's own flags, which `--help` lists before the shared ones."""
+    group = p.add_argument_group(title)
+    groups = p._action_groups
+    shared = [i for i, g in enumerate(groups) if g.title in _SHARED_GROUPS]
+    if shared:
+        groups.insert(shared[0], groups.pop())
+    return group
+
+
 def options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments every client method takes, from the flags."""
     return {

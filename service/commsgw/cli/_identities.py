@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from commsgw.cli._client import guid
+from commsgw.cli._client import flag_group, guid
 from graphcomms.v1 import call_types_pb2
 
 # The flags, the identitySet slot each fills, and what each names.
 _FLAGS = (
-    ("--user", "user", guid, "a Teams user, by Entra object id"),
-    ("--phone", "phone", str, "a phone number in E.164 form, e.g. +14255550123"),
-    ("--app", "application", guid, "a bot, by application id"),
+    ("--user", "user", guid, "GUID", "a Teams user, by Entra object id"),
+    ("--phone", "phone", str, "E164", "a phone number in E.164 form, e.g. +14255550123"),
+    ("--app", "application", guid, "GUID", "a bot, by application id"),
 )
 
 
@@ -22,10 +22,16 @@ def add_identity_arguments(
     """`--user`, `--phone`, `--app` in a group `title`; with `replaces` (its help), also
     `--replaces-call-id` (InvitationParticipantInfo.replaces_call_id)."""
     again = " (repeat for several)" if many else ""
-    g = p.add_argument_group(title)
-    for flag, slot, kind, what in _FLAGS:
+    g = flag_group(p, title)
+    for flag, slot, kind, metavar, what in _FLAGS:
         g.add_argument(
-            flag, dest=slot, action="append", type=kind, default=[], help=f"{what}{again}"
+            flag,
+            dest=slot,
+            action="append",
+            type=kind,
+            default=[],
+            metavar=metavar,
+            help=f"{what}{again}",
         )
     if replaces:
         g.add_argument("--replaces-call-id", type=guid, default=None, metavar="GUID", help=replaces)
@@ -36,7 +42,7 @@ def invitations(
 ) -> list[call_types_pb2.InvitationParticipantInfo]:
     """The identities given by the flags, users first, then phones, then bots."""
     out = []
-    for _, slot, _, _ in _FLAGS:
+    for _, slot, *_ in _FLAGS:
         for ident in getattr(args, slot):
             identity = call_types_pb2.IdentitySet()
             getattr(identity, slot).id = ident

@@ -135,7 +135,11 @@ def add_commands(sub: Subparsers) -> None:
     )
     p.add_argument("tones", type=tones, help="the keys, e.g. 123# (0-9, *, #, A-D)")
     p.add_argument(
-        "--delay-ms", type=int, default=0, help="pause between tones, 0 to 5000 (0: Graph's)"
+        "--delay-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="pause between tones, 0 to 5000 (0: Graph's)",
     )
 
     command(sub, "mute", "mute the bot (Mute)", "Mute the bot itself in a call.", _mute, **media)

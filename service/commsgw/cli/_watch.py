@@ -189,9 +189,15 @@ def add_command(sub: Subparsers) -> None:
         preformatted=True,
     )
     watch.add_argument(
-        "--call-id", action="append", default=[], help="only this call (repeat for several)"
+        "--call-id",
+        action="append",
+        default=[],
+        metavar="GUID",
+        help="only this call (repeat for several)",
     )
-    watch.add_argument("--tenant-id", action="append", default=[], help="only this tenant (repeat)")
+    watch.add_argument(
+        "--tenant-id", action="append", default=[], metavar="GUID", help="only this tenant (repeat)"
+    )
     watch.add_argument(
         "--status",
         action="append",
@@ -200,13 +206,18 @@ def add_command(sub: Subparsers) -> None:
         help="only operations with this status (repeat)",
     )
     watch.add_argument(
-        "--client-context", default="", help="only operations with exactly this clientContext"
+        "--client-context",
+        default="",
+        metavar="TEXT",
+        help="only operations with exactly this clientContext",
     )
     watch.add_argument("--calls", action="store_true", help="also call state changes and tones")
     watch.add_argument(
         "--other", action="store_true", help="also other notifications (participants, ...)"
     )
-    watch.add_argument("--resume", default="", help="resume after this token (from a watch)")
+    watch.add_argument(
+        "--resume", default="", metavar="TOKEN", help="resume after this token (from a watch)"
+    )
     watch.add_argument(
         "--snapshot",
         action="store_true",
@@ -232,6 +243,10 @@ def add_command(sub: Subparsers) -> None:
         "-v", "--verbose", action="store_true", help="print each reconnect attempt on stderr"
     )
     watch.add_argument(
-        "--max-events", type=int, default=0, help="stop after this many events (0: never)"
+        "--max-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after this many events (0: never)",
     )
     add_client_arguments(watch)
