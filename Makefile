@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two install stamps: RUN_STAMP has what running needs (the gateway and its client library);
+# STAMP adds the `dev` extra (tests, linters, type checker, codegen) for test/lint/typecheck/gen.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-dev
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
@@ -19,10 +22,13 @@ KUBERNETES_VERSION ?= 1.37.0
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev]'
+	$(PY) -m pip install -q -e clients/python -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 $(BUF): tools/package.json tools/package-lock.json
@@ -94,15 +100,16 @@ bench: $(STAMP)
 	bash tools/ensure-redis.sh
 	$(PY) -m bench $(BENCH_ARGS)
 
-## run: the gateway on the local Graph emulator (no Azure tenant needed)
-run: $(STAMP)
+## run: the gateway on the local Graph emulator (no Azure tenant needed); installs only what
+## running needs, and buf (for `buf curl`)
+run: $(RUN_STAMP) $(BUF)
 	$(BIN)/commsgw dev
 
-emulator: $(STAMP)
+emulator: $(RUN_STAMP)
 	$(BIN)/commsgw emulator
 
-## demo: the cancellation story end to end, against a running `make run`
-demo: $(STAMP)
+## demo: the IVR story end to end, against a running `make run`
+demo: $(RUN_STAMP)
 	$(BIN)/commsgw demo
 
 ## docs: rewrite README's settings table from the code

@@ -67,9 +67,41 @@ class JsonFormatter(logging.Formatter):
         return redact(_encoder.encode(out).decode())
 
 
+# How the text format writes a record's extra fields: these under a short name; the rest as
+# `name=value`. `duration_ms` is written as `12.3ms`.
+_SHORT_NAMES = {"client_request_id": "crid", "graph_request_id": "graph_rid"}
+
+
+def _extras(record: logging.LogRecord, message: str) -> str:
+    """The record's extra fields, compactly: ` 12.3ms caller=local crid=...`. Empty values and
+    values the message already shows (the RPC's name and code) are left out."""
+    parts: list[str] = []
+    for key, value in record.__dict__.items():
+        if key in _STANDARD or key.startswith("_") or value is None or value == "":
+            continue
+        text = str(value)
+        if key == "duration_ms":
+            parts.insert(0, f"{text}ms")
+        elif text not in message.split():
+            parts.append(f"{_SHORT_NAMES.get(key, key)}={text}")
+    return "".join(" " + p for p in parts)
+
+
 class RedactingFormatter(logging.Formatter):
+    """The text format, for people: the line's fields, then the record's extra fields."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record) + _extras(record, record.message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return redact(line)
 
 
 class _Enqueue(logging.handlers.QueueHandler):

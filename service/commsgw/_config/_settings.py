@@ -29,26 +29,79 @@ T = TypeVar("T")
 
 DEFAULT_STATE_DIR = ".commsgw"
 _SETTING = "commsgw_setting"
+_METAVARS: dict[Callable[[str], Any], str] = {
+    _address: "HOST:PORT",
+    _positive_int: "N",
+    _path: "FILE",
+    _dir: "DIR",
+    _tenant_list: "GUID,...",
+    _loop: "LOOP",
+    _transport: "TRANSPORT",
+    _url_path: "PATH",
+}
+
+
+# The groups `--help` shows the settings in (argparse argument groups), in this order.
+LISTENING = "listening"
+GRAPH = "Graph and Azure"
+EMULATOR = "emulator mode"
+WEBHOOK = "webhook (Graph's callbacks)"
+EVENT_LOG = "event log and watches"
+KEEPALIVE = "managed keepAlive"
+LOGGING = "logging"
+TLS = "TLS and callers"
+LIMITS = "gRPC connections and limits"
+SHUTDOWN = "shutdown"
+GROUPS: tuple[str, ...] = (
+    LISTENING,
+    GRAPH,
+    EMULATOR,
+    WEBHOOK,
+    EVENT_LOG,
+    KEEPALIVE,
+    LOGGING,
+    TLS,
+    LIMITS,
+    SHUTDOWN,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One row of the settings table: a field of Settings, its variable, default and help."""
+    """One row of the settings table: a field of Settings, its variable, default, help and the
+    group `--help` lists it in."""
 
     attr: str
     env: str
     default: str
     parse: Callable[[str], Any]
     help: str
+    group: str
 
     @property
     def flag(self) -> str:
         return "--" + self.attr.replace("_", "-")
 
+    @property
+    def is_bool(self) -> bool:
+        return self.parse is _bool
 
-def setting(env: str, default: str, parse: Callable[[str], T], help: str) -> T:
+    @property
+    def metavar(self) -> str:
+        """What `--help` shows as the flag's value."""
+        if self.parse is _positive_float or self.parse is _non_negative_float:
+            return "SECONDS" if self.attr.endswith("_s") else "N"
+        if self.parse is _str:
+            if self.attr.endswith(("_url", "_host")):
+                return "URL"
+            return "GUID" if self.attr.endswith("_id") else self.attr.rsplit("_", 1)[-1].upper()
+        return _METAVARS.get(self.parse, "VALUE")
+
+
+def setting(env: str, default: str, parse: Callable[[str], T], help: str, *, group: str) -> T:
     """Declare a setting: a Settings field whose default is `parse(default)`."""
-    info = {_SETTING: (env, default, parse, help)}
+    assert group in GROUPS, group
+    info = {_SETTING: (env, default, parse, help, group)}
     return field(default=parse(default), metadata=info)
 
 
@@ -57,16 +110,25 @@ class Settings:
     """Validated settings of one gateway process."""
 
     grpc_addr: Address = setting(
-        "COMMSGW_GRPC_ADDR", "127.0.0.1:50051", _address, "gRPC listen address"
+        "COMMSGW_GRPC_ADDR",
+        "127.0.0.1:50051",
+        _address,
+        "gRPC listen address",
+        group=LISTENING,
     )
     http_addr: Address = setting(
         "COMMSGW_HTTP_ADDR",
         "127.0.0.1:8080",
         _address,
         "HTTP listen address (webhook for Graph's callbacks)",
+        group=LISTENING,
     )
     webhook_path: str = setting(
-        "COMMSGW_WEBHOOK_PATH", "/api/calls", _url_path, "callback path on HTTP"
+        "COMMSGW_WEBHOOK_PATH",
+        "/api/calls",
+        _url_path,
+        "callback path on HTTP",
+        group=WEBHOOK,
     )
     public_webhook_url: str = setting(
         "COMMSGW_PUBLIC_WEBHOOK_URL",
@@ -74,53 +136,69 @@ class Settings:
         _str,
         "the webhook's URL as Graph reaches it (https), the default callbackUri of CreateCall "
         "and AnswerCall (emulator mode: the local webhook)",
+        group=WEBHOOK,
     )
     webhook_max_bytes: int = setting(
         "COMMSGW_WEBHOOK_MAX_BYTES",
         "1048576",
         _positive_int,
         "largest notification POST accepted (413 above)",
+        group=WEBHOOK,
     )
     cloud: str = setting(
         "COMMSGW_CLOUD",
         "global",
         _str,
         "national cloud: global, usgov (L4) or dod (L5); china is refused",
+        group=GRAPH,
     )
     tenant_id: str = setting(
-        "AZURE_TENANT_ID", "", _str, "the app's tenant (GUID); unset = emulator mode"
+        "AZURE_TENANT_ID",
+        "",
+        _str,
+        "the app's tenant (GUID); unset = emulator mode",
+        group=GRAPH,
     )
-    client_id: str = setting("AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)")
-    client_secret: str = setting("AZURE_CLIENT_SECRET", "", _str, "the app's client secret")
+    client_id: str = setting(
+        "AZURE_CLIENT_ID", "", _str, "the app (client) id of the bot (GUID)", group=GRAPH
+    )
+    client_secret: str = setting(
+        "AZURE_CLIENT_SECRET", "", _str, "the app's client secret", group=GRAPH
+    )
     client_certificate_path: pathlib.Path | None = setting(
         "AZURE_CLIENT_CERTIFICATE_PATH",
         "",
         _path,
         "PEM file with the app's certificate and private key (instead of a secret)",
+        group=GRAPH,
     )
     client_certificate_password: str = setting(
         "AZURE_CLIENT_CERTIFICATE_PASSWORD",
         "",
         _str,
         "password of the certificate's private key, if any",
+        group=GRAPH,
     )
     extra_tenants: tuple[str, ...] = setting(
         "COMMSGW_EXTRA_TENANTS",
         "",
         _tenant_list,
         "comma-separated further tenant GUIDs callers may name (multi-tenant apps)",
+        group=GRAPH,
     )
     graph_url: str = setting(
         "COMMSGW_GRAPH_URL",
         "",
         _str,
         "override Graph's base URL (default: the cloud's, or the emulator's)",
+        group=GRAPH,
     )
     authority_host: str = setting(
         "COMMSGW_AUTHORITY_HOST",
         "",
         _str,
         "override the token authority host (default: the cloud's, or the emulator's)",
+        group=GRAPH,
     )
     ca_file: pathlib.Path | None = setting(
         "COMMSGW_CA_FILE",
@@ -128,42 +206,49 @@ class Settings:
         _path,
         "extra CA bundle to trust for Graph and the token authority (default: the emulator's CA "
         "in emulator mode)",
+        group=GRAPH,
     )
     emulator_url: str = setting(
         "COMMSGW_EMULATOR_URL",
         "https://127.0.0.1:8443",
         _str,
         "the Graph emulator used when no Azure credentials are set",
+        group=EMULATOR,
     )
     state_dir: pathlib.Path = setting(
         "COMMSGW_STATE_DIR",
         DEFAULT_STATE_DIR,
         _dir,
         "folder for local state (the emulator's certificate files)",
+        group=EMULATOR,
     )
     graph_timeout_s: float = setting(
         "COMMSGW_GRAPH_TIMEOUT_S",
         "10",
         _positive_float,
         "longest single Graph request (seconds); the caller's deadline cuts it shorter",
+        group=GRAPH,
     )
     graph_max_attempts: int = setting(
         "COMMSGW_GRAPH_MAX_ATTEMPTS",
         "4",
         _positive_int,
         "attempts per Graph request for 429/503/504/connection errors",
+        group=GRAPH,
     )
     retry_base_s: float = setting(
         "COMMSGW_RETRY_BASE_S",
         "0.5",
         _positive_float,
         "first backoff without Retry-After (doubles each attempt, full jitter)",
+        group=GRAPH,
     )
     retry_max_s: float = setting(
         "COMMSGW_RETRY_MAX_S",
         "10",
         _positive_float,
         "longest wait between attempts, Retry-After included",
+        group=GRAPH,
     )
     notification_openid_url: str = setting(
         "COMMSGW_NOTIFICATION_OPENID_URL",
@@ -171,42 +256,56 @@ class Settings:
         _str,
         "OpenID configuration whose keys sign Graph's callbacks (default: Microsoft's, or the "
         "emulator's)",
+        group=WEBHOOK,
     )
     insecure_skip_notification_auth: bool = setting(
         "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH",
         "false",
         _bool,
         "accept callbacks without validating their token (never in production)",
+        group=WEBHOOK,
     )
     event_log: str = setting(
         "COMMSGW_EVENT_LOG",
         "memory",
         _str,
         "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
+        group=EVENT_LOG,
     )
     event_log_max_events: int = setting(
-        "COMMSGW_EVENT_LOG_MAX_EVENTS", "100000", _positive_int, "events the log retains at most"
+        "COMMSGW_EVENT_LOG_MAX_EVENTS",
+        "100000",
+        _positive_int,
+        "events the log retains at most",
+        group=EVENT_LOG,
     )
     event_log_max_age_s: float = setting(
         "COMMSGW_EVENT_LOG_MAX_AGE_S",
         "3600",
         _positive_float,
         "oldest event the log retains (seconds); also the duplicate window",
+        group=EVENT_LOG,
     )
     event_log_key: str = setting(
-        "COMMSGW_EVENT_LOG_KEY", "commsgw", _str, "key prefix of the Redis event log"
+        "COMMSGW_EVENT_LOG_KEY",
+        "commsgw",
+        _str,
+        "key prefix of the Redis event log",
+        group=EVENT_LOG,
     )
     subscriber_buffer: int = setting(
         "COMMSGW_SUBSCRIBER_BUFFER",
         "1024",
         _positive_int,
         "events buffered per subscriber before it is cut off as too slow",
+        group=EVENT_LOG,
     )
     bookmark_interval_s: float = setting(
         "COMMSGW_BOOKMARK_INTERVAL_S",
         "30",
         _positive_float,
         "idle watch streams get a progress bookmark this often (seconds)",
+        group=EVENT_LOG,
     )
     managed_keepalive: bool = setting(
         "COMMSGW_MANAGED_KEEPALIVE",
@@ -214,6 +313,7 @@ class Settings:
         _bool,
         "send keepAlive for every established call seen, so that Graph does not end it after "
         "45 minutes (one replica per call and period when replicas share Redis)",
+        group=KEEPALIVE,
     )
     keepalive_interval_s: float = setting(
         "COMMSGW_KEEPALIVE_INTERVAL_S",
@@ -221,12 +321,14 @@ class Settings:
         _positive_float,
         "how often managed keepAlive is sent per call (seconds; Graph ends a call after 2700 "
         "without one)",
+        group=KEEPALIVE,
     )
     max_wait_s: float = setting(
         "COMMSGW_MAX_WAIT_S",
         "300",
         _positive_float,
         "longest WaitOperation without a deadline or timeout (seconds; at most 3600)",
+        group=EVENT_LOG,
     )
     tone_reorder_window_s: float = setting(
         "COMMSGW_TONE_REORDER_WINDOW_S",
@@ -234,110 +336,153 @@ class Settings:
         _positive_float,
         "longest a webhook POST with a call's DTMF tone waits for the tones before it, so that "
         "they are delivered in sequence order (seconds)",
+        group=WEBHOOK,
     )
-    log_level: str = setting("COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR")
+    log_level: str = setting(
+        "COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR", group=LOGGING
+    )
     log_format: str = setting(
-        "COMMSGW_LOG_FORMAT", "json", _str, "json (one object a line) or text"
+        "COMMSGW_LOG_FORMAT",
+        "json",
+        _str,
+        "json (one object a line) or text",
+        group=LOGGING,
     )
     grpc_tls_cert: pathlib.Path | None = setting(
-        "COMMSGW_GRPC_TLS_CERT", "", _path, "PEM certificate chain for gRPC TLS"
+        "COMMSGW_GRPC_TLS_CERT",
+        "",
+        _path,
+        "PEM certificate chain for gRPC TLS",
+        group=TLS,
     )
     grpc_tls_key: pathlib.Path | None = setting(
-        "COMMSGW_GRPC_TLS_KEY", "", _path, "PEM private key for gRPC TLS"
+        "COMMSGW_GRPC_TLS_KEY",
+        "",
+        _path,
+        "PEM private key for gRPC TLS",
+        group=TLS,
     )
     grpc_client_ca: pathlib.Path | None = setting(
         "COMMSGW_GRPC_CLIENT_CA",
         "",
         _path,
         "CA bundle for client certificates: set it to require mutual TLS",
+        group=TLS,
     )
     http_tls_cert: pathlib.Path | None = setting(
-        "COMMSGW_HTTP_TLS_CERT", "", _path, "PEM certificate chain for HTTPS"
+        "COMMSGW_HTTP_TLS_CERT",
+        "",
+        _path,
+        "PEM certificate chain for HTTPS",
+        group=TLS,
     )
     http_tls_key: pathlib.Path | None = setting(
-        "COMMSGW_HTTP_TLS_KEY", "", _path, "PEM private key for HTTPS"
+        "COMMSGW_HTTP_TLS_KEY",
+        "",
+        _path,
+        "PEM private key for HTTPS",
+        group=TLS,
     )
     allow_insecure_bind: bool = setting(
         "COMMSGW_ALLOW_INSECURE_BIND",
         "false",
         _bool,
         "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
+        group=LISTENING,
     )
     callers_file: pathlib.Path | None = setting(
         "COMMSGW_CALLERS_FILE",
         "",
         _path,
         "JSON file of caller identities and permissions (unset: every caller is trusted)",
+        group=TLS,
     )
-    reflection: bool = setting("COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection")
+    reflection: bool = setting(
+        "COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection", group=LISTENING
+    )
     shutdown_grace_s: float = setting(
         "COMMSGW_SHUTDOWN_GRACE_S",
         "10",
         _positive_float,
         "on SIGTERM, the longest the gateway takes to stop (seconds)",
+        group=SHUTDOWN,
     )
     webhook_drain_s: float = setting(
         "COMMSGW_WEBHOOK_DRAIN_S",
         "2",
         _non_negative_float,
         "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
+        group=SHUTDOWN,
     )
     keepalive_time_s: float = setting(
-        "COMMSGW_KEEPALIVE_TIME_S", "60", _positive_float, "gRPC keepalive ping interval (seconds)"
+        "COMMSGW_KEEPALIVE_TIME_S",
+        "60",
+        _positive_float,
+        "gRPC keepalive ping interval (seconds)",
+        group=LIMITS,
     )
     keepalive_timeout_s: float = setting(
         "COMMSGW_KEEPALIVE_TIMEOUT_S",
         "20",
         _positive_float,
         "gRPC keepalive ping timeout (seconds)",
+        group=LIMITS,
     )
     max_connection_age_s: float = setting(
         "COMMSGW_MAX_CONNECTION_AGE_S",
         "1800",
         _positive_float,
         "gRPC connections are recycled after this long (clients resume watches)",
+        group=LIMITS,
     )
     max_connection_age_grace_s: float = setting(
         "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
         "30",
         _positive_float,
         "time given to calls on a recycled connection (seconds)",
+        group=LIMITS,
     )
     max_streams: int = setting(
         "COMMSGW_MAX_STREAMS",
         "20000",
         _positive_int,
         "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
+        group=LIMITS,
     )
     max_streams_per_caller: int = setting(
         "COMMSGW_MAX_STREAMS_PER_CALLER",
         "5000",
         _positive_int,
         "open WatchOperations streams per caller identity at most (with a callers file)",
+        group=LIMITS,
     )
     max_message_bytes: int = setting(
         "COMMSGW_MAX_MESSAGE_BYTES",
         "1048576",
         _positive_int,
         "largest gRPC message received or sent",
+        group=LIMITS,
     )
     webhook_rate: float = setting(
         "COMMSGW_WEBHOOK_RATE",
         "2000",
         _positive_float,
         "webhook POSTs per second per source address (429 beyond; burst of twice that)",
+        group=WEBHOOK,
     )
     graph_concurrency: int = setting(
         "COMMSGW_GRAPH_CONCURRENCY",
         "256",
         _positive_int,
         "Graph requests in flight at most (a burst of cancels waits its turn)",
+        group=GRAPH,
     )
     event_loop: str = setting(
         "COMMSGW_EVENT_LOOP",
         "uvloop",
         _loop,
         "uvloop (faster webhook and fan-out, measured in bench/) or asyncio",
+        group=LISTENING,
     )
     graph_http_transport: str = setting(
         "COMMSGW_GRAPH_HTTP_TRANSPORT",
@@ -345,6 +490,7 @@ class Settings:
         _transport,
         "HTTP client under the Graph client: aiohttp (its client session; the fastest, measured "
         "in bench/) or httpx (httpx's own pool)",
+        group=GRAPH,
     )
     # Derived in `resolve()`:
     emulator_mode: bool = False

@@ -7,16 +7,34 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from commsgw._config._resolve import resolve
-from commsgw._config._settings import SETTINGS, Settings
+from commsgw._config._settings import GROUPS, SETTINGS, Settings
 from commsgw._errors import ConfigError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; defaults come from the environment in `from_sources`."""
+def add_arguments(
+    parser: argparse.ArgumentParser, *, defaults: Mapping[str, str] | None = None
+) -> None:
+    """One flag per setting, in an argument group per concern (`GROUPS`); each help line names
+    the default (`defaults`: the command's own, as given to `from_sources`) and the variable.
+    A flag left out is None: `from_sources` then takes the environment, then the default. A
+    boolean setting is a pair of flags (`--reflection` / `--no-reflection`)."""
+    groups = {name: parser.add_argument_group(f"settings: {name}") for name in GROUPS}
     for s in SETTINGS:
-        parser.add_argument(
-            s.flag, dest=s.attr, default=None, metavar=s.env, help=f"{s.help} [{s.env}]"
-        )
+        default = (defaults or {}).get(s.attr, s.default)
+        shown = f"default {default}" if default else "unset by default"
+        help_text = f"{s.help} ({shown}; env {s.env})".replace("%", "%%")
+        if s.is_bool:
+            groups[s.group].add_argument(
+                s.flag,
+                dest=s.attr,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            groups[s.group].add_argument(
+                s.flag, dest=s.attr, default=None, metavar=s.metavar, help=help_text
+            )
 
 
 def from_sources(
@@ -35,7 +53,8 @@ def from_sources(
         if overrides is not None and s.attr in overrides:
             raw = overrides[s.attr]
         if raw is None and args is not None:
-            raw = getattr(args, s.attr, None)
+            flag = getattr(args, s.attr, None)
+            raw = ("true" if flag else "false") if isinstance(flag, bool) else flag
             source = s.flag
         if raw is None:
             raw = environ.get(s.env)

@@ -1,8 +1,15 @@
-"""`commsgw demo`: the cancellation story against a running `make run` (gateway + emulator).
+"""`commsgw demo` (`make demo`): the IVR story against a running `make run` (emulator mode only).
 
-Creates an emulator call whose callback is the gateway's webhook, queues two prompts and a
-recording, watches the call through the gateway, cancels through the gateway, and prints each
-cancelled operation as it arrives.
+Someone calls the bot and the bot handles the call through the gateway: the demo watches
+every call through the gateway (WatchOperations with call updates), has the emulator ring the
+gateway's webhook with an incoming call, sees the typed INCOMING CallUpdate, answers it
+(AnswerCall) and sees it ESTABLISHED, subscribes to tones, plays a menu (PlayPrompt, waited),
+has the caller press 1 and sees the tone arrive, records the caller's message (RecordResponse,
+waited; the emulator's caller speaks, then falls silent), prints where the recording is, hangs
+up (HangUpCall) and sees the call TERMINATED. Each step prints one numbered line as it happens.
+
+It exits 0 only when the whole story happened; otherwise one line names the step that did not
+come (each step has --step-timeout) and it exits 1 (2 when it cannot start).
 """
 
 from __future__ import annotations
@@ -11,107 +18,261 @@ import argparse
 import asyncio
 import ssl
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
 from commsgw import _config
-from commsgw.cli._format import format_event
-from commsgw.graph import TokenProvider
+from commsgw.cli._client import (
+    Subparsers,
+    add_client_arguments,
+    connect,
+    positive_seconds,
+    subcommand,
+    target,
+)
+from commsgw.cli._format import format_event, format_operation
 from commsgw_client import GatewayClient, GatewayError
-from graphcomms.v1 import calls_pb2
+from graphcomms.v1 import call_types_pb2, calls_pb2
+
+T = TypeVar("T")
+Event = calls_pb2.WatchOperationsResponse
+
+MENU = "https://cdn.contoso.com/ivr/main-menu.wav"  # the emulator plays any https URI
+CALLER = {"speechAfterS": 0.5, "speechS": 1.5}  # speaks for 1.5 s, then falls silent
 
 
-async def run_demo(environ: Mapping[str, str], target: str, webhook: str) -> int:
+class StepFailed(Exception):
+    """A step of the story did not happen; the message says which and why."""
+
+
+class Story:
+    """Numbered steps, each bounded by the step timeout, and the call's events as the watch
+    streams them."""
+
+    def __init__(self, step_timeout: float) -> None:
+        self.step_timeout = step_timeout
+        self.number = 0
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def step(
+        self, what: str, action: Awaitable[T], line: Callable[[T], str] | None = None
+    ) -> T:
+        """Do one step: wait for `action` (within the step timeout) and print its line."""
+        self.number += 1
+        try:
+            async with asyncio.timeout(self.step_timeout):
+                result = await action
+        except TimeoutError:
+            raise StepFailed(
+                f"step {self.number} ({what}) did not come within {self.step_timeout:g} s"
+            ) from None
+        except GatewayError as err:
+            raise StepFailed(f"step {self.number} ({what}): error: {err}") from None
+        except httpx.HTTPError as err:
+            raise StepFailed(f"step {self.number} ({what}): the emulator: {err}") from None
+        print(f"{self.number}. {line(result) if line else what}", flush=True)
+        return result
+
+    async def sees(
+        self, what: str, call_id: str, matches: Callable[[calls_pb2.CallUpdate], bool]
+    ) -> None:
+        """A step that waits for a call update the watch streams, and prints it."""
+        await self.step(what, self.event(call_id, matches), _streamed)
+
+    async def event(self, call_id: str, matches: Callable[[calls_pb2.CallUpdate], bool]) -> Event:
+        """The next call update of `call_id` that `matches`, as the watch streamed it."""
+        while True:
+            resp = await self.events.get()
+            ev = resp.event
+            kind = ev.WhichOneof("kind")
+            if ev.call_id == call_id and kind == "call_update" and matches(ev.call_update):
+                return resp
+
+
+def _state(state: calls_pb2.CallState.ValueType) -> Callable[[calls_pb2.CallUpdate], bool]:
+    return lambda cu: cu.state == state and not cu.HasField("tone_info")
+
+
+def _tone(tone: call_types_pb2.Tone.ValueType) -> Callable[[calls_pb2.CallUpdate], bool]:
+    return lambda cu: cu.HasField("tone_info") and cu.tone_info.tone == tone
+
+
+def _streamed(resp: Event) -> str:
+    return f"streamed: {format_event(resp)}"
+
+
+def _said(text: str) -> Callable[[object], str]:
+    return lambda _: text
+
+
+def _acked(done: str, rpc: str) -> Callable[[Any], str]:
+    return lambda r: f"{done} through the gateway ({rpc}), graph request-id {r.graph_request_id}"
+
+
+def _operation(done: str) -> Callable[[calls_pb2.Operation], str]:
+    return lambda op: f"{done}: {format_operation(op)}"
+
+
+async def _emulator(http: httpx.AsyncClient, method: str, path: str, body: Any) -> Any:
+    r = await http.request(method, f"/_emulator{path}", json=body)
+    r.raise_for_status()
+    return r.json()
+
+
+async def tell(
+    story: Story, gw: GatewayClient, gateway: str, http: httpx.AsyncClient, webhook: str
+) -> None:
+    """The IVR story, with the gateway `gw` at `gateway` and the emulator's controls on
+    `http`; raises StepFailed at the first step that does not happen."""
+    watch = gw.watch_operations(include_call_updates=True)
+    follow: asyncio.Task[None] | None = None
+
+    async def forward() -> None:
+        async for resp in watch:
+            if resp.WhichOneof("kind") == "event":
+                story.events.put_nowait(resp)
+
+    async def started() -> None:
+        first = await anext(watch)  # the START bookmark: the watch is registered
+        assert first.WhichOneof("kind") == "bookmark", first
+
+    try:
+        await story.step(
+            "watch",
+            started(),
+            _said(
+                f"watching every call through the gateway at {gateway} "
+                "(WatchOperations with call updates)"
+            ),
+        )
+        follow = asyncio.create_task(forward())
+        ring = await story.step(
+            "the emulator rings the gateway",
+            _emulator(http, "POST", "/calls", {"callbackUri": webhook}),
+            lambda r: f"the emulator rings the bot: incoming call {r['id']} (callback {webhook})",
+        )
+        call_id = str(ring["id"])
+        timeout = story.step_timeout
+        await story.sees("the INCOMING call update", call_id, _state(calls_pb2.CALL_STATE_INCOMING))
+        await story.step(
+            "answer the call",
+            gw.answer_call(call_id, timeout=timeout),
+            _acked("answered", "AnswerCall"),
+        )
+        await story.sees(
+            "the ESTABLISHED call update", call_id, _state(calls_pb2.CALL_STATE_ESTABLISHED)
+        )
+        await story.step(
+            "subscribe to tones",
+            gw.subscribe_to_tone(call_id, client_context="ivr-tones", wait=True, timeout=timeout),
+            _operation("subscribed to tones (SubscribeToTone)"),
+        )
+        await story.step(
+            "play the menu",
+            gw.play_prompt(call_id, [MENU], client_context="ivr-menu", wait=True, timeout=timeout),
+            _operation("played the menu (PlayPrompt, waited)"),
+        )
+        await story.step(
+            "the caller presses 1",
+            _emulator(http, "POST", f"/calls/{call_id}/tones", {"tones": "1"}),
+            _said("the caller presses 1 (emulator)"),
+        )
+        await story.sees("the tone 1", call_id, _tone(call_types_pb2.TONE_1))
+        await story.step(
+            "set the caller's speech",
+            _emulator(http, "PUT", f"/calls/{call_id}/caller", CALLER),
+            _said(
+                f"the caller will speak for {CALLER['speechS']:g} s, then fall silent (emulator)"
+            ),
+        )
+        await story.step(
+            "record the message",
+            gw.record_response(
+                call_id,
+                initial_silence_timeout_seconds=5,
+                max_silence_timeout_seconds=1,
+                max_record_duration_seconds=30,
+                client_context="ivr-message",
+                wait=True,
+                timeout=timeout,
+            ),
+            _operation("recorded the message (RecordResponse, waited)"),
+        )
+        await story.step(
+            "hang up", gw.hang_up_call(call_id, timeout=timeout), _acked("hung up", "HangUpCall")
+        )
+        await story.sees(
+            "the TERMINATED call update", call_id, _state(calls_pb2.CALL_STATE_TERMINATED)
+        )
+    finally:
+        watch.close()
+        if follow is not None:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+
+
+async def run_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = _config.from_sources(environ)
     if not settings.emulator_mode:
-        print("the demo runs against the emulator only (unset AZURE_*)", file=sys.stderr)
+        print(
+            "commsgw demo: the demo runs against the emulator only (unset AZURE_*)", file=sys.stderr
+        )
         return 2
     assert settings.ca_file is not None
     if not settings.ca_file.is_file():
-        print(f"no emulator CA at {settings.ca_file}: is `make run` running?", file=sys.stderr)
-        return 1
-    token = await TokenProvider(settings).token(settings.tenant_id)
-    ctx = ssl.create_default_context(cafile=str(settings.ca_file))
-    headers = {"Authorization": f"Bearer {token}"}
+        print(
+            f"commsgw demo: no emulator CA at {settings.ca_file}: is `make run` running?",
+            file=sys.stderr,
+        )
+        return 2
+    webhook = (
+        args.webhook
+        or settings.public_webhook_url
+        or (f"http://{settings.http_addr}{settings.webhook_path}")
+    )
+    story = Story(args.step_timeout)
+    verify = ssl.create_default_context(cafile=str(settings.ca_file))
     async with (
-        httpx.AsyncClient(verify=ctx, base_url=settings.graph_v1_url, headers=headers) as graph,
-        GatewayClient(target) as gw,
+        httpx.AsyncClient(verify=verify, base_url=settings.emulator_url, timeout=10) as http,
+        connect(args, environ) as gw,
     ):
-
-        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-            r = await graph.post(path, json=body)
-            r.raise_for_status()
-            data: dict[str, Any] = r.json()
-            return data
-
-        call = await post(
-            "/communications/calls",
-            {"@odata.type": "#microsoft.graph.call", "callbackUri": webhook},
-        )
-        call_id = str(call["id"])
-        print(f"1. created emulator call {call_id} (callback {webhook})")
-        prompt = {"@odata.type": "#microsoft.graph.mediaPrompt", "mediaInfo": {"uri": "x.wav"}}
-        for ctx_name in ("welcome-prompt", "menu-prompt"):
-            op = await post(
-                f"/communications/calls/{call_id}/playPrompt",
-                {"clientContext": ctx_name, "prompts": [prompt]},
-            )
-            print(f"2. queued playPrompt {op['id']} ({op['status']})")
-        op = await post(
-            f"/communications/calls/{call_id}/recordResponse",
-            {"clientContext": "voicemail", "maxRecordDurationInSeconds": 30},
-        )
-        print(f"2. queued recordResponse {op['id']} ({op['status']})")
-
-        watch = gw.watch_operations(
-            call_ids=[call_id], statuses=[calls_pb2.OPERATION_STATUS_FAILED]
-        )
-        print(f"3. watching call {call_id} through the gateway at {target}")
-        seen = 0
         try:
-            async with asyncio.timeout(15):
-                first = await anext(watch)  # the START bookmark: the watch is registered
-                assert first.WhichOneof("kind") == "bookmark", first
-                try:
-                    resp = await gw.cancel_media_processing(
-                        call_id, client_context="demo", timeout=10
-                    )
-                except GatewayError as err:
-                    print(f"error: {err}", file=sys.stderr)
-                    return 1
-                print(
-                    f"4. cancelled through the gateway: operation {resp.operation.id} "
-                    f"{calls_pb2.OperationStatus.Name(resp.operation.status)}, "
-                    f"graph request-id {resp.graph_request_id}"
-                )
-                async for r in watch:
-                    if r.WhichOneof("kind") != "event":
-                        continue
-                    seen += 1
-                    print(f"5. {format_event(r)}")
-                    if seen == 3:
-                        break
-        except TimeoutError:
-            print(f"only {seen} of 3 cancelled operations arrived", file=sys.stderr)
+            await tell(story, gw, target(args, environ), http, webhook)
+        except StepFailed as failed:
+            print(f"demo: {failed}", file=sys.stderr)
             return 1
-        except GatewayError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        finally:
-            watch.close()
-    print("done: every queued operation came back cancelled (failed, 400/8508).")
+    print(
+        "done: the gateway answered the call, played the menu, heard 1, recorded the message "
+        "and hung up; every step streamed back typed."
+    )
     return 0
 
 
-def main(argv: list[str], environ: Mapping[str, str]) -> int:
-    p = argparse.ArgumentParser(prog="commsgw demo", description=__doc__)
-    p.add_argument("--target", default="127.0.0.1:50051", help="gateway gRPC address")
+def main(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return asyncio.run(run_demo(args, environ))
+
+
+def add_command(sub: Subparsers) -> None:
+    p = subcommand(
+        sub,
+        "demo",
+        "the IVR story end to end, against a running `make run`",
+        __doc__ or "",
+        main,
+        preformatted=True,
+    )
     p.add_argument(
         "--webhook",
-        default="http://127.0.0.1:8080/api/calls",
-        help="the gateway's webhook URL, given to the emulator as the call's callbackUri",
+        default=None,
+        help="the gateway's webhook URL, the incoming call's callback (default: "
+        "COMMSGW_PUBLIC_WEBHOOK_URL, else http://COMMSGW_HTTP_ADDR/api/calls)",
     )
-    args = p.parse_args(argv)
-    return asyncio.run(run_demo(environ, args.target, args.webhook))
+    p.add_argument(
+        "--step-timeout",
+        type=positive_seconds,
+        default=15.0,
+        help="the longest each step may take, in seconds (default 15)",
+    )
+    add_client_arguments(p)

@@ -5,22 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import pathlib
 import signal
+import socket
 import sys
 
 from commsgw._config import DEFAULT_STATE_DIR, EMULATOR_CA_FILE
 from commsgw.emulator._app import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, Emulator, EmulatorConfig
 
+# Bind failures: the port is taken, the address is not this machine's, or it is privileged.
+_CANNOT_LISTEN = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="commsgw emulator",
-        description="Local HTTPS emulator of Microsoft Graph calls + tokens (dev/test only).",
+        description="Local HTTPS emulator of Microsoft Graph's calls API and of the identity "
+        "platform's tokens, for development and tests only. `commsgw dev` runs it together "
+        "with a gateway; this runs it alone (then `commsgw serve` in emulator mode uses it).",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=8443, help="HTTPS port (default 8443; 0 picks a free one)"
+    )
     p.add_argument(
         "--state-dir",
         type=pathlib.Path,
@@ -28,14 +37,45 @@ def _parser() -> argparse.ArgumentParser:
         help=f"where {EMULATOR_CA_FILE} and the server certificate are written (default "
         f"{DEFAULT_STATE_DIR}, where the gateway looks in emulator mode)",
     )
-    p.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
-    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    p.add_argument("--client-secret", default="emulator-secret")
-    p.add_argument("--media-op-seconds", type=float, default=1.0)
-    p.add_argument("--notification-delay", type=float, default=0.0)
-    p.add_argument("--token-lifetime", type=int, default=3600, help="seconds")
-    p.add_argument("--batch-notifications", action="store_true")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--tenant-id",
+        default=DEFAULT_TENANT_ID,
+        help=f"the tenant it issues tokens for (default {DEFAULT_TENANT_ID})",
+    )
+    p.add_argument(
+        "--client-id",
+        default=DEFAULT_CLIENT_ID,
+        help=f"the bot's app id it accepts (default {DEFAULT_CLIENT_ID})",
+    )
+    p.add_argument(
+        "--client-secret",
+        default="emulator-secret",
+        help="the client secret it accepts (default emulator-secret)",
+    )
+    p.add_argument(
+        "--media-op-seconds",
+        type=float,
+        default=1.0,
+        help="how long a prompt or a recording lasts, in seconds (default 1)",
+    )
+    p.add_argument(
+        "--notification-delay",
+        type=float,
+        default=0.0,
+        help="seconds before each notification is delivered (default 0)",
+    )
+    p.add_argument(
+        "--token-lifetime",
+        type=int,
+        default=3600,
+        help="app token lifetime, seconds (default 3600)",
+    )
+    p.add_argument(
+        "--batch-notifications",
+        action="store_true",
+        help="deliver a call's pending notifications together in one POST, as Graph may",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return p
 
 
@@ -80,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(config))
     except OSError as exc:
+        why = exc.strerror or str(exc)
+        if isinstance(exc, socket.gaierror) or exc.errno in _CANNOT_LISTEN:
+            print(
+                f"commsgw emulator: cannot listen on {args.host}:{args.port}: {why}",
+                file=sys.stderr,
+            )
+            return 2
         print(f"commsgw emulator: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

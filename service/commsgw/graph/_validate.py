@@ -87,7 +87,12 @@ def tenant(settings: Settings, raw: str) -> str:
     if not raw:
         return settings.tenant_id
     t = normalize_guid(raw)
-    if t is None or t not in settings.tenants:
+    if t is None:
+        raise InvalidArgument(
+            f"tenant_id {raw[:64]!r} is not a GUID (a tenant id is the directory's GUID)",
+            reason="UNKNOWN_TENANT",
+        )
+    if t not in settings.tenants:
         raise InvalidArgument(
             "tenant_id is not a tenant this gateway is configured for", reason="UNKNOWN_TENANT"
         )

@@ -6,13 +6,18 @@ from typing import Any
 
 import grpc
 from google.protobuf import message_factory
+
+# Reflection serves files from the default descriptor pool, by name and by the symbols they
+# hold: these imports put there what an error's status details carry (google.rpc.ErrorInfo,
+# RetryInfo, Status) and the ErrorReason enum, so that a reflection client decodes them.
+from google.rpc import error_details_pb2, status_pb2  # noqa: F401
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from commsgw._config import Settings
 from commsgw._errors import ConfigError
 from commsgw.server._wire import lenient_deserializer, serialize
-from graphcomms.v1 import calls_pb2
+from graphcomms.v1 import calls_pb2, errors_pb2  # noqa: F401
 
 SERVICE = calls_pb2.DESCRIPTOR.services_by_name["CallsService"]
 SERVICE_NAME = SERVICE.full_name
