@@ -62,10 +62,11 @@ TOPOLOGY = [
     "`mint_notification_token` and reused within their lifetime.",
     "- **Redis** (3's Redis row, 6): the local redis-server on 127.0.0.1:6379.",
     "",
-    "Runs interleave the gateway and its floor (A B A B ..., the same order each round); a "
-    "figure is the median of the per-run figures, with (min-max) of those figures beside it; a "
-    "ratio is the ratio of two medians from this same run, with the spread of the per-round "
-    "ratios.",
+    "Runs interleave the gateway and its floor (A B, B A, A B, ...: the order reversed every "
+    "other round, so that neither always goes first and a drift over the run cancels in the "
+    "pairs); a figure is the median of the per-run figures, with (min-max) of those figures "
+    "beside it; a ratio is the ratio of two medians from this same run, with the spread of the "
+    "per-round ratios (round i of one side against round i of the other).",
 ]
 
 

@@ -24,6 +24,9 @@ from commsgw.emulator import Emulator
 
 # --- figures ------------------------------------------------------------------------------------
 
+# An A/B verdict needs at least this many paired rounds (all one way by chance: p = 2 / 2**n).
+AB_MIN_ROUNDS = 5
+
 
 def med(values: Sequence[float]) -> float:
     v = [x for x in values if math.isfinite(x)]
@@ -119,14 +122,14 @@ class Row:
     def verdict(self) -> str:
         if self.kind == "ab":
             rr = self.round_ratios
-            if not rr:
-                return "one round: no verdict"
+            if len(rr) < AB_MIN_ROUNDS:
+                return f"{len(rr) or 1} round(s): too few for a verdict (use --rounds 5 or more)"
             for side, lower in (("lower", True), ("higher", False)):
                 if all((r < 1) if lower else (r > 1) for r in rr):
-                    good = lower != self.higher_is_better
-                    return (
-                        f"**working tree {side} in every round ({'better' if good else 'worse'})**"
-                    )
+                    good = "better" if lower != self.higher_is_better else "worse"
+                    # Sign test: identical sides give all rounds one way with p = 2 / 2**n.
+                    p = 2 / 2 ** len(rr)
+                    return f"**working tree {side} in all {len(rr)} rounds ({good}; p = {p:.2g})**"
             return "within noise (the rounds disagree)"
         ok = self.ok
         if ok is None:

@@ -6,7 +6,7 @@ JSON to `spec["out"]`. Latencies are in milliseconds.
 Modes:
   cancel_runs  CancelMediaProcessing through each of several paths in turn (a gateway or a
                floor over gRPC, or the same Graph request straight to the emulator with bare
-               httpx or aiohttp), N in flight, for `rounds` rounds (A B C A B C ...), each run
+               httpx or aiohttp), N in flight, for `rounds` rounds (A B C, C B A, ...), each run
                bounded by a count and a time; the server's and the emulator's CPU time (from
                /proc) and the cores' busy time are read around each run;
   ingest_runs  signed notification POSTs, N in flight, to each of several webhooks in turn,
@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from bench._common import BodyTemplate, cpu_seconds
+from bench._common import BodyTemplate, cpu_seconds, in_turn
 from bench._pin import core_times
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
@@ -123,8 +123,8 @@ async def _timed_run(
 async def _rounds(
     spec: Spec, clients: dict[str, Callable[[int], Awaitable[str]]]
 ) -> dict[str, Any]:
-    """Every path of `spec["paths"]` run in turn, `rounds` times, in the same order each round
-    (A B C A B C ...): one record per run, and every latency of each path."""
+    """Every path of `spec["paths"]` run in turn, `rounds` times, the order reversed every
+    other round (A B C, C B A, A B C, ...): one record per run, with its latencies."""
     conc, rounds = int(spec["concurrency"]), int(spec["rounds"])
     n, seconds = int(spec.get("n", 0)), float(spec["seconds"])
     emulator = spec.get("emulator_pid")
@@ -137,7 +137,7 @@ async def _rounds(
             )
     runs: list[dict[str, Any]] = []
     for r in range(rounds):
-        for p in spec["paths"]:
+        for p in in_turn(spec["paths"], r):
             res = await _timed_run(
                 clients[p["name"]],
                 concurrency=conc,

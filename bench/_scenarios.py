@@ -1,5 +1,5 @@
 """The scenarios: each runs the gateway and its floor (or, in an A/B run, the gateway from the
-working tree and from REV) interleaved in the same run (A B A B ..., `ctx.rounds` runs each),
+working tree and from REV) interleaved in the same run (A B, B A, ..., `ctx.rounds` runs each),
 and returns rows for the targets table (medians of per-run figures, their spread, ratios of
 medians), figures for the plots and notes."""
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import TENANT, guid, pct, sample, summary
+from bench._common import TENANT, guid, in_turn, pct, sample, summary
 from bench._ctx import (
     Ctx,
     Result,
@@ -131,7 +131,7 @@ async def cancel_latency(ctx: Ctx) -> Result:
             (FLOOR_AIOHTTP, ctx.floor("cancel-aiohttp")),
         ]
     )
-    n = ctx.count(400, 100)
+    n = ctx.count(1000, 100)
     async with running(*(s for _, s in sides + floors)):
         paths = _grpc_paths(sides)
         if not ctx.ab:
@@ -194,7 +194,7 @@ async def cancel_latency(ctx: Ctx) -> Result:
             ),
         ]
     res.lines += [
-        f"{n} sequential cancels per run and path, the paths in turn (A B C D, A B C D, ...), "
+        f"{n} sequential cancels per run and path, the paths in turn (A B C D, D C B A, ...), "
         f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}; one load process, 50 warm-up calls "
         "per path first. Figures are medians over the runs with (min-max) of the per-run "
         "figures; server CPU is the server process's user + system time (/proc) over the run "
@@ -578,7 +578,7 @@ async def tracing(ctx: Ctx) -> Result:
                 ctx.cancel_spec(
                     paths=paths,
                     concurrency=c,
-                    n=ctx.count(400, 100) if seq else 0,
+                    n=ctx.count(1000, 100) if seq else 0,
                     seconds=ctx.secs(20, 5) if seq else ctx.secs(3, 1),
                     rounds=ctx.rounds,
                     warmup=50 if seq else c,
@@ -761,8 +761,8 @@ async def fanout(ctx: Ctx) -> Result:
             ("4a", a_subs, True, a_rate),
             ("4b", b_subs, False, b_rate),
         ):
-            for _ in range(ctx.rounds):
-                for name, server, url, k in variants:
+            for r in range(ctx.rounds):
+                for name, server, url, k in in_turn(variants, r):
                     key = f"{label} {name}"
                     runs.setdefault(key, []).append(
                         await _fanout_run(
@@ -1022,8 +1022,8 @@ async def redis_fanout(ctx: Ctx) -> Result:
     runs: dict[str, list[dict[str, Any]]] = {}
     with ctx.topo.redis_unpinned():
         async with running(r1, r2, mem), _redis_keys_dropped(key):
-            for _ in range(ctx.rounds):
-                for name, servers, k in variants:
+            for r in range(ctx.rounds):
+                for name, servers, k in in_turn(variants, r):
                     runs.setdefault(name, []).append(
                         await _fanout_run(
                             ctx,
@@ -1155,7 +1155,7 @@ async def cold_start(ctx: Ctx) -> Result:
     starts: dict[str, list[float]] = {}
     rss: dict[str, list[float]] = {}
     for i in range(n):
-        for name, make in makers:
+        for name, make in in_turn(makers, i):
             s = make(i)
             async with running(s):
                 starts.setdefault(name, []).append(s.cold_start_s * 1000)
