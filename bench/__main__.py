@@ -29,7 +29,7 @@ from typing import Any
 from bench import _report
 from bench._ab import worktree
 from bench._ctx import Ctx, Result, Row, ratio_cell, spread
-from bench._pin import Topology
+from bench._pin import Topology, core_times, steal
 from bench._scenarios import AB_SCENARIOS, SCENARIOS, setup
 from commsgw.emulator import Emulator, EmulatorConfig
 
@@ -166,6 +166,7 @@ async def _run(
             t = time.perf_counter()
             print(f"bench: {name} ...", flush=True)
             load_before = os.getloadavg()[0]
+            cores_before = core_times()
             try:
                 res = await SCENARIOS[name](ctx)
             except Exception as exc:
@@ -175,10 +176,16 @@ async def _run(
                 res.lines.append(f"The scenario failed: `{type(exc).__name__}: {exc}`"[:2000])
                 res.rows.append(Row(name, "failed", "", [], [], "-", kind="max", limit=0))
             load = os.getloadavg()[0]
+            cores_after = core_times()
+            stolen = ", ".join(
+                f"core {c} {steal(cores_before, cores_after, (c,)) * 100:.1f}%"
+                for c in sorted(cores_after)
+            )
             res.lines += [
                 "",
                 f"_Load average (1 min) before / after this scenario: {load_before:.2f} / "
-                f"{load:.2f} on {os.cpu_count()} cores._",
+                f"{load:.2f} on {os.cpu_count()} cores; steal time (the hypervisor running "
+                f"someone else): {stolen}._",
             ]
             results.append(res)
             print(f"bench: {name} done in {time.perf_counter() - t:.1f} s", flush=True)
@@ -232,7 +239,7 @@ async def _run(
         profiles=ctx.profiles,
         footer=footer,
         ab=f"{ab.label} ({ab.sha[:12]})" if ab else None,
-        name=f"ab-{ab.rev.replace('/', '_')}.md" if ab else "report.md",
+        filename=f"ab-{ab.rev.replace('/', '_')}.md" if ab else "report.md",
     )
     print(f"bench: report written to {path}")
     return 1 if failed else 0

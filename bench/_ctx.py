@@ -406,15 +406,17 @@ async def running(*servers: Server) -> AsyncIterator[None]:
 
 
 async def profiled(
-    ctx: Ctx, name: str, server: Server, seconds: float
+    ctx: Ctx, name: str, server: Server, seconds: float, *, delay: float = 0.0
 ) -> asyncio.Task[None] | None:
-    """With --profile, sample the server with py-spy for `seconds` (top functions kept).
-    Only ever during an extra run whose figures are not reported: py-spy takes CPU too."""
+    """With --profile, sample the server with py-spy for `seconds` after `delay` (the load's
+    start and warm-up left out; top functions kept). Only ever during an extra run whose
+    figures are not reported: py-spy takes CPU too."""
     if not ctx.profile:
         return None
-    out = ctx.workdir / f"profile-{len(ctx.profiles)}.txt"
+    out = ctx.workdir / f"profile-{len(ctx.profiles)}-{server.name}.txt"
 
     async def run() -> None:
+        await asyncio.sleep(delay)
         argv = ctx.topo.wrap(
             module_argv("bench._profile", server.pid, seconds, out), ctx.topo.cores("load")
         )

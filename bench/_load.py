@@ -138,6 +138,11 @@ async def _rounds(
     runs: list[dict[str, Any]] = []
     for r in range(rounds):
         for p in in_turn(spec["paths"], r):
+            # Warm again, untimed: a server's idle pooled connections to Graph expire (httpx's
+            # default keep-alive expiry, 5 s) while the other paths run, and re-opening them
+            # (TLS handshakes) belongs to no steady state.
+            one = clients[p["name"]]
+            await asyncio.gather(*(one(i) for i in range(conc)), return_exceptions=True)
             res = await _timed_run(
                 clients[p["name"]],
                 concurrency=conc,

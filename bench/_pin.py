@@ -52,28 +52,41 @@ def thread_masks(pid: int) -> dict[int, set[int]]:
     return out
 
 
-def core_times() -> dict[int, tuple[int, int]]:
-    """(busy, total) jiffies of each core since boot (/proc/stat; idle and iowait are idle)."""
-    out: dict[int, tuple[int, int]] = {}
+CoreTimes = dict[int, tuple[int, ...]]
+
+
+def core_times() -> CoreTimes:
+    """(busy, total, steal) jiffies of each core since boot (/proc/stat): busy is anyone's work
+    in this machine (idle, iowait and steal left out); steal is time the hypervisor gave this
+    virtual core's physical one to someone else."""
+    out: CoreTimes = {}
     with open("/proc/stat") as f:
         for line in f:
             if not line.startswith("cpu") or line.startswith("cpu "):
                 continue
             name, *vals = line.split()
-            v = [int(x) for x in vals]
-            idle = v[3] + (v[4] if len(v) > 4 else 0)
+            v = [int(x) for x in vals] + [0] * 8
+            steal = v[7]
             total = sum(v[:8])
-            out[int(name[3:])] = (total - idle, total)
+            out[int(name[3:])] = (total - v[3] - v[4] - steal, total, steal)
     return out
 
 
-def busy(
-    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], cores: Sequence[int]
-) -> float:
+def _share(before: CoreTimes, after: CoreTimes, cores: Sequence[int], i: int) -> float:
+    cs = [c for c in cores if c in after and c in before]
+    part = sum(after[c][i] - before[c][i] for c in cs)
+    total = sum(after[c][1] - before[c][1] for c in cs)
+    return part / total if total else float("nan")
+
+
+def busy(before: CoreTimes, after: CoreTimes, cores: Sequence[int]) -> float:
     """Busy fraction of `cores` together between two `core_times` readings (anyone's work)."""
-    b = sum(after[c][0] - before[c][0] for c in cores if c in after and c in before)
-    t = sum(after[c][1] - before[c][1] for c in cores if c in after and c in before)
-    return b / t if t else float("nan")
+    return _share(before, after, cores, 0)
+
+
+def steal(before: CoreTimes, after: CoreTimes, cores: Sequence[int]) -> float:
+    """Fraction of the time the hypervisor ran someone else on `cores`' physical cores."""
+    return _share(before, after, cores, 2)
 
 
 @dataclass

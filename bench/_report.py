@@ -77,7 +77,7 @@ def write(
     profiles: dict[str, list[tuple[str, float]]],
     footer: list[str],
     ab: str | None = None,
-    name: str = "report.md",
+    filename: str = "report.md",
 ) -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [r for res in results for r in res.rows]
@@ -91,10 +91,13 @@ def write(
                 lines += [f"![{p['title']}]({file})", ""]
     if profiles:
         lines += [
-            "## Profiles (py-spy, gateway process)",
+            "## Profiles (py-spy)",
             "",
-            "Share of the gateway's busy samples spent in (or under) each function, sampled "
-            "at 250 Hz without pausing the process, during the named run.",
+            "Share of the server's samples spent in (or under) each function, sampled at 250 Hz "
+            "without pausing the process, during an extra run of the named load after its "
+            "warm-up (those runs' figures are not reported: py-spy takes CPU on the load's "
+            "core). The interpreter's, the event loop's and the threads' own frames are left "
+            "out.",
             "",
         ]
         for name, top in profiles.items():
@@ -102,6 +105,6 @@ def write(
             lines += [f"| `{f}` | {share:.1f} |" for f, share in top]
             lines.append("")
     lines += footer
-    path = folder / name
+    path = folder / filename
     path.write_text("\n".join(lines) + "\n")
     return path

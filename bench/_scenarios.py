@@ -101,16 +101,17 @@ def _grpc_paths(servers: list[tuple[str, Server]]) -> list[dict[str, Any]]:
     return [{"name": n, "kind": "grpc", "target": s.target, "pid": s.pid} for n, s in servers]
 
 
-async def _profile_cancels(ctx: Ctx, name: str, gw: Server, concurrency: int) -> None:
-    prof = await profiled(ctx, name, gw, 4)
+async def _profile_cancels(ctx: Ctx, name: str, server: Server, concurrency: int) -> None:
+    # py-spy starts after the load process's start and warm-up (about 2 s).
+    prof = await profiled(ctx, name, server, 4, delay=2.5)
     if prof:  # an extra, unreported run under the profiler
         await ctx.run_load(
             "cancel_runs",
             ctx.cancel_spec(
-                paths=_grpc_paths([("gateway", gw)]),
+                paths=_grpc_paths([("server", server)]),
                 concurrency=concurrency,
                 rounds=1,
-                seconds=5,
+                seconds=6,
                 warmup=concurrency,
             ),
         )
@@ -140,7 +141,7 @@ async def cancel_latency(ctx: Ctx) -> Result:
             paths=paths, concurrency=1, n=n, seconds=ctx.secs(20, 5), rounds=ctx.rounds, warmup=50
         )
         data = await ctx.run_load("cancel_runs", spec)
-        await _profile_cancels(ctx, "1 cancel, one at a time", sides[0][1], 1)
+        await _profile_cancels(ctx, "1 cancel, one at a time, gateway", sides[0][1], 1)
     runs = by_path(data, ctx.topo)
     if ctx.ab:
         res.rows += ab_rows(
@@ -304,7 +305,11 @@ async def cancel_throughput(ctx: Ctx) -> Result:
                 )
             table[c] = by_path(data, ctx.topo)
             raw[c] = data
-        await _profile_cancels(ctx, f"2 cancel throughput @{top}", sides[0][1], top)
+        await _profile_cancels(ctx, f"2 cancel throughput @{top}, gateway", sides[0][1], top)
+        if floors:
+            await _profile_cancels(
+                ctx, f"2 cancel throughput @{top}, {FLOOR_HTTPX}", floors[0][1], top
+            )
     at = table[top]
     if ctx.ab:
         res.rows += ab_rows(
@@ -441,11 +446,11 @@ async def webhook_ingest(ctx: Ctx) -> Result:
             )
         data = await ctx.run_load("ingest_runs", spec)
         gw = sides[0][1]
-        prof = await profiled(ctx, "3 webhook ingest", gw, 4)
+        prof = await profiled(ctx, "3 webhook ingest, gateway", gw, 4, delay=1.5)
         if prof:  # an extra, unreported run under the profiler
             await ctx.run_load(
                 "ingest_runs",
-                {**spec, "rounds": 1, "seconds": 5, "paths": [spec["paths"][0]]},
+                {**spec, "rounds": 1, "seconds": 6, "paths": [spec["paths"][0]]},
             )
             await prof
     runs = by_path(data, ctx.topo)
