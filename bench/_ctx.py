@@ -217,7 +217,7 @@ def runs_table(
         + " ---: | ---: | ---: |",
     ]
     for name, runs in paths.items():
-        others = [r["server_core"] - r["server_share"] for r in runs]
+        others = [max(0.0, r["server_core"] - r["server_share"]) for r in runs]
         emu = f" {spread(col(runs, 'emulator_us'))} |" if emulator else ""
         out.append(
             f"| {name} | {len(runs)} | {spread(col(runs, 'rate'))} | "

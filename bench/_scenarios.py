@@ -730,7 +730,7 @@ def _fanout_table(
         for r in rs:
             for k, v in r["statuses"].items():
                 statuses[k] = statuses.get(k, 0) + v
-        others = [r["server_core"] - r["server_share"] for r in rs]
+        others = [max(0.0, r["server_core"] - r["server_share"]) for r in rs]
         busy_cells = f"{spread(col(rs, 'server_share'), 0)} / {spread(others, 0)}"
         if not unpinned:
             busy_cells += f" | {spread(col(rs, 'rest_core'), 0)}"
