@@ -137,6 +137,22 @@ class Row:
         return "**pass**" if ok else f"**MISS** ({self.miss})"
 
 
+def compare(
+    scenario: str,
+    metric: str,
+    unit: str,
+    runs: Sequence[dict[str, Any]],
+    other: Sequence[dict[str, Any]],
+    key: str,
+    target: str = "recorded",
+    **kw: Any,
+) -> Row:
+    """A row comparing the per-run figure `key` of two paths' runs."""
+    return Row(
+        scenario, metric, unit, col(runs, key), col(other, key) if other else [], target, **kw
+    )
+
+
 def ratio_cell(row: Row) -> str:
     r = row.ratio
     if not math.isfinite(r):
@@ -195,7 +211,7 @@ def latencies(data: dict[str, Any], path: str) -> list[float]:
     return [x for run in data["runs"] if run["path"] == path for x in run["latencies"]]
 
 
-def col(runs: list[dict[str, Any]], key: str) -> list[float]:
+def col(runs: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in runs]
 
 
@@ -229,6 +245,14 @@ def runs_table(
     if not topo.pinned:
         out.append("")
         out.append("(Unpinned: both busy columns are of all cores.)")
+    saturated = [name for name, runs in paths.items() if med(col(runs, "rest_core")) >= 95]
+    if topo.pinned and saturated:
+        out += [
+            "",
+            f"Core {rc} (the emulator, the load generator) was 95% busy or more in the runs of "
+            f"{', '.join(saturated)}: there the rate is the load side's limit, not the server's; "
+            "the CPU per operation still compares the servers.",
+        ]
     return out
 
 

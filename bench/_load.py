@@ -412,16 +412,9 @@ async def media_cpu(spec: Spec) -> dict[str, Any]:
     pid, n, rounds = int(spec["pid"]), int(spec["n"]), int(spec["rounds"])
     prompt = call_types_pb2.MediaInfo(uri="https://cdn.example/bench.wav")
     out: dict[str, list[float]] = {"cancel_us": [], "play_us": [], "cancel_ms": [], "play_ms": []}
+    cancel, close = _grpc_cancel(spec["target"], calls)
     async with grpc.aio.insecure_channel(spec["target"]) as ch:
         stub = calls_pb2_grpc.CallsServiceStub(ch)
-
-        async def cancel(i: int) -> None:
-            await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(
-                    call_id=calls[i % len(calls)], client_context="bench"
-                ),
-                timeout=10,
-            )
 
         async def play(i: int) -> None:
             await stub.PlayPrompt(
@@ -443,6 +436,7 @@ async def media_cpu(spec: Spec) -> dict[str, Any]:
                     await fn(i)
                     out[f"{name}_ms"].append((time.perf_counter() - t) * 1000)
                 out[f"{name}_us"].append((cpu_seconds(pid) - c0) / n * 1e6)
+    await close()
     return out
 
 

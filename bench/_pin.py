@@ -184,6 +184,7 @@ class Topology:
             yield
             return
         pid = self._redis_restore[0]
+        self.redis += " (on every core while scenario 6 ran)"
         with contextlib.suppress(OSError):
             pin_all_threads(pid, self.every)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import ssl
 import subprocess
@@ -25,6 +26,7 @@ from bench._ctx import (
     Row,
     by_path,
     col,
+    compare,
     latencies,
     med,
     profiled,
@@ -39,6 +41,16 @@ FLOOR_HTTPX = "floor: grpc.aio + httpx over AiohttpTransport"
 FLOOR_AIOHTTP = "floor: grpc.aio + plain aiohttp"
 DIRECT_HTTPX = "direct httpx (no gRPC hop)"
 DIRECT_AIOHTTP = "direct aiohttp (no gRPC hop)"
+
+
+def _ab_metrics(op: str, rate: bool = False) -> list[tuple[str, str, str, bool]]:
+    """The A/B metrics of a request scenario: CPU per `op`, latency p50 / p99 (and rate)."""
+    out = [
+        ("server_us", f"gateway CPU per {op} (µs)", "µs", False),
+        ("p50", "latency p50 (ms)", "ms", False),
+        ("p99", "latency p99 (ms)", "ms", False),
+    ]
+    return out + ([("rate", f"{op}s/s", "/s", True)] if rate else [])
 
 
 def ab_rows(
@@ -121,17 +133,17 @@ async def _profile_cancels(ctx: Ctx, name: str, server: Server, concurrency: int
 # --- 1. cancel latency and CPU, one at a time -------------------------------------------------
 
 
+def _cancel_floors(ctx: Ctx) -> list[tuple[str, Server]]:
+    """The two cancel floors (none in an A/B run)."""
+    if ctx.ab:
+        return []
+    return [(FLOOR_HTTPX, ctx.floor("cancel-httpx")), (FLOOR_AIOHTTP, ctx.floor("cancel-aiohttp"))]
+
+
 async def cancel_latency(ctx: Ctx) -> Result:
     res = Result("cancel_latency", "1. Cancel, one at a time: latency and CPU per call")
     sides = ctx.sides("gw-cancel", ctx.env())
-    floors = (
-        []
-        if ctx.ab
-        else [
-            (FLOOR_HTTPX, ctx.floor("cancel-httpx")),
-            (FLOOR_AIOHTTP, ctx.floor("cancel-aiohttp")),
-        ]
-    )
+    floors = _cancel_floors(ctx)
     n = ctx.count(1000, 100)
     async with running(*(s for _, s in sides + floors)):
         paths = _grpc_paths(sides)
@@ -144,56 +156,19 @@ async def cancel_latency(ctx: Ctx) -> Result:
         await _profile_cancels(ctx, "1 cancel, one at a time, gateway", sides[0][1], 1)
     runs = by_path(data, ctx.topo)
     if ctx.ab:
-        res.rows += ab_rows(
-            ctx,
-            "1 cancel, one at a time",
-            runs,
-            [
-                ("p50", "latency p50 (ms)", "ms", False),
-                ("p99", "latency p99 (ms)", "ms", False),
-                ("server_us", "gateway CPU per call (µs)", "µs", False),
-            ],
-        )
+        res.rows += ab_rows(ctx, "1 cancel, one at a time", runs, _ab_metrics("call"))
     else:
-        gw = runs["gateway"]
+        gw, lat, cpu = runs["gateway"], "1 cancel latency", "1 cancel CPU per call"
         res.rows += [
-            Row(
-                "1 cancel latency",
-                "latency p50 (ms): gateway vs direct httpx",
-                "ms",
-                col(gw, "p50"),
-                col(runs[DIRECT_HTTPX], "p50"),
-                "<= 1.3x direct",
-                kind="ratio",
-                limit=1.3,
-            ),
-            Row(
-                "1 cancel CPU per call",
-                "server CPU per call (µs): gateway vs floor (grpc.aio + httpx/AiohttpTransport)",
-                "µs",
-                col(gw, "server_us"),
-                col(runs[FLOOR_HTTPX], "server_us"),
-                "<= 1.3x floor",
-                kind="ratio",
-                limit=1.3,
-            ),
-            Row(
-                "1 cancel CPU per call",
-                "server CPU per call (µs): gateway vs floor (grpc.aio + plain aiohttp)",
-                "µs",
-                col(gw, "server_us"),
-                col(runs[FLOOR_AIOHTTP], "server_us"),
-                "recorded",
-            ),
-            Row(
-                "1 cancel latency",
-                "latency p50 (ms): gateway vs floor (grpc.aio + httpx/AiohttpTransport)",
-                "ms",
-                col(gw, "p50"),
-                col(runs[FLOOR_HTTPX], "p50"),
-                "recorded",
-            ),
-        ]
+            compare(lat, "latency p50 (ms): gateway vs direct httpx", "ms", gw,
+                    runs[DIRECT_HTTPX], "p50", "<= 1.3x direct", kind="ratio", limit=1.3),
+            compare(cpu, f"server CPU per call (µs): gateway vs {FLOOR_HTTPX}", "µs", gw,
+                    runs[FLOOR_HTTPX], "server_us", "<= 1.3x floor", kind="ratio", limit=1.3),
+            compare(cpu, f"server CPU per call (µs): gateway vs {FLOOR_AIOHTTP}", "µs", gw,
+                    runs[FLOOR_AIOHTTP], "server_us"),
+            compare(lat, f"latency p50 (ms): gateway vs {FLOOR_HTTPX}", "ms", gw,
+                    runs[FLOOR_HTTPX], "p50"),
+        ]  # fmt: skip
     res.lines += [
         f"{n} sequential cancels per run and path, the paths in turn (A B C D, D C B A, ...), "
         f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}; one load process, 50 warm-up calls "
@@ -262,14 +237,7 @@ async def cancel_throughput(ctx: Ctx) -> Result:
     top = 200
     levels = [top] if ctx.smoke or ctx.ab else [1, 10, 50, top]
     sides = ctx.sides("gw-throughput", ctx.env())
-    floors = (
-        []
-        if ctx.ab
-        else [
-            (FLOOR_HTTPX, ctx.floor("cancel-httpx")),
-            (FLOOR_AIOHTTP, ctx.floor("cancel-aiohttp")),
-        ]
-    )
+    floors = _cancel_floors(ctx)
     table: dict[int, dict[str, list[dict[str, Any]]]] = {}
     raw: dict[int, dict[str, Any]] = {}
     async with running(*(s for _, s in sides + floors)):
@@ -312,47 +280,24 @@ async def cancel_throughput(ctx: Ctx) -> Result:
             )
     at = table[top]
     if ctx.ab:
-        res.rows += ab_rows(
-            ctx,
-            f"2 cancel throughput @{top}",
-            at,
-            [
-                ("rate", "cancels/s", "/s", True),
-                ("server_us", "gateway CPU per cancel (µs)", "µs", False),
-                ("p99", "latency p99 (ms)", "ms", False),
-            ],
-        )
+        res.rows += ab_rows(ctx, f"2 cancel @{top}", at, _ab_metrics("cancel", rate=True))
     else:
+        sc, gw = f"2 cancel throughput @{top}", at["gateway"]
+        for r in (x for v in at.values() for x in v):
+            # What one core could serve at this CPU per cancel: the server's own limit, when
+            # the load's core is the one that saturates.
+            r["capacity"] = 1e6 / r["server_us"] if r["server_us"] > 0 else math.nan
         res.rows += [
-            Row(
-                f"2 cancel throughput @{top}",
-                "cancels/s: gateway vs floor (grpc.aio + httpx/AiohttpTransport)",
-                "/s",
-                col(at["gateway"], "rate"),
-                col(at[FLOOR_HTTPX], "rate"),
-                ">= 0.8x floor",
-                kind="ratio",
-                limit=0.8,
-                higher_is_better=True,
-            ),
-            Row(
-                f"2 cancel throughput @{top}",
-                "server CPU per cancel (µs): gateway vs floor (grpc.aio + httpx/AiohttpTransport)",
-                "µs",
-                col(at["gateway"], "server_us"),
-                col(at[FLOOR_HTTPX], "server_us"),
-                "recorded",
-            ),
-            Row(
-                f"2 cancel throughput @{top}",
-                "cancels/s: gateway vs floor (grpc.aio + plain aiohttp)",
-                "/s",
-                col(at["gateway"], "rate"),
-                col(at[FLOOR_AIOHTTP], "rate"),
-                "recorded",
-                higher_is_better=True,
-            ),
-        ]
+            compare(sc, f"cancels/s: gateway vs {FLOOR_HTTPX}", "/s", gw, at[FLOOR_HTTPX],
+                    "rate", ">= 0.8x floor", kind="ratio", limit=0.8, higher_is_better=True),
+            compare(sc, f"one core's capacity (1e6 / CPU µs per cancel, cancels/s): gateway vs "
+                    f"{FLOOR_HTTPX}", "/s", gw, at[FLOOR_HTTPX], "capacity",
+                    ">= 0.8x floor", kind="ratio", limit=0.8, higher_is_better=True),
+            compare(sc, f"server CPU per cancel (µs): gateway vs {FLOOR_HTTPX}", "µs", gw,
+                    at[FLOOR_HTTPX], "server_us"),
+            compare(sc, f"cancels/s: gateway vs {FLOOR_AIOHTTP}", "/s", gw, at[FLOOR_AIOHTTP],
+                    "rate", higher_is_better=True),
+        ]  # fmt: skip
     res.lines += [
         f"Cancels in flight from one load process (one gRPC channel, or one client pool for the "
         f"direct path), {ctx.secs(4, 1):g} s per run at {top} in flight, the paths in turn, "
@@ -455,70 +400,25 @@ async def webhook_ingest(ctx: Ctx) -> Result:
             await prof
     runs = by_path(data, ctx.topo)
     if ctx.ab:
-        res.rows += ab_rows(
-            ctx,
-            "3 webhook ingest",
-            runs,
-            [
-                ("server_us", "gateway CPU per POST (µs)", "µs", False),
-                ("rate", "POSTs/s", "/s", True),
-                ("p99", "latency p99 (ms)", "ms", False),
-            ],
-        )
+        res.rows += ab_rows(ctx, "3 webhook ingest", runs, _ab_metrics("POST", rate=True))
     else:
-        g = runs["gateway"]
+        g, cpu, fl = runs["gateway"], "3 webhook ingest CPU per POST", runs[floor_name]
         res.rows += [
-            Row(
-                "3 webhook ingest CPU per POST",
-                "server CPU per POST (µs): gateway (a reused token, from its cache) vs floor "
-                "(aiohttp + one RS256 verification)",
-                "µs",
-                col(g, "server_us"),
-                col(runs[floor_name], "server_us"),
-                "<= 1.5x floor",
-                kind="ratio",
-                limit=1.5,
-            ),
-            Row(
-                "3 webhook ingest CPU per POST",
-                "server CPU per POST (µs): gateway (a token it has not verified, on each POST) "
-                "vs floor (aiohttp + one RS256 verification)",
-                "µs",
-                col(runs[fresh_name], "server_us"),
-                col(runs[floor_name], "server_us"),
-                "<= 1.5x floor",
-                kind="ratio",
-                limit=1.5,
-            ),
-            Row(
-                "3 webhook ingest CPU per POST",
-                "server CPU per POST (µs): gateway vs bare (aiohttp, 202 only)",
-                "µs",
-                col(g, "server_us"),
-                col(runs[bare_name], "server_us"),
-                "recorded",
-            ),
-            Row(
-                "3 webhook ingest",
-                "POSTs/s: gateway vs floor (aiohttp + one RS256 verification)",
-                "/s",
-                col(g, "rate"),
-                col(runs[floor_name], "rate"),
-                "recorded",
-                higher_is_better=True,
-            ),
-        ]
+            compare(cpu, f"server CPU per POST (µs): gateway (a reused token, from its cache) "
+                    f"vs {floor_name}", "µs", g, fl, "server_us", "<= 1.5x floor",
+                    kind="ratio", limit=1.5),
+            compare(cpu, f"server CPU per POST (µs): {fresh_name} vs {floor_name}", "µs",
+                    runs[fresh_name], fl, "server_us", "<= 1.5x floor", kind="ratio", limit=1.5),
+            compare(cpu, f"server CPU per POST (µs): gateway vs {bare_name}", "µs", g,
+                    runs[bare_name], "server_us"),
+            compare("3 webhook ingest", f"POSTs/s: gateway vs {floor_name}", "/s", g, fl, "rate",
+                    higher_is_better=True),
+        ]  # fmt: skip
         if redis_name in runs:
             res.rows.append(
-                Row(
-                    "3 webhook ingest CPU per POST",
-                    "server CPU per POST (µs): gateway on the Redis event log vs in memory",
-                    "µs",
-                    col(runs[redis_name], "server_us"),
-                    col(g, "server_us"),
-                    "recorded",
-                )
-            )
+                compare(cpu, "server CPU per POST (µs): gateway on the Redis event log vs in "
+                        "memory", "µs", runs[redis_name], g, "server_us")
+            )  # fmt: skip
     statuses: dict[str, dict[str, int]] = {}
     for run in data["runs"]:
         acc = statuses.setdefault(run["path"], {})
@@ -710,7 +610,8 @@ def _fanout_table(
 ) -> list[str]:
     sc, rc = ",".join(map(str, ctx.topo.server)), ",".join(map(str, ctx.topo.rest))
     cores = (
-        f"cores {','.join(map(str, ctx.topo.every))} busy %: the servers / anything else"
+        f"cores {','.join(map(str, ctx.topo.every))} busy %: the servers / the rest (load, "
+        "Redis, anyone else)"
         if unpinned
         else f"core {sc} busy %: the server / anything else | core {rc} busy %"
     )
@@ -794,80 +695,74 @@ async def fanout(ctx: Ctx) -> Result:
                     profile_as=f"{label} fan-out",
                 )
     gw, gwb = "gateway", f"gateway, batches of {batch}"
-    if ctx.ab:
-        for label in ("4a", "4b"):
-            for suffix in ("", f", batches of {batch}"):
-                res.rows += ab_rows(
-                    ctx,
-                    f"{label} fan-out{suffix}",
-                    {
-                        "gateway": runs[f"{label} gateway{suffix}"],
-                        "rev": runs[f"{label} {ctx.ab.label}{suffix}"],
-                    },
-                    [
-                        (
-                            "cpu_us_per_delivered",
-                            "server CPU per delivered event (µs)",
-                            "µs",
-                            False,
-                        ),
-                        ("p99", "latency p99 (ms)", "ms", False),
-                    ],
-                    rev="rev",
+    fan_ab = [
+        ("cpu_us_per_delivered", "server CPU per delivered event (µs)", "µs", False),
+        ("p99", "latency p99 (ms)", "ms", False),
+    ]
+    for label, limit, what in (
+        ("4a", 20.0, f"{a_subs:,} subscribers of one call each, {a_rate:,.0f} events/s"),
+        ("4b", 50.0, f"{b_subs:,} subscribers of everything, {b_rate:,.0f} events/s"),
+    ):
+        if ctx.ab:
+            for sfx in ("", f", batches of {batch}"):
+                pair = {
+                    "gateway": runs[f"{label} gateway{sfx}"],
+                    "rev": runs[f"{label} {ctx.ab.label}{sfx}"],
+                }
+                res.rows += ab_rows(ctx, f"{label} fan-out{sfx}", pair, fan_ab, rev="rev")
+            continue
+        bare_runs = runs[f"{label} bare"]
+        for name in (gw, gwb):
+            res.rows.append(
+                compare(
+                    f"{label} fan-out",
+                    f"{what}: p99 (ms), {name} vs bare",
+                    "ms",
+                    runs[f"{label} {name}"],
+                    bare_runs,
+                    "p99",
+                    f"p99 < {limit:g} ms",
+                    kind="max",
+                    limit=limit,
                 )
-    else:
-        for label, limit, what in (
-            ("4a", 20.0, f"{a_subs:,} subscribers of one call each, {a_rate:,.0f} events/s"),
-            ("4b", 50.0, f"{b_subs:,} subscribers of everything, {b_rate:,.0f} events/s"),
-        ):
-            for name in (gw, gwb):
-                res.rows.append(
-                    Row(
-                        f"{label} fan-out",
-                        f"{what}: p99 (ms), {name} vs bare",
-                        "ms",
-                        col(runs[f"{label} {name}"], "p99"),
-                        col(runs[f"{label} bare"], "p99"),
-                        f"p99 < {limit:g} ms",
-                        kind="max",
-                        limit=limit,
-                    )
-                )
-            if label == "4b":
-                for name in (gw, gwb):
-                    res.rows.append(
-                        Row(
-                            "4b fan-out",
-                            f"deliveries/s, {name} vs bare",
-                            "/s",
-                            col(runs[f"4b {name}"], "deliveries_per_s"),
-                            col(runs["4b bare"], "deliveries_per_s"),
-                            ">= 0.9x bare",
-                            kind="ratio",
-                            limit=0.9,
-                            higher_is_better=True,
-                        )
-                    )
-            res.rows += [
-                Row(
-                    f"{label} fan-out CPU",
-                    f"server CPU per delivered event (µs): {gwb} vs bare (one message per event)",
-                    "µs",
-                    col(runs[f"{label} {gwb}"], "cpu_us_per_delivered"),
-                    col(runs[f"{label} bare"], "cpu_us_per_delivered"),
-                    "<= 0.5x bare",
+            )
+        for name in (gw, gwb) if label == "4b" else ():
+            res.rows.append(
+                compare(
+                    "4b fan-out",
+                    f"deliveries/s, {name} vs bare",
+                    "/s",
+                    runs[f"4b {name}"],
+                    bare_runs,
+                    "deliveries_per_s",
+                    ">= 0.9x bare",
                     kind="ratio",
-                    limit=0.5,
-                ),
-                Row(
-                    f"{label} fan-out CPU",
-                    "server CPU per delivered event (µs): gateway (one message per event) vs bare",
-                    "µs",
-                    col(runs[f"{label} {gw}"], "cpu_us_per_delivered"),
-                    col(runs[f"{label} bare"], "cpu_us_per_delivered"),
-                    "recorded",
-                ),
-            ]
+                    limit=0.9,
+                    higher_is_better=True,
+                )
+            )
+        cpu, metric = f"{label} fan-out CPU", "server CPU per delivered event (µs)"
+        res.rows += [
+            compare(
+                cpu,
+                f"{metric}: {gwb} vs bare (one message per event)",
+                "µs",
+                runs[f"{label} {gwb}"],
+                bare_runs,
+                "cpu_us_per_delivered",
+                "<= 0.5x bare",
+                kind="ratio",
+                limit=0.5,
+            ),
+            compare(
+                cpu,
+                f"{metric}: gateway (one message per event) vs bare",
+                "µs",
+                runs[f"{label} {gw}"],
+                bare_runs,
+                "cpu_us_per_delivered",
+            ),
+        ]
     res.lines += [
         f"Signed POSTs (one notification each, send time in clientContext) at a fixed rate for "
         f"{seconds:g} s from one poster process; subscribers in one process (100 streams per "
@@ -1042,69 +937,60 @@ async def redis_fanout(ctx: Ctx) -> Result:
                             unpinned=True,
                         )
                     )
+            replicas = {
+                "servers": [r1, r2],
+                "urls": [r1.url(), r2.url()],
+                "subscribers": subs,
+                "per_call": True,
+                "unpinned": True,
+            }
             # The scale-out issue's figure: the same two replicas at 1,000 events/s, once.
             half = f"redis, 2 replicas, {rate / 2:,.0f} events/s"
-            runs[half] = [
-                await _fanout_run(
-                    ctx,
-                    servers=[r1, r2],
-                    urls=[r1.url(), r2.url()],
-                    subscribers=subs,
-                    per_call=True,
-                    rate=rate / 2,
-                    seconds=seconds,
-                    unpinned=True,
-                )
-            ]
+            runs[half] = [await _fanout_run(ctx, rate=rate / 2, seconds=seconds, **replicas)]
             if ctx.profile:
                 await _fanout_run(
-                    ctx,
-                    servers=[r1, r2],
-                    urls=[r1.url(), r2.url()],
-                    subscribers=subs,
-                    per_call=True,
-                    rate=rate,
-                    seconds=5,
-                    unpinned=True,
-                    profile_as="6 redis fan-out (replica 1)",
+                    ctx, rate=rate, seconds=5, profile_as="6 redis fan-out (replica 1)", **replicas
                 )
     for r in (x for v in runs.values() for x in v):
         # The busier replica's CPU per posted event (each replica ingests half of the POSTs,
         # delivers to half of the streams and reads every entry of the shared stream).
         r["replica_us"] = max(r["cpu_us_per_posted"])
-    for suffix in ("", f", batches of {batch}"):
-        rd, mm = runs[f"redis, 2 replicas{suffix}"], runs[f"memory, 1 gateway{suffix}"]
+    for sfx in ("", f", batches of {batch}"):
+        rd, mm = runs[f"redis, 2 replicas{sfx}"], runs[f"memory, 1 gateway{sfx}"]
         res.rows += [
-            Row(
+            compare(
                 "6 redis fan-out",
-                f"2 replicas, {subs:,} subscribers, {rate:,.0f} events/s{suffix}: p99 (ms), "
-                "redis vs memory",
+                f"2 replicas, {subs:,} subscribers, {rate:,.0f} events/s"
+                f"{sfx}: p99 (ms), redis vs memory",
                 "ms",
-                col(rd, "p99"),
-                col(mm, "p99"),
+                rd,
+                mm,
+                "p99",
                 "p99 < 30 ms",
                 kind="max",
                 limit=30.0,
             ),
-            Row(
+            compare(
                 "6 redis fan-out CPU",
-                f"server CPU per event per replica (µs){suffix}: busier replica vs the "
-                "in-memory gateway",
+                f"server CPU per event per replica (µs){sfx}: "
+                "busier replica vs the in-memory gateway",
                 "µs",
-                col(rd, "replica_us"),
-                col(mm, "replica_us"),
+                rd,
+                mm,
+                "replica_us",
                 "<= 1.3x memory",
                 kind="ratio",
                 limit=1.3,
             ),
         ]
     res.rows.append(
-        Row(
+        compare(
             "6 redis fan-out",
             f"2 replicas, {subs:,} subscribers, {rate / 2:,.0f} events/s: p99 (ms), once",
             "ms",
-            col(runs[half], "p99"),
+            runs[half],
             [],
+            "p99",
             "recorded (scale-out issue)",
         )
     )
