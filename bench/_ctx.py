@@ -111,9 +111,8 @@ class Row:
         if self.ok is not False:
             return ""
         if self.kind == "ratio" and math.isfinite(self.ratio):
-            return (
-                f"{abs(self.ratio - self.limit) / self.limit * 100:.0f}% short of {self.limit:g}x"
-            )
+            off = abs(self.ratio - self.limit) / self.limit * 100
+            return f"{off:.0f}% {'short of' if self.higher_is_better else 'over'} {self.limit:g}x"
         if math.isfinite(self.gw_median):
             return f"{fmt(abs(self.gw_median - self.limit), -1)} {self.unit} over"
         return "no figure"

@@ -238,7 +238,7 @@ class Topology:
             for c, ps in by_cores.items():
                 modes = sorted({p.name for p in ps})
                 out.append(
-                    f"| {len(ps)} load generators ({', '.join(modes)}) | load | "
-                    f"{ps[0].pid}-{ps[-1].pid} | {c} |"
+                    f"| {len(ps)} load generators ({', '.join(modes)}), one per load | load | "
+                    f"{ps[0].pid}, ... | {c} |"
                 )
         return out
