@@ -198,7 +198,8 @@ async def _run(
     finally:
         await emu.stop()
     mode = (
-        "SMOKE run: a few seconds per scenario, one round, figures not meaningful"
+        f"SMOKE run: a few seconds per scenario, {rounds} round{'s' if rounds > 1 else ''}, "
+        "figures not meaningful"
         if args.smoke
         else f"full run, {rounds} rounds"
     )

@@ -1035,7 +1035,7 @@ async def redis_fanout(ctx: Ctx) -> Result:
 
 async def cold_start(ctx: Ctx) -> Result:
     res = Result("cold_start", "Cold start and idle RSS")
-    n = ctx.count(5, 2)
+    n = max(ctx.rounds, ctx.count(5, 2))
     makers: list[tuple[str, Callable[[int], Server]]] = [
         ("gateway", lambda i: ctx.gateway(f"gw-cold-{i}", ctx.env()))
     ]
