@@ -10,7 +10,9 @@ import statistics
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 TENANT = "00000000-0000-0000-0000-0000000000be"
 
@@ -58,6 +60,12 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def in_turn(items: Sequence[T], r: int) -> Sequence[T]:
+    """The order of round `r`: as given in even rounds, reversed in odd ones (A B, B A, A B,
+    ...), so that no path always goes first and a drift over the run cancels in the pairs."""
+    return items if r % 2 == 0 else items[::-1]
 
 
 def guid() -> str:

@@ -4,15 +4,19 @@ Every mode is bounded in count and time, talks to 127.0.0.1 only and writes its 
 JSON to `spec["out"]`. Latencies are in milliseconds.
 
 Modes:
-  cancel_seq   sequential CancelMediaProcessing through the gateway, interleaved in blocks with
-               the same Graph request sent directly with a bare httpx client;
-  cancel_conc  N cancels in flight for a fixed time, through the gateway (gRPC) or directly to
-               the emulator (aiohttp);
-  ingest       signed notification POSTs, N in flight, for a fixed time;
-  subscribe    open N WatchOperations streams, print READY once every one is registered, then
-               record webhook-to-subscriber latency of each event until all expected
-               arrived or stdin closes (posting done) plus drain_s; or, with idle, hold the
-               streams until stdin closes (the memory scenario);
+  cancel_runs  CancelMediaProcessing through each of several paths in turn (a gateway or a
+               floor over gRPC, or the same Graph request straight to the emulator with bare
+               httpx or aiohttp), N in flight, for `rounds` rounds (A B C, C B A, ...), each run
+               bounded by a count and a time; the server's and the emulator's CPU time (from
+               /proc) and the cores' busy time are read around each run;
+  ingest_runs  signed notification POSTs, N in flight, to each of several webhooks in turn,
+               the same way;
+  subscribe    open N WatchOperations streams (optionally asking for batches of up to
+               max_events_per_response events per message), print READY once every one is
+               registered, then record webhook-to-subscriber latency of each event (each event
+               of a batch timed at its message's arrival) until all expected arrived or stdin
+               closes (posting done) plus drain_s; or, with idle, hold the streams until stdin
+               closes (the memory scenario);
   post         signed notification POSTs at a fixed rate (open loop), timestamped in
                clientContext, to one or several webhooks in turn;
   media_cpu    sequential CancelMediaProcessing and PlayPrompt through the gateway in
@@ -27,12 +31,14 @@ import json
 import ssl
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import grpc
 
-from bench._common import BodyTemplate, cpu_seconds
+from bench._common import BodyTemplate, cpu_seconds, in_turn
+from bench._pin import core_times
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 
 Spec = dict[str, Any]
@@ -52,153 +58,208 @@ def _graph_headers(token: str) -> dict[str, str]:
     }
 
 
-async def cancel_seq(spec: Spec) -> dict[str, Any]:
-    import httpx
-
-    calls: list[str] = spec["call_ids"]
-    n, block, warmup = int(spec["n"]), int(spec["block"]), int(spec["warmup"])
-    url = spec["graph_url"] + CANCEL_PATH
-    headers = _graph_headers(spec["token"])
-    body = b'{"clientContext":"bench"}'
-    gw: list[float] = []
-    direct: list[float] = []
-    async with (
-        grpc.aio.insecure_channel(spec["target"]) as ch,
-        httpx.AsyncClient(verify=_ssl(spec["ca"]), timeout=10) as http,
-    ):
-        stub = calls_pb2_grpc.CallsServiceStub(ch)
-
-        async def via_gateway(i: int) -> float:
-            t = time.perf_counter()
-            await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(
-                    call_id=calls[i % len(calls)], client_context="bench"
-                ),
-                timeout=10,
-            )
-            return (time.perf_counter() - t) * 1000
-
-        async def direct_(i: int) -> float:
-            t = time.perf_counter()
-            r = await http.post(url.format(calls[i % len(calls)]), content=body, headers=headers)
-            r.raise_for_status()
-            r.json()
-            return (time.perf_counter() - t) * 1000
-
-        for i in range(warmup):
-            await via_gateway(i)
-            await direct_(i)
-        deadline = time.monotonic() + float(spec["max_seconds"])
-        i = 0
-        first_gateway = True
-        while len(gw) < n and time.monotonic() < deadline:
-            order = (via_gateway, direct_) if first_gateway else (direct_, via_gateway)
-            first_gateway = not first_gateway
-            for fn in order:
-                out = gw if fn is via_gateway else direct
-                for _ in range(block):
-                    out.append(await fn(i))
-                    i += 1
-    return {"gateway": gw, "direct": direct}
+def _cpu(pid: int | None) -> float:
+    if not pid:
+        return 0.0
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
-async def cancel_conc(spec: Spec) -> dict[str, Any]:
-    calls: list[str] = spec["call_ids"]
-    conc, seconds = int(spec["concurrency"]), float(spec["seconds"])
+async def _timed_run(
+    one: Callable[[int], Awaitable[str]],
+    *,
+    concurrency: int,
+    n: int,
+    seconds: float,
+    pids: dict[str, int | None],
+) -> dict[str, Any]:
+    """`concurrency` workers calling `one` until `n` calls were made (0: no count bound) or
+    `seconds` passed; each process's CPU in `pids` and the cores' busy time read around it.
+    `one` returns a status key (counted); an exception counts as an error."""
     lat: list[float] = []
     errors: dict[str, int] = {}
+    statuses: dict[str, int] = {}
     counter = 0
-
-    if spec["mode"] == "grpc":
-        ch = grpc.aio.insecure_channel(spec["target"])
-        stub = calls_pb2_grpc.CallsServiceStub(ch)
-
-        async def one(i: int) -> None:
-            await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(
-                    call_id=calls[i % len(calls)], client_context="bench"
-                ),
-                timeout=30,
-            )
-
-        async def close() -> None:
-            await ch.close()
-    else:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=_ssl(spec["ca"]), limit=max(conc, 1)),
-            headers=_graph_headers(spec["token"]),
-        )
-        url = spec["graph_url"] + CANCEL_PATH
-        body = b'{"clientContext":"bench"}'
-
-        async def one(i: int) -> None:
-            async with session.post(url.format(calls[i % len(calls)]), data=body) as r:
-                await r.read()
-                if r.status != 200:
-                    raise RuntimeError(f"HTTP {r.status}")
-
-        async def close() -> None:
-            await session.close()
-
-    # Warm the connections (TLS handshakes, HTTP/2) before the clock starts.
-    await asyncio.gather(*(one(i) for i in range(conc)), return_exceptions=True)
+    cpu0 = {k: _cpu(pid) for k, pid in pids.items()}
+    own0 = time.process_time()
+    cores0 = core_times()
     started = time.perf_counter()
     deadline = started + seconds
 
     async def worker() -> None:
         nonlocal counter
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and (not n or counter < n):
             counter += 1
             t = time.perf_counter()
             try:
-                await one(counter)
+                key = await one(counter)
             except Exception as exc:
-                key = type(exc).__name__
+                name = type(exc).__name__
                 if isinstance(exc, grpc.aio.AioRpcError):
-                    key = exc.code().name
-                errors[key] = errors.get(key, 0) + 1
+                    name = exc.code().name
+                errors[name] = errors.get(name, 0) + 1
                 continue
             lat.append((time.perf_counter() - t) * 1000)
+            statuses[key] = statuses.get(key, 0) + 1
 
-    await asyncio.gather(*(worker() for _ in range(conc)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    await close()
-    return {"latencies": lat, "elapsed": elapsed, "ok": len(lat), "errors": errors}
+    cores1 = core_times()
+    cpu = {k: _cpu(pid) - cpu0[k] for k, pid in pids.items()}
+    cpu["load"] = time.process_time() - own0
+    return {
+        "latencies": lat,
+        "ok": len(lat),
+        "errors": errors,
+        "statuses": statuses,
+        "elapsed": elapsed,
+        "cpu": cpu,
+        "cores": {str(c): [cores0[c], cores1[c]] for c in cores1},
+    }
 
 
-async def ingest(spec: Spec) -> dict[str, Any]:
+async def _rounds(
+    spec: Spec, clients: dict[str, Callable[[int], Awaitable[str]]]
+) -> dict[str, Any]:
+    """Every path of `spec["paths"]` run in turn, `rounds` times, the order reversed every
+    other round (A B C, C B A, A B C, ...): one record per run, with its latencies."""
+    conc, rounds = int(spec["concurrency"]), int(spec["rounds"])
+    n, seconds = int(spec.get("n", 0)), float(spec["seconds"])
+    emulator = spec.get("emulator_pid")
+    warmup = int(spec.get("warmup", conc))
+    for p in spec["paths"]:  # warm every path's connections (TLS, HTTP/2) and code paths
+        one = clients[p["name"]]
+        for start in range(0, warmup, conc):
+            await asyncio.gather(
+                *(one(i) for i in range(start, min(warmup, start + conc))), return_exceptions=True
+            )
+    runs: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for p in in_turn(spec["paths"], r):
+            # Warm again, untimed: a server's idle pooled connections to Graph expire (httpx's
+            # default keep-alive expiry, 5 s) while the other paths run, and re-opening them
+            # (TLS handshakes) belongs to no steady state.
+            one = clients[p["name"]]
+            await asyncio.gather(*(one(i) for i in range(conc)), return_exceptions=True)
+            res = await _timed_run(
+                clients[p["name"]],
+                concurrency=conc,
+                n=n,
+                seconds=seconds,
+                pids={"server": p.get("pid"), "emulator": emulator},
+            )
+            runs.append({"round": r, "path": p["name"], **res})
+    return {"runs": runs}
+
+
+def _grpc_cancel(target: str, calls: list[str]) -> tuple[Callable[[int], Awaitable[str]], Any]:
+    ch = grpc.aio.insecure_channel(target)
+    stub = calls_pb2_grpc.CallsServiceStub(ch)
+
+    async def one(i: int) -> str:
+        await stub.CancelMediaProcessing(
+            calls_pb2.CancelMediaProcessingRequest(
+                call_id=calls[i % len(calls)], client_context="bench"
+            ),
+            timeout=30,
+        )
+        return "OK"
+
+    return one, ch.close
+
+
+async def cancel_runs(spec: Spec) -> dict[str, Any]:
+    """Cancels through each path of `spec["paths"]`: `grpc` (a gateway or a floor server),
+    `httpx` (a bare httpx AsyncClient straight to the emulator) or `aiohttp` (a bare aiohttp
+    client straight to the emulator)."""
+    import httpx
+
     calls: list[str] = spec["call_ids"]
-    conc, seconds = int(spec["concurrency"]), float(spec["seconds"])
+    url = spec["graph_url"] + CANCEL_PATH
+    headers = _graph_headers(spec["token"])
+    body = b'{"clientContext":"bench"}'
+    conc = int(spec["concurrency"])
+    clients: dict[str, Callable[[int], Awaitable[str]]] = {}
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    for p in spec["paths"]:
+        if p["kind"] == "grpc":
+            one, close = _grpc_cancel(p["target"], calls)
+        elif p["kind"] == "httpx":
+            http = httpx.AsyncClient(
+                verify=_ssl(spec["ca"]),
+                timeout=30,
+                limits=httpx.Limits(max_connections=max(conc, 10)),
+            )
+
+            async def one(i: int, http: httpx.AsyncClient = http) -> str:
+                r = await http.post(
+                    url.format(calls[i % len(calls)]), content=body, headers=headers
+                )
+                r.raise_for_status()
+                r.json()
+                return "200"
+
+            close = http.aclose
+        else:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=_ssl(spec["ca"]), limit=max(conc, 1)),
+                headers=headers,
+            )
+
+            async def one(i: int, session: aiohttp.ClientSession = session) -> str:
+                async with session.post(url.format(calls[i % len(calls)]), data=body) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"HTTP {r.status}")
+                return "200"
+
+            close = session.close
+        clients[p["name"]] = one
+        closers.append(close)
+    try:
+        return await _rounds(spec, clients)
+    finally:
+        for close in closers:
+            await close()
+
+
+async def ingest_runs(spec: Spec) -> dict[str, Any]:
+    """Signed notification POSTs (one notification each, unique operation ids, so none is a
+    duplicate), `concurrency` in flight, to each path's webhook in turn; all with the same
+    token, or the path's own `tokens` in turn."""
+    calls: list[str] = spec["call_ids"]
+    conc = int(spec["concurrency"])
     tmpl = BodyTemplate()
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {spec['token']}"}
-    lat: list[float] = []
-    statuses: dict[str, int] = {}
-    n = 0
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=conc), headers=headers
-    ) as session:
-        url = spec["url"]
-        for i in range(conc):  # warm the connections
-            async with session.post(url, data=tmpl.body(calls[i % len(calls)])[0]) as r:
+    clients: dict[str, Callable[[int], Awaitable[str]]] = {}
+    sessions = []
+    for p in spec["paths"]:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc), headers=headers)
+        sessions.append(session)
+
+        tokens: list[str] = p.get("tokens") or []
+
+        async def one(
+            i: int,
+            session: aiohttp.ClientSession = session,
+            url: str = p["url"],
+            tokens: list[str] = tokens,
+        ) -> str:
+            # A path with its own tokens sends them in turn (one per POST).
+            hdrs = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"} if tokens else None
+            body = tmpl.body(calls[i % len(calls)])[0]
+            async with session.post(url, data=body, headers=hdrs) as r:
                 await r.read()
-        started = time.perf_counter()
-        deadline = started + seconds
+                return str(r.status)
 
-        async def worker() -> None:
-            nonlocal n
-            while time.perf_counter() < deadline:
-                n += 1
-                body = tmpl.body(calls[n % len(calls)])[0]
-                t = time.perf_counter()
-                async with session.post(url, data=body) as r:
-                    await r.read()
-                    status = r.status
-                lat.append((time.perf_counter() - t) * 1000)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-        elapsed = time.perf_counter() - started
-    return {"latencies": lat, "elapsed": elapsed, "statuses": statuses}
+        clients[p["name"]] = one
+    try:
+        return await _rounds(spec, clients)
+    finally:
+        for session in sessions:
+            await session.close()
 
 
 async def subscribe(spec: Spec) -> dict[str, Any]:
@@ -206,6 +267,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     streams, channels = int(spec["streams"]), max(1, int(spec["channels"]))
     expect = int(spec.get("expect", 0))
     per_call = bool(spec["per_call"])
+    batch = int(spec.get("max_events_per_response", 1))
     chans = [
         grpc.aio.insecure_channel(
             spec["targets"][i % len(spec["targets"])],
@@ -215,6 +277,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     ]
     lat: list[float] = []
     received = 0
+    messages = 0
     last_ns = 0
     ready = 0
     all_ready = asyncio.Event()
@@ -222,21 +285,27 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     calls_opened: list[grpc.aio.UnaryStreamCall[Any, Any]] = []
 
     async def one(i: int) -> None:
-        nonlocal received, ready, last_ns
+        nonlocal received, ready, last_ns, messages
         stub = calls_pb2_grpc.CallsServiceStub(chans[i % channels])
-        req = calls_pb2.WatchOperationsRequest(call_ids=[calls[i]] if per_call else [])
+        req = calls_pb2.WatchOperationsRequest(
+            call_ids=[calls[i]] if per_call else [], max_events_per_response=batch
+        )
         call = stub.WatchOperations(req)
         calls_opened.append(call)
         ready += 1
         if ready == streams:
             all_ready.set()
         async for r in call:
-            if r.WhichOneof("kind") != "event":
+            # Each event of a batch is counted, and timed at the arrival of its message.
+            events = r.batch if r.batch else (r,) if r.WhichOneof("kind") == "event" else ()
+            if not events:
                 continue
             now = time.time_ns()
-            ctx = r.event.operation_update.operation.client_context
-            lat.append((now - int(ctx)) / 1e6)
-            received += 1
+            messages += 1
+            for e in events:
+                ctx = e.event.operation_update.operation.client_context
+                lat.append((now - int(ctx)) / 1e6)
+            received += len(events)
             last_ns = now
             if expect and received >= expect:
                 done.set()
@@ -277,7 +346,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for ch in chans:
         await ch.close(grace=None)
-    return {"latencies": lat, "received": received, "last_ns": last_ns}
+    return {"latencies": lat, "received": received, "messages": messages, "last_ns": last_ns}
 
 
 async def post(spec: Spec) -> dict[str, Any]:
@@ -343,16 +412,9 @@ async def media_cpu(spec: Spec) -> dict[str, Any]:
     pid, n, rounds = int(spec["pid"]), int(spec["n"]), int(spec["rounds"])
     prompt = call_types_pb2.MediaInfo(uri="https://cdn.example/bench.wav")
     out: dict[str, list[float]] = {"cancel_us": [], "play_us": [], "cancel_ms": [], "play_ms": []}
+    cancel, close = _grpc_cancel(spec["target"], calls)
     async with grpc.aio.insecure_channel(spec["target"]) as ch:
         stub = calls_pb2_grpc.CallsServiceStub(ch)
-
-        async def cancel(i: int) -> None:
-            await stub.CancelMediaProcessing(
-                calls_pb2.CancelMediaProcessingRequest(
-                    call_id=calls[i % len(calls)], client_context="bench"
-                ),
-                timeout=10,
-            )
 
         async def play(i: int) -> None:
             await stub.PlayPrompt(
@@ -374,14 +436,14 @@ async def media_cpu(spec: Spec) -> dict[str, Any]:
                     await fn(i)
                     out[f"{name}_ms"].append((time.perf_counter() - t) * 1000)
                 out[f"{name}_us"].append((cpu_seconds(pid) - c0) / n * 1e6)
+    await close()
     return out
 
 
 MODES = {
     "media_cpu": media_cpu,
-    "cancel_seq": cancel_seq,
-    "cancel_conc": cancel_conc,
-    "ingest": ingest,
+    "cancel_runs": cancel_runs,
+    "ingest_runs": ingest_runs,
     "subscribe": subscribe,
     "post": post,
 }

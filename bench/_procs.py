@@ -1,5 +1,6 @@
-"""Processes of a run: gateways (`python -m commsgw serve`), the bare baseline server and the
-load generators, each its own process so that the two cores are shared as in production."""
+"""Processes of a run: gateways (`python -m commsgw serve`), the floor and bare servers, the
+OTLP receiver and the load generators, each its own process, each started on the cores the
+topology gives its role (`bench._pin`)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,75 @@ import asyncio
 import json
 import os
 import pathlib
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench._common import cpu_seconds, rss_bytes
+from bench._pin import Cores, Topology
 from commsgw.testing import GatewayProcess
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-class Server(GatewayProcess):
-    """A server process answering grpc.health.v1 (a gateway or the bare baseline), launched
-    like the tests launch gateways, plus what the benchmark reads of it."""
+def pythonpath(*roots: pathlib.Path) -> str:
+    """PYTHONPATH putting the gateway's code (service/) and the generated client code
+    (clients/python/) of each tree in `roots` first, then this tree (the bench package), then
+    whatever the driver was given."""
+    parts = [str(p) for r in roots for p in (r / "service", r / "clients" / "python")]
+    parts.append(str(ROOT))
+    inherited = os.environ.get("PYTHONPATH")
+    if inherited:
+        parts += [p for p in inherited.split(os.pathsep) if p and p not in parts]
+    return os.pathsep.join(parts)
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], workdir: pathlib.Path):
+
+def imported_from(env_pythonpath: str) -> str:
+    """Where a child with this PYTHONPATH imports commsgw and graphcomms from (checked, so the
+    report says which code was measured)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import commsgw, graphcomms; print(commsgw.__path__[0]); print(graphcomms.__path__[0])",
+        ],
+        env={**os.environ, "PYTHONPATH": env_pythonpath},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return ", ".join(out.stdout.split()) or f"(failed: {out.stderr.strip()[-200:]})"
+
+
+class Server(GatewayProcess):
+    """A server process answering grpc.health.v1 (a gateway, a floor, the bare server or the
+    OTLP receiver), launched like the tests launch gateways, on the cores of its role, plus
+    what the benchmark reads of it."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        workdir: pathlib.Path,
+        *,
+        topo: Topology,
+        cores: Cores | None,
+        role: str = "server",
+        path: str | None = None,
+    ):
         super().__init__(
-            {**env, "PYTHONPATH": str(ROOT)}, workdir / f"{name}.log", argv=argv, cwd=ROOT
+            {**env, "PYTHONPATH": path or pythonpath(ROOT)},
+            workdir / f"{name}.log",
+            argv=argv,
+            cwd=ROOT,
         )
         self.name = name
+        self.role = role
+        self.topo = topo
+        self.cores = cores
         self.cold_start_s = 0.0
 
     def url(self, path: str = "/api/calls") -> str:
@@ -38,8 +89,15 @@ class Server(GatewayProcess):
         return cpu_seconds(self.pid)
 
     async def start(self, timeout: float = 60, *, poll_s: float = 0.005) -> float:
-        """Start and wait until it answers SERVING; returns (and keeps) the seconds that took."""
-        self.cold_start_s = await super().start(timeout, poll_s=poll_s)
+        """Start on its cores and wait until it answers SERVING; returns (and keeps) the seconds
+        that took."""
+        bare_argv = self.argv
+        self.argv = self.topo.wrap(bare_argv, self.cores)
+        try:
+            self.cold_start_s = await super().start(timeout, poll_s=poll_s)
+        finally:
+            self.argv = bare_argv
+        self.topo.record(self.name, self.role, self.pid)
         return self.cold_start_s
 
     async def streams(self) -> int:
@@ -47,7 +105,7 @@ class Server(GatewayProcess):
         import httpx
 
         async with httpx.AsyncClient() as http:
-            if self.name == "bare":
+            if self.name.startswith("bare"):
                 return int((await http.get(self.url("/streams"))).text)
             text = (await http.get(self.url("/metrics"))).text
         for line in text.splitlines():
@@ -59,19 +117,8 @@ class Server(GatewayProcess):
         self.kill()
 
 
-def gateway(
-    name: str, env: Mapping[str, str], workdir: pathlib.Path, *, loop: str = "uvloop"
-) -> Server:
-    """`python -m commsgw serve` on the given event loop (uvloop is the gateway's default)."""
-    argv = [sys.executable, "-m", "commsgw", "serve"]
-    return Server(name, argv, {**env, "COMMSGW_EVENT_LOOP": loop}, workdir)
-
-
-def bare(workdir: pathlib.Path, *, loop: str = "uvloop", name: str = "bare") -> Server:
-    """The same server stack doing no work, on the same event loop as the gateway."""
-    s = Server(name, [], {}, workdir)
-    s.argv = [sys.executable, "-m", "bench._bare", str(s.grpc_port), str(s.http_port), loop]
-    return s
+def module_argv(module: str, *args: object) -> list[str]:
+    return [sys.executable, "-m", module, *(str(a) for a in args)]
 
 
 class Load:
@@ -79,9 +126,19 @@ class Load:
 
     _n = 0
 
-    def __init__(self, mode: str, spec: dict[str, Any], workdir: pathlib.Path) -> None:
+    def __init__(
+        self,
+        mode: str,
+        spec: dict[str, Any],
+        workdir: pathlib.Path,
+        *,
+        topo: Topology,
+        cores: Cores | None,
+    ) -> None:
         Load._n += 1
         self.mode = mode
+        self.topo = topo
+        self.cores = cores
         self.spec_path = workdir / f"load-{Load._n}-{mode}.json"
         self.out = workdir / f"load-{Load._n}-{mode}.out.json"
         self.log_path = workdir / f"load-{Load._n}-{mode}.log"
@@ -91,18 +148,18 @@ class Load:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self, *, stdin: bool = False) -> None:
+        argv: Sequence[str] = self.topo.wrap(
+            module_argv("bench._load", self.mode, self.spec_path), self.cores
+        )
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench._load",
-            self.mode,
-            str(self.spec_path),
+            *argv,
             stdout=asyncio.subprocess.PIPE,
             stderr=open(self.log_path, "wb"),  # noqa: SIM115
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": pythonpath(ROOT)},
         )
+        self.topo.record(self.mode, "load", self.proc.pid)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -150,12 +207,6 @@ class Load:
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
-
-
-async def run_load(mode: str, spec: dict[str, Any], workdir: pathlib.Path) -> dict[str, Any]:
-    load = Load(mode, spec, workdir)
-    await load.start()
-    return await load.result()
 
 
 async def wait_streams(servers: list[Server], n: int, timeout: float = 180) -> None:

@@ -35,6 +35,28 @@ def record(pid: int, seconds: float, out: pathlib.Path) -> None:
     )
 
 
+# Frames every sample of a thread passes through (the interpreter's, the loop's, the thread's).
+_WRAPPERS = frozenset(
+    {
+        "<module>",
+        "run",
+        "run_forever",
+        "_run_once",
+        "run_until_complete",
+        "main",
+        "_run",
+        "serve",
+        "_run_module_as_main",
+        "_run_code",
+        "Runner.run",
+        "Thread._bootstrap",
+        "Thread._bootstrap_inner",
+        "Thread.run",
+        "Handle._run",
+    }
+)
+
+
 def top_self(path: pathlib.Path, n: int = 15) -> list[tuple[str, float]]:
     """The frames where samples landed (self time, %), busiest first."""
     leaf: collections.Counter[str] = collections.Counter()
@@ -68,16 +90,7 @@ def top_functions(path: pathlib.Path, n: int = 12) -> list[tuple[str, float]]:
             name = f.split(" (")[0]
             where = f.split("(")[-1].split(":")[0] if "(" in f else ""
             key = f"{name} ({where})"
-            if key in seen or name in (
-                "<module>",
-                "run",
-                "run_forever",
-                "_run_once",
-                "run_until_complete",
-                "main",
-                "_run",
-                "serve",
-            ):
+            if key in seen or name in _WRAPPERS:
                 continue
             seen.add(key)
             inclusive[key] += c

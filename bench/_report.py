@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import math
 import pathlib
 from typing import Any
 
-from bench._scenarios import Result, Row
+from bench._ctx import Result, Row, ratio_cell, spread
 
 
-def _f(v: float, digits: int = 2) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
-
-
-def targets_table(rows: list[Row]) -> list[str]:
+def targets_table(rows: list[Row], *, ab: str | None = None) -> list[str]:
+    """The targets table: each side's median over its runs with (min-max) of the per-run
+    figures, the ratio of the medians with (min-max) of the per-round ratios."""
+    a, b = ("working tree", ab) if ab else ("gateway", "floor / baseline")
     out = [
-        "| scenario | metric | gateway median | gateway p99 | baseline median | "
-        "baseline p99 | ratio | target | result |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        f"| scenario | metric | {a}: median (min-max) | {b}: median (min-max) | ratio of "
+        "medians (per-round min-max) | target | result |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for r in rows:
-        verdict = "recorded" if r.ok is None else ("**pass**" if r.ok else "**MISS**")
-        if r.miss:
-            verdict += f" ({r.miss})"
         out.append(
-            f"| {r.scenario} | {r.metric} | {_f(r.gw_median)} | {_f(r.gw_p99)} | "
-            f"{_f(r.base_median)} | {_f(r.base_p99)} | {_f(r.ratio)} | {r.target} | {verdict} |"
+            f"| {r.scenario} | {r.metric} | {spread(r.gw)} | {spread(r.base)} | "
+            f"{ratio_cell(r)} | {r.target} | {r.verdict} |"
         )
     return out
 
@@ -81,22 +76,28 @@ def write(
     header: list[str],
     profiles: dict[str, list[tuple[str, float]]],
     footer: list[str],
+    ab: str | None = None,
+    filename: str = "report.md",
 ) -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [r for res in results for r in res.rows]
-    lines = [*header, "", "## Targets vs measured", "", *targets_table(rows), ""]
+    title = f"## A/B: working tree vs {ab}" if ab else "## Targets vs measured"
+    lines = [*header, "", title, "", *targets_table(rows, ab=ab), ""]
     for res in results:
         lines += [f"## {res.title}", "", *res.lines, ""]
-        for p in res.plots:
-            name = plot(p, folder)
-            if name:
-                lines += [f"![{p['title']}]({name})", ""]
+        for p in res.plots if not ab else []:
+            file = plot(p, folder)
+            if file:
+                lines += [f"![{p['title']}]({file})", ""]
     if profiles:
         lines += [
-            "## Profiles (py-spy, gateway process)",
+            "## Profiles (py-spy)",
             "",
-            "Share of the gateway's busy samples spent in (or under) each function, sampled "
-            "at 250 Hz without pausing the process, during the named run.",
+            "Share of the server's samples spent in (or under) each function, sampled at 250 Hz "
+            "without pausing the process, during an extra run of the named load after its "
+            "warm-up (those runs' figures are not reported: py-spy takes CPU on the load's "
+            "core). The interpreter's, the event loop's and the threads' own frames are left "
+            "out.",
             "",
         ]
         for name, top in profiles.items():
@@ -104,6 +105,6 @@ def write(
             lines += [f"| `{f}` | {share:.1f} |" for f, share in top]
             lines.append("")
     lines += footer
-    path = folder / "report.md"
+    path = folder / filename
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,5 +1,7 @@
-"""The scenarios: each runs the gateway and its baseline in the same run, back to back or
-interleaved, and returns rows for the targets table, figures for the plots and notes."""
+"""The scenarios: each runs the gateway and its floor (or, in an A/B run, the gateway from the
+working tree and from REV) interleaved in the same run (A B, B A, ..., `ctx.rounds` runs each),
+and returns rows for the targets table (medians of per-run figures, their spread, ratios of
+medians), figures for the plots and notes."""
 
 from __future__ import annotations
 
@@ -7,124 +9,76 @@ import asyncio
 import contextlib
 import math
 import os
-import pathlib
 import ssl
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from bench._common import TENANT, cpu_seconds, guid, sample, summary
-from bench._procs import Load, Server, bare, gateway, run_load, wait_streams
-from commsgw.emulator import Emulator
+from bench._common import TENANT, guid, in_turn, pct, sample, summary
+from bench._ctx import (
+    Ctx,
+    Result,
+    Row,
+    by_path,
+    col,
+    compare,
+    latencies,
+    med,
+    profiled,
+    running,
+    runs_table,
+    spread,
+)
+from bench._pin import busy, core_times
+from bench._procs import Server, wait_streams
+
+FLOOR_HTTPX = "floor: grpc.aio + httpx over AiohttpTransport"
+FLOOR_AIOHTTP = "floor: grpc.aio + plain aiohttp"
+DIRECT_HTTPX = "direct httpx (no gRPC hop)"
+DIRECT_AIOHTTP = "direct aiohttp (no gRPC hop)"
 
 
-@dataclass
-class Row:
-    """One line of the targets table."""
-
-    scenario: str
-    metric: str
-    unit: str
-    gw_median: float
-    gw_p99: float
-    base_median: float
-    base_p99: float
-    ratio: float
-    target: str
-    ok: bool | None
-    miss: str = ""
+def _ab_metrics(op: str, rate: bool = False) -> list[tuple[str, str, str, bool]]:
+    """The A/B metrics of a request scenario: CPU per `op`, latency p50 / p99 (and rate)."""
+    out = [
+        ("server_us", f"gateway CPU per {op} (µs)", "µs", False),
+        ("p50", "latency p50 (ms)", "ms", False),
+        ("p99", "latency p99 (ms)", "ms", False),
+    ]
+    return out + ([("rate", f"{op}s/s", "/s", True)] if rate else [])
 
 
-@dataclass
-class Result:
-    key: str
-    title: str
-    rows: list[Row] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # Markdown for the scenario's section
-    plots: list[dict[str, Any]] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Ctx:
-    """What every scenario gets: the emulator, tokens, durations and a work directory."""
-
-    emulator: Emulator
-    workdir: pathlib.Path
-    smoke: bool
-    notif_token: str = ""
-    access_token: str = ""
-    cancel_calls: list[str] = field(default_factory=list)
-    profile: bool = False
-    profiles: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-
-    def secs(self, full: float, smoke: float) -> float:
-        return smoke if self.smoke else full
-
-    def count(self, full: int, smoke: int) -> int:
-        return smoke if self.smoke else full
-
-    def env(self, **extra: str) -> dict[str, str]:
-        emu = self.emulator
-        env = {
-            "COMMSGW_EMULATOR_URL": emu.base_url,
-            "COMMSGW_CA_FILE": str(emu.ca_path),
-            # One load generator is one source address: lift the per-source rate limit.
-            "COMMSGW_WEBHOOK_RATE": "1000000",
-            "COMMSGW_MAX_STREAMS": "20000",
-            "COMMSGW_MAX_STREAMS_PER_CALLER": "20000",
-            "COMMSGW_GRAPH_TIMEOUT_S": "10",
-        }
-        env.update(extra)
-        return env
-
-
-@contextlib.asynccontextmanager
-async def running(*servers: Server) -> AsyncIterator[None]:
-    try:
-        for s in servers:
-            await s.start()
-        yield
-    finally:
-        for s in servers:
-            s.stop()
-
-
-def ratio_row(
+def ab_rows(
+    ctx: Ctx,
     scenario: str,
-    metric: str,
-    unit: str,
-    gw: dict[str, float],
-    base: dict[str, float],
+    runs: dict[str, list[dict[str, Any]]],
+    metrics: list[tuple[str, str, str, bool]],
     *,
-    target: str,
-    ratio: float,
-    limit: float,
-    higher_is_better: bool,
-) -> Row:
-    ok = ratio >= limit if higher_is_better else ratio <= limit
-    miss = ""
-    if not ok and math.isfinite(ratio):
-        miss = f"{abs(ratio - limit) / limit * 100:.0f}% short of {limit:g}x"
-    return Row(
-        scenario,
-        metric,
-        unit,
-        gw["median"],
-        gw["p99"],
-        base["median"],
-        base["p99"],
-        ratio,
-        target,
-        ok,
-        miss,
-    )
+    work: str = "gateway",
+    rev: str | None = None,
+) -> list[Row]:
+    """A/B rows: (key, metric, unit, higher_is_better) of the working tree's gateway against
+    REV's, per-run figures paired by round."""
+    assert ctx.ab is not None
+    other = rev or ctx.ab.label
+    return [
+        Row(
+            scenario,
+            metric,
+            unit,
+            col(runs[work], key),
+            col(runs[other], key),
+            "A/B",
+            kind="ab",
+            higher_is_better=hib,
+        )
+        for key, metric, unit, hib in metrics
+    ]
 
 
 async def setup(ctx: Ctx) -> None:
@@ -155,98 +109,84 @@ async def setup(ctx: Ctx) -> None:
         await dispatcher.aclose()
 
 
-async def profiled(
-    ctx: Ctx, name: str, server: Server, seconds: float
-) -> asyncio.Task[None] | None:
-    """With --profile, sample the server with py-spy for `seconds` (top functions kept).
-    Only ever during an extra run whose figures are not reported: py-spy takes CPU too."""
-    if not ctx.profile:
-        return None
-    out = ctx.workdir / f"profile-{name}.txt"
+def _grpc_paths(servers: list[tuple[str, Server]]) -> list[dict[str, Any]]:
+    return [{"name": n, "kind": "grpc", "target": s.target, "pid": s.pid} for n, s in servers]
 
-    async def run() -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench._profile",
-            str(server.pid),
-            str(seconds),
-            str(out),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+
+async def _profile_cancels(ctx: Ctx, name: str, server: Server, concurrency: int) -> None:
+    # py-spy starts after the load process's start and warm-up (about 2 s).
+    prof = await profiled(ctx, name, server, 4, delay=2.5)
+    if prof:  # an extra, unreported run under the profiler
+        await ctx.run_load(
+            "cancel_runs",
+            ctx.cancel_spec(
+                paths=_grpc_paths([("server", server)]),
+                concurrency=concurrency,
+                rounds=1,
+                seconds=6,
+                warmup=concurrency,
+            ),
         )
-        await proc.wait()
-        from bench._profile import top_functions
-
-        with contextlib.suppress(OSError):
-            ctx.profiles[name] = top_functions(out)
-
-    return asyncio.create_task(run())
+        await prof
 
 
-# --- 1. cancel latency ------------------------------------------------------------------------
+# --- 1. cancel latency and CPU, one at a time -------------------------------------------------
+
+
+def _cancel_floors(ctx: Ctx) -> list[tuple[str, Server]]:
+    """The two cancel floors (none in an A/B run)."""
+    if ctx.ab:
+        return []
+    return [(FLOOR_HTTPX, ctx.floor("cancel-httpx")), (FLOOR_AIOHTTP, ctx.floor("cancel-aiohttp"))]
 
 
 async def cancel_latency(ctx: Ctx) -> Result:
-    res = Result("cancel_latency", "1. Cancel latency (sequential)")
-    gw = gateway("gw-cancel-latency", ctx.env(), ctx.workdir)
-    async with running(gw):
-        spec = {
-            "target": gw.target,
-            "graph_url": ctx.emulator.base_url,
-            "token": ctx.access_token,
-            "ca": str(ctx.emulator.ca_path),
-            "call_ids": ctx.cancel_calls,
-            "n": ctx.count(3000, 200),
-            "block": 50,
-            "warmup": 50,
-            "max_seconds": ctx.secs(30, 4),
-        }
-        data = await run_load("cancel_seq", spec, ctx.workdir)
-        prof = await profiled(ctx, "1 cancel latency (sequential)", gw, 4)
-        if prof:  # an extra, unreported run under the profiler
-            await run_load("cancel_seq", {**spec, "max_seconds": 5}, ctx.workdir)
-            await prof
-    g, d = summary(data["gateway"]), summary(data["direct"])
-    r = g["median"] / d["median"]
-    res.rows.append(
-        ratio_row(
-            "1 cancel latency",
-            "latency (ms)",
-            "ms",
-            g,
-            d,
-            target="gw median <= 1.3x direct",
-            ratio=r,
-            limit=1.3,
-            higher_is_better=False,
+    res = Result("cancel_latency", "1. Cancel, one at a time: latency and CPU per call")
+    sides = ctx.sides("gw-cancel", ctx.env())
+    floors = _cancel_floors(ctx)
+    n = ctx.count(1000, 100)
+    async with running(*(s for _, s in sides + floors)):
+        paths = _grpc_paths(sides)
+        if not ctx.ab:
+            paths += [{"name": DIRECT_HTTPX, "kind": "httpx"}, *_grpc_paths(floors)]
+        spec = ctx.cancel_spec(
+            paths=paths, concurrency=1, n=n, seconds=ctx.secs(20, 5), rounds=ctx.rounds, warmup=50
         )
-    )
+        data = await ctx.run_load("cancel_runs", spec)
+        await _profile_cancels(ctx, "1 cancel, one at a time, gateway", sides[0][1], 1)
+    runs = by_path(data, ctx.topo)
+    if ctx.ab:
+        res.rows += ab_rows(ctx, "1 cancel, one at a time", runs, _ab_metrics("call"))
+    else:
+        gw, lat, cpu = runs["gateway"], "1 cancel latency", "1 cancel CPU per call"
+        res.rows += [
+            compare(lat, "latency p50 (ms): gateway vs direct httpx", "ms", gw,
+                    runs[DIRECT_HTTPX], "p50", "<= 1.3x direct", kind="ratio", limit=1.3),
+            compare(cpu, f"server CPU per call (µs): gateway vs {FLOOR_HTTPX}", "µs", gw,
+                    runs[FLOOR_HTTPX], "server_us", "<= 1.3x floor", kind="ratio", limit=1.3),
+            compare(cpu, f"server CPU per call (µs): gateway vs {FLOOR_AIOHTTP}", "µs", gw,
+                    runs[FLOOR_AIOHTTP], "server_us"),
+            compare(lat, f"latency p50 (ms): gateway vs {FLOOR_HTTPX}", "ms", gw,
+                    runs[FLOOR_HTTPX], "p50"),
+        ]  # fmt: skip
     res.lines += [
-        f"{g['n']} gateway and {d['n']} direct requests, alternating in blocks of 50.",
+        f"{n} sequential cancels per run and path, the paths in turn (A B C D, D C B A, ...), "
+        f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}; one load process, 50 warm-up calls "
+        "per path first. Figures are medians over the runs with (min-max) of the per-run "
+        "figures; server CPU is the server process's user + system time (/proc) over the run "
+        "divided by the calls. The direct path has no server (its CPU column is empty).",
         "",
-        "| path | median ms | p99 ms | mean ms |",
-        "| --- | ---: | ---: | ---: |",
-        f"| gRPC client -> gateway -> HTTPS emulator | {g['median']:.3f} | {g['p99']:.3f} | "
-        f"{g['mean']:.3f} |",
-        f"| bare httpx client -> HTTPS emulator | {d['median']:.3f} | {d['p99']:.3f} | "
-        f"{d['mean']:.3f} |",
-        "",
-        f"The gateway adds {g['median'] - d['median']:.3f} ms at the median ({r:.2f}x direct).",
+        *runs_table(runs, op="call", topo=ctx.topo),
     ]
     res.plots.append(
         {
             "kind": "cdf",
             "file": "cancel_latency.png",
-            "title": "Cancel latency, sequential",
+            "title": "Cancel latency, one at a time",
             "xlabel": "latency (ms)",
-            "series": {
-                "gateway (gRPC -> gateway -> emulator)": sample(data["gateway"]),
-                "direct (httpx -> emulator)": sample(data["direct"]),
-            },
+            "series": {p: sample(latencies(data, p)) for p in runs},
         }
     )
-    res.data = {"gateway": g, "direct": d, "cold_start_s": gw.cold_start_s}
     return res
 
 
@@ -255,30 +195,24 @@ async def cancel_latency(ctx: Ctx) -> Result:
 
 async def media_cpu(ctx: Ctx) -> Result:
     res = Result("media_cpu", "1b. CPU per call: PlayPrompt beside CancelMediaProcessing")
-    gw = gateway("gw-media-cpu", ctx.env(), ctx.workdir)
+    gw = ctx.gateway("gw-media-cpu", ctx.env())
     async with running(gw):
         spec = {
             "target": gw.target,
             "pid": gw.pid,
             "call_ids": ctx.cancel_calls,
             "n": ctx.count(300, 30),
-            "rounds": ctx.count(8, 2),
+            "rounds": max(2, ctx.rounds),
         }
-        data = await run_load("media_cpu", spec, ctx.workdir)
-    play, cancel = summary(data["play_us"]), summary(data["cancel_us"])
-    r = play["median"] / cancel["median"] if cancel["median"] else math.inf
+        data = await ctx.run_load("media_cpu", spec)
     res.rows.append(
         Row(
             "1b media RPC CPU",
-            "gateway CPU per call (us): PlayPrompt vs CancelMediaProcessing",
-            "us",
-            play["median"],
-            play["p99"],
-            cancel["median"],
-            cancel["p99"],
-            r,
+            "gateway CPU per call (µs): PlayPrompt vs CancelMediaProcessing",
+            "µs",
+            data["play_us"],
+            data["cancel_us"],
             "recorded",
-            None,
         )
     )
     pl, cl = summary(data["play_ms"]), summary(data["cancel_ms"])
@@ -286,17 +220,12 @@ async def media_cpu(ctx: Ctx) -> Result:
         f"{spec['rounds']} rounds of {spec['n']} sequential calls of each RPC, alternating which "
         "goes first; the gateway's CPU time (user + system, /proc) is read around each block.",
         "",
-        "| RPC | CPU per call, median us | min | max | latency median ms | p99 ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| PlayPrompt | {play['median']:.0f} | {min(data['play_us']):.0f} | "
-        f"{max(data['play_us']):.0f} | {pl['median']:.3f} | {pl['p99']:.3f} |",
-        f"| CancelMediaProcessing | {cancel['median']:.0f} | {min(data['cancel_us']):.0f} | "
-        f"{max(data['cancel_us']):.0f} | {cl['median']:.3f} | {cl['p99']:.3f} |",
-        "",
-        f"PlayPrompt costs {r:.2f}x the CPU of a cancel (its request is validated and written "
-        "from prompts, its answer read as an operation like cancel's).",
+        "| RPC | CPU per call µs, median (min-max) | latency median ms | p99 ms |",
+        "| --- | ---: | ---: | ---: |",
+        f"| PlayPrompt | {spread(data['play_us'])} | {pl['median']:.3f} | {pl['p99']:.3f} |",
+        f"| CancelMediaProcessing | {spread(data['cancel_us'])} | {cl['median']:.3f} | "
+        f"{cl['p99']:.3f} |",
     ]
-    res.data = {"play_us": play, "cancel_us": cancel}
     return res
 
 
@@ -305,145 +234,112 @@ async def media_cpu(ctx: Ctx) -> Result:
 
 async def cancel_throughput(ctx: Ctx) -> Result:
     res = Result("cancel_throughput", "2. Cancel throughput under concurrency")
-    levels = [1, 10, 50, 200]
-    seconds = ctx.secs(5, 1)
-    variants = {
-        "gateway (httpx transport)": gateway(
-            "gw-httpx", ctx.env(COMMSGW_GRAPH_HTTP_TRANSPORT="httpx"), ctx.workdir
-        ),
-        "gateway (aiohttp transport)": gateway(
-            "gw-aiohttp", ctx.env(COMMSGW_GRAPH_HTTP_TRANSPORT="aiohttp"), ctx.workdir
-        ),
-    }
-    if not ctx.smoke:
-        variants["gateway (aiohttp transport, asyncio loop)"] = gateway(
-            "gw-aiohttp-asyncio",
-            ctx.env(COMMSGW_GRAPH_HTTP_TRANSPORT="aiohttp"),
-            ctx.workdir,
-            loop="asyncio",
-        )
-    base = {
-        "graph_url": ctx.emulator.base_url,
-        "token": ctx.access_token,
-        "ca": str(ctx.emulator.ca_path),
-        "call_ids": ctx.cancel_calls,
-        "seconds": seconds,
-    }
-    table: dict[str, dict[int, dict[str, Any]]] = {"direct (aiohttp)": {}}
-    for name in variants:
-        table[name] = {}
-    async with running(*variants.values()):
+    top = 200
+    levels = [top] if ctx.smoke or ctx.ab else [1, 10, 50, top]
+    sides = ctx.sides("gw-throughput", ctx.env())
+    floors = _cancel_floors(ctx)
+    table: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    raw: dict[int, dict[str, Any]] = {}
+    async with running(*(s for _, s in sides + floors)):
         for c in levels:
-            # Direct first, then each gateway: back to back at each level.
-            e0 = cpu_seconds(os.getpid())
-            d = await run_load(
-                "cancel_conc", {**base, "mode": "aiohttp", "concurrency": c}, ctx.workdir
+            paths = _grpc_paths(sides + floors)
+            if not ctx.ab:
+                paths.append({"name": DIRECT_AIOHTTP, "kind": "aiohttp"})
+            rounds = ctx.rounds if c == top else 1
+            if c == top and not ctx.ab and rounds > 1:
+                # The direct client (no server) once: it shows what the emulator can serve.
+                data = await ctx.run_load(
+                    "cancel_runs",
+                    ctx.cancel_spec(
+                        paths=paths[:-1], concurrency=c, seconds=ctx.secs(4, 1), rounds=rounds
+                    ),
+                )
+                once = await ctx.run_load(
+                    "cancel_runs",
+                    ctx.cancel_spec(
+                        paths=paths[-1:], concurrency=c, seconds=ctx.secs(4, 1), rounds=1
+                    ),
+                )
+                data["runs"] += once["runs"]
+            else:
+                data = await ctx.run_load(
+                    "cancel_runs",
+                    ctx.cancel_spec(
+                        paths=paths,
+                        concurrency=c,
+                        seconds=ctx.secs(4 if c == top else 2.5, 1),
+                        rounds=rounds,
+                    ),
+                )
+            table[c] = by_path(data, ctx.topo)
+            raw[c] = data
+        await _profile_cancels(ctx, f"2 cancel throughput @{top}, gateway", sides[0][1], top)
+        if floors:
+            await _profile_cancels(
+                ctx, f"2 cancel throughput @{top}, {FLOOR_HTTPX}", floors[0][1], top
             )
-            d["cpu"] = {"emulator": cpu_seconds(os.getpid()) - e0}
-            table["direct (aiohttp)"][c] = d
-            for name, gw in variants.items():
-                e0, g0 = cpu_seconds(os.getpid()), gw.cpu()
-                r = await run_load(
-                    "cancel_conc",
-                    {**base, "mode": "grpc", "target": gw.target, "concurrency": c},
-                    ctx.workdir,
-                )
-                r["cpu"] = {"emulator": cpu_seconds(os.getpid()) - e0, "gateway": gw.cpu() - g0}
-                table[name][c] = r
-        for name, gw in variants.items():
-            if "asyncio loop" in name:
-                continue
-            prof = await profiled(ctx, f"2 cancel throughput @200, {name}", gw, 4)
-            if prof:  # an extra, unreported run under the profiler
-                await run_load(
-                    "cancel_conc",
-                    {**base, "mode": "grpc", "target": gw.target, "concurrency": 200, "seconds": 5},
-                    ctx.workdir,
-                )
-                await prof
-    rps = {name: {c: v[c]["ok"] / v[c]["elapsed"] for c in levels} for name, v in table.items()}
-    best = max((n for n in variants if "asyncio loop" not in n), key=lambda n: rps[n][200])
+    at = table[top]
+    if ctx.ab:
+        res.rows += ab_rows(ctx, f"2 cancel @{top}", at, _ab_metrics("cancel", rate=True))
+    else:
+        sc, gw = f"2 cancel throughput @{top}", at["gateway"]
+        for r in (x for v in at.values() for x in v):
+            # What one core could serve at this CPU per cancel: the server's own limit, when
+            # the load's core is the one that saturates.
+            r["capacity"] = 1e6 / r["server_us"] if r["server_us"] > 0 else math.nan
+        res.rows += [
+            compare(sc, f"cancels/s: gateway vs {FLOOR_HTTPX}", "/s", gw, at[FLOOR_HTTPX],
+                    "rate", ">= 0.8x floor", kind="ratio", limit=0.8, higher_is_better=True),
+            compare(sc, f"one core's capacity (1e6 / CPU µs per cancel, cancels/s): gateway vs "
+                    f"{FLOOR_HTTPX}", "/s", gw, at[FLOOR_HTTPX], "capacity",
+                    ">= 0.8x floor", kind="ratio", limit=0.8, higher_is_better=True),
+            compare(sc, f"server CPU per cancel (µs): gateway vs {FLOOR_HTTPX}", "µs", gw,
+                    at[FLOOR_HTTPX], "server_us"),
+            compare(sc, f"cancels/s: gateway vs {FLOOR_AIOHTTP}", "/s", gw, at[FLOOR_AIOHTTP],
+                    "rate", higher_is_better=True),
+        ]  # fmt: skip
     res.lines += [
-        f"{seconds:g} s per level and path; cancels completed per second (errors in brackets), "
-        "and latency median / p99 in ms.",
-        "",
-        "| path | " + " | ".join(f"{c} in flight" for c in levels) + " |",
-        "| --- | " + " | ".join("---:" for _ in levels) + " |",
-    ]
-    for name, v in table.items():
-        cells = []
-        for c in levels:
-            s = summary(v[c]["latencies"])
-            errs = sum(v[c]["errors"].values())
-            cells.append(
-                f"{rps[name][c]:.0f}/s{f' [{errs}]' if errs else ''} "
-                f"({s['median']:.1f} / {s['p99']:.1f})"
-            )
-        res.lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    direct = rps["direct (aiohttp)"]
-    for name in variants:
-        r = rps[name][200] / direct[200]
-        g = summary(table[name][200]["latencies"])
-        dl = summary(table["direct (aiohttp)"][200]["latencies"])
-        row = ratio_row(
-            "2 cancel throughput @200",
-            f"{name}: cancels/s {rps[name][200]:.0f} vs {direct[200]:.0f} (latency ms)",
-            "ms",
-            g,
-            dl,
-            target=">= 0.8x direct",
-            ratio=r,
-            limit=0.8,
-            higher_is_better=True,
+        f"Cancels in flight from one load process (one gRPC channel, or one client pool for the "
+        f"direct path), {ctx.secs(4, 1):g} s per run at {top} in flight, the paths in turn, "
+        f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}"
+        + (
+            f" (the direct client once); {ctx.secs(2.5, 1):g} s and one round at the lower levels."
+            if len(levels) > 1
+            else "."
         )
-        res.rows.append(row)
-    res.lines += [
-        "",
-        "CPU time per completed cancel at 200 in flight (process CPU over the run / cancels; "
-        "the emulator runs in the driver process):",
-        "",
-        "| path | gateway µs | emulator µs |",
-        "| --- | ---: | ---: |",
+        + " The busy % columns say which core was the limit: the server's alone, or the one "
+        "the emulator, the load generator (and anyone else's work) share.",
     ]
-    for name, v in table.items():
-        ok = max(1, v[200]["ok"])
-        cpu = v[200]["cpu"]
-        gw_us = f"{cpu['gateway'] / ok * 1e6:.0f}" if "gateway" in cpu else "-"
-        res.lines.append(f"| {name} | {gw_us} | {cpu['emulator'] / ok * 1e6:.0f} |")
-    collapse = {name: rps[name][200] / max(rps[name][c] for c in levels) for name in rps}
-    res.lines += [
-        "",
-        "Throughput at 200 in flight as a fraction of the path's best level (1.00: no drop as "
-        "concurrency grows): " + ", ".join(f"{n} {v:.2f}" for n, v in collapse.items()) + ".",
-        "",
-        f"Faster transport at 200 in flight: **{best}** (kept as the default, "
-        "`COMMSGW_GRAPH_HTTP_TRANSPORT`).",
-    ]
+    for c in levels:
+        res.lines += [
+            "",
+            f"**{c} in flight**",
+            "",
+            *runs_table(table[c], op="cancel", topo=ctx.topo),
+        ]
+    if len(levels) > 1:
+        res.plots.append(
+            {
+                "kind": "lines",
+                "file": "cancel_throughput.png",
+                "title": "Cancel throughput vs concurrency (medians of runs)",
+                "xlabel": "requests in flight",
+                "ylabel": "cancels per second",
+                "x": levels,
+                "series": {
+                    p: [med(col(table[c][p], "rate")) for c in levels] for p in table[levels[0]]
+                },
+            }
+        )
     res.plots.append(
         {
-            "kind": "lines",
-            "file": "cancel_throughput.png",
-            "title": "Cancel throughput vs concurrency",
-            "xlabel": "requests in flight",
-            "ylabel": "cancels per second",
-            "x": levels,
-            "series": {n: [rps[n][c] for c in levels] for n in rps},
+            "kind": "cdf",
+            "file": "cancel_throughput_latency.png",
+            "title": f"Cancel latency at {top} in flight",
+            "xlabel": "latency (ms)",
+            "series": {p: sample(latencies(raw[top], p)) for p in at},
         }
     )
-    res.plots.append(
-        {
-            "kind": "lines",
-            "file": "cancel_throughput_p99.png",
-            "title": "Cancel latency p99 vs concurrency",
-            "xlabel": "requests in flight",
-            "ylabel": "p99 latency (ms)",
-            "x": levels,
-            "series": {
-                n: [summary(table[n][c]["latencies"])["p99"] for c in levels] for n in table
-            },
-        }
-    )
-    res.data = {"rps": rps, "best": best, "collapse": collapse}
     return res
 
 
@@ -452,99 +348,174 @@ async def cancel_throughput(ctx: Ctx) -> Result:
 
 async def webhook_ingest(ctx: Ctx) -> Result:
     res = Result("webhook_ingest", "3. Webhook ingest")
-    seconds = ctx.secs(6, 1.5)
+    seconds = ctx.secs(4, 1)
     conc = 32
-    gw = gateway("gw-ingest", ctx.env(), ctx.workdir)
-    gw_aio = (
-        None if ctx.smoke else gateway("gw-ingest-asyncio", ctx.env(), ctx.workdir, loop="asyncio")
-    )
-    b = bare(ctx.workdir)
-    b_aio = None if ctx.smoke else bare(ctx.workdir, loop="asyncio", name="bare-asyncio")
-    # Recorded, no target: the same ingest into the Redis event log (scale-out mode).
+    sides = ctx.sides("gw-ingest", ctx.env())
+    others: list[tuple[str, Server]] = []
     redis_key = f"commsgw-bench-{uuid.uuid4().hex[:10]}"
-    gw_redis = (
-        gateway(
-            "gw-ingest-redis",
-            ctx.env(COMMSGW_EVENT_LOG="redis://127.0.0.1:6379/0", COMMSGW_EVENT_LOG_KEY=redis_key),
-            ctx.workdir,
-        )
-        if redis_up()
-        else None
-    )
+    floor_name = "floor: aiohttp + one RS256 verification"
+    bare_name = "bare: aiohttp, 202 only"
+    redis_name = "gateway (Redis event log)"
+    if not ctx.ab:
+        others += [(floor_name, ctx.floor("ingest-jwt")), (bare_name, ctx.bare())]
+        if redis_up():
+            # Recorded, no target: the same ingest into the Redis event log (scale-out mode).
+            env = ctx.env(
+                COMMSGW_EVENT_LOG="redis://127.0.0.1:6379/0", COMMSGW_EVENT_LOG_KEY=redis_key
+            )
+            others.append((redis_name, ctx.gateway("gw-ingest-redis", env)))
+    servers = sides + others
     calls = [guid() for _ in range(100)]
-    spec = {"token": ctx.notif_token, "concurrency": conc, "seconds": seconds, "call_ids": calls}
-    out: dict[str, dict[str, Any]] = {}
-    servers = [s for s in (gw, gw_aio, b, b_aio, gw_redis) if s is not None]
-    async with running(*servers), _redis_keys_dropped(redis_key):
-        rounds = 1 if ctx.smoke else 2
-        for _ in range(rounds):  # interleaved: bare, gateway, bare, gateway
-            for name, server in (
-                ("bare", b),
-                ("gateway", gw),
-                ("bare (asyncio loop)", b_aio),
-                ("gateway (asyncio loop)", gw_aio),
-                ("gateway (Redis event log)", gw_redis),
-            ):
-                if server is None:
-                    continue
-                c0 = server.cpu()
-                r = await run_load("ingest", {**spec, "url": server.url()}, ctx.workdir)
-                acc = out.setdefault(
-                    name,
-                    {"latencies": [], "accepted": 0, "elapsed": 0.0, "statuses": {}, "cpu": 0.0},
-                )
-                acc["cpu"] += server.cpu() - c0
-                acc["latencies"] += r["latencies"]
-                acc["elapsed"] += r["elapsed"]
-                acc["accepted"] += r["statuses"].get("202", 0)
-                for k, v in r["statuses"].items():
-                    acc["statuses"][k] = acc["statuses"].get(k, 0) + v
-        prof = await profiled(ctx, "3 webhook ingest", gw, 4)
+    # More distinct tokens than the gateway's verified-token cache holds (1,024, oldest out
+    # first), sent in turn: every POST then costs the gateway a full RS256 verification, as
+    # every POST costs the floor.
+    fresh = [
+        ctx.emulator.mint_notification_token(tenant_id=TENANT, expires_in=3600, jti=str(i))
+        for i in range(1100 if not ctx.ab else 0)
+    ]
+    fresh_name = "gateway, a token it has not verified on each POST"
+    async with running(*(s for _, s in servers)), _redis_keys_dropped(redis_key):
+        spec = {
+            "token": ctx.notif_token,
+            "concurrency": conc,
+            "seconds": seconds,
+            "call_ids": calls,
+            "rounds": ctx.rounds,
+            "emulator_pid": os.getpid(),
+            "paths": [{"name": n, "url": s.url(), "pid": s.pid} for n, s in servers],
+        }
+        if fresh:
+            gw0 = sides[0][1]
+            spec["paths"].insert(
+                1, {"name": fresh_name, "url": gw0.url(), "pid": gw0.pid, "tokens": fresh}
+            )
+        data = await ctx.run_load("ingest_runs", spec)
+        gw = sides[0][1]
+        prof = await profiled(ctx, "3 webhook ingest, gateway", gw, 4, delay=1.5)
         if prof:  # an extra, unreported run under the profiler
-            await run_load("ingest", {**spec, "url": gw.url(), "seconds": 5}, ctx.workdir)
+            await ctx.run_load(
+                "ingest_runs",
+                {**spec, "rounds": 1, "seconds": 6, "paths": [spec["paths"][0]]},
+            )
             await prof
-    rate = {n: v["accepted"] / v["elapsed"] for n, v in out.items()}
-    g, bl = summary(out["gateway"]["latencies"]), summary(out["bare"]["latencies"])
-    r = rate["gateway"] / rate["bare"]
-    res.rows.append(
-        ratio_row(
-            "3 webhook ingest",
-            f"POSTs/s accepted {rate['gateway']:.0f} vs bare {rate['bare']:.0f} (latency ms)",
-            "ms",
-            g,
-            bl,
-            target=">= 0.6x bare",
-            ratio=r,
-            limit=0.6,
-            higher_is_better=True,
-        )
-    )
+    runs = by_path(data, ctx.topo)
+    if ctx.ab:
+        res.rows += ab_rows(ctx, "3 webhook ingest", runs, _ab_metrics("POST", rate=True))
+    else:
+        g, cpu, fl = runs["gateway"], "3 webhook ingest CPU per POST", runs[floor_name]
+        res.rows += [
+            compare(cpu, f"server CPU per POST (µs): gateway (a reused token, from its cache) "
+                    f"vs {floor_name}", "µs", g, fl, "server_us", "<= 1.5x floor",
+                    kind="ratio", limit=1.5),
+            compare(cpu, f"server CPU per POST (µs): {fresh_name} vs {floor_name}", "µs",
+                    runs[fresh_name], fl, "server_us", "<= 1.5x floor", kind="ratio", limit=1.5),
+            compare(cpu, f"server CPU per POST (µs): gateway vs {bare_name}", "µs", g,
+                    runs[bare_name], "server_us"),
+            compare("3 webhook ingest", f"POSTs/s: gateway vs {floor_name}", "/s", g, fl, "rate",
+                    higher_is_better=True),
+        ]  # fmt: skip
+        if redis_name in runs:
+            res.rows.append(
+                compare(cpu, "server CPU per POST (µs): gateway on the Redis event log vs in "
+                        "memory", "µs", runs[redis_name], g, "server_us")
+            )  # fmt: skip
+    statuses: dict[str, dict[str, int]] = {}
+    for run in data["runs"]:
+        acc = statuses.setdefault(run["path"], {})
+        for k, v in run["statuses"].items():
+            acc[k] = acc.get(k, 0) + v
     res.lines += [
         f"{conc} POSTs in flight from one aiohttp client process, one notification per POST "
-        f"(unique operation ids, so none is a duplicate), {seconds:g} s per run, "
-        f"{'1 run' if ctx.smoke else '2 interleaved runs'} each.",
+        f"(unique operation ids, so none is a duplicate), {seconds:g} s per run, the servers in "
+        f"turn, {ctx.rounds} round{'s' if ctx.rounds > 1 else ''}. Every POST carries the same "
+        "notification token (Graph reuses a token for a while): the gateway verifies its RS256 "
+        "signature once and then serves it from its verified-token cache (checking expiry and "
+        "key on each POST), while the floor verifies the signature on every POST."
+        + (
+            f" The row '{fresh_name}' is the same gateway sent 1,100 distinct tokens in turn "
+            "(more than its 1,024-token cache holds), so that it verifies a signature on every "
+            "POST too."
+            if fresh
+            else ""
+        ),
         "",
-        "| server | accepted POSTs/s | latency median ms | p99 ms | server CPU µs per POST "
-        "| statuses |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        *runs_table(runs, op="POST", topo=ctx.topo, emulator=False),
+        "",
+        "Statuses: " + "; ".join(f"{n}: {v}" for n, v in statuses.items()) + ".",
     ]
-    for n, v in out.items():
-        s = summary(v["latencies"])
-        cpu_us = v["cpu"] / max(1, sum(v["statuses"].values())) * 1e6
-        res.lines.append(
-            f"| {n} | {rate[n]:.0f} | {s['median']:.2f} | {s['p99']:.2f} | {cpu_us:.0f} | "
-            f"{v['statuses']} |"
-        )
     res.plots.append(
         {
             "kind": "cdf",
             "file": "webhook_ingest.png",
             "title": f"Webhook POST latency, {conc} in flight",
             "xlabel": "latency (ms)",
-            "series": {n: sample(v["latencies"]) for n, v in out.items()},
+            "series": {n: sample(latencies(data, n)) for n in runs},
         }
     )
-    res.data = {"rate": rate}
+    return res
+
+
+# --- tracing off / on ----------------------------------------------------------------------------
+
+
+async def tracing(ctx: Ctx) -> Result:
+    res = Result("tracing", "Tracing off / on: gateway CPU per cancel")
+    receiver = ctx.receiver()
+    off = ctx.gateway("gw-trace-off", ctx.env())
+    on = ctx.gateway(
+        "gw-trace-on",
+        ctx.env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{receiver.target}",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            # Exports every 0.5 s, so that every run pays for its own spans' export.
+            OTEL_BSP_SCHEDULE_DELAY="500",
+            OTEL_SERVICE_NAME="commsgw-bench",
+        ),
+    )
+    levels = [50] if ctx.smoke else [1, 50]
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    async with running(receiver, off, on):
+        for c in levels:
+            paths = _grpc_paths([("tracing off", off), ("tracing on", on)])
+            seq = c == 1
+            data = await ctx.run_load(
+                "cancel_runs",
+                ctx.cancel_spec(
+                    paths=paths,
+                    concurrency=c,
+                    n=ctx.count(1000, 100) if seq else 0,
+                    seconds=ctx.secs(20, 5) if seq else ctx.secs(3, 1),
+                    rounds=ctx.rounds,
+                    warmup=50 if seq else c,
+                ),
+            )
+            out[c] = by_path(data, ctx.topo)
+        await asyncio.sleep(0.6)  # the last export
+        async with httpx.AsyncClient() as http:
+            spans = (await http.get(receiver.url("/spans"))).json()
+    for c in levels:
+        res.rows.append(
+            Row(
+                "tracing CPU per cancel",
+                f"gateway CPU per cancel (µs), {c} in flight: tracing on vs off",
+                "µs",
+                col(out[c]["tracing on"], "server_us"),
+                col(out[c]["tracing off"], "server_us"),
+                "recorded",
+            )
+        )
+    res.lines += [
+        "Two gateways: one without tracing, one exporting its spans with OTLP/gRPC "
+        f"(`OTEL_EXPORTER_OTLP_ENDPOINT=http://{receiver.target}`, batch export every 0.5 s) to "
+        "a local OTLP receiver process (`bench._otlp`, on the load's core, counting spans and "
+        "keeping none). Cancels "
+        + ("one at a time and " if len(levels) > 1 else "")
+        + "50 in flight, the two gateways in turn, "
+        + f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}. The receiver got "
+        f"{spans['spans']:,} spans in {spans['requests']:,} export requests.",
+    ]
+    for c in levels:
+        res.lines += ["", f"**{c} in flight**", "", *runs_table(out[c], op="cancel", topo=ctx.topo)]
     return res
 
 
@@ -560,25 +531,13 @@ async def _fanout_run(
     per_call: bool,
     rate: float,
     seconds: float,
-    prof: tuple[str, Server] | None = None,
-    profile_as: tuple[str, Server] | None = None,
+    batch: int = 1,
+    unpinned: bool = False,
+    profile_as: str | None = None,
 ) -> dict[str, Any]:
-    if prof is not None and ctx.profile:
-        # First an extra, unreported run under the profiler.
-        await _fanout_run(
-            ctx,
-            servers=servers,
-            urls=urls,
-            subscribers=subscribers,
-            per_call=per_call,
-            rate=rate,
-            seconds=5,
-            prof=None,
-            profile_as=prof,
-        )
     calls = [guid() for _ in range(subscribers)] if per_call else [guid() for _ in range(100)]
     expect = int(rate * seconds) * (1 if per_call else subscribers)
-    sub = Load(
+    sub = ctx.load(
         "subscribe",
         {
             "targets": [s.target for s in servers],
@@ -588,18 +547,18 @@ async def _fanout_run(
             "per_call": per_call,
             "expect": expect,
             "drain_s": 30,
+            "max_events_per_response": batch,
         },
-        ctx.workdir,
+        unpinned=unpinned,
     )
     await sub.start(stdin=True)
     try:
         await sub.wait_ready(120)
         await wait_streams(servers, subscribers)
-        cpu0 = sum(s.cpu() for s in servers)
-        task = (
-            await profiled(ctx, profile_as[0], profile_as[1], seconds * 0.8) if profile_as else None
-        )
-        posted = await run_load(
+        cpu0 = [s.cpu() for s in servers]
+        cores0 = core_times()
+        task = await profiled(ctx, profile_as, servers[0], seconds * 0.8) if profile_as else None
+        posted = await ctx.run_load(
             "post",
             {
                 "urls": urls,
@@ -608,128 +567,218 @@ async def _fanout_run(
                 "seconds": seconds,
                 "call_ids": calls,
             },
-            ctx.workdir,
+            unpinned=unpinned,
         )
         if task:
             await task
         sub.close_stdin()
         got = await sub.result(90)
-        cpu = sum(s.cpu() for s in servers) - cpu0
+        cpu = [s.cpu() - c for s, c in zip(servers, cpu0, strict=True)]
+        cores1 = core_times()
     finally:
         sub.kill()
+    wall = max(1e-9, (time.time_ns() - posted["started_ns"]) / 1e9)
+    mine = ctx.topo.every if unpinned else ctx.topo.server
     lat: list[float] = got["latencies"]
+    received = max(1, got["received"])
+    span = max(posted["send_elapsed"], (got["last_ns"] - posted["started_ns"]) / 1e9)
     return {
         "latencies": lat,
+        "p50": pct(lat, 50),
+        "p99": pct(lat, 99),
         "received": got["received"],
+        "messages": got["messages"],
         "expected": expect,
-        # From the first POST sent to the last event received: a gateway that falls behind
+        # From the first POST sent to the last event received: a server that falls behind
         # and catches up after posting ended shows a lower rate.
-        "deliveries_per_s": got["received"]
-        / max(posted["send_elapsed"], (got["last_ns"] - posted["started_ns"]) / 1e9),
-        "posted": posted,
-        # Server CPU (all replicas) per posted event, from the first POST to the last event.
-        "cpu_us_per_event": cpu / max(1, posted["sent"]) * 1e6,
+        "deliveries_per_s": got["received"] / span,
+        "statuses": posted["statuses"],
+        # Server CPU from the first POST to the last event: per delivered event (all servers)
+        # and per posted event for each server.
+        "cpu_us_per_delivered": sum(cpu) / received * 1e6,
+        "cpu_us_per_posted": [c / max(1, posted["sent"]) * 1e6 for c in cpu],
+        # Busy time of the servers' core(s) (of every core, unpinned), the servers' own share
+        # of it, and the busy time of the other core(s).
+        "server_core": busy(cores0, cores1, mine) * 100,
+        "server_share": sum(cpu) / wall / len(mine) * 100,
+        "rest_core": busy(cores0, cores1, ctx.topo.rest) * 100,
     }
+
+
+def _fanout_table(
+    ctx: Ctx, runs: dict[str, list[dict[str, Any]]], rates: dict[str, str], *, unpinned: bool
+) -> list[str]:
+    sc, rc = ",".join(map(str, ctx.topo.server)), ",".join(map(str, ctx.topo.rest))
+    cores = (
+        f"cores {','.join(map(str, ctx.topo.every))} busy %: the servers / the rest (load, "
+        "Redis, anyone else)"
+        if unpinned
+        else f"core {sc} busy %: the server / anything else | core {rc} busy %"
+    )
+    out = [
+        "| run | runs | subscribers, events/s | delivered / expected | events per message | "
+        f"deliveries/s | p50 ms | p99 ms | server CPU µs per delivered event | {cores} | "
+        "POST statuses |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        + ("" if unpinned else " ---: |")
+        + " --- |",
+    ]
+    for name, rs in runs.items():
+        got = sum(r["received"] for r in rs)
+        exp = sum(r["expected"] for r in rs)
+        per_msg = got / max(1, sum(r["messages"] for r in rs))
+        statuses: dict[str, int] = {}
+        for r in rs:
+            for k, v in r["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        others = [max(0.0, r["server_core"] - r["server_share"]) for r in rs]
+        busy_cells = f"{spread(col(rs, 'server_share'), 0)} / {spread(others, 0)}"
+        if not unpinned:
+            busy_cells += f" | {spread(col(rs, 'rest_core'), 0)}"
+        out.append(
+            f"| {name} | {len(rs)} | {rates[name]} | {got:,} / {exp:,} | {per_msg:.1f} | "
+            f"{spread(col(rs, 'deliveries_per_s'))} | {spread(col(rs, 'p50'))} | "
+            f"{spread(col(rs, 'p99'))} | {spread(col(rs, 'cpu_us_per_delivered'))} | "
+            f"{busy_cells} | {statuses} |"
+        )
+    return out
 
 
 async def fanout(ctx: Ctx) -> Result:
     res = Result("fanout", "4. Fan-out")
-    seconds = ctx.secs(10, 2)
+    seconds = ctx.secs(5, 1.5)
+    batch = 64
     a_subs, a_rate = ctx.count(1000, 100), ctx.secs(2000, 200)
     b_subs, b_rate = ctx.count(100, 20), ctx.secs(200, 100)
-    gw = gateway("gw-fanout", ctx.env(), ctx.workdir)
-    b = bare(ctx.workdir)
-    runs: dict[str, dict[str, Any]] = {}
-    async with running(gw, b):
+    sides = ctx.sides("gw-fanout", ctx.env())
+    b = None if ctx.ab else ctx.bare()
+    variants: list[tuple[str, Server, str, int]] = []
+    for label, s in sides:
+        variants.append((label, s, s.url(), 1))
+    for label, s in sides:
+        variants.append((f"{label}, batches of {batch}", s, s.url(), batch))
+    if b is not None:
+        variants.append(("bare", b, b.url("/api/fanout"), 1))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    rates: dict[str, str] = {}
+    servers = [s for _, s in sides] + ([b] if b is not None else [])
+    async with running(*servers):
         for label, subs, per_call, rate in (
             ("4a", a_subs, True, a_rate),
             ("4b", b_subs, False, b_rate),
         ):
-            runs[f"{label} bare"] = await _fanout_run(
-                ctx,
-                servers=[b],
-                urls=[b.url("/api/fanout")],
-                subscribers=subs,
-                per_call=per_call,
-                rate=rate,
-                seconds=seconds,
+            for r in range(ctx.rounds):
+                for name, server, url, k in in_turn(variants, r):
+                    key = f"{label} {name}"
+                    runs.setdefault(key, []).append(
+                        await _fanout_run(
+                            ctx,
+                            servers=[server],
+                            urls=[url],
+                            subscribers=subs,
+                            per_call=per_call,
+                            rate=rate,
+                            seconds=seconds,
+                            batch=k,
+                        )
+                    )
+                    rates[key] = f"{subs:,}, {rate:,.0f}"
+            if ctx.profile:  # an extra, unreported run under the profiler
+                await _fanout_run(
+                    ctx,
+                    servers=[sides[0][1]],
+                    urls=[sides[0][1].url()],
+                    subscribers=subs,
+                    per_call=per_call,
+                    rate=rate,
+                    seconds=5,
+                    profile_as=f"{label} fan-out",
+                )
+    gw, gwb = "gateway", f"gateway, batches of {batch}"
+    fan_ab = [
+        ("cpu_us_per_delivered", "server CPU per delivered event (µs)", "µs", False),
+        ("p99", "latency p99 (ms)", "ms", False),
+    ]
+    for label, limit, what in (
+        ("4a", 20.0, f"{a_subs:,} subscribers of one call each, {a_rate:,.0f} events/s"),
+        ("4b", 50.0, f"{b_subs:,} subscribers of everything, {b_rate:,.0f} events/s"),
+    ):
+        if ctx.ab:
+            for sfx in ("", f", batches of {batch}"):
+                pair = {
+                    "gateway": runs[f"{label} gateway{sfx}"],
+                    "rev": runs[f"{label} {ctx.ab.label}{sfx}"],
+                }
+                res.rows += ab_rows(ctx, f"{label} fan-out{sfx}", pair, fan_ab, rev="rev")
+            continue
+        bare_runs = runs[f"{label} bare"]
+        for name in (gw, gwb):
+            res.rows.append(
+                compare(
+                    f"{label} fan-out",
+                    f"{what}: p99 (ms), {name} vs bare",
+                    "ms",
+                    runs[f"{label} {name}"],
+                    bare_runs,
+                    "p99",
+                    f"p99 < {limit:g} ms",
+                    kind="max",
+                    limit=limit,
+                )
             )
-            runs[f"{label} gateway"] = await _fanout_run(
-                ctx,
-                servers=[gw],
-                urls=[gw.url()],
-                subscribers=subs,
-                per_call=per_call,
-                rate=rate,
-                seconds=seconds,
-                prof=(f"4{label[1]} fan-out", gw),
+        for name in (gw, gwb) if label == "4b" else ():
+            res.rows.append(
+                compare(
+                    "4b fan-out",
+                    f"deliveries/s, {name} vs bare",
+                    "/s",
+                    runs[f"4b {name}"],
+                    bare_runs,
+                    "deliveries_per_s",
+                    ">= 0.9x bare",
+                    kind="ratio",
+                    limit=0.9,
+                    higher_is_better=True,
+                )
             )
-    a_g, a_b = summary(runs["4a gateway"]["latencies"]), summary(runs["4a bare"]["latencies"])
-    b_g, b_b = summary(runs["4b gateway"]["latencies"]), summary(runs["4b bare"]["latencies"])
-    res.rows.append(
-        Row(
-            "4a fan-out 1 call each",
-            f"{a_subs} subscribers, {a_rate:g} events/s: webhook-to-subscriber latency (ms)",
-            "ms",
-            a_g["median"],
-            a_g["p99"],
-            a_b["median"],
-            a_b["p99"],
-            a_g["p99"] / a_b["p99"],
-            "p99 < 20 ms",
-            a_g["p99"] < 20,
-            "" if a_g["p99"] < 20 else f"p99 {a_g['p99'] - 20:.1f} ms over",
-        )
-    )
-    res.rows.append(
-        Row(
-            "4b fan-out everything",
-            f"{b_subs} subscribers, {b_rate:g} events/s: latency (ms)",
-            "ms",
-            b_g["median"],
-            b_g["p99"],
-            b_b["median"],
-            b_b["p99"],
-            b_g["p99"] / b_b["p99"],
-            "p99 < 50 ms",
-            b_g["p99"] < 50,
-            "" if b_g["p99"] < 50 else f"p99 {b_g['p99'] - 50:.1f} ms over",
-        )
-    )
-    dg, db = runs["4b gateway"]["deliveries_per_s"], runs["4b bare"]["deliveries_per_s"]
-    res.rows.append(
-        ratio_row(
-            "4b fan-out everything",
-            f"deliveries/s {dg:.0f} vs bare {db:.0f} (latency ms)",
-            "ms",
-            b_g,
-            b_b,
-            target="deliveries/s >= 0.7x bare",
-            ratio=dg / db,
-            limit=0.7,
-            higher_is_better=True,
-        )
-    )
+        cpu, metric = f"{label} fan-out CPU", "server CPU per delivered event (µs)"
+        res.rows += [
+            compare(
+                cpu,
+                f"{metric}: {gwb} vs bare (one message per event)",
+                "µs",
+                runs[f"{label} {gwb}"],
+                bare_runs,
+                "cpu_us_per_delivered",
+                "<= 0.5x bare",
+                kind="ratio",
+                limit=0.5,
+            ),
+            compare(
+                cpu,
+                f"{metric}: gateway (one message per event) vs bare",
+                "µs",
+                runs[f"{label} {gw}"],
+                bare_runs,
+                "cpu_us_per_delivered",
+            ),
+        ]
     res.lines += [
         f"Signed POSTs (one notification each, send time in clientContext) at a fixed rate for "
-        f"{seconds:g} s from one poster process; subscribers in one process "
-        "(100 streams per channel); latency = subscriber receive time - send time. The "
-        "subscribers wait for the poster to finish, then up to 30 s for events still in flight; "
-        "deliveries/s = events received / time from the first POST to the last event received.",
+        f"{seconds:g} s from one poster process; subscribers in one process (100 streams per "
+        "channel), each run with a new subscriber process; latency = subscriber receive time - "
+        "send time (each event of a batch timed at its message's arrival). The subscribers wait "
+        "for the poster to finish, then up to 30 s for events still in flight; deliveries/s = "
+        "events received / time from the first POST to the last event received; server CPU is "
+        "from the first POST to the last event received. The variants in turn "
+        f"({', '.join(v[0] for v in variants)}), {ctx.rounds} round{'s' if ctx.rounds > 1 else ''} "
+        f"for 4a, then for 4b. Batched: the subscribers ask for max_events_per_response={batch} "
+        "(only what is already queued is batched). The bare server (`bench._bare`) decodes "
+        "each body's JSON and builds the same event message once, then hands the same bytes "
+        "to every stream; no JWT check, filter, event log or log line.",
         "",
-        "| run | subscribers | events/s | delivered / expected | deliveries/s | median ms | "
-        "p99 ms | server CPU µs per event | POST statuses |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        *_fanout_table(ctx, runs, rates, unpinned=False),
     ]
-    for name, v in runs.items():
-        s = summary(v["latencies"])
-        subs = a_subs if name.startswith("4a") else b_subs
-        rate = a_rate if name.startswith("4a") else b_rate
-        res.lines.append(
-            f"| {name} | {subs} | {rate:g} | {v['received']} / {v['expected']} | "
-            f"{v['deliveries_per_s']:.0f} | {s['median']:.2f} | {s['p99']:.2f} | "
-            f"{v['cpu_us_per_event']:.0f} | {v['posted']['statuses']} |"
-        )
     for label in ("4a", "4b"):
         res.plots.append(
             {
@@ -738,11 +787,12 @@ async def fanout(ctx: Ctx) -> Result:
                 "title": f"Fan-out {label}: webhook-to-subscriber latency",
                 "xlabel": "latency (ms)",
                 "series": {
-                    n: sample(v["latencies"]) for n, v in runs.items() if n.startswith(label)
+                    n: sample([x for r in v for x in r["latencies"]])
+                    for n, v in runs.items()
+                    if n.startswith(label)
                 },
             }
         )
-    res.data = {k: summary(v["latencies"]) for k, v in runs.items()}
     return res
 
 
@@ -754,13 +804,11 @@ async def memory(ctx: Ctx) -> Result:
     streams = ctx.count(10_000, 500)
     out: dict[str, dict[str, float]] = {}
     for name in ("bare", "gateway"):
-        server = (
-            bare(ctx.workdir) if name == "bare" else gateway("gw-memory", ctx.env(), ctx.workdir)
-        )
+        server = ctx.bare() if name == "bare" else ctx.gateway("gw-memory", ctx.env())
         async with running(server):
             await asyncio.sleep(1.0)
             before = server.rss()
-            sub = Load(
+            sub = ctx.load(
                 "subscribe",
                 {
                     "targets": [server.target],
@@ -770,7 +818,6 @@ async def memory(ctx: Ctx) -> Result:
                     "per_call": True,
                     "idle": True,
                 },
-                ctx.workdir,
             )
             await sub.start(stdin=True)
             try:
@@ -789,20 +836,17 @@ async def memory(ctx: Ctx) -> Result:
     res.rows.append(
         Row(
             "5 memory",
-            f"RSS growth per idle stream at {streams} streams (KB)",
+            f"RSS growth per idle stream at {streams:,} streams (KB): gateway vs bare",
             "KB",
-            per,
-            math.nan,
-            base,
-            math.nan,
-            per / base if base else math.nan,
+            [per],
+            [base],
             "<= 30 KB",
-            per <= 30,
-            "" if per <= 30 else f"{per - 30:.1f} KB over",
+            kind="max",
+            limit=30.0001,
         )
     )
     res.lines += [
-        f"{streams} WatchOperations streams (each watching its own call, over "
+        f"{streams:,} WatchOperations streams (each watching its own call, over "
         f"{max(1, streams // 100)} channels) opened from one client process and held idle; "
         "RSS read from /proc before and 2 s after the last stream registered.",
         "",
@@ -823,7 +867,6 @@ async def memory(ctx: Ctx) -> Result:
             "series": {n: v["per_stream"] / 1024 for n, v in out.items()},
         }
     )
-    res.data = out
     return res
 
 
@@ -856,123 +899,132 @@ def redis_up() -> bool:
 
 
 async def redis_fanout(ctx: Ctx) -> Result:
-    res = Result("redis", "6. Redis mode: fan-out 4a on two replicas")
+    res = Result("redis", "6. Redis mode: fan-out 4a on two replicas (unpinned)")
     if not redis_up():
         res.lines.append("Skipped: no Redis answers on 127.0.0.1:6379 (run tools/ensure-redis.sh).")
-        res.rows.append(
-            Row(
-                "6 redis fan-out",
-                "skipped: no Redis",
-                "ms",
-                math.nan,
-                math.nan,
-                math.nan,
-                math.nan,
-                math.nan,
-                "p99 < 30 ms",
-                None,
-                "not run",
-            )
-        )
+        res.rows.append(Row("6 redis fan-out", "skipped: no Redis", "ms", [], [], "p99 < 30 ms"))
         return res
-    seconds = ctx.secs(10, 2)
+    seconds = ctx.secs(5, 1.5)
+    batch = 64
     subs, rate = ctx.count(1000, 100), ctx.secs(2000, 200)
     key = f"commsgw-bench-{uuid.uuid4().hex[:10]}"
     env = ctx.env(COMMSGW_EVENT_LOG="redis://127.0.0.1:6379/0", COMMSGW_EVENT_LOG_KEY=key)
-    r1 = gateway("gw-redis-1", env, ctx.workdir)
-    r2 = gateway("gw-redis-2", env, ctx.workdir)
-    mem = gateway("gw-redis-baseline-memory", ctx.env(), ctx.workdir)
-    async with running(r1, r2, mem), _redis_keys_dropped(key):
-        base = await _fanout_run(
-            ctx,
-            servers=[mem],
-            urls=[mem.url()],
-            subscribers=subs,
-            per_call=True,
-            rate=rate,
-            seconds=seconds,
-        )
-        run = await _fanout_run(
-            ctx,
-            servers=[r1, r2],
-            urls=[r1.url(), r2.url()],
-            subscribers=subs,
-            per_call=True,
-            rate=rate,
-            seconds=seconds,
-            prof=("6 redis fan-out (replica 1)", r1),
-        )
-        # The scale-out issue's figure: the same two replicas at 1,000 events/s.
-        run_1k = await _fanout_run(
-            ctx,
-            servers=[r1, r2],
-            urls=[r1.url(), r2.url()],
-            subscribers=subs,
-            per_call=True,
-            rate=rate / 2,
-            seconds=seconds,
-        )
-    g, m = summary(run["latencies"]), summary(base["latencies"])
-    k = summary(run_1k["latencies"])
-    res.rows.append(
-        Row(
-            "6 redis fan-out",
-            f"2 replicas, {subs} subscribers, {rate / 2:g} events/s: latency (ms)",
-            "ms",
-            k["median"],
-            k["p99"],
-            m["median"],
-            m["p99"],
-            k["p99"] / m["p99"],
-            "recorded (scale-out issue)",
-            None,
-            "",
-        )
-    )
-    res.rows.append(
-        Row(
-            "6 redis fan-out",
-            f"2 replicas, {subs} subscribers, {rate:g} events/s: latency (ms)",
-            "ms",
-            g["median"],
-            g["p99"],
-            m["median"],
-            m["p99"],
-            g["p99"] / m["p99"],
-            "p99 < 30 ms",
-            g["p99"] < 30,
-            "" if g["p99"] < 30 else f"p99 {g['p99'] - 30:.1f} ms over",
-        )
-    )
-    res.lines += [
-        "Two replicas on one Redis (a local redis-server, also on the 2 cores); subscribers "
-        "alternate between the replicas (streams on one channel per 100 go to one replica), "
-        "POSTs alternate between the replicas' webhooks as a load balancer would. Baseline: "
-        "one in-memory gateway with the same load.",
-        "",
-        "| run | delivered / expected | median ms | p99 ms | server CPU µs per event "
-        "(all replicas) | POST statuses |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+    # The old, unpinned topology: the two replicas need a core each.
+    r1 = ctx.gateway("gw-redis-1", env, unpinned=True)
+    r2 = ctx.gateway("gw-redis-2", env, unpinned=True)
+    mem = ctx.gateway("gw-redis-baseline-memory", ctx.env(), unpinned=True)
+    variants = [
+        ("memory, 1 gateway", [mem], 1),
+        ("redis, 2 replicas", [r1, r2], 1),
+        (f"memory, 1 gateway, batches of {batch}", [mem], batch),
+        (f"redis, 2 replicas, batches of {batch}", [r1, r2], batch),
     ]
-    for label, r, sm in (
-        ("redis, 2 replicas", run, g),
-        (f"redis, 2 replicas, {rate / 2:g} events/s", run_1k, k),
-        ("memory, 1 gateway", base, m),
-    ):
-        res.lines.append(
-            f"| {label} | {r['received']} / {r['expected']} | {sm['median']:.2f} | "
-            f"{sm['p99']:.2f} | {r['cpu_us_per_event']:.0f} | {r['posted']['statuses']} |"
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with ctx.topo.redis_unpinned():
+        async with running(r1, r2, mem), _redis_keys_dropped(key):
+            for r in range(ctx.rounds):
+                for name, servers, k in in_turn(variants, r):
+                    runs.setdefault(name, []).append(
+                        await _fanout_run(
+                            ctx,
+                            servers=servers,
+                            urls=[s.url() for s in servers],
+                            subscribers=subs,
+                            per_call=True,
+                            rate=rate,
+                            seconds=seconds,
+                            batch=k,
+                            unpinned=True,
+                        )
+                    )
+            replicas = {
+                "servers": [r1, r2],
+                "urls": [r1.url(), r2.url()],
+                "subscribers": subs,
+                "per_call": True,
+                "unpinned": True,
+            }
+            # The scale-out issue's figure: the same two replicas at 1,000 events/s, once.
+            half = f"redis, 2 replicas, {rate / 2:,.0f} events/s"
+            runs[half] = [await _fanout_run(ctx, rate=rate / 2, seconds=seconds, **replicas)]
+            if ctx.profile:
+                await _fanout_run(
+                    ctx, rate=rate, seconds=5, profile_as="6 redis fan-out (replica 1)", **replicas
+                )
+    for r in (x for v in runs.values() for x in v):
+        # The busier replica's CPU per posted event (each replica ingests half of the POSTs,
+        # delivers to half of the streams and reads every entry of the shared stream).
+        r["replica_us"] = max(r["cpu_us_per_posted"])
+    for sfx in ("", f", batches of {batch}"):
+        rd, mm = runs[f"redis, 2 replicas{sfx}"], runs[f"memory, 1 gateway{sfx}"]
+        res.rows += [
+            compare(
+                "6 redis fan-out",
+                f"2 replicas, {subs:,} subscribers, {rate:,.0f} events/s"
+                f"{sfx}: p99 (ms), redis vs memory",
+                "ms",
+                rd,
+                mm,
+                "p99",
+                "p99 < 30 ms",
+                kind="max",
+                limit=30.0,
+            ),
+            compare(
+                "6 redis fan-out CPU",
+                f"server CPU per event per replica (µs){sfx}: "
+                "busier replica vs the in-memory gateway",
+                "µs",
+                rd,
+                mm,
+                "replica_us",
+                "<= 1.3x memory",
+                kind="ratio",
+                limit=1.3,
+            ),
+        ]
+    res.rows.append(
+        compare(
+            "6 redis fan-out",
+            f"2 replicas, {subs:,} subscribers, {rate / 2:,.0f} events/s: p99 (ms), once",
+            "ms",
+            runs[half],
+            [],
+            "p99",
+            "recorded (scale-out issue)",
         )
+    )
+    rates = {n: f"{subs:,}, {rate / 2 if n == half else rate:,.0f}" for n in runs}
+    res.lines += [
+        "**Unpinned** (the old topology): the two replicas each need a core, so every process "
+        "of this scenario (replicas, the in-memory gateway, subscribers, poster) may run on "
+        "either core, and Redis is unpinned for its duration; the driver stays on its core. "
+        "Subscribers alternate between the replicas (streams on one channel per 100 go to "
+        "one replica), POSTs alternate between the replicas' webhooks as a load balancer "
+        "would. Baseline: one in-memory gateway with the same load. CPU per event per replica "
+        "= the busier replica's CPU time / events posted. The variants in turn, "
+        f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}; the 1,000 events/s run once.",
+        "",
+        *_fanout_table(ctx, runs, rates, unpinned=True),
+        "",
+        "Server CPU µs per posted event, each replica: "
+        + "; ".join(
+            f"{n}: "
+            + " / ".join(
+                spread([r["cpu_us_per_posted"][i] for r in v])
+                for i in range(len(v[0]["cpu_us_per_posted"]))
+            )
+            for n, v in runs.items()
+        )
+        + ".",
+    ]
     res.plots.append(
         {
             "kind": "cdf",
             "file": "redis_fanout.png",
             "title": "Fan-out 4a: Redis (2 replicas) vs memory (1 gateway)",
             "xlabel": "latency (ms)",
-            "series": {
-                "redis, 2 replicas": sample(run["latencies"]),
-                "memory, 1 gateway": sample(base["latencies"]),
-            },
+            "series": {n: sample([x for r in v for x in r["latencies"]]) for n, v in runs.items()},
         }
     )
     return res
@@ -983,65 +1035,74 @@ async def redis_fanout(ctx: Ctx) -> Result:
 
 async def cold_start(ctx: Ctx) -> Result:
     res = Result("cold_start", "Cold start and idle RSS")
-    n = ctx.count(5, 2)
-    starts: list[float] = []
-    rss: list[float] = []
-    bare_starts: list[float] = []
-    bare_rss: list[float] = []
+    n = max(ctx.rounds, ctx.count(5, 2))
+    makers: list[tuple[str, Callable[[int], Server]]] = [
+        ("gateway", lambda i: ctx.gateway(f"gw-cold-{i}", ctx.env()))
+    ]
+    if ctx.ab:
+        makers.append((ctx.ab.label, lambda i: ctx.gateway(f"gw-cold-ab-{i}", ctx.env(), ab=True)))
+    else:
+        makers.insert(0, ("bare server", lambda i: ctx.bare(f"bare-cold-{i}")))
+    starts: dict[str, list[float]] = {}
+    rss: dict[str, list[float]] = {}
     for i in range(n):
-        b = bare(ctx.workdir)
-        async with running(b):
-            bare_starts.append(b.cold_start_s * 1000)
-            await asyncio.sleep(1.0)
-            bare_rss.append(b.rss() / 2**20)
-        gw = gateway(f"gw-cold-{i}", ctx.env(), ctx.workdir)
-        async with running(gw):
-            starts.append(gw.cold_start_s * 1000)
-            await asyncio.sleep(1.0)
-            rss.append(gw.rss() / 2**20)
+        for name, make in in_turn(makers, i):
+            s = make(i)
+            async with running(s):
+                starts.setdefault(name, []).append(s.cold_start_s * 1000)
+                await asyncio.sleep(1.0)
+                rss.setdefault(name, []).append(s.rss() / 2**20)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     interp = (time.perf_counter() - t0) * 1000
-    g, b_ = summary(starts), summary(bare_starts)
-    gr, br = summary(rss), summary(bare_rss)
-    res.rows.append(
-        Row(
-            "cold start",
-            "process start to SERVING (ms)",
-            "ms",
-            g["median"],
-            g["p99"],
-            b_["median"],
-            b_["p99"],
-            g["median"] / b_["median"],
-            "recorded",
-            None,
-        )
-    )
-    res.rows.append(
-        Row(
-            "idle RSS",
-            "RSS of an idle process (MB)",
-            "MB",
-            gr["median"],
-            gr["p99"],
-            br["median"],
-            br["p99"],
-            gr["median"] / br["median"],
-            "recorded",
-            None,
-        )
-    )
+    other = ctx.ab.label if ctx.ab else "bare server"
+    if ctx.ab:
+        res.rows += [
+            Row(
+                "cold start",
+                "start to SERVING (ms)",
+                "ms",
+                starts["gateway"],
+                starts[other],
+                "A/B",
+                kind="ab",
+            ),
+            Row("idle RSS", "idle RSS (MB)", "MB", rss["gateway"], rss[other], "A/B", kind="ab"),
+        ]
+    else:
+        res.rows += [
+            Row(
+                "cold start",
+                "process start to SERVING (ms): gateway vs bare server",
+                "ms",
+                starts["gateway"],
+                starts[other],
+                "<= 680 ms (last report)",
+                kind="max",
+                limit=680.0001,
+            ),
+            Row(
+                "idle RSS",
+                "RSS of an idle process (MB): gateway vs bare server",
+                "MB",
+                rss["gateway"],
+                rss[other],
+                "<= 75.5 MB (last report)",
+                kind="max",
+                limit=75.5001,
+            ),
+        ]
     res.lines += [
-        f"{n} starts each of `python -m commsgw serve` (against the emulator: MSAL token, "
-        "JWKS-less start, health SERVING) and of the bare baseline server (same stack, no "
-        f"gateway code); a bare `python -c pass` takes {interp:.0f} ms here.",
+        f"{n} starts each, interleaved, of `python -m commsgw serve` (against the emulator: MSAL "
+        "token, health SERVING) and of "
+        + (f"{other}" if ctx.ab else "the bare server (same stack, no gateway code)")
+        + f", each on the server's core; a bare `python -c pass` takes {interp:.0f} ms here.",
         "",
-        "| process | start to SERVING median ms | p99 ms | idle RSS median MB |",
-        "| --- | ---: | ---: | ---: |",
-        f"| gateway | {g['median']:.0f} | {g['p99']:.0f} | {gr['median']:.1f} |",
-        f"| bare server | {b_['median']:.0f} | {b_['p99']:.0f} | {br['median']:.1f} |",
+        "| process | start to SERVING ms, median (min-max) | idle RSS MB |",
+        "| --- | ---: | ---: |",
     ]
+    for name in starts:
+        res.lines.append(f"| {name} | {spread(starts[name], 0)} | {spread(rss[name], 1)} |")
     return res
 
 
@@ -1049,9 +1110,12 @@ SCENARIOS = {
     "cancel_latency": cancel_latency,
     "media_cpu": media_cpu,
     "cancel_throughput": cancel_throughput,
+    "tracing": tracing,
     "webhook_ingest": webhook_ingest,
     "fanout": fanout,
     "memory": memory,
     "redis": redis_fanout,
     "cold_start": cold_start,
 }
+# The scenarios an A/B run (`--ab REV`) can run: the others need floors or one gateway only.
+AB_SCENARIOS = ("cancel_latency", "cancel_throughput", "webhook_ingest", "fanout", "cold_start")

@@ -20,11 +20,13 @@ pytest.importorskip("matplotlib", reason="matplotlib missing (pip install -e '.[
 @pytest.mark.timeout(170)
 def test_bench_smoke_writes_a_report(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "results"
-    # The bench package from this tree, before whatever PYTHONPATH the run was given.
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    # The bench package, the gateway and the generated code from this tree, before whatever
+    # PYTHONPATH the run was given.
+    here = (ROOT / "service", ROOT / "clients" / "python", ROOT)
+    pythonpath = os.pathsep.join(p for p in (*map(str, here), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--no-profile", "--out", str(out),
-         "--only", "cancel_latency,media_cpu,webhook_ingest,fanout"],
+         "--only", "cancel_latency,media_cpu,cancel_throughput,tracing,webhook_ingest,fanout"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": pythonpath},
         capture_output=True,
