@@ -51,8 +51,9 @@ TOPOLOGY = [
     "- **floors** (`bench._floors`, `bench._bare`): what the same work costs bare on the "
     "gateway's stack (grpc.aio + aiohttp on one uvloop loop, one process): for cancel, a bare "
     "grpc.aio unary handler making one HTTPS request to the emulator with the gateway's "
-    "client stack (httpx over httpx-aiohttp's AiohttpTransport, `handle_async_request`), and "
-    "the same with plain aiohttp; for ingest, an aiohttp handler answering 202 after one "
+    "client stack (a plain aiohttp client session, which the gateway uses directly), and the "
+    "same through httpx over httpx-aiohttp's AiohttpTransport (the gateway's earlier stack) as "
+    "a second line; for ingest, an aiohttp handler answering 202 after one "
     "PyJWT RS256 verification of the bearer token (the emulator's key, from its JWKS fetched "
     "once); for fan-out, the bare server decoding each POST's JSON and streaming one "
     "pre-serialised message per event (or a batch) to every matching stream.",

@@ -2,14 +2,16 @@
 aiohttp on one uvloop loop, one process). `python -m bench._floors SPEC_FILE`; the spec (JSON)
 names `kind`, `grpc_port`, `http_port` and what the kind needs. Each answers grpc.health.v1.
 
-* `cancel-httpx`: CancelMediaProcessing as a bare grpc.aio unary handler making one HTTPS
-  request per call to the emulator with the gateway's HTTP client stack: an `httpx.Request`
-  handed to httpx-aiohttp's `AiohttpTransport.handle_async_request` (as
-  `commsgw.graph._client` does, with the gateway's pool limits and the same headers), the
-  answer read and its JSON decoded (msgspec) for the operation id, which goes back in the
-  response. No validation, no interceptor, no retry policy, no token provider (a fixed token),
-  no metrics, no log line.
-* `cancel-aiohttp`: the same with a plain `aiohttp.ClientSession`.
+* `cancel-aiohttp`: CancelMediaProcessing as a bare grpc.aio unary handler making one HTTPS
+  request per call to the emulator with the gateway's HTTP client stack: a plain
+  `aiohttp.ClientSession` (as `commsgw.graph._transport.AiohttpSender` uses it, with the
+  gateway's pool limits and the same headers), the answer read and its JSON decoded (msgspec)
+  for the operation id, which goes back in the response. No validation, no interceptor, no
+  retry policy, no token provider (a fixed token), no metrics, no log line. The cancel targets
+  are against this floor.
+* `cancel-httpx`: the same with an `httpx.Request` handed to httpx-aiohttp's
+  `AiohttpTransport.handle_async_request` (the gateway's stack before it used the session
+  directly): the difference between the two is the httpx layer's cost.
 * `ingest-jwt`: POST /api/calls answers 202 after reading the body and one PyJWT RS256
   verification of the bearer token (signature, audience, issuer, expiry) with the emulator's
   notification key, fetched once from its JWKS at start. No JSON parsing, no event log, no
