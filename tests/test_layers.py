@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import commsgw
 
@@ -72,3 +74,17 @@ def test_every_subpackage_says_what_it_owns() -> None:
     for init in sorted(ROOT.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and len(doc) > 80, f"{init.parent.name}/__init__.py has no docstring"
+
+
+def test_the_server_loads_redis_and_the_tracing_sdk_only_when_asked() -> None:
+    # In memory with tracing off (the default), neither redis nor the OpenTelemetry SDK is
+    # imported: together they are about 8 MB of a gateway's resident memory.
+    probe = (
+        "import sys, commsgw.server, commsgw.keepalive;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis'})"
+        " + sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is on (it costs start-up memory)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = [
     "Link",
@@ -52,9 +53,9 @@ class Tracing:
     @classmethod
     def with_exporter(cls, exporter: SpanExporter, *, batch: bool = True) -> Tracing:
         """Tracing into `exporter` (tests: an in-memory exporter, unbatched)."""
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "commsgw"}))
+        provider = _provider("commsgw")
         provider.add_span_processor(
             BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         )
@@ -66,6 +67,13 @@ class Tracing:
             self.provider.shutdown()
 
 
+def _provider(service_name: str) -> TracerProvider:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+
+
 def from_environment(environ: Mapping[str, str]) -> Tracing:
     """Tracing as the standard OTEL_* variables ask: OTLP/gRPC when an endpoint is named (the
     exporter reads the endpoint, headers and TLS settings from the environment itself)."""
@@ -74,10 +82,9 @@ def from_environment(environ: Mapping[str, str]) -> Tracing:
     ).lower() in ("true", "1"):
         return Tracing()
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: environ.get("OTEL_SERVICE_NAME", "commsgw")})
-    )
+    provider = _provider(environ.get("OTEL_SERVICE_NAME", "commsgw"))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return Tracing(True, provider.get_tracer("commsgw"), provider)
 

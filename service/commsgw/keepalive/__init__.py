@@ -10,6 +10,6 @@ import the shared kernel, `commsgw.eventlog` and `commsgw.graph`.
 """
 
 from commsgw.keepalive._keeper import KeepAlive
-from commsgw.keepalive._registry import MemoryRegistry, RedisRegistry, Registry
+from commsgw.keepalive._registry import MemoryRegistry, Registry, make_registry
 
-__all__ = ["KeepAlive", "MemoryRegistry", "RedisRegistry", "Registry"]
+__all__ = ["KeepAlive", "MemoryRegistry", "Registry", "make_registry"]

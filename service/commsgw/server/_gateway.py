@@ -27,7 +27,7 @@ from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
 from commsgw.graph._transport import Sender, make_http_client, make_sender
-from commsgw.keepalive import KeepAlive, MemoryRegistry, RedisRegistry
+from commsgw.keepalive import KeepAlive, make_registry
 from commsgw.notifications import (
     InsecureNoValidation,
     NotificationTokenValidator,
@@ -119,9 +119,7 @@ class Gateway:
                 s,
                 graph,
                 self.hub,
-                RedisRegistry(s.event_log, key_prefix=s.event_log_key)
-                if s.event_log != "memory"
-                else MemoryRegistry(),
+                make_registry(s),
                 on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
             )
             await self.keepalive.start()
