@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
+from commsgw._config._declare import (
+    _SETTING,
+    EMULATOR,
+    EVENT_LOG,
+    GRAPH,
+    GROUPS,
+    KEEPALIVE,
+    LISTENING,
+    WEBHOOK,
+    Setting,
+    setting,
+)
+from commsgw._config._serving import ServingSettings
 from commsgw._config._values import (
     Address,
     _address,
     _bool,
     _dir,
     _loop,
-    _non_negative_float,
     _path,
     _positive_float,
     _positive_int,
@@ -25,89 +35,14 @@ from commsgw._config._values import (
     _url_path,
 )
 
-T = TypeVar("T")
-
 DEFAULT_STATE_DIR = ".commsgw"
-_SETTING = "commsgw_setting"
-_METAVARS: dict[Callable[[str], Any], str] = {
-    _address: "HOST:PORT",
-    _positive_int: "N",
-    _path: "FILE",
-    _dir: "DIR",
-    _tenant_list: "GUID,...",
-    _loop: "LOOP",
-    _transport: "TRANSPORT",
-    _url_path: "PATH",
-}
-
-
-# The groups `--help` shows the settings in (argparse argument groups), in this order.
-LISTENING = "listening"
-GRAPH = "Graph and Azure"
-EMULATOR = "emulator mode"
-WEBHOOK = "webhook (Graph's callbacks)"
-EVENT_LOG = "event log and watches"
-KEEPALIVE = "managed keepAlive"
-LOGGING = "logging"
-TLS = "TLS and callers"
-LIMITS = "gRPC connections and limits"
-SHUTDOWN = "shutdown"
-GROUPS: tuple[str, ...] = (
-    LISTENING,
-    GRAPH,
-    EMULATOR,
-    WEBHOOK,
-    EVENT_LOG,
-    KEEPALIVE,
-    LOGGING,
-    TLS,
-    LIMITS,
-    SHUTDOWN,
-)
+__all__ = ["DEFAULT_STATE_DIR", "GROUPS", "SETTINGS", "Setting", "Settings", "setting"]
 
 
 @dataclass(frozen=True, slots=True)
-class Setting:
-    """One row of the settings table: a field of Settings, its variable, default, help and the
-    group `--help` lists it in."""
-
-    attr: str
-    env: str
-    default: str
-    parse: Callable[[str], Any]
-    help: str
-    group: str
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.attr.replace("_", "-")
-
-    @property
-    def is_bool(self) -> bool:
-        return self.parse is _bool
-
-    @property
-    def metavar(self) -> str:
-        """What `--help` shows as the flag's value."""
-        if self.parse is _positive_float or self.parse is _non_negative_float:
-            return "SECONDS" if self.attr.endswith("_s") else "N"
-        if self.parse is _str:
-            if self.attr.endswith(("_url", "_host")):
-                return "URL"
-            return "GUID" if self.attr.endswith("_id") else self.attr.rsplit("_", 1)[-1].upper()
-        return _METAVARS.get(self.parse, "VALUE")
-
-
-def setting(env: str, default: str, parse: Callable[[str], T], help: str, *, group: str) -> T:
-    """Declare a setting: a Settings field whose default is `parse(default)`."""
-    assert group in GROUPS, group
-    info = {_SETTING: (env, default, parse, help, group)}
-    return field(default=parse(default), metadata=info)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Validated settings of one gateway process."""
+class Settings(ServingSettings):
+    """Validated settings of one gateway process (the connection, TLS, limit, logging and
+    shutdown settings are declared in `ServingSettings`)."""
 
     grpc_addr: Address = setting(
         "COMMSGW_GRPC_ADDR",
@@ -338,51 +273,6 @@ class Settings:
         "they are delivered in sequence order (seconds)",
         group=WEBHOOK,
     )
-    log_level: str = setting(
-        "COMMSGW_LOG_LEVEL", "INFO", _str, "DEBUG, INFO, WARNING or ERROR", group=LOGGING
-    )
-    log_format: str = setting(
-        "COMMSGW_LOG_FORMAT",
-        "json",
-        _str,
-        "json (one object a line) or text",
-        group=LOGGING,
-    )
-    grpc_tls_cert: pathlib.Path | None = setting(
-        "COMMSGW_GRPC_TLS_CERT",
-        "",
-        _path,
-        "PEM certificate chain for gRPC TLS",
-        group=TLS,
-    )
-    grpc_tls_key: pathlib.Path | None = setting(
-        "COMMSGW_GRPC_TLS_KEY",
-        "",
-        _path,
-        "PEM private key for gRPC TLS",
-        group=TLS,
-    )
-    grpc_client_ca: pathlib.Path | None = setting(
-        "COMMSGW_GRPC_CLIENT_CA",
-        "",
-        _path,
-        "CA bundle for client certificates: set it to require mutual TLS",
-        group=TLS,
-    )
-    http_tls_cert: pathlib.Path | None = setting(
-        "COMMSGW_HTTP_TLS_CERT",
-        "",
-        _path,
-        "PEM certificate chain for HTTPS",
-        group=TLS,
-    )
-    http_tls_key: pathlib.Path | None = setting(
-        "COMMSGW_HTTP_TLS_KEY",
-        "",
-        _path,
-        "PEM private key for HTTPS",
-        group=TLS,
-    )
     allow_insecure_bind: bool = setting(
         "COMMSGW_ALLOW_INSECURE_BIND",
         "false",
@@ -390,78 +280,8 @@ class Settings:
         "allow a non-loopback address without TLS (and, for gRPC, without caller auth)",
         group=LISTENING,
     )
-    callers_file: pathlib.Path | None = setting(
-        "COMMSGW_CALLERS_FILE",
-        "",
-        _path,
-        "JSON file of caller identities and permissions (unset: every caller is trusted)",
-        group=TLS,
-    )
     reflection: bool = setting(
         "COMMSGW_REFLECTION", "true", _bool, "serve gRPC server reflection", group=LISTENING
-    )
-    shutdown_grace_s: float = setting(
-        "COMMSGW_SHUTDOWN_GRACE_S",
-        "10",
-        _positive_float,
-        "on SIGTERM, the longest the gateway takes to stop (seconds)",
-        group=SHUTDOWN,
-    )
-    webhook_drain_s: float = setting(
-        "COMMSGW_WEBHOOK_DRAIN_S",
-        "2",
-        _non_negative_float,
-        "on SIGTERM, how long the webhook keeps accepting callbacks (seconds)",
-        group=SHUTDOWN,
-    )
-    keepalive_time_s: float = setting(
-        "COMMSGW_KEEPALIVE_TIME_S",
-        "60",
-        _positive_float,
-        "gRPC keepalive ping interval (seconds)",
-        group=LIMITS,
-    )
-    keepalive_timeout_s: float = setting(
-        "COMMSGW_KEEPALIVE_TIMEOUT_S",
-        "20",
-        _positive_float,
-        "gRPC keepalive ping timeout (seconds)",
-        group=LIMITS,
-    )
-    max_connection_age_s: float = setting(
-        "COMMSGW_MAX_CONNECTION_AGE_S",
-        "1800",
-        _positive_float,
-        "gRPC connections are recycled after this long (clients resume watches)",
-        group=LIMITS,
-    )
-    max_connection_age_grace_s: float = setting(
-        "COMMSGW_MAX_CONNECTION_AGE_GRACE_S",
-        "30",
-        _positive_float,
-        "time given to calls on a recycled connection (seconds)",
-        group=LIMITS,
-    )
-    max_streams: int = setting(
-        "COMMSGW_MAX_STREAMS",
-        "20000",
-        _positive_int,
-        "open WatchOperations streams at most (RESOURCE_EXHAUSTED beyond)",
-        group=LIMITS,
-    )
-    max_streams_per_caller: int = setting(
-        "COMMSGW_MAX_STREAMS_PER_CALLER",
-        "5000",
-        _positive_int,
-        "open WatchOperations streams per caller identity at most (with a callers file)",
-        group=LIMITS,
-    )
-    max_message_bytes: int = setting(
-        "COMMSGW_MAX_MESSAGE_BYTES",
-        "1048576",
-        _positive_int,
-        "largest gRPC message received or sent",
-        group=LIMITS,
     )
     webhook_rate: float = setting(
         "COMMSGW_WEBHOOK_RATE",
