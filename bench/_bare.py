@@ -8,9 +8,11 @@ doing the least work a gateway could. `python -m bench._bare GRPC_PORT HTTP_PORT
   hands the same bytes to every stream watching that call or everything, then answers 202.
   Left out, compared with the gateway: the JWT check (the gateway serves the reused token from
   its verified-token cache), the watch filters, the event log, the log line and the metrics.
-* WatchOperations streams: one message per event; with max_events_per_response above 1, what is
-  queued (up to that many) goes out as one batch message (WatchOperationsResponse.batch), as
-  the gateway does: nothing waits to fill a batch. GET /streams counts the streams.
+* WatchOperations streams: a START bookmark first (as the gateway sends; its token is the count
+  of events so far, and a stream given such a token first gets every event since: the catch-up
+  floor), then one message per event; with max_events_per_response above 1, what is queued (up
+  to that many) goes out as one batch message (WatchOperationsResponse.batch), as the gateway
+  does: nothing waits to fill a batch. GET /streams counts the streams.
 * grpc.health.v1, so the driver waits for it as it waits for a gateway.
 
 `serve_stack` and `main_with_loop` are the skeleton the floors in `bench._floors` share.
@@ -156,6 +158,9 @@ class Bare:
         self.by_call: dict[str, set[_Stream]] = {}
         self.everything: set[_Stream] = set()
         self._n = 0
+        # Every event message so far, for a stream that resumes (the catch-up floor): a
+        # resume_token is the number of events before it, as a START bookmark gives it.
+        self.history: list[tuple[bytes, bytes]] = []
 
     async def streams(self, request: web.Request) -> web.Response:
         n = len(self.everything) + sum(len(v) for v in self.by_call.values())
@@ -168,6 +173,7 @@ class Bare:
     async def fanout(self, request: web.Request) -> web.Response:
         self._n += 1
         call_id, msg = event_message(await request.read(), self._n)
+        self.history.append(msg)
         for s in (*self.by_call.get(call_id, ()), *self.everything):
             s.queue.append(msg)
             s.waiter.set()
@@ -183,6 +189,15 @@ class Bare:
         if not ids:
             self.everything.add(s)
         queue = s.queue
+        # The stream's first message is a START bookmark whose token resumes after every event
+        # so far; a stream given such a token first gets the events since (of every call: the
+        # catch-up load watches everything).
+        yield calls_pb2.WatchOperationsResponse(
+            resume_token=str(len(self.history)),
+            bookmark=calls_pb2.Bookmark(kind=calls_pb2.BOOKMARK_KIND_START),
+        ).SerializeToString()
+        if request.resume_token:
+            queue.extend(self.history[int(request.resume_token) :])
         try:
             while True:
                 if queue:

@@ -278,17 +278,19 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     lat: list[float] = []
     received = 0
     messages = 0
-    last_ns = 0
+    first_ns = last_ns = 0
     ready = 0
     all_ready = asyncio.Event()
     done = asyncio.Event()
     calls_opened: list[grpc.aio.UnaryStreamCall[Any, Any]] = []
 
     async def one(i: int) -> None:
-        nonlocal received, ready, last_ns, messages
+        nonlocal received, ready, first_ns, last_ns, messages
         stub = calls_pb2_grpc.CallsServiceStub(chans[i % channels])
         req = calls_pb2.WatchOperationsRequest(
-            call_ids=[calls[i]] if per_call else [], max_events_per_response=batch
+            call_ids=[calls[i]] if per_call else [],
+            max_events_per_response=batch,
+            resume_token=spec.get("resume_token", ""),
         )
         call = stub.WatchOperations(req)
         calls_opened.append(call)
@@ -306,6 +308,7 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
                 ctx = e.event.operation_update.operation.client_context
                 lat.append((now - int(ctx)) / 1e6)
             received += len(events)
+            first_ns = first_ns or now
             last_ns = now
             if expect and received >= expect:
                 done.set()
@@ -346,7 +349,13 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for ch in chans:
         await ch.close(grace=None)
-    return {"latencies": lat, "received": received, "messages": messages, "last_ns": last_ns}
+    return {
+        "latencies": lat,
+        "received": received,
+        "messages": messages,
+        "first_ns": first_ns,
+        "last_ns": last_ns,
+    }
 
 
 async def post(spec: Spec) -> dict[str, Any]:

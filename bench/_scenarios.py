@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bench._catchup import catch_up
 from bench._common import TENANT, guid, in_turn, pct, sample, summary
 from bench._ctx import (
     Ctx,
@@ -1117,6 +1118,7 @@ SCENARIOS = {
     "tracing": tracing,
     "webhook_ingest": webhook_ingest,
     "fanout": fanout,
+    "catch_up": catch_up,
     "memory": memory,
     "redis": redis_fanout,
     "cold_start": cold_start,

@@ -39,23 +39,15 @@ class SigningKey:
 
     @classmethod
     def generate(cls, common_name: str) -> SigningKey:
-        import datetime as dt
-
         from cryptography.hazmat.primitives import hashes
         from cryptography.x509.oid import NameOID
 
+        from commsgw.emulator._certs import certificate_builder
+
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .sign(key, hashes.SHA256())
+        cert = certificate_builder(name, name, key.public_key(), days=365).sign(
+            key, hashes.SHA256()
         )
         der = cert.public_bytes(serialization.Encoding.DER)
         # Like AAD / the Skype token service: the kid is the base64url SHA-1 thumbprint.
