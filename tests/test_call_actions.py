@@ -146,6 +146,20 @@ BAD_INPUT: list[tuple[str, Any, grpc.StatusCode, str]] = [
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TIMEOUT"),
     ("HangUpCall", calls_pb2.HangUpCallRequest(call_id=""),
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALL_ID"),
+    ("GetCall", calls_pb2.GetCallRequest(call_id="nope"),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALL_ID"),
+    ("KeepAlive", calls_pb2.KeepAliveRequest(call_id="not-a-guid"),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALL_ID"),
+    ("AnswerCall", calls_pb2.AnswerCallRequest(call_id=CALL, callback_uri="http://bot.example/cb"),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALLBACK_URI"),
+    ("SubscribeToTone", calls_pb2.SubscribeToToneRequest(call_id=CALL, client_context="x" * 257),
+     grpc.StatusCode.INVALID_ARGUMENT, "CLIENT_CONTEXT_TOO_LONG"),
+    ("Mute", calls_pb2.MuteRequest(call_id="nope"),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALL_ID"),
+    ("Unmute", calls_pb2.UnmuteRequest(call_id=CALL, client_context="x" * 257),
+     grpc.StatusCode.INVALID_ARGUMENT, "CLIENT_CONTEXT_TOO_LONG"),
+    ("ListParticipants", calls_pb2.ListParticipantsRequest(call_id="nope"),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CALL_ID"),
 ]  # fmt: skip
 
 

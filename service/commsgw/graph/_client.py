@@ -39,6 +39,11 @@ _USER_AGENT = f"commsgw/{__version__}"
 # An unsafe request is retried only after answers that say Graph did not act on it: 429
 # (throttled before it was looked at). A 503 or 504 may come after Graph acted.
 _UNSAFE_RETRYABLE_STATUS = frozenset({429})
+# A retry is slept for only when at least this much of the caller's deadline would be left for
+# the attempt. It also absorbs the difference between the caller's deadline and the one seen
+# here: gRPC's timeout encoding may round the timeout it sends up (grpc core's
+# timeout_encoding.h), and the server's clock conversions are not exact.
+MIN_ATTEMPT_S = 0.1
 
 
 class GraphClient:
@@ -177,8 +182,9 @@ class GraphClient:
             if attempt >= self._s.graph_max_attempts:
                 raise error
             delay = self._backoff(attempt, error.retry_after)
-            if deadline is not None and loop.time() + delay >= deadline:
-                # Sleeping would pass the caller's deadline: answer now, truthfully.
+            if deadline is not None and loop.time() + delay + MIN_ATTEMPT_S >= deadline:
+                # Sleeping would leave the next attempt no time before the caller's deadline:
+                # answer now, truthfully (with Graph's Retry-After for the caller).
                 raise error
             log.info(
                 "Graph %s (%s); attempt %d of %d in %.2f s",
