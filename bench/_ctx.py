@@ -152,6 +152,48 @@ def compare(
     )
 
 
+def batched_cpu_rows(
+    scenario: str,
+    batched: tuple[str, Sequence[dict[str, Any]]],
+    single: Sequence[dict[str, Any]],
+    bare: Sequence[dict[str, Any]],
+) -> list[Row]:
+    """The fan-out CPU rows: the gateway in batches against the bare one-message-per-event
+    cost (the target: at most half of it), and the gateway one message per event beside it."""
+    metric, key = "server CPU per delivered event (µs)", "cpu_us_per_delivered"
+    name, runs = batched
+    return [
+        compare(
+            scenario,
+            f"{metric}: {name} vs bare (one message per event)",
+            "µs",
+            runs,
+            bare,
+            key,
+            "<= 0.5x bare",
+            kind="ratio",
+            limit=0.5,
+        ),
+        compare(
+            scenario, f"{metric}: gateway (one message per event) vs bare", "µs", single, bare, key
+        ),
+    ]
+
+
+def delivery_cells(runs: Sequence[dict[str, Any]]) -> tuple[str, str, dict[str, int], list[float]]:
+    """Over one path's fan-out runs: "delivered / expected", events per message, the POST
+    statuses summed, and the busy share of the server's core that was not the server's."""
+    got = sum(r["received"] for r in runs)
+    exp = sum(r["expected"] for r in runs)
+    per_msg = got / max(1, sum(r["messages"] for r in runs))
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    others = [max(0.0, r["server_core"] - r["server_share"]) for r in runs]
+    return f"{got:,} / {exp:,}", f"{per_msg:.1f}", statuses, others
+
+
 def ratio_cell(row: Row) -> str:
     r = row.ratio
     if not math.isfinite(r):

@@ -25,9 +25,11 @@ from bench._ctx import (
     Ctx,
     Result,
     Row,
+    batched_cpu_rows,
     by_path,
     col,
     compare,
+    delivery_cells,
     latencies,
     med,
     profiled,
@@ -629,19 +631,12 @@ def _fanout_table(
         + " --- |",
     ]
     for name, rs in runs.items():
-        got = sum(r["received"] for r in rs)
-        exp = sum(r["expected"] for r in rs)
-        per_msg = got / max(1, sum(r["messages"] for r in rs))
-        statuses: dict[str, int] = {}
-        for r in rs:
-            for k, v in r["statuses"].items():
-                statuses[k] = statuses.get(k, 0) + v
-        others = [max(0.0, r["server_core"] - r["server_share"]) for r in rs]
+        delivered, per_msg, statuses, others = delivery_cells(rs)
         busy_cells = f"{spread(col(rs, 'server_share'), 0)} / {spread(others, 0)}"
         if not unpinned:
             busy_cells += f" | {spread(col(rs, 'rest_core'), 0)}"
         out.append(
-            f"| {name} | {len(rs)} | {rates[name]} | {got:,} / {exp:,} | {per_msg:.1f} | "
+            f"| {name} | {len(rs)} | {rates[name]} | {delivered} | {per_msg} | "
             f"{spread(col(rs, 'deliveries_per_s'))} | {spread(col(rs, 'p50'))} | "
             f"{spread(col(rs, 'p99'))} | {spread(col(rs, 'cpu_us_per_delivered'))} | "
             f"{busy_cells} | {statuses} |"
@@ -746,28 +741,9 @@ async def fanout(ctx: Ctx) -> Result:
                     higher_is_better=True,
                 )
             )
-        cpu, metric = f"{label} fan-out CPU", "server CPU per delivered event (µs)"
-        res.rows += [
-            compare(
-                cpu,
-                f"{metric}: {gwb} vs bare (one message per event)",
-                "µs",
-                runs[f"{label} {gwb}"],
-                bare_runs,
-                "cpu_us_per_delivered",
-                "<= 0.5x bare",
-                kind="ratio",
-                limit=0.5,
-            ),
-            compare(
-                cpu,
-                f"{metric}: gateway (one message per event) vs bare",
-                "µs",
-                runs[f"{label} {gw}"],
-                bare_runs,
-                "cpu_us_per_delivered",
-            ),
-        ]
+        res.rows += batched_cpu_rows(
+            f"{label} fan-out CPU", (gwb, runs[f"{label} {gwb}"]), runs[f"{label} {gw}"], bare_runs
+        )
     res.lines += [
         f"Signed POSTs (one notification each, send time in clientContext) at a fixed rate for "
         f"{seconds:g} s from one poster process; subscribers in one process (100 streams per "
