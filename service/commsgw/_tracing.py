@@ -51,11 +51,14 @@ class Tracing:
     provider: TracerProvider | None = None
 
     @classmethod
-    def with_exporter(cls, exporter: SpanExporter, *, batch: bool = True) -> Tracing:
-        """Tracing into `exporter` (tests: an in-memory exporter, unbatched)."""
+    def with_exporter(
+        cls, exporter: SpanExporter, *, batch: bool = True, service_name: str = "commsgw"
+    ) -> Tracing:
+        """Tracing into `exporter`: in batches (OTLP), or each span at its end (tests' in-memory
+        exporter)."""
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        provider = _provider("commsgw")
+        provider = _provider(service_name)
         provider.add_span_processor(
             BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         )
@@ -82,11 +85,10 @@ def from_environment(environ: Mapping[str, str]) -> Tracing:
     ).lower() in ("true", "1"):
         return Tracing()
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = _provider(environ.get("OTEL_SERVICE_NAME", "commsgw"))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return Tracing(True, provider.get_tracer("commsgw"), provider)
+    return Tracing.with_exporter(
+        OTLPSpanExporter(), service_name=environ.get("OTEL_SERVICE_NAME", "commsgw")
+    )
 
 
 def context_from(pairs: Iterable[tuple[str, Any]]) -> Context:
