@@ -39,6 +39,10 @@ from commsgw.notifications._tones import ToneOrder, in_sequence
 log = logging.getLogger("commsgw.webhook")
 
 
+# What a step runs in when the POST is not traced: one shared no-op (it holds no state).
+_UNTRACED: AbstractContextManager[object] = contextlib.nullcontext()
+
+
 class Validator(Protocol):
     async def validate(self, authorization_header: str | None) -> NotificationClaims: ...
 
@@ -197,7 +201,7 @@ class Webhook:
     def _step(self, outcome: _Outcome, name: str) -> AbstractContextManager[object]:
         """A child span of the POST's for one step (nothing when not traced)."""
         if outcome.span is None:
-            return contextlib.nullcontext()
+            return _UNTRACED
         return self._tracing.tracer.start_as_current_span(name)
 
     async def _handle(self, request: web.Request, outcome: _Outcome) -> web.Response:
