@@ -1,19 +1,23 @@
 """CancelMediaProcessing through the generated stub, a real gateway, real MSAL and the HTTPS
-Graph emulator: happy path, every error mapping, retries, deadlines, token refresh, bad input."""
+Graph emulator: happy path, every error mapping, retries, deadlines, token refresh, bad input;
+each test that reaches Graph once per HTTP stack under the Graph client (aiohttp's session, the
+default, and httpx's pool: COMMSGW_GRAPH_HTTP_TRANSPORT)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import pathlib
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
-from commsgw._config import from_sources
+from commsgw._config import Settings, from_sources
 from commsgw._errors import ConfigError
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
 from commsgw.graph._tokens import TokenProvider
+from commsgw.graph._transport import AiohttpSender, HttpxSender
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.certs import make_ca, make_leaf
@@ -24,13 +28,34 @@ from helpers.status import error_details
 
 pytestmark = pytest.mark.e2e
 
+SENDERS = {"aiohttp": AiohttpSender, "httpx": HttpxSender}
+
+
+@pytest.fixture(params=sorted(SENDERS))
+def sender(request: pytest.FixtureRequest) -> str:
+    """The HTTP stack under the Graph client (COMMSGW_GRAPH_HTTP_TRANSPORT)."""
+    return str(request.param)
+
+
+def settings(emulator: Emulator, sender: str, **overrides: str) -> Settings:
+    return gateway_settings(emulator, COMMSGW_GRAPH_HTTP_TRANSPORT=sender, **overrides)
+
+
+@pytest.fixture
+async def gateway(emulator: Emulator, sender: str) -> AsyncIterator[Gateway]:
+    """conftest's gateway, once per sender."""
+    async with running_gateway(settings(emulator, sender)) as gw:
+        yield gw
+
 
 async def test_happy_path_surfaces_body_location_and_request_ids(
     emulator: Emulator,
     gateway: Gateway,
     stub: calls_pb2_grpc.CallsServiceStub,
     graph_user: GraphUser,
+    sender: str,
 ) -> None:
+    assert isinstance(gateway._sender, SENDERS[sender])  # the stack this run is about
     call_id = await graph_user.create_call(webhook_url(gateway))
     await graph_user.play_prompt(call_id, "p1")
     await graph_user.record(call_id, "r1")
@@ -262,9 +287,9 @@ async def test_stall_past_the_deadline_is_deadline_exceeded(
 
 
 async def test_gateway_timeout_cuts_a_stalled_graph(
-    emulator: Emulator, graph_user: GraphUser
+    emulator: Emulator, graph_user: GraphUser, sender: str
 ) -> None:
-    async with running_gateway(gateway_settings(emulator, COMMSGW_GRAPH_TIMEOUT_S="0.5")) as gw:
+    async with running_gateway(settings(emulator, sender, COMMSGW_GRAPH_TIMEOUT_S="0.5")) as gw:
         call_id = await graph_user.create_call(webhook_url(gw))
         emulator.faults.add(Fault(path_pattern=CANCEL_PATH, delay_s=3, passthrough=True))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
@@ -332,10 +357,10 @@ async def test_token_endpoint_down_is_unauthenticated(
         assert fired(emulator, TOKEN_PATH)
 
 
-async def test_graph_unreachable_is_unavailable(emulator: Emulator) -> None:
+async def test_graph_unreachable_is_unavailable(emulator: Emulator, sender: str) -> None:
     # A port nothing listens on: connection refused on every attempt.
-    settings = gateway_settings(emulator, COMMSGW_GRAPH_URL="https://127.0.0.1:9")
-    async with running_gateway(settings) as gw:
+    unreachable = settings(emulator, sender, COMMSGW_GRAPH_URL="https://127.0.0.1:9")
+    async with running_gateway(unreachable) as gw:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(

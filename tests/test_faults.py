@@ -179,12 +179,14 @@ async def test_token_endpoint_down_when_a_refresh_is_due(tmp_path: pathlib.Path)
         await emu.stop()
 
 
+@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])  # COMMSGW_GRAPH_HTTP_TRANSPORT
 async def test_storm_of_graph_failures_every_cancel_truthful(
-    emulator: Emulator, graph_user: GraphUser
+    emulator: Emulator, graph_user: GraphUser, sender: str
 ) -> None:
     gw = Gateway(
         gateway_settings(
             emulator,
+            COMMSGW_GRAPH_HTTP_TRANSPORT=sender,
             COMMSGW_GRAPH_CONCURRENCY="4",
             COMMSGW_GRAPH_MAX_ATTEMPTS="3",
             COMMSGW_RETRY_MAX_S="0.3",
