@@ -6,6 +6,7 @@ and the blocking client (the one generated from the other).
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -15,12 +16,15 @@ import pytest
 
 from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
+from commsgw.testing import free_port
 from commsgw_client import (
     DeadlineExceededError,
     ErrorReason,
     InvalidArgumentError,
     NotFoundError,
     OperationNotDoneError,
+    RetryPolicy,
+    UnavailableError,
 )
 from commsgw_client._common import wait_after, wait_for
 from graphcomms.v1 import call_types_pb2, calls_pb2
@@ -236,6 +240,21 @@ async def test_record_response_with_wait_returns_the_recording(
     assert op.type == calls_pb2.OPERATION_TYPE_RECORD
     assert op.status == COMPLETED
     assert op.recording_location
+
+
+async def test_a_close_ends_a_watch_waiting_to_resume(flavour: str) -> None:
+    """Nothing listens on the target: the watch fails, waits its backoff (a minute here) to
+    resume, and a close (from another thread for the blocking client) ends that wait and the
+    iteration."""
+    slow = RetryPolicy(initial_backoff=120.0, max_backoff=120.0)
+    async with open_client(flavour, f"127.0.0.1:{free_port()}", retry=slow) as gw:
+        watch = gw.watch_operations(call_ids=[new_guid()])
+        following = asyncio.ensure_future(anext(watch, None))
+        await eventually(lambda: watch.reconnects == 1, what="the first failure")
+        assert isinstance(watch.last_error, UnavailableError)
+        assert not following.done()  # waiting to resume
+        watch.close()
+        assert await asyncio.wait_for(following, 30) is None  # the iteration ended
 
 
 # --- the wait's timeouts ----------------------------------------------------------------------
