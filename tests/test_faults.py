@@ -83,13 +83,18 @@ async def notification_round_trip(emulator: Emulator, gw: Gateway) -> None:
 # --- Graph and the token authority ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])  # COMMSGW_GRAPH_HTTP_TRANSPORT
 async def test_graph_behind_an_untrusted_certificate_is_unavailable(
-    emulator: Emulator, tmp_path: pathlib.Path
+    emulator: Emulator, tmp_path: pathlib.Path, sender: str
 ) -> None:
     # A second emulator has its own CA, which the gateway (trusting the first one's) does not.
     other = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "other"))
     await other.start()
-    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_URL=other.graph_url))
+    gw = Gateway(
+        gateway_settings(
+            emulator, COMMSGW_GRAPH_URL=other.graph_url, COMMSGW_GRAPH_HTTP_TRANSPORT=sender
+        )
+    )
     await gw.start()
     try:
         err = await cancel_error(gw, new_guid())
