@@ -18,7 +18,7 @@ IMAGE ?= commsgw:dev
 # The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
 KUBERNETES_VERSION ?= 1.37.0
 
-.PHONY: soak fuzz venv gen gen-python clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
+.PHONY: soak fuzz venv gen gen-python unasync clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -50,12 +50,18 @@ clients: $(STAMP) $(BUF) $(NODE_TSC)
 gen-python: $(STAMP)
 	$(PY) tools/gen_python.py --out clients/python
 
-## lint: buf lint (STANDARD) on the contract, ruff on the code, the deployment files
+## unasync: write the blocking Python client (_sync.py) from the asyncio one (_aio.py)
+unasync: $(STAMP)
+	$(PY) tools/unasync.py
+
+## lint: buf lint (STANDARD) on the contract, ruff on the code, _sync.py generated from _aio.py,
+## the deployment files
 lint: $(STAMP) $(BUF)
 	$(BUF) lint
 	bash tools/buf-breaking.sh
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(PY) tools/unasync.py --check
 	$(MAKE) --no-print-directory lint-deploy
 
 $(DEPLOY_STAMP): $(STAMP) pyproject.toml

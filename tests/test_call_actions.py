@@ -5,6 +5,7 @@ media RPCs answering Graph's operation, GetOperation and WaitOperation."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -29,6 +30,22 @@ USER = "11111111-2222-3333-4444-555555555555"
 PROMPT = ct.MediaInfo(uri="https://cdn.example/prompt.wav")
 
 pytestmark = pytest.mark.e2e
+
+SENDERS = ("aiohttp", "httpx")  # COMMSGW_GRAPH_HTTP_TRANSPORT: the retry-class tests run on each
+
+
+@pytest.fixture
+def sender() -> str:
+    """The HTTP stack under the Graph client: the default one, unless a test runs on each."""
+    return from_sources({}).graph_http_transport
+
+
+@pytest.fixture
+async def gateway(emulator: Emulator, sender: str) -> AsyncIterator[Gateway]:
+    """conftest's gateway, on `sender`."""
+    settings = gateway_settings(emulator, COMMSGW_GRAPH_HTTP_TRANSPORT=sender)
+    async with running_gateway(settings) as gw:
+        yield gw
 
 
 def _user(uid: str = USER) -> ct.InvitationParticipantInfo:
@@ -292,6 +309,7 @@ async def test_wait_that_times_out_carries_the_last_known_state(
     assert last.status == calls_pb2.OPERATION_STATUS_RUNNING
 
 
+@pytest.mark.parametrize("sender", SENDERS)
 async def test_an_unsafe_action_is_not_retried_after_a_503(
     emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub, graph_user: GraphUser,
     gateway: Gateway,
@@ -306,6 +324,7 @@ async def test_an_unsafe_action_is_not_retried_after_a_503(
     assert emulator.request_log[-1].headers.get("x-emulator-fault"), "the fault did not fire"
 
 
+@pytest.mark.parametrize("sender", SENDERS)
 async def test_an_unsafe_action_is_retried_after_a_429(
     emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub, graph_user: GraphUser,
     gateway: Gateway,
@@ -324,6 +343,7 @@ async def test_an_unsafe_action_is_retried_after_a_429(
     assert sent[0].headers.get("x-emulator-fault") and not sent[1].headers.get("x-emulator-fault")
 
 
+@pytest.mark.parametrize("sender", SENDERS)
 async def test_an_unsafe_action_whose_connection_broke_after_sending_is_not_retried(
     emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub, graph_user: GraphUser,
     gateway: Gateway,
@@ -339,6 +359,7 @@ async def test_an_unsafe_action_whose_connection_broke_after_sending_is_not_retr
     assert len(sent) == 1 and sent[0].headers.get("x-emulator-fault")
 
 
+@pytest.mark.parametrize("sender", SENDERS)
 async def test_an_idempotent_action_is_retried_after_a_503(
     emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub, graph_user: GraphUser,
     gateway: Gateway,
@@ -354,8 +375,9 @@ async def test_an_idempotent_action_is_retried_after_a_503(
     assert len(sent) == 2 and sent[0].headers.get("x-emulator-fault")
 
 
+@pytest.mark.parametrize("sender", SENDERS)
 async def test_an_unsafe_action_is_retried_when_graph_could_not_be_reached(
-    emulator: Emulator,
+    emulator: Emulator, sender: str
 ) -> None:
     # Nothing listens on the Graph URL: every attempt fails before anything is sent, so even
     # an unsafe action is tried again, up to the attempts allowed.
@@ -363,6 +385,7 @@ async def test_an_unsafe_action_is_retried_when_graph_could_not_be_reached(
         emulator,
         COMMSGW_GRAPH_URL=f"https://127.0.0.1:{free_port()}",
         COMMSGW_GRAPH_MAX_ATTEMPTS="3",
+        COMMSGW_GRAPH_HTTP_TRANSPORT=sender,
     )
     async with (
         running_gateway(settings) as gw,

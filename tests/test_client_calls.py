@@ -1,6 +1,7 @@
 """The Python client library's calls API (commsgw_client) against a live gateway on the emulator,
 through real gRPC: media operations awaited as one call (``wait=True``), ``wait_operation``,
-OPERATION_NOT_DONE with the last known operation, typed errors; asyncio and blocking clients.
+OPERATION_NOT_DONE with the last known operation, typed errors; each test against the asyncio
+and the blocking client (the one generated from the other).
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import pytest
 
 from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
+from commsgw.testing import free_port
 from commsgw_client import (
     DeadlineExceededError,
     ErrorReason,
-    GatewayClient,
     InvalidArgumentError,
     NotFoundError,
     OperationNotDoneError,
-    SyncGatewayClient,
+    RetryPolicy,
+    UnavailableError,
 )
 from commsgw_client._common import wait_after, wait_for
 from graphcomms.v1 import call_types_pb2, calls_pb2
+from helpers.client_flavours import FLAVOURS, open_client
 from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import webhook_url
 from helpers.ids import new_guid
@@ -49,6 +52,12 @@ async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
         yield emu
 
 
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    """The client each test runs against: the asyncio one, then the blocking one."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def call_id(gateway: Gateway, graph_user: GraphUser) -> str:
     """A live call whose notifications go to the gateway's webhook."""
@@ -63,13 +72,13 @@ def reason(name: str) -> str:
     return ErrorReason.Name(ErrorReason.Value(name))
 
 
-# --- asyncio client ---------------------------------------------------------------------------
+# --- both clients -----------------------------------------------------------------------------
 
 
 async def test_play_prompt_with_wait_returns_the_completed_operation(
-    gateway: Gateway, call_id: str
+    gateway: Gateway, call_id: str, flavour: str
 ) -> None:
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         started = await gw.play_prompt(call_id, [URI], client_context="hello")
         assert started.operation.status in NOT_DONE
         assert started.location.endswith(started.operation.id)
@@ -95,9 +104,9 @@ async def test_play_prompt_with_wait_returns_the_completed_operation(
 
 
 async def test_wait_operation_on_a_finished_operation_returns_at_once(
-    gateway: Gateway, call_id: str
+    gateway: Gateway, call_id: str, flavour: str
 ) -> None:
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         op = await gw.play_prompt(call_id, [URI], timeout=20, wait=True)
         began = time.monotonic()
         done = await gw.wait_operation(call_id, op.id, timeout=30)
@@ -112,9 +121,9 @@ async def test_wait_operation_on_a_finished_operation_returns_at_once(
 
 
 async def test_an_operation_graph_answers_terminal_is_returned_without_waiting(
-    gateway: Gateway, call_id: str
+    gateway: Gateway, call_id: str, flavour: str
 ) -> None:
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         op = await gw.subscribe_to_tone(call_id, client_context="tones", wait=True)
         assert op.type == calls_pb2.OPERATION_TYPE_SUBSCRIBE_TO_TONE
         assert op.status == COMPLETED
@@ -122,10 +131,10 @@ async def test_an_operation_graph_answers_terminal_is_returned_without_waiting(
 
 
 async def test_operation_not_done_carries_the_last_known_operation(
-    emulator: Emulator, gateway: Gateway, call_id: str
+    emulator: Emulator, gateway: Gateway, call_id: str, flavour: str
 ) -> None:
     emulator.media_op_seconds = LONG_OP_S
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway), bearer_token=lambda: "t0k3n") as gw:
         with pytest.raises(OperationNotDoneError) as info:
             await gw.play_prompt(call_id, [URI], client_context="long", timeout=1.5, wait=True)
         err = info.value
@@ -158,9 +167,9 @@ async def test_operation_not_done_carries_the_last_known_operation(
 
 
 async def test_errors_map_to_their_gateway_error_with_the_reason(
-    gateway: Gateway, call_id: str
+    gateway: Gateway, call_id: str, flavour: str
 ) -> None:
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         with pytest.raises(InvalidArgumentError) as bad:
             await gw.play_prompt("not-a-guid", [URI], wait=True)
         assert bad.value.reason == reason("INVALID_CALL_ID")
@@ -191,11 +200,11 @@ async def test_errors_map_to_their_gateway_error_with_the_reason(
         assert gone.value.graph_request_id
 
 
-async def test_create_play_and_hang_up_a_call(gateway: Gateway) -> None:
+async def test_create_play_and_hang_up_a_call(gateway: Gateway, flavour: str) -> None:
     user = call_types_pb2.InvitationParticipantInfo(
         identity=call_types_pb2.IdentitySet(user=call_types_pb2.Identity(id=new_guid()))
     )
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         # No callback_uri: the gateway's own webhook, so the call's events come back to it.
         created = await gw.create_call(targets=[user], subject="client test")
         call_id = created.call.id
@@ -216,9 +225,9 @@ async def test_create_play_and_hang_up_a_call(gateway: Gateway) -> None:
 
 
 async def test_record_response_with_wait_returns_the_recording(
-    gateway: Gateway, call_id: str
+    gateway: Gateway, call_id: str, flavour: str
 ) -> None:
-    async with GatewayClient(target(gateway)) as gw:
+    async with open_client(flavour, target(gateway)) as gw:
         op = await gw.record_response(
             call_id,
             prompts=[URI],
@@ -233,38 +242,19 @@ async def test_record_response_with_wait_returns_the_recording(
     assert op.recording_location
 
 
-# --- blocking client --------------------------------------------------------------------------
-
-
-async def test_sync_client_waits_and_raises_like_the_asyncio_one(
-    emulator: Emulator, gateway: Gateway, call_id: str
-) -> None:
-    def run() -> tuple[calls_pb2.Operation, calls_pb2.Operation, OperationNotDoneError, str]:
-        with SyncGatewayClient(target(gateway), bearer_token=lambda: "t0k3n") as gw:
-            done = gw.play_prompt(call_id, [URI], client_context="sync", timeout=20, wait=True)
-            again = gw.wait_operation(call_id, done.id, timeout=0.5).operation
-            emulator.media_op_seconds = LONG_OP_S
-            started = gw.play_prompt(call_id, [URI])
-            try:
-                gw.wait_operation(call_id, started.operation.id, timeout=0.5)
-            except OperationNotDoneError as err:
-                not_done = err
-            else:
-                raise AssertionError("no OPERATION_NOT_DONE")
-            try:
-                gw.mute_participant("nope", "participant", wait=True)
-            except InvalidArgumentError as err:
-                return done, again, not_done, err.reason
-            raise AssertionError("no INVALID_CALL_ID")
-
-    done, again, not_done, bad = await asyncio.to_thread(run)
-    assert done.status == COMPLETED
-    assert done.client_context == "sync"
-    assert again == done
-    assert not_done.reason == reason("OPERATION_NOT_DONE")
-    assert not_done.operation is not None
-    assert not_done.operation.status in NOT_DONE
-    assert bad == reason("INVALID_CALL_ID")
+async def test_a_close_ends_a_watch_waiting_to_resume(flavour: str) -> None:
+    """Nothing listens on the target: the watch fails, waits its backoff (a minute here) to
+    resume, and a close (from another thread for the blocking client) ends that wait and the
+    iteration."""
+    slow = RetryPolicy(initial_backoff=120.0, max_backoff=120.0)
+    async with open_client(flavour, f"127.0.0.1:{free_port()}", retry=slow) as gw:
+        watch = gw.watch_operations(call_ids=[new_guid()])
+        following = asyncio.ensure_future(anext(watch, None))
+        await eventually(lambda: watch.reconnects == 1, what="the first failure")
+        assert isinstance(watch.last_error, UnavailableError)
+        assert not following.done()  # waiting to resume
+        watch.close()
+        assert await asyncio.wait_for(following, 30) is None  # the iteration ended
 
 
 # --- the wait's timeouts ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from commsgw.emulator import Emulator
 from commsgw.server import Gateway
 from commsgw_client import GatewayClient, RetryPolicy, SyncGatewayClient, _common
+from helpers.client_flavours import FLAVOURS, open_client
 from helpers.emulator import GraphUser
 from helpers.gateway import webhook_url
 from helpers.ids import new_guid
@@ -91,8 +92,12 @@ async def test_without_an_active_span_no_trace_context_is_sent(
     assert continues(await rpc_span(exporter, "WatchOperations")) is None
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_a_resumed_watch_carries_the_context_it_was_started_in(
-    emulator: Emulator, traced: tuple[Gateway, InMemorySpanExporter], tracer: trace.Tracer
+    emulator: Emulator,
+    traced: tuple[Gateway, InMemorySpanExporter],
+    tracer: trace.Tracer,
+    flavour: str,
 ) -> None:
     gw, exporter = traced
     proxy = Proxy(gw.grpc_port)
@@ -100,7 +105,7 @@ async def test_a_resumed_watch_carries_the_context_it_was_started_in(
     poster = Poster(emulator, gw)
     call_id, ops = new_guid(), [new_guid(), new_guid()]
     try:
-        async with GatewayClient(f"127.0.0.1:{proxy.port}", retry=FAST) as client:
+        async with open_client(flavour, f"127.0.0.1:{proxy.port}", retry=FAST) as client:
             with tracer.start_as_current_span("watcher") as caller:
                 watch = client.watch_operations(call_ids=[call_id], bookmarks=False)
             # Iterated outside the span, by tasks that never saw it.

@@ -83,13 +83,18 @@ async def notification_round_trip(emulator: Emulator, gw: Gateway) -> None:
 # --- Graph and the token authority ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])  # COMMSGW_GRAPH_HTTP_TRANSPORT
 async def test_graph_behind_an_untrusted_certificate_is_unavailable(
-    emulator: Emulator, tmp_path: pathlib.Path
+    emulator: Emulator, tmp_path: pathlib.Path, sender: str
 ) -> None:
     # A second emulator has its own CA, which the gateway (trusting the first one's) does not.
     other = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "other"))
     await other.start()
-    gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_URL=other.graph_url))
+    gw = Gateway(
+        gateway_settings(
+            emulator, COMMSGW_GRAPH_URL=other.graph_url, COMMSGW_GRAPH_HTTP_TRANSPORT=sender
+        )
+    )
     await gw.start()
     try:
         err = await cancel_error(gw, new_guid())
@@ -179,12 +184,14 @@ async def test_token_endpoint_down_when_a_refresh_is_due(tmp_path: pathlib.Path)
         await emu.stop()
 
 
+@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])  # COMMSGW_GRAPH_HTTP_TRANSPORT
 async def test_storm_of_graph_failures_every_cancel_truthful(
-    emulator: Emulator, graph_user: GraphUser
+    emulator: Emulator, graph_user: GraphUser, sender: str
 ) -> None:
     gw = Gateway(
         gateway_settings(
             emulator,
+            COMMSGW_GRAPH_HTTP_TRANSPORT=sender,
             COMMSGW_GRAPH_CONCURRENCY="4",
             COMMSGW_GRAPH_MAX_ATTEMPTS="3",
             COMMSGW_RETRY_MAX_S="0.3",

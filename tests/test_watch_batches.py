@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from commsgw.server import Gateway
-from commsgw_client import GatewayClient
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.client_flavours import FLAVOURS, open_client
 from helpers.ids import new_guid
 from helpers.notifications import Poster, op_notification
 from helpers.status import error_details
@@ -105,17 +105,18 @@ async def test_live_events_queued_together_go_out_together(
     assert len(responses) < 20, "nothing was batched"
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_the_python_client_asks_for_batches_and_hands_out_one_event_at_a_time(
-    gateway: Gateway, poster: Poster
+    gateway: Gateway, poster: Poster, flavour: str
 ) -> None:
     call_id = new_guid()
     ops = [new_guid() for _ in range(40)]
     target = f"127.0.0.1:{gateway.grpc_port}"
     token = await first_bookmark(target, call_id)
     assert (await poster.post([op_notification(call_id, o) for o in ops])).status_code == 202
-    async with GatewayClient(target) as gw:
+    async with open_client(flavour, target) as gw:
         watch = gw.watch_operations(call_ids=[call_id], resume_token=token, bookmarks=False)
-        assert watch._request.max_events_per_response > 1
+        assert watch._resume.connect().max_events_per_response > 1
         got: list[tuple[str, str]] = []
         async for r in watch:
             assert not r.batch
@@ -126,7 +127,7 @@ async def test_the_python_client_asks_for_batches_and_hands_out_one_event_at_a_t
     assert [op for op, _ in got] == ops
     # The token after each event is that event's own: resuming from any continues after it.
     assert len({tok for _, tok in got}) == 40
-    async with GatewayClient(target) as gw:
+    async with open_client(flavour, target) as gw:
         again = gw.watch_operations(call_ids=[call_id], resume_token=got[24][1], bookmarks=False)
         first = await anext(again)
         again.close()

@@ -1,9 +1,11 @@
-"""The asyncio client."""
+"""The asyncio client.
+
+``_aio.py`` is the one source of the asyncio and the blocking clients: ``tools/unasync.py``
+writes ``_sync.py`` from it, and ``make lint`` fails when ``_sync.py`` is not what it writes.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -14,27 +16,25 @@ import grpc
 
 from graphcomms.v1 import call_types_pb2, calls_pb2, calls_pb2_grpc
 
+from ._channel import CertSource, ChannelConfig
 from ._common import (
-    CertSource,
-    ChannelConfig,
     OperationRequestT,
     OperationResponseT,
     Prompt,
     RetryPolicy,
     TokenSource,
+    WatchResume,
     call_metadata,
     deadline,
     media,
-    resumed,
-    resumes,
     set_meeting,
     trace_metadata,
-    unbatched,
     wait_after,
     wait_for,
     watch_request,
 )
-from ._errors import GatewayError, UnavailableError, from_rpc_error
+from ._errors import GatewayError, from_rpc_error
+from ._flags import AsyncFlag
 
 log = logging.getLogger("commsgw_client")
 
@@ -973,7 +973,8 @@ class OperationWatch:
 
     Made by :meth:`GatewayClient.watch_operations`. Attributes: ``resume_token`` (the last
     token seen, "" before any), ``reconnects`` (how many times it resumed), ``last_error``
-    (the last error it resumed after).
+    (the last error it resumed after). :meth:`close` (with the blocking client: from any
+    thread) ends the iteration. What to resume after, and when, is :class:`WatchResume`'s.
     """
 
     def __init__(
@@ -985,19 +986,23 @@ class OperationWatch:
         bookmarks: bool,
     ) -> None:
         self._client = client
-        self._request = request
-        self._retry = retry
-        self._bookmarks = bookmarks
-        self.resume_token: str = request.resume_token
+        self._resume = WatchResume(request, retry, bookmarks=bookmarks)
         # The trace context active when the watch was started: every reconnect carries it.
         self._trace_context = trace_metadata()
-        self.reconnects = 0
-        self.last_error: GatewayError | None = None
         self._call: Any = None
-        self._failures = 0
-        # Events of a batch received but not handed out yet (WatchOperationsResponse.batch).
-        self._pending: collections.deque[Response] = collections.deque()
-        self._closed = False
+        self._closed = AsyncFlag()
+
+    @property
+    def resume_token(self) -> str:
+        return self._resume.resume_token
+
+    @property
+    def reconnects(self) -> int:
+        return self._resume.reconnects
+
+    @property
+    def last_error(self) -> GatewayError | None:
+        return self._resume.last_error
 
     def __aiter__(self) -> OperationWatch:
         return self
@@ -1010,69 +1015,54 @@ class OperationWatch:
 
     def close(self) -> None:
         """Cancel the stream; the iterator then ends."""
-        self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
+        self._closed.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # unasync: drop
         self.close()
 
     async def __anext__(self) -> Response:
-        if self._pending:
-            return self._hand(self._pending.popleft())
-        while not self._closed:
+        resp = self._resume.pending()
+        if resp is not None:
+            return resp
+        while not self._closed.is_set():
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
-                    resumed(self._request, self.resume_token),
+                    self._resume.connect(),
                     metadata=call_metadata(self._client._bearer, None, self._trace_context),
                 )
             call = self._call
             try:
-                resp = await call.read()
+                message = await anext(aiter(call), None)
             except grpc.aio.AioRpcError as err:
                 self._call = None
-                error = from_rpc_error(err)
-                if not resumes(error.code, error.reason):
-                    self._closed = True
-                    raise error from None
-                await self._backoff(error)
-                continue
-            except asyncio.CancelledError:
+                if self._closed.is_set() and err.code() == grpc.StatusCode.CANCELLED:
+                    break
+                failure = from_rpc_error(err)
+            except BaseException:  # cancelled, interrupted: the stream goes with it
                 call.cancel()
                 self._call = None
                 raise
-            if resp is grpc.aio.EOF:
+            else:
+                if message is not None:
+                    resp = self._resume.received(message)
+                    if resp is not None:
+                        return resp
+                    continue
                 self._call = None
-                if self._closed:
+                if self._closed.is_set():
                     break
-                await self._backoff(
-                    UnavailableError(grpc.StatusCode.UNAVAILABLE, "the watch stream closed")
-                )
-                continue
-            self._failures = 0
-            if resp.batch:
-                self._pending.extend(unbatched(resp))
-                return self._hand(self._pending.popleft())
-            self.resume_token = resp.resume_token
-            if not self._bookmarks and resp.WhichOneof("kind") == "bookmark":
-                continue
-            assert isinstance(resp, Response)
-            return resp
+                failure = self._resume.closed()
+            await self._pause(failure)
         raise StopAsyncIteration
 
-    def _hand(self, resp: Response) -> Response:
-        """One event of a batch, the resume token moved to just after it."""
-        self.resume_token = resp.resume_token
-        return resp
-
-    async def _backoff(self, error: GatewayError) -> None:
-        self.last_error = error
-        if self._retry.max_attempts is not None and self._failures >= self._retry.max_attempts:
-            self._closed = True
+    async def _pause(self, error: GatewayError) -> None:
+        """After `error`: wait to resume (a close ends the wait), or give up and raise it."""
+        delay = self._resume.failed(error)
+        if delay is None:
+            self._closed.set()
             raise error
-        delay = self._retry.delay(self._failures, error.retry_after)
-        self._failures += 1
-        self.reconnects += 1
         log.warning("watch interrupted (%s); resuming in %.2f s", error, delay)
-        await asyncio.sleep(delay)
+        await self._closed.wait(delay)

@@ -1,25 +1,22 @@
 """What the asyncio and the blocking clients share: options, metadata (with the caller's
-OpenTelemetry trace context), requests, backoff, and how a media RPC's operation is waited for."""
+OpenTelemetry trace context), requests, backoff, how a media RPC's operation is waited for, and
+the watch's resume decisions (:class:`WatchResume`, no I/O)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
-import os
-import pathlib
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 import grpc
 
 from graphcomms.v1 import call_types_pb2, calls_pb2
 
-from ._errors import OPERATION_NOT_DONE, OperationNotDoneError
-
-CertSource = bytes | str | os.PathLike[str]
-"""PEM data as bytes, or the path of a PEM file."""
+from ._errors import OPERATION_NOT_DONE, GatewayError, OperationNotDoneError, UnavailableError
 
 TokenSource = str | Callable[[], str]
 """A bearer token, or a function returning the current one (called before every RPC)."""
@@ -62,66 +59,6 @@ class RetryPolicy:
         if hint is not None and hint > wait:
             wait = hint
         return min(wait, self.max_backoff)
-
-
-def read_pem(source: CertSource | None) -> bytes | None:
-    if source is None:
-        return None
-    if isinstance(source, bytes):
-        return source
-    return pathlib.Path(source).read_bytes()
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelConfig:
-    target: str
-    tls: bool
-    root_certificates: bytes | None
-    client_certificate: bytes | None
-    client_private_key: bytes | None
-    options: tuple[tuple[str, Any], ...]
-
-    @classmethod
-    def make(
-        cls,
-        target: str,
-        *,
-        tls: bool | None,
-        root_certificates: CertSource | None,
-        client_certificate: CertSource | None,
-        client_private_key: CertSource | None,
-        server_name: str | None,
-        options: Sequence[tuple[str, Any]],
-        max_reconnect_backoff: float,
-    ) -> ChannelConfig:
-        if (client_certificate is None) != (client_private_key is None):
-            raise ValueError("client_certificate and client_private_key go together (mTLS)")
-        wants_tls = any(x is not None for x in (root_certificates, client_certificate))
-        if tls is False and wants_tls:
-            raise ValueError("tls=False contradicts the certificates given")
-        opts = list(options)
-        names = {name for name, _ in opts}
-        # gRPC's own reconnect backoff grows to 120 s by default: a watch resuming after a
-        # replica restart should not wait longer than its RetryPolicy allows.
-        if "grpc.max_reconnect_backoff_ms" not in names:
-            opts.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff * 1000)))
-        if server_name:
-            opts.append(("grpc.ssl_target_name_override", server_name))
-        return cls(
-            target=target,
-            tls=bool(tls) or wants_tls,
-            root_certificates=read_pem(root_certificates),
-            client_certificate=read_pem(client_certificate),
-            client_private_key=read_pem(client_private_key),
-            options=tuple(opts),
-        )
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.root_certificates,
-            private_key=self.client_private_key,
-            certificate_chain=self.client_certificate,
-        )
 
 
 TraceMetadata = tuple[tuple[str, str], ...]
@@ -325,3 +262,79 @@ def resumed(
     again.resume_token = token
     again.include_snapshot = False
     return again
+
+
+Response = calls_pb2.WatchOperationsResponse
+
+
+class WatchResume:
+    """What a watch that resumes by itself decides, without I/O: the request each (re)connect
+    sends, what a received message hands out (one event at a time, bookmarks or not), and after
+    a failure whether to resume and after how long. Both clients' watches drive one.
+
+    ``resume_token`` is the token of the last response handed out or skipped (a batch's events
+    one by one), ``reconnects`` the resumes so far, ``last_error`` the error last resumed
+    after.
+    """
+
+    def __init__(
+        self,
+        request: calls_pb2.WatchOperationsRequest,
+        retry: RetryPolicy,
+        *,
+        bookmarks: bool,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._request = request
+        self._retry = retry
+        self._bookmarks = bookmarks
+        self._rng = rng
+        self.resume_token: str = request.resume_token
+        self.reconnects = 0
+        self.last_error: GatewayError | None = None
+        self._failures = 0  # consecutive failures since the last message
+        # Events of a batch received but not handed out yet (WatchOperationsResponse.batch).
+        self._pending: collections.deque[Response] = collections.deque()
+
+    def connect(self) -> calls_pb2.WatchOperationsRequest:
+        """The request of the next (re)connect: after the last token, once there is one."""
+        return resumed(self._request, self.resume_token)
+
+    def pending(self) -> Response | None:
+        """The next event of a batch already received (None: none left); the resume token
+        moves to just after it."""
+        if not self._pending:
+            return None
+        resp = self._pending.popleft()
+        self.resume_token = resp.resume_token
+        return resp
+
+    def received(self, resp: Response) -> Response | None:
+        """A message arrived: what to hand out now (None: nothing, e.g. a bookmark not
+        wanted; its token is tracked all the same). Any message resets the failure count."""
+        self._failures = 0
+        if resp.batch:
+            self._pending.extend(unbatched(resp))
+            return self.pending()
+        self.resume_token = resp.resume_token
+        if not self._bookmarks and resp.WhichOneof("kind") == "bookmark":
+            return None
+        return resp
+
+    def closed(self) -> GatewayError:
+        """The failure a stream that closed without an error counts as (it is resumed)."""
+        return UnavailableError(grpc.StatusCode.UNAVAILABLE, "the watch stream closed")
+
+    def failed(self, error: GatewayError) -> float | None:
+        """The stream failed with `error`: the seconds to wait before resuming, or None when
+        the watch gives up and raises it (a status that does not resume, see :func:`resumes`,
+        or ``max_attempts`` reconnects in a row without a message)."""
+        if not resumes(error.code, error.reason):
+            return None
+        self.last_error = error
+        if self._retry.max_attempts is not None and self._failures >= self._retry.max_attempts:
+            return None
+        delay = self._retry.delay(self._failures, error.retry_after, self._rng)
+        self._failures += 1
+        self.reconnects += 1
+        return delay

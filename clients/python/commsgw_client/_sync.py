@@ -1,10 +1,13 @@
-"""The blocking client (threads, no event loop)."""
+# Generated from _aio.py by tools/unasync.py: edit _aio.py, then run `make unasync`.
+"""The blocking client (threads, no event loop).
+
+``_aio.py`` is the one source of the asyncio and the blocking clients: ``tools/unasync.py``
+writes ``_sync.py`` from it, and ``make lint`` fails when ``_sync.py`` is not what it writes.
+"""
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -14,27 +17,25 @@ import grpc
 
 from graphcomms.v1 import call_types_pb2, calls_pb2, calls_pb2_grpc
 
+from ._channel import CertSource, ChannelConfig
 from ._common import (
-    CertSource,
-    ChannelConfig,
     OperationRequestT,
     OperationResponseT,
     Prompt,
     RetryPolicy,
     TokenSource,
+    WatchResume,
     call_metadata,
     deadline,
     media,
-    resumed,
-    resumes,
     set_meeting,
     trace_metadata,
-    unbatched,
     wait_after,
     wait_for,
     watch_request,
 )
-from ._errors import GatewayError, UnavailableError, from_rpc_error
+from ._errors import GatewayError, from_rpc_error
+from ._flags import Flag
 
 log = logging.getLogger("commsgw_client")
 
@@ -44,21 +45,63 @@ Res = TypeVar("Res")
 
 
 class SyncGatewayClient:
-    """Blocking client of the commsgw gateway; same arguments and behaviour as
-    :class:`commsgw_client.GatewayClient`.
+    """Blocking client of the commsgw gateway (``graphcomms.v1.CallsService``).
 
     Example::
 
-        from commsgw_client import SyncGatewayClient
+        from commsgw_client import SyncGatewayClient, ResumeTokenExpiredError
 
-        with SyncGatewayClient("127.0.0.1:50051", bearer_token=token) as gw:
+        with SyncGatewayClient("127.0.0.1:50051") as gw:
             op = gw.play_prompt(call_id, ["https://cdn.example/hello.wav"], wait=True)
-            gw.cancel_media_processing(call_id)
-            watch = gw.watch_operations(call_ids=[call_id])
-            for r in watch:                    # resumes by itself after disconnects
-                print(r.event.operation_update.operation.id, watch.resume_token)
+            print(op.status, op.result_info.code)    # OPERATION_STATUS_COMPLETED, 200
 
-    ``watch.close()`` (from any thread) ends the iteration.
+            resp = gw.cancel_media_processing(call_id, client_context="ctx")
+            print(resp.operation.id, resp.graph_request_id)
+
+            watch = gw.watch_operations(call_ids=[call_id], resume_token=saved_token)
+            for r in watch:              # resumes by itself after disconnects
+                if r.HasField("event"):
+                    print(r.event.operation_update.operation.status)
+                save(watch.resume_token)       # persist it to continue after a restart
+
+    Args:
+        target: the gateway's gRPC address, ``host:port``.
+        tls: use TLS (implied by any certificate argument); default plaintext.
+        root_certificates: PEM (bytes or a file path) of the CAs to trust; default: the
+            system's.
+        client_certificate, client_private_key: PEM chain and key for mutual TLS.
+        server_name: override the TLS server name checked (tests, IP targets).
+        bearer_token: sent as ``authorization: Bearer <token>`` on every call; a string or a
+            function returning the current token.
+        default_timeout: deadline in seconds of unary calls when ``timeout`` is not given.
+        retry: how watches resume (see :class:`RetryPolicy`).
+        options: extra gRPC channel options.
+        channel: use this channel instead of creating one (TLS options are then ignored and
+            the channel is not closed by :meth:`close`).
+
+    There is a method per RPC of the service (``create_call``, ``play_prompt``,
+    ``wait_operation``, ...): keyword arguments mirror the request's fields, plus ``tenant_id``
+    (default: the gateway's tenant), ``client_request_id`` (sent to Graph) and ``timeout``
+    (deadline in seconds, default ``default_timeout``); each returns the response message.
+
+    The media and in-call methods (``play_prompt``, ``record_response``,
+    ``subscribe_to_tone``, ``send_dtmf_tones``, ``mute``, ``unmute``,
+    ``update_recording_status``, ``invite_participants``, ``mute_participant``,
+    ``cancel_media_processing``) answer the operation Graph started. With ``wait=True`` they
+    wait for it (WaitOperation) and return the terminal ``Operation`` (COMPLETED or FAILED: a
+    cancelled operation is FAILED with result 400/8508) instead of the response; an operation
+    Graph answered already terminal is returned at once. ``timeout`` then bounds the RPC and
+    the wait together; when it runs out first :class:`OperationNotDoneError` is raised, its
+    ``.operation`` the last known state. (The wait needs the operations.watch permission where
+    the gateway has a callers file.)
+
+    Errors are raised as :class:`GatewayError` subclasses carrying the status code, the
+    ErrorInfo reason and Graph's request-id.
+
+    Tracing: when the ``opentelemetry`` API is installed (an optional dependency) and a span
+    is active, every call carries its trace context as metadata (``traceparent``,
+    ``tracestate``, whatever the configured propagator writes), so the gateway's spans continue
+    the caller's trace.
     """
 
     def __init__(
@@ -110,7 +153,7 @@ class SyncGatewayClient:
         self.close()
 
     def close(self) -> None:
-        """Close the channel (if this client created it)."""
+        """Close the channel (if this client created it); open watches end."""
         if self._owns_channel:
             self.channel.close()
 
@@ -123,7 +166,10 @@ class SyncGatewayClient:
         timeout: float | None,
         client_request_id: str | None,
     ) -> Res:
-        """The blocking twin of ``GatewayClient._unary``."""
+        """One unary RPC with the client's metadata (bearer token, x-client-request-id), its
+        deadline (``timeout``, else the client's ``default_timeout``) and errors raised as
+        :class:`GatewayError`. Not retried here: the gateway retries Graph as each RPC's retry
+        class allows, within the deadline."""
         try:
             response: Res = method(
                 request,
@@ -142,7 +188,8 @@ class SyncGatewayClient:
         timeout: float | None,
         client_request_id: str | None,
     ) -> OperationResponseT | calls_pb2.Operation:
-        """The blocking twin of ``GatewayClient._media``."""
+        """A media RPC; with `wait`, then WaitOperation for its operation (one deadline for
+        both), answering the terminal operation."""
         total = deadline(timeout, self._default_timeout)
         started = time.monotonic()
         response = self._unary(method, request, total, client_request_id)
@@ -173,7 +220,10 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.CreateCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.create_call`."""
+        """Place a call to ``targets`` (a Teams user, a phone number with ``source``, up to 5
+        users), or join a meeting by ``join_url`` or ``join_meeting_id`` (CreateCall; retry
+        class UNSAFE). The call's progress arrives as CallUpdate events (``watch_operations(
+        include_call_updates=True)``); ``callback_uri`` defaults to the gateway's webhook."""
         request = calls_pb2.CreateCallRequest(
             tenant_id=tenant_id,
             callback_uri=callback_uri,
@@ -194,7 +244,7 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.GetCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.get_call`."""
+        """Read a call (GetCall); NotFoundError when it does not exist or has ended."""
         request = calls_pb2.GetCallRequest(call_id=call_id, tenant_id=tenant_id)
         return self._unary(self.stub.GetCall, request, timeout, client_request_id)
 
@@ -210,7 +260,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.AnswerCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.answer_call`."""
+        """Answer an incoming call (AnswerCall; UNSAFE) before its
+        ``CallUpdate.answer_deadline``; the established call follows as a CallUpdate."""
         request = calls_pb2.AnswerCallRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -231,7 +282,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.RejectCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.reject_call`."""
+        """Decline an incoming call (RejectCall; UNSAFE); an answered call is ended with
+        :meth:`hang_up_call`."""
         request = calls_pb2.RejectCallRequest(
             call_id=call_id, tenant_id=tenant_id, reason=reason, callback_uri=callback_uri
         )
@@ -248,7 +300,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.RedirectCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.redirect_call`."""
+        """Send an incoming call that was not answered to 1 to 25 ``targets`` ringing at once
+        for ``timeout_seconds`` (15 to 90; 0: Graph's default) (RedirectCall; UNSAFE)."""
         request = calls_pb2.RedirectCallRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -269,7 +322,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.TransferCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.transfer_call`."""
+        """Transfer an established call to ``transfer_target`` (blind; consultative with its
+        ``replaces_call_id``) (TransferCall; UNSAFE); its progress follows as CallUpdates."""
         request = calls_pb2.TransferCallRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -287,7 +341,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.HangUpCallResponse:
-        """See :meth:`commsgw_client.GatewayClient.hang_up_call`."""
+        """End the bot's leg of a call (HangUpCall; IDEMPOTENT); NotFoundError when it has
+        already ended."""
         request = calls_pb2.HangUpCallRequest(call_id=call_id, tenant_id=tenant_id)
         return self._unary(self.stub.HangUpCall, request, timeout, client_request_id)
 
@@ -299,7 +354,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.KeepAliveResponse:
-        """See :meth:`commsgw_client.GatewayClient.keep_alive`."""
+        """Tell Graph the bot still uses the call (KeepAlive; IDEMPOTENT). The gateway sends it
+        by itself unless COMMSGW_MANAGED_KEEPALIVE is off."""
         request = calls_pb2.KeepAliveRequest(call_id=call_id, tenant_id=tenant_id)
         return self._unary(self.stub.KeepAlive, request, timeout, client_request_id)
 
@@ -340,7 +396,9 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.PlayPromptResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.play_prompt`."""
+        """Play 1 to 20 audio files (https URIs or ``MediaInfo``), queued after the call's
+        other prompts and recordings (PlayPrompt; UNSAFE). See the class docstring for
+        ``wait``."""
         request = calls_pb2.PlayPromptRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -402,7 +460,10 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.RecordResponseResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.record_response`."""
+        """Play at most one prompt, then record the caller until silence, the longest duration
+        or a stop tone (RecordResponse; UNSAFE); None leaves a timeout or ``play_beep`` to
+        Graph. The completed operation has ``recording_location`` (and
+        ``recording_access_token`` for callers with recordings.read)."""
         request = calls_pb2.RecordResponseRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -449,7 +510,8 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.SubscribeToToneResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.subscribe_to_tone`."""
+        """Have Graph report the DTMF tones the caller presses, as CallUpdate events with
+        ``tone_info`` (SubscribeToTone; UNSAFE)."""
         request = calls_pb2.SubscribeToToneRequest(
             call_id=call_id, tenant_id=tenant_id, client_context=client_context
         )
@@ -493,7 +555,8 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.SendDtmfTonesResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.send_dtmf_tones`."""
+        """Send 1 to 64 DTMF tones into the call (SendDtmfTones; UNSAFE; global cloud only:
+        FailedPreconditionError NOT_IN_THIS_CLOUD elsewhere)."""
         request = calls_pb2.SendDtmfTonesRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -535,7 +598,7 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.MuteResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.mute`."""
+        """Mute the bot itself in a group call (Mute; UNSAFE)."""
         request = calls_pb2.MuteRequest(
             call_id=call_id, tenant_id=tenant_id, client_context=client_context
         )
@@ -573,7 +636,7 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.UnmuteResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.unmute`."""
+        """Unmute the bot itself in a group call (Unmute; UNSAFE)."""
         request = calls_pb2.UnmuteRequest(
             call_id=call_id, tenant_id=tenant_id, client_context=client_context
         )
@@ -614,7 +677,8 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.UpdateRecordingStatusResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.update_recording_status`."""
+        """Tell Graph and the participants whether the bot records (UpdateRecordingStatus;
+        UNSAFE); a compliance bot sets RECORDING_STATUS_RECORDING before it records."""
         request = calls_pb2.UpdateRecordingStatusRequest(
             call_id=call_id, tenant_id=tenant_id, status=status, client_context=client_context
         )
@@ -654,7 +718,20 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.CancelMediaProcessingResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.cancel_media_processing`."""
+        """Cancel the running and queued media operations of a call (Graph's
+        cancelMediaProcessing); each cancelled operation then ends FAILED (400/8508).
+
+        Args:
+            call_id: the Graph call id (GUID).
+            client_context: Graph's clientContext for the cancel operation (<= 256 chars).
+            tenant_id: the call's tenant; default the gateway's.
+            client_request_id: sent to Graph as client-request-id (else one is generated).
+            timeout: deadline in seconds (default: the client's ``default_timeout``).
+            wait: also wait for the cancel operation itself (see the class docstring).
+
+        Raises:
+            GatewayError: a subclass per status (NotFoundError, InvalidArgumentError, ...).
+        """
         request = calls_pb2.CancelMediaProcessingRequest(
             call_id=call_id, client_context=client_context, tenant_id=tenant_id
         )
@@ -672,7 +749,7 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.ListParticipantsResponse:
-        """See :meth:`commsgw_client.GatewayClient.list_participants`."""
+        """List a call's participants (ListParticipants; IDEMPOTENT)."""
         request = calls_pb2.ListParticipantsRequest(call_id=call_id, tenant_id=tenant_id)
         return self._unary(self.stub.ListParticipants, request, timeout, client_request_id)
 
@@ -711,7 +788,8 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.InviteParticipantsResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.invite_participants`."""
+        """Invite 1 to 5 participants into a group call or meeting; one with
+        ``replaces_call_id`` moves a peer-to-peer call into it (InviteParticipants; UNSAFE)."""
         request = calls_pb2.InviteParticipantsRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -755,7 +833,7 @@ class SyncGatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.MuteParticipantResponse | calls_pb2.Operation:
-        """See :meth:`commsgw_client.GatewayClient.mute_participant`."""
+        """Mute another participant of a group call (MuteParticipant; UNSAFE)."""
         request = calls_pb2.MuteParticipantRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -773,7 +851,7 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.RemoveParticipantResponse:
-        """See :meth:`commsgw_client.GatewayClient.remove_participant`."""
+        """Remove a participant from a group call (RemoveParticipant; IDEMPOTENT)."""
         request = calls_pb2.RemoveParticipantRequest(
             call_id=call_id, tenant_id=tenant_id, participant_id=participant_id
         )
@@ -790,7 +868,8 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.GetOperationResponse:
-        """See :meth:`commsgw_client.GatewayClient.get_operation`."""
+        """The latest known state of an operation, from the event log or else from Graph
+        (GetOperation; ``source`` says which); NotFoundError when neither knows it."""
         request = calls_pb2.GetOperationRequest(
             call_id=call_id, tenant_id=tenant_id, operation_id=operation_id
         )
@@ -805,7 +884,19 @@ class SyncGatewayClient:
         client_request_id: str | None = None,
         timeout: float | None = None,
     ) -> calls_pb2.WaitOperationResponse:
-        """See :meth:`commsgw_client.GatewayClient.wait_operation`."""
+        """Wait until an operation is COMPLETED or FAILED (WaitOperation): at once when it
+        already is, however long ago it ended.
+
+        Args:
+            timeout: the longest wait in seconds (default: the client's ``default_timeout``;
+                None with no default: the gateway's COMMSGW_MAX_WAIT_S); the gateway is asked
+                to stop a little earlier (a tenth of it, at most 1 s) so that its answer
+                arrives within it. At most an hour a call.
+
+        Raises:
+            OperationNotDoneError: the wait ended first; ``.operation`` is the last known state.
+            GatewayError: any other failure (InvalidArgumentError INVALID_OPERATION_ID, ...).
+        """
         pending = wait_for(
             call_id, operation_id, tenant_id, deadline(timeout, self._default_timeout)
         )
@@ -830,7 +921,32 @@ class SyncGatewayClient:
         bookmarks: bool = True,
         retry: RetryPolicy | None = None,
     ) -> SyncOperationWatch:
-        """See :meth:`commsgw_client.GatewayClient.watch_operations`."""
+        """Watch operation updates; an iterator that resumes by itself.
+
+        On UNAVAILABLE, RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW) or a stream that closed, it
+        reconnects after a backoff with the last token it saw, so no event is lost or repeated.
+        OUT_OF_RANGE is raised as :class:`ResumeTokenExpiredError` (the token is too old: start
+        again without one, with ``include_snapshot=True``); other errors as their
+        :class:`GatewayError`. ``.resume_token`` is the token of the last response (bookmarks
+        included): persist it and pass it as ``resume_token`` to continue after a restart.
+
+        Until the first response arrives there is no position yet: a reconnect then starts
+        from "now" again (use ``include_snapshot`` to get the latest state).
+
+        Every (re)connect carries the OpenTelemetry trace context that was active when
+        ``watch_operations`` was called (not the one where it is iterated).
+
+        Args:
+            call_ids, tenant_ids, operation_types, statuses, client_context: filters (empty:
+                any), see ``WatchOperationsRequest``.
+            include_call_updates, include_other: also call state changes / other
+                notifications.
+            include_snapshot: without a token, first the latest state of every matching
+                operation, then a SNAPSHOT_END bookmark.
+            resume_token: continue after this token.
+            bookmarks: also yield bookmark responses (their tokens are tracked either way).
+            retry: overrides the client's :class:`RetryPolicy`.
+        """
         request = watch_request(
             call_ids=call_ids,
             tenant_ids=tenant_ids,
@@ -846,8 +962,13 @@ class SyncGatewayClient:
 
 
 class SyncOperationWatch:
-    """An iterator of ``WatchOperationsResponse`` that resumes with its last token; see
-    :class:`commsgw_client.OperationWatch`."""
+    """An iterator of ``WatchOperationsResponse`` that resumes with its last token.
+
+    Made by :meth:`SyncGatewayClient.watch_operations`. Attributes: ``resume_token`` (the last
+    token seen, "" before any), ``reconnects`` (how many times it resumed), ``last_error``
+    (the last error it resumed after). :meth:`close` (with the blocking client: from any
+    thread) ends the iteration. What to resume after, and when, is :class:`WatchResume`'s.
+    """
 
     def __init__(
         self,
@@ -858,19 +979,23 @@ class SyncOperationWatch:
         bookmarks: bool,
     ) -> None:
         self._client = client
-        self._request = request
-        self._retry = retry
-        self._bookmarks = bookmarks
-        self.resume_token: str = request.resume_token
+        self._resume = WatchResume(request, retry, bookmarks=bookmarks)
         # The trace context active when the watch was started: every reconnect carries it.
         self._trace_context = trace_metadata()
-        self.reconnects = 0
-        self.last_error: GatewayError | None = None
         self._call: Any = None
-        self._failures = 0
-        # Events of a batch received but not handed out yet (WatchOperationsResponse.batch).
-        self._pending: collections.deque[Response] = collections.deque()
-        self._closed = threading.Event()
+        self._closed = Flag()
+
+    @property
+    def resume_token(self) -> str:
+        return self._resume.resume_token
+
+    @property
+    def reconnects(self) -> int:
+        return self._resume.reconnects
+
+    @property
+    def last_error(self) -> GatewayError | None:
+        return self._resume.last_error
 
     def __iter__(self) -> SyncOperationWatch:
         return self
@@ -882,65 +1007,52 @@ class SyncOperationWatch:
         self.close()
 
     def close(self) -> None:
-        """Cancel the stream (safe from another thread); the iterator then ends."""
+        """Cancel the stream; the iterator then ends."""
         self._closed.set()
         call = self._call
         if call is not None:
             call.cancel()
 
     def __next__(self) -> Response:
-        if self._pending:
-            return self._hand(self._pending.popleft())
+        resp = self._resume.pending()
+        if resp is not None:
+            return resp
         while not self._closed.is_set():
             if self._call is None:
                 self._call = self._client.stub.WatchOperations(
-                    resumed(self._request, self.resume_token),
+                    self._resume.connect(),
                     metadata=call_metadata(self._client._bearer, None, self._trace_context),
                 )
             call = self._call
             try:
-                resp = next(call)
-            except StopIteration:
-                self._call = None
-                if self._closed.is_set():
-                    break
-                self._backoff(
-                    UnavailableError(grpc.StatusCode.UNAVAILABLE, "the watch stream closed")
-                )
-                continue
+                message = next(iter(call), None)
             except grpc.RpcError as err:
                 self._call = None
                 if self._closed.is_set() and err.code() == grpc.StatusCode.CANCELLED:
                     break
-                error = from_rpc_error(err)
-                if not resumes(error.code, error.reason):
-                    self._closed.set()
-                    raise error from None
-                self._backoff(error)
-                continue
-            self._failures = 0
-            if resp.batch:
-                self._pending.extend(unbatched(resp))
-                return self._hand(self._pending.popleft())
-            self.resume_token = resp.resume_token
-            if not self._bookmarks and resp.WhichOneof("kind") == "bookmark":
-                continue
-            assert isinstance(resp, Response)
-            return resp
+                failure = from_rpc_error(err)
+            except BaseException:  # cancelled, interrupted: the stream goes with it
+                call.cancel()
+                self._call = None
+                raise
+            else:
+                if message is not None:
+                    resp = self._resume.received(message)
+                    if resp is not None:
+                        return resp
+                    continue
+                self._call = None
+                if self._closed.is_set():
+                    break
+                failure = self._resume.closed()
+            self._pause(failure)
         raise StopIteration
 
-    def _hand(self, resp: Response) -> Response:
-        """One event of a batch, the resume token moved to just after it."""
-        self.resume_token = resp.resume_token
-        return resp
-
-    def _backoff(self, error: GatewayError) -> None:
-        self.last_error = error
-        if self._retry.max_attempts is not None and self._failures >= self._retry.max_attempts:
+    def _pause(self, error: GatewayError) -> None:
+        """After `error`: wait to resume (a close ends the wait), or give up and raise it."""
+        delay = self._resume.failed(error)
+        if delay is None:
             self._closed.set()
             raise error
-        delay = self._retry.delay(self._failures, error.retry_after)
-        self._failures += 1
-        self.reconnects += 1
         log.warning("watch interrupted (%s); resuming in %.2f s", error, delay)
         self._closed.wait(delay)

@@ -4,6 +4,8 @@ Requests go to one connection pool (`commsgw.graph._transport`: HTTP/1.1 keep-al
 every request. Retries (`commsgw.graph._retry`): 429, 503, 504 and connection errors, bounded by
 `graph_max_attempts` and by the caller's deadline: the gateway never sleeps past the deadline,
 and the time left bounds each request. A 401 is retried once with a freshly acquired token.
+What to do after each attempt is `_retry.decide`'s (pure, on the injected clock); this module
+does the I/O around it: tokens, the concurrency slots, sending, spans and the attempt hook.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,21 +32,26 @@ from commsgw._errors import (
 from commsgw._tracing import Span, SpanKind, Status, StatusCode, Tracing
 from commsgw.graph._action import Answer, GraphRequest, Retry
 from commsgw.graph._responses import error_from_response
-from commsgw.graph._retry import RETRYABLE_STATUS, backoff
-from commsgw.graph._tokens import TokenProvider
+from commsgw.graph._retry import (
+    Clock,
+    LoopClock,
+    Outcome,
+    Policy,
+    Verdict,
+    attempt_timeout,
+    decide,
+)
 from commsgw.graph._transport import Reply, Sender, SendFailed, SendTimeout
 
 log = logging.getLogger("commsgw.graph")
 
 _USER_AGENT = f"commsgw/{__version__}"
-# An unsafe request is retried only after answers that say Graph did not act on it: 429
-# (throttled before it was looked at). A 503 or 504 may come after Graph acted.
-_UNSAFE_RETRYABLE_STATUS = frozenset({429})
-# A retry is slept for only when at least this much of the caller's deadline would be left for
-# the attempt. It also absorbs the difference between the caller's deadline and the one seen
-# here: gRPC's timeout encoding may round the timeout it sends up (grpc core's
-# timeout_encoding.h), and the server's clock conversions are not exact.
-MIN_ATTEMPT_S = 0.1
+
+
+class Tokens(Protocol):
+    """Where the client gets its access tokens (`commsgw.graph.TokenProvider`)."""
+
+    async def token(self, tenant: str, *, stale: str | None = None) -> str: ...
 
 
 class GraphClient:
@@ -53,9 +61,10 @@ class GraphClient:
         self,
         settings: Settings,
         sender: Sender,
-        tokens: TokenProvider,
+        tokens: Tokens,
         *,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
         on_attempt: Callable[[int | None, float, bool], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
@@ -63,20 +72,17 @@ class GraphClient:
         self._tracing = tracing or Tracing()
         self._sender = sender
         self._tokens = tokens
-        self._rng = rng or random.Random()
+        self._clock = clock or LoopClock()
+        self._policy = Policy(
+            max_attempts=settings.graph_max_attempts,
+            base_s=settings.retry_base_s,
+            max_s=settings.retry_max_s,
+            rng=rng or random.Random(),
+        )
         self._on_attempt = on_attempt
         # Bounds the requests in flight so that a burst of cancels cannot exceed Graph's
         # per-app budget; waiting for a slot counts against the caller's deadline.
         self._slots = asyncio.Semaphore(settings.graph_concurrency)
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        return backoff(
-            attempt,
-            retry_after,
-            base_s=self._s.retry_base_s,
-            max_s=self._s.retry_max_s,
-            rng=self._rng,
-        )
 
     async def send(
         self, req: GraphRequest, *, retry: Retry, crid: str, timeout: float | None = None
@@ -103,98 +109,106 @@ class GraphClient:
         timeout: float | None,
         retry: Retry,
     ) -> Reply:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        clock = self._clock
+        deadline = None if timeout is None else clock.now() + timeout
         attempt = 0
         refreshed = False
         stale: str | None = None
         while True:
             attempt += 1
-            remaining = None if deadline is None else deadline - loop.time()
+            remaining = None if deadline is None else deadline - clock.now()
             if remaining is not None and remaining <= 0:
                 raise _deadline_error(crid)
             token = await self._tokens.token(tenant, stale=stale)
             stale = None
-            per_try = (
-                self._s.graph_timeout_s
-                if remaining is None
-                else min(remaining, self._s.graph_timeout_s)
-            )
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": _USER_AGENT,
-                "client-request-id": crid,
-                "return-client-request-id": "true",
-            }
             try:
                 async with asyncio.timeout(remaining):
                     await self._slots.acquire()
             except TimeoutError:
                 raise _deadline_error(crid) from None
-            started = time.perf_counter()
-            span = self._attempt_span(method, url, attempt, crid) if self._tracing.enabled else None
             try:
-                if deadline is not None:
-                    per_try = min(per_try, max(0.001, deadline - loop.time()))
-                if body:
-                    headers["Content-Type"] = "application/json"
-                resp = await self._sender.send(method, url, body, headers, per_try)
-            except SendTimeout:
-                self._note(None, started, attempt > 1, span, error="timeout")
-                if deadline is not None and deadline - loop.time() <= 0.001:
-                    raise _deadline_error(crid) from None
-                # The request may have reached Graph: answer truthfully instead of retrying.
-                raise GraphTimeout(
-                    f"Graph did not answer within {per_try:.3g} s", client_request_id=crid
-                ) from None
-            except SendFailed as exc:
-                self._note(None, started, attempt > 1, span, error=str(exc).split(":", 1)[0])
-                if deadline is not None and deadline - loop.time() <= 0.001:
-                    raise _deadline_error(crid) from None
-                if retry is Retry.UNSAFE and exc.sent:
-                    # The request may have reached Graph, which may have acted on it.
-                    raise GraphOutcomeUnknown(
-                        f"the connection to Graph broke after the request was sent ({exc}); "
-                        "Graph may have acted on it, so it was not retried",
-                        client_request_id=crid,
-                    ) from None
-                error: GraphError = GraphUnreachable(
-                    f"Graph unreachable: {exc}", client_request_id=crid
+                per_try = attempt_timeout(self._s.graph_timeout_s, clock.now(), deadline)
+                resp, outcome, failure = await self._attempt(
+                    method, url, body, _headers(token, crid, body), per_try, attempt, crid
                 )
-            else:
-                self._note(resp.status, started, attempt > 1, span, resp=resp)
-                if resp.status < 300:
-                    return resp
+            finally:
+                self._slots.release()
+            error: GraphError | None = None
+            if resp is not None and resp.status >= 300:
                 error = error_from_response(resp, crid)
-                if resp.status == 401 and not refreshed:
+                outcome = Outcome(resp.status, error.retry_after)
+            elif failure is not None and not outcome.timed_out:
+                error = GraphUnreachable(f"Graph unreachable: {failure}", client_request_id=crid)
+            decision = decide(
+                attempt,
+                outcome,
+                retry,
+                clock.now(),
+                deadline,
+                refreshed=refreshed,
+                policy=self._policy,
+            )
+            match decision.verdict:
+                case Verdict.DONE:
+                    assert resp is not None
+                    return resp
+                case Verdict.REFRESH:
                     log.info("Graph refused the token (401); refreshing it once")
                     refreshed = True
                     stale = token
                     attempt -= 1  # the forced refresh is not a retry
                     continue
-                if resp.status not in (
-                    RETRYABLE_STATUS if retry is Retry.IDEMPOTENT else _UNSAFE_RETRYABLE_STATUS
-                ):
+                case Verdict.DEADLINE:
+                    raise _deadline_error(crid)
+                case Verdict.TIMEOUT:
+                    raise GraphTimeout(
+                        f"Graph did not answer within {per_try:.3g} s", client_request_id=crid
+                    )
+                case Verdict.OUTCOME_UNKNOWN:
+                    raise GraphOutcomeUnknown(
+                        f"the connection to Graph broke after the request was sent ({failure}); "
+                        "Graph may have acted on it, so it was not retried",
+                        client_request_id=crid,
+                    )
+                case Verdict.FAIL:
+                    assert error is not None
                     raise error
-            finally:
-                self._slots.release()
-            if attempt >= self._s.graph_max_attempts:
-                raise error
-            delay = self._backoff(attempt, error.retry_after)
-            if deadline is not None and loop.time() + delay + MIN_ATTEMPT_S >= deadline:
-                # Sleeping would leave the next attempt no time before the caller's deadline:
-                # answer now, truthfully (with Graph's Retry-After for the caller).
-                raise error
-            log.info(
-                "Graph %s (%s); attempt %d of %d in %.2f s",
-                error.http_status or "connection error",
-                error.reason,
-                attempt + 1,
-                self._s.graph_max_attempts,
-                delay,
-            )
-            await asyncio.sleep(delay)
+                case Verdict.RETRY:
+                    assert error is not None
+                    log.info(
+                        "Graph %s (%s); attempt %d of %d in %.2f s",
+                        error.http_status or "connection error",
+                        error.reason,
+                        attempt + 1,
+                        self._policy.max_attempts,
+                        decision.delay,
+                    )
+                    await clock.sleep(decision.delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        per_try: float,
+        attempt: int,
+        crid: str,
+    ) -> tuple[Reply | None, Outcome, SendFailed | SendTimeout | None]:
+        """One request to Graph, timed, traced and reported to the attempt hook: the reply, or
+        what the failed send came to (and its exception)."""
+        started = time.perf_counter()
+        span = self._attempt_span(method, url, attempt, crid) if self._tracing.enabled else None
+        try:
+            resp = await self._sender.send(method, url, body, headers, per_try)
+        except SendTimeout as exc:
+            self._note(None, started, attempt > 1, span, error="timeout")
+            return None, Outcome(timed_out=True), exc
+        except SendFailed as exc:
+            self._note(None, started, attempt > 1, span, error=str(exc).split(":", 1)[0])
+            return None, Outcome(sent=exc.sent), exc
+        self._note(resp.status, started, attempt > 1, span, resp=resp)
+        return resp, Outcome(resp.status), None
 
     def _attempt_span(self, method: str, url: str, attempt: int, crid: str) -> Span:
         parts = urlsplit(url)
@@ -233,6 +247,19 @@ class GraphClient:
             if error:
                 span.set_attribute("error.type", error)
             span.end()
+
+
+def _headers(token: str, crid: str, body: bytes) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "User-Agent": _USER_AGENT,
+        "client-request-id": crid,
+        "return-client-request-id": "true",
+    }
+    if body:
+        headers["Content-Type"] = "application/json"
+    return headers
 
 
 def _deadline_error(crid: str) -> DeadlineExceeded:
