@@ -14,7 +14,9 @@ It is a real HTTPS server on loopback (aiohttp, on the running asyncio loop) tha
   current callbackUri, in order per call, retrying failed deliveries a few times;
 * test controls under ``/_emulator/`` (never authenticated, never faulted): faults, token
   revocation, call snapshots, request and delivery logs, and the far end of the calls (see
-  "Controls" below).
+  "Controls" below). They are declared once in ``_control_api``, which makes their routes and
+  the OpenAPI 3.1 document served at ``GET /_emulator/openapi.json``; every field is camelCase
+  and every bad input answers a Graph-shaped JSON error.
 
 MSAL construction (msal 1.39). For an authority host MSAL does not know, MSAL first calls the
 *public* instance discovery endpoint ``https://login.microsoftonline.com/common/discovery/
@@ -58,9 +60,9 @@ Notification tokens: RS256, header ``kid``, ``typ: JWT`` and ``cty: JWT``; claim
 ``https://api.botframework.com``, aud = client id, tid = the call's tenant, iat/nbf/exp (5 min).
 
 Faults: see :class:`Fault`. Over HTTP, ``POST /_emulator/faults`` takes one fault object, a list
-of them, or ``{"faults": [...]}``, with :class:`Fault`'s field names, e.g.
-``{"path_pattern": "/playPrompt$", "method": "POST", "status": 429, "retry_after": 1,
-"error_code": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
+of them, or ``{"faults": [...]}``, with :class:`Fault`'s fields in camelCase, e.g.
+``{"pathPattern": "/playPrompt$", "method": "POST", "status": 429, "retryAfter": 1,
+"errorCode": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
 
 The calls API (under ``/v1.0/communications/calls``; bearer token required; errors are Graph's
 ``{"error": {"code", "message", "innerError"}}``: 400 invalid body, 404 unknown or ended call,

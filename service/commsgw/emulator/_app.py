@@ -209,6 +209,16 @@ class Emulator(FarEnd):
         """(url, status) of every callback POST attempt (status None = connection error)."""
         return [(a.url, a.status) for a in self.delivery_log]
 
+    def served_routes(self) -> list[tuple[str, str]]:
+        """(method, path template) of every route it serves (HEAD excepted), once started."""
+        if self._runner is None:
+            raise RuntimeError("emulator not started")
+        return [
+            (r.method, r.resource.canonical)
+            for r in self._runner.app.router.routes()
+            if r.resource is not None and r.method != "HEAD"
+        ]
+
     def requests_to(self, path_pattern: str, method: str | None = None) -> list[RequestRecord]:
         rx = re.compile(path_pattern)
         return [

@@ -26,6 +26,7 @@ class DeliveryAttempt(NamedTuple):
     payload: dict[str, Any]
     error: str | None
     at: float
+    misdelivery: str | None = None  # duplicate | late | outOfOrder: a delivery fault's doing
 
 
 @dataclass
