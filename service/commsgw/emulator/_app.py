@@ -227,6 +227,12 @@ class Emulator(FarEnd):
             if rx.search(r.path) and (method is None or r.method.upper() == method.upper())
         ]
 
+    async def reset(self) -> None:
+        """Back to as started, for the next test: calls (ended without a notification), the
+        request journal, faults, deliveries, queued notifications, callee settings and far-end
+        scripts are gone, ``media_op_seconds`` is as configured (``POST /_emulator/reset``)."""
+        await self._state.reset()
+
     def revoke_tokens(self) -> None:
         """Invalidate every access token issued so far (Graph then answers 401)."""
         self._state.tokens.revoke_all()

@@ -35,6 +35,7 @@ class Controls:
             "clearFaults": self._h_faults_clear,
             "revokeTokens": self._h_revoke,
             "rotateNotificationKey": self._h_rotate,
+            "reset": self._h_reset,
             "listCalls": self._h_calls,
             "getCall": self._h_call,
             **self._far_end.handlers,
@@ -75,6 +76,10 @@ class Controls:
     async def _h_rotate(self, request: web.Request) -> web.Response:
         keep = request.query.get("keepOld", "true").lower() != "false"
         return web.json_response({"kid": self._state.notif.rotate(keep_old=keep)})
+
+    async def _h_reset(self, request: web.Request) -> web.Response:
+        await self._state.reset()
+        return web.Response(status=204)
 
     async def _h_calls(self, request: web.Request) -> web.Response:
         return web.json_response({"value": [c.snapshot() for c in self._state.calls.values()]})

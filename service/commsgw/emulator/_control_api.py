@@ -88,6 +88,14 @@ CONTROLS: tuple[Control, ...] = (
     ),
     Control(
         "POST",
+        "/_emulator/reset",
+        "reset",
+        "Back to as started, between tests: calls (ended without a notification), journal, "
+        "faults, deliveries, queued notifications, callee settings and far-end scripts",
+        {204: "done"},
+    ),
+    Control(
+        "POST",
         "/_emulator/revoke-tokens",
         "revokeTokens",
         "Invalidate every access token issued so far (Graph then answers 401)",

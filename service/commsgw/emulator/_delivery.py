@@ -162,7 +162,14 @@ class NotificationDispatcher:
             lane.closed = True
             lane.wake.set()
 
-    async def aclose(self) -> None:
+    async def reset(self) -> None:
+        """Forget everything: queued notifications are not sent, the logs are emptied."""
+        await self._stop_lanes()
+        self.attempts.clear()
+        self.dropped.clear()
+        self._progress.set()
+
+    async def _stop_lanes(self) -> None:
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
             task.cancel()
@@ -170,4 +177,7 @@ class NotificationDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._lanes.clear()
+
+    async def aclose(self) -> None:
+        await self._stop_lanes()
         await self._client.aclose()

@@ -51,6 +51,10 @@ class MediaEngine:
         self._default_caller = default_caller
         self._plans: dict[str, RecordPlan] = {}
 
+    def forget(self) -> None:
+        """Drop the plans of every recording (the emulator's reset)."""
+        self._plans.clear()
+
     # ------------------------------------------------------------------ prompts and recordings
 
     def enqueue(self, call: Call, op: Operation) -> None:
