@@ -41,7 +41,7 @@ _log = logging.getLogger("commsgw.emulator")
 class Emulator(FarEnd):
     """A local HTTPS Graph (calls API) + token service + notification sender, and the far end
     of its calls (:class:`~commsgw.emulator._remote.FarEnd`: ``ring``, ``press_tones``,
-    ``set_caller``, ``remote_hang_up``, ``fail_next_transfer``, ``set_callee``)."""
+    ``set_caller``, ``remote_hang_up``, ``drop``, ``misdeliver``, ``set_callee``, ...)."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(EmulatorState(config or EmulatorConfig()))

@@ -51,7 +51,17 @@ class Controls:
         ]
 
     async def _h_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "baseUrl": self._state.base_url})
+        cfg = self._state.config
+        timings = {
+            "mediaOpSeconds": self._state.media_op_seconds,
+            "ringSeconds": cfg.ring_s,
+            "answerWindowSeconds": cfg.answer_window_s,
+            "establishDelaySeconds": cfg.establish_delay_s,
+            "notificationDelaySeconds": cfg.notification_delay,
+        }
+        return web.json_response(
+            {"status": "ok", "baseUrl": self._state.base_url, "timings": timings}
+        )
 
     async def _h_openapi(self, request: web.Request) -> web.Response:
         return web.json_response(_control_api.document(origin(request)))

@@ -50,7 +50,13 @@ _CALL_ERRORS = {
 }
 
 CONTROLS: tuple[Control, ...] = (
-    Control("GET", "/_emulator/health", "health", "Is it up (and its base URL)", {200: "ok"}),
+    Control(
+        "GET",
+        "/_emulator/health",
+        "health",
+        "Is it up (its base URL and timings)",
+        {200: "{status, baseUrl, timings}"},
+    ),
     Control(
         "GET", "/_emulator/openapi.json", "openApi", "This document (OpenAPI 3.1)", {200: "it"}
     ),
@@ -179,7 +185,7 @@ CONTROLS: tuple[Control, ...] = (
         CALL + "/tones",
         "pressTones",
         "The caller presses keys (toneInfo once subscribed; a stop tone ends a recording)",
-        {200: "{sequenceIds} (at once)", 202: "{tones} (timed)", **_CALL_ERRORS},
+        {200: "{sequenceIds} (at once)", 202: "{dueS} (timed)", **_CALL_ERRORS},
         body=t.TonesBody,
         tag="far end",
     ),
@@ -198,6 +204,33 @@ CONTROLS: tuple[Control, ...] = (
         "hangUp",
         "The other party hangs up (terminated 200/4521; group calls 200/5002)",
         {204: "done", 404: "an unknown or ended call"},
+        tag="far end",
+    ),
+    Control(
+        "POST",
+        CALL + "/drop",
+        "drop",
+        "The call ends without a termination notification (a lost callback): Graph then "
+        "answers 404 for it and sends nothing more about it",
+        {204: "done", 404: "an unknown or ended call"},
+        tag="far end",
+    ),
+    Control(
+        "PUT",
+        CALL + "/media",
+        "setCallMedia",
+        "How long each prompt of the call plays (to cancel one while it plays)",
+        {200: "{promptS}", **_CALL_ERRORS},
+        body=t.CallMediaBody,
+        tag="far end",
+    ),
+    Control(
+        "POST",
+        CALL + "/delivery-faults",
+        "addDeliveryFault",
+        "Mis-deliver the call's next notifications: twice, late, or out of order",
+        {201: "{deliveryFaults: [...]} (those armed for the call)", **_CALL_ERRORS},
+        body=t.DeliveryFaultBody,
         tag="far end",
     ),
     Control(

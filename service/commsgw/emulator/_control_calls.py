@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from commsgw.emulator import _control_types as t
+from commsgw.emulator._delivery import DeliveryFault
 from commsgw.emulator._errors import GraphError, bad_request, default_graph_code, not_found
 from commsgw.emulator._remote import FarEnd, NoSuchCall, NotAllowed
 from commsgw.emulator._state import EmulatorState
@@ -48,6 +49,9 @@ class FarEndRoutes:
             "setCaller": self._h_caller,
             "hangUp": self._h_hang_up,
             "failNextTransfer": self._h_fail_transfer,
+            "drop": self._h_drop,
+            "setCallMedia": self._h_media,
+            "addDeliveryFault": self._h_delivery_fault,
             "setCallee": self._h_callee,
         }
 
@@ -63,13 +67,20 @@ class FarEndRoutes:
             meeting_info=body.meeting_info,
             answer_window_s=body.answer_window_s,
         )
+        if body.prompt_s is not None:
+            self._far.set_prompt_seconds(call_id, body.prompt_s)
         snapshot = self._state.calls[call_id].snapshot()
         return web.json_response({"id": call_id, "call": snapshot}, status=201)
 
     async def _h_tones(self, request: web.Request) -> web.Response:
         body = t.decode(await request.read(), t.TonesBody)
-        ids = self._far.press_tones(request.match_info["callId"], body.tones)
-        return web.json_response({"sequenceIds": ids})
+        call_id = request.match_info["callId"]
+        if body.after_s == 0 and body.interval_s == 0:
+            return web.json_response({"sequenceIds": self._far.press_tones(call_id, body.tones)})
+        due = self._far.press_tones_later(
+            call_id, body.tones, after_s=body.after_s, interval_s=body.interval_s
+        )
+        return web.json_response({"dueS": due}, status=202)
 
     async def _h_caller(self, request: web.Request) -> web.Response:
         body = t.decode(await request.read(), t.CallerBody)
@@ -87,6 +98,21 @@ class FarEndRoutes:
     async def _h_fail_transfer(self, request: web.Request) -> web.Response:
         self._far.fail_next_transfer(request.match_info["callId"])
         return web.Response(status=204)
+
+    async def _h_drop(self, request: web.Request) -> web.Response:
+        self._far.drop(request.match_info["callId"])
+        return web.Response(status=204)
+
+    async def _h_media(self, request: web.Request) -> web.Response:
+        body = t.decode(await request.read(), t.CallMediaBody)
+        self._far.set_prompt_seconds(request.match_info["callId"], body.prompt_s)
+        return web.json_response({"promptS": body.prompt_s})
+
+    async def _h_delivery_fault(self, request: web.Request) -> web.Response:
+        body = t.decode(await request.read(), t.DeliveryFaultBody)
+        fault = DeliveryFault(body.kind, body.count, body.delay_s, body.match)
+        armed = self._far.misdeliver(request.match_info["callId"], fault)
+        return web.json_response({"deliveryFaults": [f.to_json() for f in armed]}, status=201)
 
     async def _h_callee(self, request: web.Request) -> web.Response:
         body = t.decode(await request.read(), t.CalleeBody)

@@ -25,8 +25,11 @@ from commsgw.emulator import _control_types as t
 from commsgw.emulator._control_calls import Handler
 from commsgw.emulator._delivery import DeliveryAttempt
 from commsgw.emulator._errors import bad_request
+from commsgw.emulator._match import body_matches
 from commsgw.emulator._middleware import RequestRecord
 from commsgw.emulator._state import EmulatorState
+
+__all__ = ["JournalRoutes", "body_matches", "call_id_of", "journal", "parsed_body"]
 
 _CALL_IN_PATH = re.compile(r"/communications/calls/([^/?]+)", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
@@ -82,25 +85,6 @@ def journal(records: Iterable[RequestRecord]) -> list[t.JournalEntry]:
         for r in records
         if not r.path.startswith(CONTROL_PREFIX) or r.path.startswith(RECORDINGS_PREFIX)
     ]
-
-
-def body_matches(pattern: Any, actual: Any) -> bool:
-    """``pattern`` is a subset of ``actual``: an object's keys all present with matching
-    values (recursively), each element of an array matching some element of the actual array,
-    any other value equal (a bool is not a number)."""
-    if isinstance(pattern, dict):
-        return isinstance(actual, dict) and all(
-            k in actual and body_matches(v, actual[k]) for k, v in pattern.items()
-        )
-    if isinstance(pattern, list):
-        return isinstance(actual, list) and all(
-            any(body_matches(p, a) for a in actual) for p in pattern
-        )
-    if isinstance(pattern, bool) or isinstance(actual, bool):
-        return pattern is actual
-    if isinstance(pattern, int | float) and isinstance(actual, int | float):
-        return pattern == actual
-    return type(pattern) is type(actual) and pattern == actual
 
 
 def compiled(pattern: str | None, what: str) -> re.Pattern[str] | None:

@@ -33,12 +33,16 @@ class RingBody(_Body):
     chat_info: dict[str, Any] | None = None  # with meetingInfo: an invitation into a meeting
     meeting_info: dict[str, Any] | None = None
     answer_window_s: float | None = None  # default: the emulator's answer window
+    prompt_s: float | None = None  # how long each prompt of this call plays (CallMediaBody)
 
 
 class TonesBody(_Body):
-    """The caller presses keys: ``"12#"`` or tone names."""
+    """The caller presses keys: ``"12#"`` or tone names; ``afterS`` from now, ``intervalS``
+    apart (both 0: all at once, their toneInfo sequence ids in the answer)."""
 
     tones: str | list[str]
+    after_s: float = 0.0
+    interval_s: float = 0.0
 
 
 class CallerBody(_Body):
