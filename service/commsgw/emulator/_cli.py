@@ -48,7 +48,9 @@ def _epilog() -> str:
     return _CONTROLS.format(controls="\n".join(rows))
 
 
-def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def _parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the timings default to `environ` (None: no variables set)."""
+    environ = environ or {}
     p = argparse.ArgumentParser(
         prog="commsgw emulator",
         description="Local HTTPS emulator of Microsoft Graph's calls API and of the identity "

@@ -302,8 +302,10 @@ def document(server_url: str | None = None) -> dict[str, Any]:
             op["parameters"] = params
         if c.body is not None:
             schema = c.body_schema or {"$ref": f"#/components/schemas/{c.body.__name__}"}
+            # required when a field is (an empty body is {})
+            required = any(f.required for f in msgspec.structs.fields(c.body))
             op["requestBody"] = {
-                "required": False,
+                "required": required,
                 "content": {"application/json": {"schema": schema}},
             }
         paths.setdefault(c.path, {})[c.method.lower()] = op

@@ -96,7 +96,8 @@ class FaultList(_Body):
 class RequestPattern(_Body):
     """Which journal entries to count: all of the given conditions hold. ``pathPattern`` is a
     regular expression searched in the path; ``body`` must be a subset of the request's JSON
-    body (objects: these keys, recursively; arrays: each element matches one of the body's)."""
+    body (objects: these keys, recursively; arrays: each element matches one of the body's;
+    null: any body)."""
 
     method: str | None = None
     path_pattern: str | None = None
