@@ -579,7 +579,7 @@ async def test_faults_over_http_and_token_endpoint(
 ) -> None:
     resp = await client.post(
         f"{emu.base_url}/_emulator/faults",
-        json={"path_pattern": r"/oauth2/v2\.0/token$", "status": 503, "retry_after": 1},
+        json={"pathPattern": r"/oauth2/v2\.0/token$", "status": 503, "retryAfter": 1},
     )
     assert resp.status_code == 201, resp.text
     listed = (await client.get(f"{emu.base_url}/_emulator/faults")).json()["faults"]
@@ -589,7 +589,7 @@ async def test_faults_over_http_and_token_endpoint(
         await _msal_token(emu)
     await client.post(
         f"{emu.base_url}/_emulator/faults",
-        json={"path_pattern": r"/token$", "status": 400, "error_code": "invalid_request"},
+        json={"pathPattern": r"/token$", "status": 400, "errorCode": "invalid_request"},
     )
     result = await _msal_token(emu)
     assert result["error"] == "invalid_request" and "access_token" not in result
@@ -598,7 +598,7 @@ async def test_faults_over_http_and_token_endpoint(
     assert resp.status_code == 400
     resp = await client.post(
         f"{emu.base_url}/_emulator/faults",
-        json=[{"path_pattern": "/calls$", "status": 500, "count": -1}],
+        json=[{"pathPattern": "/calls$", "status": 500, "count": -1}],
     )
     assert resp.status_code == 201
     token = emu.issue_access_token()

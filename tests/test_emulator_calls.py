@@ -854,7 +854,7 @@ async def test_faults_apply_to_the_new_endpoints(
     call_id = emu.ring(rx.url)
     emu.faults.add(Fault(path_pattern=r"/answer$", status=429, retry_after=1))
     added = await graph.control(
-        "POST", "/faults", {"path_pattern": r"/participants/invite$", "status": 503}
+        "POST", "/faults", {"pathPattern": r"/participants/invite$", "status": 503}
     )
     assert added.status_code == 201
     answer = {"acceptedModalities": ["audio"], "mediaConfig": {}}

@@ -86,7 +86,7 @@ class Setting:
     def metavar(self) -> str:
         """What `--help` shows as the flag's value."""
         if self.parse is _positive_float or self.parse is _non_negative_float:
-            return "SECONDS" if self.attr.endswith("_s") else "N"
+            return "SECONDS" if self.attr.endswith(("_s", "_seconds")) else "N"
         if self.parse is _str:
             if self.attr.endswith(("_url", "_host")):
                 return "URL"

@@ -26,6 +26,7 @@ from commsgw._config._values import (
     _bool,
     _dir,
     _loop,
+    _non_negative_float,
     _path,
     _positive_float,
     _positive_int,
@@ -155,6 +156,42 @@ class Settings(ServingSettings):
         DEFAULT_STATE_DIR,
         _dir,
         "folder for local state (the emulator's certificate files)",
+        group=EMULATOR,
+    )
+    # The emulator's timings (commsgw dev and commsgw emulator; seconds)
+    media_op_seconds: float = setting(
+        "COMMSGW_EMULATOR_MEDIA_OP_SECONDS",
+        "1",
+        _non_negative_float,
+        "emulator: how long a prompt or a recording lasts (a call's promptS overrides it)",
+        group=EMULATOR,
+    )
+    ring_seconds: float = setting(
+        "COMMSGW_EMULATOR_RING_SECONDS",
+        "1",
+        _non_negative_float,
+        "emulator: how long a callee's phone rings before they answer or decline",
+        group=EMULATOR,
+    )
+    answer_window_seconds: float = setting(
+        "COMMSGW_EMULATOR_ANSWER_WINDOW_SECONDS",
+        "15",
+        _positive_float,
+        "emulator: an incoming call not answered, rejected or redirected by then is dropped",
+        group=EMULATOR,
+    )
+    establish_delay_seconds: float = setting(
+        "COMMSGW_EMULATOR_ESTABLISH_DELAY_SECONDS",
+        "0",
+        _non_negative_float,
+        "emulator: each signalling step of a call (establishing, transfer, invite)",
+        group=EMULATOR,
+    )
+    notification_delay_seconds: float = setting(
+        "COMMSGW_EMULATOR_NOTIFICATION_DELAY_SECONDS",
+        "0",
+        _non_negative_float,
+        "emulator: the wait before each notification is delivered",
         group=EMULATOR,
     )
     graph_timeout_s: float = setting(

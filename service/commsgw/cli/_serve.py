@@ -119,7 +119,18 @@ async def _dev(
     from commsgw.server import Gateway, until_stopped
 
     host, port = _emulator_address(settings, args)
-    emulator = Emulator(EmulatorConfig(host=host, port=port, state_dir=settings.state_dir))
+    emulator = Emulator(
+        EmulatorConfig(
+            host=host,
+            port=port,
+            state_dir=settings.state_dir,
+            media_op_seconds=settings.media_op_seconds,
+            ring_s=settings.ring_seconds,
+            answer_window_s=settings.answer_window_seconds,
+            establish_delay_s=settings.establish_delay_seconds,
+            notification_delay=settings.notification_delay_seconds,
+        )
+    )
     try:
         await emulator.start()
     except OSError as exc:

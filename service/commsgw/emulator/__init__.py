@@ -14,7 +14,9 @@ It is a real HTTPS server on loopback (aiohttp, on the running asyncio loop) tha
   current callbackUri, in order per call, retrying failed deliveries a few times;
 * test controls under ``/_emulator/`` (never authenticated, never faulted): faults, token
   revocation, call snapshots, request and delivery logs, and the far end of the calls (see
-  "Controls" below).
+  "Controls" below). They are declared once in ``_control_api``, which makes their routes and
+  the OpenAPI 3.1 document served at ``GET /_emulator/openapi.json``; every field is camelCase
+  and every bad input answers a Graph-shaped JSON error.
 
 MSAL construction (msal 1.39). For an authority host MSAL does not know, MSAL first calls the
 *public* instance discovery endpoint ``https://login.microsoftonline.com/common/discovery/
@@ -58,9 +60,9 @@ Notification tokens: RS256, header ``kid``, ``typ: JWT`` and ``cty: JWT``; claim
 ``https://api.botframework.com``, aud = client id, tid = the call's tenant, iat/nbf/exp (5 min).
 
 Faults: see :class:`Fault`. Over HTTP, ``POST /_emulator/faults`` takes one fault object, a list
-of them, or ``{"faults": [...]}``, with :class:`Fault`'s field names, e.g.
-``{"path_pattern": "/playPrompt$", "method": "POST", "status": 429, "retry_after": 1,
-"error_code": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
+of them, or ``{"faults": [...]}``, with :class:`Fault`'s fields in camelCase, e.g.
+``{"pathPattern": "/playPrompt$", "method": "POST", "status": 429, "retryAfter": 1,
+"errorCode": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
 
 The calls API (under ``/v1.0/communications/calls``; bearer token required; errors are Graph's
 ``{"error": {"code", "message", "innerError"}}``: 400 invalid body, 404 unknown or ended call,
@@ -95,33 +97,46 @@ How a recording ends depends on the call's caller model (``set_caller``, else
 behaviour the emulator chose (resultInfo of declines, record outcomes other than 8515, the 409
 for wrong states, ...) is marked where it is defined (``_results``, ``_errors``, ``_lifecycle``).
 
-Controls, as Python (on :class:`Emulator`) and over HTTP:
+Controls, as Python (on :class:`Emulator`) and over HTTP (the whole list, with their bodies:
+``GET /_emulator/openapi.json``; README "The emulator's control API"):
 
 * ``ring(callback_uri, caller=..., target=..., ...) -> call_id`` / ``POST /_emulator/calls``
-  ``{"callbackUri", "caller", ...}`` (201 ``{"id", "call"}``): an incoming call (``created``),
+  ``{"callbackUri", "caller", "callerName", "chatInfo", "meetingInfo", "promptS", ...}`` (201
+  ``{"id", "call"}``): an incoming call (``created``) from a phone, a user or into a meeting,
   dropped (408/1106) when not answered, rejected or redirected within ``answer_window_s``;
 * ``press_tones(call_id, "5#")`` / ``POST /_emulator/calls/{id}/tones`` ``{"tones": "5#"}``
-  (200 ``{"sequenceIds"}``): toneInfo notifications after subscribeToTone; stop tones end a
-  recording;
+  (200 ``{"sequenceIds"}``), or ``press_tones_later`` / ``{"tones", "afterS", "intervalS"}``
+  (202 ``{"dueS"}``): toneInfo notifications after subscribeToTone; stop tones end a recording;
 * ``set_caller(call_id, speech_after_s=..., speech_s=...)`` / ``PUT .../{id}/caller``
-  ``{"speechAfterS", "speechS"}`` (200);
+  ``{"speechAfterS", "speechS"}`` (200): what the caller says into the next recordings;
+* ``set_prompt_seconds(call_id, s)`` / ``PUT .../{id}/media`` ``{"promptS"}`` (200): how long
+  each prompt of the call plays (default ``media_op_seconds`` per operation);
 * ``remote_hang_up(call_id)`` / ``POST .../{id}/hang-up`` (204): 200/4521 (group: 200/5002);
+* ``drop(call_id)`` / ``POST .../{id}/drop`` (204): the call ends without a termination
+  notification (a lost callback); Graph then answers 404 for it;
+* ``misdeliver(call_id, DeliveryFault(...))`` / ``POST .../{id}/delivery-faults`` ``{"kind":
+  "duplicate" | "late" | "outOfOrder", "count", "delayS", "match"}`` (201): the call's next
+  matching notifications posted twice, late, or after the one that follows them;
 * ``fail_next_transfer(call_id)`` / ``POST .../{id}/fail-next-transfer`` (204): transferring
   -> established with resultInfo 500 / subCode 7000;
 * ``set_callee(user_id_or_phone, "decline", ring_s=...)`` / ``PUT /_emulator/callees/{id}``
-  ``{"response", "ringS"}`` (200).
+  ``{"response", "ringS"}`` (200);
+* ``request_log`` / ``GET /_emulator/requests`` (``?path=``, ``?method=``, ``?callId=``) and
+  ``POST /_emulator/requests/count`` (a pattern, its ``body`` a subset match): the journal;
+* ``await reset()`` / ``POST /_emulator/reset`` (204): back to as started, between tests.
 
 Python controls raise LookupError for an unknown or ended call, ValueError otherwise; HTTP
-controls answer 404, 409 (wrong state) or 400. Timing knobs on :class:`EmulatorConfig`:
-``establish_delay_s``, ``ring_s``, ``ring_timeout_s``, ``answer_window_s``,
-``keepalive_expiry_s``, ``media_op_seconds``; ``notify_terminating`` sends the terminating
-state before a hang-up's terminated notification.
+controls answer 404, 409 (wrong state) or 400, each with a JSON error body. Timing knobs on
+:class:`EmulatorConfig`: ``establish_delay_s``, ``ring_s``, ``ring_timeout_s``,
+``answer_window_s``, ``keepalive_expiry_s``, ``media_op_seconds``; the first ones are also
+flags and ``COMMSGW_EMULATOR_*`` variables of ``commsgw emulator`` and ``commsgw dev``.
+``notify_terminating`` sends the terminating state before a hang-up's terminated notification.
 """
 
 from commsgw.emulator._app import Emulator, EmulatorConfig, RequestRecord
 from commsgw.emulator._calls import Call, Operation, Participant
 from commsgw.emulator._cli import main
-from commsgw.emulator._delivery import DeliveryAttempt
+from commsgw.emulator._delivery import DeliveryAttempt, DeliveryFault
 from commsgw.emulator._faults import Fault, FaultInjector
 from commsgw.emulator._parties import CallerModel
 from commsgw.emulator._remote import NoSuchCall, NotAllowed
@@ -130,6 +145,7 @@ __all__ = [
     "Call",
     "CallerModel",
     "DeliveryAttempt",
+    "DeliveryFault",
     "Emulator",
     "EmulatorConfig",
     "Fault",

@@ -41,7 +41,7 @@ _log = logging.getLogger("commsgw.emulator")
 class Emulator(FarEnd):
     """A local HTTPS Graph (calls API) + token service + notification sender, and the far end
     of its calls (:class:`~commsgw.emulator._remote.FarEnd`: ``ring``, ``press_tones``,
-    ``set_caller``, ``remote_hang_up``, ``fail_next_transfer``, ``set_callee``)."""
+    ``set_caller``, ``remote_hang_up``, ``drop``, ``misdeliver``, ``set_callee``, ...)."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(EmulatorState(config or EmulatorConfig()))
@@ -209,6 +209,16 @@ class Emulator(FarEnd):
         """(url, status) of every callback POST attempt (status None = connection error)."""
         return [(a.url, a.status) for a in self.delivery_log]
 
+    def served_routes(self) -> list[tuple[str, str]]:
+        """(method, path template) of every route it serves (HEAD excepted), once started."""
+        if self._runner is None:
+            raise RuntimeError("emulator not started")
+        return [
+            (r.method, r.resource.canonical)
+            for r in self._runner.app.router.routes()
+            if r.resource is not None and r.method != "HEAD"
+        ]
+
     def requests_to(self, path_pattern: str, method: str | None = None) -> list[RequestRecord]:
         rx = re.compile(path_pattern)
         return [
@@ -216,6 +226,12 @@ class Emulator(FarEnd):
             for r in self.request_log
             if rx.search(r.path) and (method is None or r.method.upper() == method.upper())
         ]
+
+    async def reset(self) -> None:
+        """Back to as started, for the next test: calls (ended without a notification), the
+        request journal, faults, deliveries, queued notifications, callee settings and far-end
+        scripts are gone, ``media_op_seconds`` is as configured (``POST /_emulator/reset``)."""
+        await self._state.reset()
 
     def revoke_tokens(self) -> None:
         """Invalidate every access token issued so far (Graph then answers 401)."""

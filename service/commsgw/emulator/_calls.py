@@ -176,6 +176,7 @@ class Call:
     tone_sequence: int = 0  # the last toneInfo.sequenceId reported
     caller: CallerModel | None = None  # set_caller; else EmulatorConfig.caller
     fail_next_transfer: bool = False
+    prompt_s: float | None = None  # how long each prompt plays (None: media_op_seconds per op)
     keepalive: asyncio.TimerHandle | None = field(default=None, repr=False, compare=False)
     etag: int = field(default_factory=lambda: next(_etags))
     timers: set[asyncio.TimerHandle] = field(default_factory=set, repr=False, compare=False)
@@ -267,4 +268,5 @@ class Call:
         out["participants"] = [p.to_json() for p in self.participants.values()]
         out["tonesSubscribed"] = self.tones_subscribed
         out["caller"] = self.caller.to_json() if self.caller is not None else None
+        out["promptS"] = self.prompt_s
         return out

@@ -7,24 +7,57 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import pathlib
 import signal
 import socket
 import sys
+import textwrap
+from collections.abc import Mapping
 
-from commsgw._config import DEFAULT_STATE_DIR, EMULATOR_CA_FILE
+from commsgw._config import DEFAULT_STATE_DIR, EMULATOR_CA_FILE, SETTINGS
+from commsgw.emulator import _control_api
 from commsgw.emulator._app import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID, Emulator, EmulatorConfig
 
 # Bind failures: the port is taken, the address is not this machine's, or it is privileged.
 _CANNOT_LISTEN = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
-def _parser() -> argparse.ArgumentParser:
+# The timings a test may set (declared with the gateway's settings: `commsgw dev` has them too).
+_SETTINGS = {s.attr: s for s in SETTINGS}
+_TIMINGS: dict[str, tuple[str, ...]] = {
+    "media_op_seconds": (),
+    "ring_seconds": (),
+    "answer_window_seconds": (),
+    "establish_delay_seconds": (),
+    "notification_delay_seconds": ("--notification-delay",),
+}
+_CONTROLS = """test controls (no authentication), all under https://HOST:PORT/_emulator/, described
+by the OpenAPI 3.1 document at GET /_emulator/openapi.json:
+{controls}
+Fields are camelCase; a bad input answers a JSON error {{"error": {{"code", "message"}}}}.
+"""
+
+
+def _epilog() -> str:
+    rows = [
+        f"  {c.method} {c.path}\n"
+        + textwrap.fill(c.summary, width=88, initial_indent="      ", subsequent_indent="      ")
+        for c in _control_api.CONTROLS
+    ]
+    return _CONTROLS.format(controls="\n".join(rows))
+
+
+def _parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the timings default to `environ` (None: no variables set)."""
+    environ = environ or {}
     p = argparse.ArgumentParser(
         prog="commsgw emulator",
         description="Local HTTPS emulator of Microsoft Graph's calls API and of the identity "
         "platform's tokens, for development and tests only. `commsgw dev` runs it together "
         "with a gateway; this runs it alone (then `commsgw serve` in emulator mode uses it).",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
@@ -52,18 +85,23 @@ def _parser() -> argparse.ArgumentParser:
         default="emulator-secret",
         help="the client secret it accepts (default emulator-secret)",
     )
-    p.add_argument(
-        "--media-op-seconds",
-        type=float,
-        default=1.0,
-        help="how long a prompt or a recording lasts, in seconds (default 1)",
-    )
-    p.add_argument(
-        "--notification-delay",
-        type=float,
-        default=0.0,
-        help="seconds before each notification is delivered (default 0)",
-    )
+    for attr, aliases in _TIMINGS.items():
+        setting = _SETTINGS[attr]
+        raw = environ.get(setting.env, setting.default)
+        try:
+            default = setting.parse(raw)
+        except ValueError as exc:
+            p.error(f"{setting.env}={raw!r}: {exc}")
+        p.add_argument(
+            setting.flag,
+            *aliases,
+            dest=attr,
+            type=setting.parse,
+            default=default,
+            metavar="SECONDS",
+            help=f"{setting.help.removeprefix('emulator: ')} (default {setting.default}; "
+            f"env {setting.env})",
+        )
     p.add_argument(
         "--token-lifetime",
         type=int,
@@ -92,6 +130,7 @@ async def _serve(config: EmulatorConfig) -> None:
         print(f"ca_path={emu.ca_path}", flush=True)
         print(f"notification_openid_config_url={emu.notification_openid_config_url}", flush=True)
         print(f"tenant_id={config.tenant_id} client_id={config.client_id}", flush=True)
+        print(f"controls={emu.base_url}/_emulator/openapi.json", flush=True)
         await stop.wait()
 
 
@@ -100,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulator"]:
         args_list = args_list[1:]
-    args = _parser().parse_args(args_list)
+    args = _parser(os.environ).parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -113,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         client_id=args.client_id,
         client_secret=args.client_secret,
         media_op_seconds=args.media_op_seconds,
-        notification_delay=args.notification_delay,
+        ring_s=args.ring_seconds,
+        answer_window_s=args.answer_window_seconds,
+        establish_delay_s=args.establish_delay_seconds,
+        notification_delay=args.notification_delay_seconds,
         token_lifetime_s=args.token_lifetime,
         batch_notifications=args.batch_notifications,
     )

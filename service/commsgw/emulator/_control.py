@@ -1,23 +1,24 @@
 """The test controls under ``/_emulator/`` (never authenticated, never faulted).
 
-Owns health, the fault list (``GET``/``POST``/``DELETE /_emulator/faults``), token revocation,
-notification key rotation, call snapshots, and the request and delivery logs; the far end's
-controls (ring the bot, press keys, hang up, ...) are in ``_control_calls``.
+The routes are made from the declaration in ``_control_api`` (which also gives
+``GET /_emulator/openapi.json``); this owns health, the fault list, token revocation,
+notification key rotation and call snapshots; the far end's controls (ring the bot, press keys,
+hang up, ...) are in ``_control_calls``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from aiohttp import web
 
 from commsgw._ids import normalize_guid
-from commsgw.emulator._control_calls import FarEndRoutes
-from commsgw.emulator._errors import GraphError
+from commsgw.emulator import _control_api, _control_types
+from commsgw.emulator._control_calls import FarEndRoutes, Handler, controlled
+from commsgw.emulator._control_journal import JournalRoutes
+from commsgw.emulator._errors import not_found
 from commsgw.emulator._faults import Fault
-from commsgw.emulator._state import EmulatorState
+from commsgw.emulator._state import EmulatorState, origin
 
 
 class Controls:
@@ -26,46 +27,51 @@ class Controls:
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
         self._far_end = FarEndRoutes(state)
+        self.handlers: dict[str, Handler] = {
+            "health": self._h_health,
+            "openApi": self._h_openapi,
+            "listFaults": self._h_faults_list,
+            "addFaults": self._h_faults_add,
+            "clearFaults": self._h_faults_clear,
+            "revokeTokens": self._h_revoke,
+            "rotateNotificationKey": self._h_rotate,
+            "reset": self._h_reset,
+            "listCalls": self._h_calls,
+            "getCall": self._h_call,
+            **self._far_end.handlers,
+            **JournalRoutes(state).handlers,
+        }
 
     def routes(self) -> list[web.RouteDef]:
+        """One route per declared control (KeyError: a control without a handler)."""
         return [
-            web.get("/_emulator/health", self._h_health),
-            web.get("/_emulator/faults", self._h_faults_list),
-            web.post("/_emulator/faults", self._h_faults_add),
-            web.delete("/_emulator/faults", self._h_faults_clear),
-            web.post("/_emulator/revoke-tokens", self._h_revoke),
-            web.post("/_emulator/rotate-notification-key", self._h_rotate),
-            web.get("/_emulator/calls", self._h_calls),
-            web.get("/_emulator/calls/{call_id}", self._h_call),
-            web.get("/_emulator/requests", self._h_requests),
-            web.get("/_emulator/deliveries", self._h_deliveries),
-            *self._far_end.routes(),
+            web.route(c.method, c.path, controlled(self.handlers[c.operation_id]))
+            for c in _control_api.CONTROLS
+            if not c.graph_served
         ]
 
     async def _h_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "baseUrl": self._state.base_url})
+        cfg = self._state.config
+        timings = {
+            "mediaOpSeconds": self._state.media_op_seconds,
+            "ringSeconds": cfg.ring_s,
+            "answerWindowSeconds": cfg.answer_window_s,
+            "establishDelaySeconds": cfg.establish_delay_s,
+            "notificationDelaySeconds": cfg.notification_delay,
+        }
+        return web.json_response(
+            {"status": "ok", "baseUrl": self._state.base_url, "timings": timings}
+        )
+
+    async def _h_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(_control_api.document(origin(request)))
 
     async def _h_faults_list(self, request: web.Request) -> web.Response:
         return web.json_response({"faults": self._state.faults.active()})
 
     async def _h_faults_add(self, request: web.Request) -> web.Response:
-        try:
-            data = json.loads(await request.read())
-        except ValueError as exc:
-            return web.json_response({"error": f"invalid JSON: {exc}"}, status=400)
-        items: list[Any]
-        if isinstance(data, list):
-            items = data
-        elif isinstance(data, dict) and isinstance(data.get("faults"), list):
-            items = data["faults"]
-        else:
-            items = [data]
-        try:
-            faults = [Fault.from_json(item) for item in items if isinstance(item, dict)]
-            if len(faults) != len(items):
-                raise ValueError("each fault must be a JSON object")
-        except (TypeError, ValueError, re.error) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+        bodies = _control_types.decode_faults(await request.read())
+        faults = [Fault.from_body(b) for b in bodies]  # ValueError: a 400 (see controlled)
         ids = [self._state.faults.add(f) for f in faults]
         return web.json_response({"ids": ids, "faults": self._state.faults.active()}, status=201)
 
@@ -81,25 +87,18 @@ class Controls:
         keep = request.query.get("keepOld", "true").lower() != "false"
         return web.json_response({"kid": self._state.notif.rotate(keep_old=keep)})
 
+    async def _h_reset(self, request: web.Request) -> web.Response:
+        await self._state.reset()
+        return web.Response(status=204)
+
     async def _h_calls(self, request: web.Request) -> web.Response:
         return web.json_response({"value": [c.snapshot() for c in self._state.calls.values()]})
 
     async def _h_call(self, request: web.Request) -> web.Response:
-        cid = normalize_guid(request.match_info["call_id"])
+        raw = request.match_info["callId"]
+        cid = normalize_guid(raw)
         call = self._state.calls.get(cid) if cid else None
         if call is None:
-            raise GraphError(404, "itemNotFound", "Unknown call.")
-        return web.json_response(call.snapshot())
-
-    async def _h_requests(self, request: web.Request) -> web.Response:
-        return web.json_response({"value": [{**r._asdict()} for r in self._state.request_log]})
-
-    async def _h_deliveries(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "value": [
-                    {k: v for k, v in a._asdict().items() if k != "payload"}
-                    for a in self._state.delivery_log
-                ]
-            }
-        )
+            raise not_found(f"Call '{raw}' is unknown.")
+        snapshot: dict[str, Any] = call.snapshot()
+        return web.json_response(snapshot)

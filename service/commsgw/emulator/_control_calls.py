@@ -1,15 +1,6 @@
-"""The far-end test controls under ``/_emulator/`` (never authenticated, never faulted).
-
-* ``POST /_emulator/calls`` ``{"callbackUri", "caller"?, "callerName"?, "target"?, "tenantId"?,
-  "chatInfo"?, "meetingInfo"?, "answerWindowS"?}``: ring the bot; 201 ``{"id", "call"}``;
-* ``POST /_emulator/calls/{id}/tones`` ``{"tones": "12#" | ["tone1", ...]}``: the caller presses
-  keys; 200 ``{"sequenceIds": [...]}`` (the ids reported, empty when not subscribed);
-* ``PUT /_emulator/calls/{id}/caller`` ``{"speechAfterS", "speechS"}`` (null: never / until cut
-  off): the caller model of the call's next recordings; 200 with the model;
-* ``POST /_emulator/calls/{id}/hang-up``: the other party hangs up; 204;
-* ``POST /_emulator/calls/{id}/fail-next-transfer``: 204;
-* ``PUT /_emulator/callees/{userIdOrPhone}`` ``{"response", "ringS"?}``: how that callee
-  responds (answer, decline, busy, noAnswer); 200.
+"""The far-end test controls under ``/_emulator/`` (declared in ``_control_api``, bodies in
+``_control_types``): ring the bot, press keys, set what the caller says, hang up from the far
+end, fail the next transfer, and say how callees respond.
 
 Errors are Graph-shaped: 400 bad body, 404 unknown or ended call, 409 a call in the wrong state.
 """
@@ -17,29 +8,19 @@ Errors are Graph-shaped: 400 bad body, 404 unknown or ended call, 409 a call in 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
-from commsgw.emulator import _validate
+from commsgw.emulator import _control_types as t
+from commsgw.emulator._delivery import DeliveryFault
 from commsgw.emulator._errors import GraphError, bad_request, default_graph_code, not_found
-from commsgw.emulator._parties import CallerModel
 from commsgw.emulator._remote import FarEnd, NoSuchCall, NotAllowed
 from commsgw.emulator._state import EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def _number(body: dict[str, Any], key: str, default: float | None) -> float | None:
-    if key not in body:
-        return default
-    value = body[key]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise bad_request(f"{key} must be a number or null.")
-    return None if value is None else float(value)
-
-
-def _controlled(handler: Handler) -> Handler:
+def controlled(handler: Handler) -> Handler:
     """Far-end errors as Graph-style answers."""
 
     async def run(request: web.Request) -> web.Response:
@@ -62,60 +43,78 @@ class FarEndRoutes:
         self._far = FarEnd(state)
         self._state = state
 
-    def routes(self) -> list[web.RouteDef]:
-        call = "/_emulator/calls/{call_id}"
-        return [
-            web.post("/_emulator/calls", _controlled(self._h_ring)),
-            web.post(call + "/tones", _controlled(self._h_tones)),
-            web.put(call + "/caller", _controlled(self._h_caller)),
-            web.post(call + "/hang-up", _controlled(self._h_hang_up)),
-            web.post(call + "/fail-next-transfer", _controlled(self._h_fail_transfer)),
-            web.put("/_emulator/callees/{identity_id}", _controlled(self._h_callee)),
-        ]
+        self.handlers: dict[str, Handler] = {
+            "ring": self._h_ring,
+            "pressTones": self._h_tones,
+            "setCaller": self._h_caller,
+            "hangUp": self._h_hang_up,
+            "failNextTransfer": self._h_fail_transfer,
+            "drop": self._h_drop,
+            "setCallMedia": self._h_media,
+            "addDeliveryFault": self._h_delivery_fault,
+            "setCallee": self._h_callee,
+        }
 
     async def _h_ring(self, request: web.Request) -> web.Response:
-        body = await _validate.json_body(request)
-        window = _number(body, "answerWindowS", None)
+        body = t.decode(await request.read(), t.RingBody)
         call_id = self._far.ring(
-            str(body.get("callbackUri") or ""),
-            caller=body.get("caller"),
-            caller_name=_validate.optional_str(body, "callerName"),
-            target=_validate.optional_str(body, "target"),
-            tenant_id=_validate.optional_str(body, "tenantId"),
-            chat_info=body.get("chatInfo"),
-            meeting_info=body.get("meetingInfo"),
-            answer_window_s=window,
+            body.callback_uri,
+            caller=body.caller,
+            caller_name=body.caller_name,
+            target=body.target,
+            tenant_id=body.tenant_id,
+            chat_info=body.chat_info,
+            meeting_info=body.meeting_info,
+            answer_window_s=body.answer_window_s,
         )
+        if body.prompt_s is not None:
+            self._far.set_prompt_seconds(call_id, body.prompt_s)
         snapshot = self._state.calls[call_id].snapshot()
         return web.json_response({"id": call_id, "call": snapshot}, status=201)
 
     async def _h_tones(self, request: web.Request) -> web.Response:
-        body = await _validate.json_body(request)
-        tones = body.get("tones")
-        if not isinstance(tones, str | list):
-            raise bad_request("tones must be a string of keys or an array of tones.")
-        ids = self._far.press_tones(request.match_info["call_id"], tones)
-        return web.json_response({"sequenceIds": ids})
+        body = t.decode(await request.read(), t.TonesBody)
+        call_id = request.match_info["callId"]
+        if body.after_s == 0 and body.interval_s == 0:
+            return web.json_response({"sequenceIds": self._far.press_tones(call_id, body.tones)})
+        due = self._far.press_tones_later(
+            call_id, body.tones, after_s=body.after_s, interval_s=body.interval_s
+        )
+        return web.json_response({"dueS": due}, status=202)
 
     async def _h_caller(self, request: web.Request) -> web.Response:
-        body = await _validate.json_body(request)
+        body = t.decode(await request.read(), t.CallerBody)
         model = self._far.set_caller(
-            request.match_info["call_id"],
-            speech_after_s=_number(body, "speechAfterS", CallerModel.speech_after_s),
-            speech_s=_number(body, "speechS", CallerModel.speech_s),
+            request.match_info["callId"],
+            speech_after_s=body.speech_after_s,
+            speech_s=body.speech_s,
         )
         return web.json_response(model.to_json())
 
     async def _h_hang_up(self, request: web.Request) -> web.Response:
-        self._far.remote_hang_up(request.match_info["call_id"])
+        self._far.remote_hang_up(request.match_info["callId"])
         return web.Response(status=204)
 
     async def _h_fail_transfer(self, request: web.Request) -> web.Response:
-        self._far.fail_next_transfer(request.match_info["call_id"])
+        self._far.fail_next_transfer(request.match_info["callId"])
         return web.Response(status=204)
 
+    async def _h_drop(self, request: web.Request) -> web.Response:
+        self._far.drop(request.match_info["callId"])
+        return web.Response(status=204)
+
+    async def _h_media(self, request: web.Request) -> web.Response:
+        body = t.decode(await request.read(), t.CallMediaBody)
+        self._far.set_prompt_seconds(request.match_info["callId"], body.prompt_s)
+        return web.json_response({"promptS": body.prompt_s})
+
+    async def _h_delivery_fault(self, request: web.Request) -> web.Response:
+        body = t.decode(await request.read(), t.DeliveryFaultBody)
+        fault = DeliveryFault(body.kind, body.count, body.delay_s, body.match)
+        armed = self._far.misdeliver(request.match_info["callId"], fault)
+        return web.json_response({"deliveryFaults": [f.to_json() for f in armed]}, status=201)
+
     async def _h_callee(self, request: web.Request) -> web.Response:
-        body = await _validate.json_body(request)
-        response, ring_s = str(body.get("response", "answer")), _number(body, "ringS", None)
-        self._far.set_callee(request.match_info["identity_id"], response, ring_s=ring_s)
-        return web.json_response({"response": response, "ringS": ring_s})
+        body = t.decode(await request.read(), t.CalleeBody)
+        self._far.set_callee(request.match_info["identityId"], body.response, ring_s=body.ring_s)
+        return web.json_response({"response": body.response, "ringS": body.ring_s})

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from commsgw.emulator._control_types import FaultBody
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -24,6 +28,9 @@ class Fault:
     (``passthrough``; a pure stall), or answers ``status`` with a ``Retry-After`` header when
     ``retry_after`` is set and ``body`` (default: a Graph error body with ``error_code``, or an
     AAD error body on the token endpoint). ``headers`` are added to the response.
+
+    Over HTTP the same fields are camelCase (``pathPattern``, ``retryAfter``, ``errorCode``,
+    ``delayS``, ``resetConnection``): :meth:`from_json` / :meth:`to_json`.
     """
 
     path_pattern: str = ".*"
@@ -54,25 +61,22 @@ class Fault:
         return re.search(self.path_pattern, path) is not None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fault as the control API shows it (camelCase: ``pathPattern``, ...)."""
+        out: dict[str, Any] = msgspec.to_builtins(FaultBody(**dataclasses.asdict(self)))
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {sorted(unknown)}")
-        kwargs = dict(data)
-        for key in ("status", "count"):
-            if key in kwargs and not isinstance(kwargs[key], int):
-                raise ValueError(f"fault field {key!r} must be an integer")
-        for key in ("retry_after", "delay_s"):
-            if kwargs.get(key) is not None and not isinstance(kwargs[key], int | float):
-                raise ValueError(f"fault field {key!r} must be a number")
-        for key in ("body", "headers"):
-            if kwargs.get(key) is not None and not isinstance(kwargs[key], dict):
-                raise ValueError(f"fault field {key!r} must be an object")
-        return cls(**kwargs)
+        """A fault from the control API's JSON (camelCase); ValueError names a bad field."""
+        try:
+            body = msgspec.convert(dict(data), FaultBody)
+        except msgspec.ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        return cls.from_body(body)
+
+    @classmethod
+    def from_body(cls, body: FaultBody) -> Fault:
+        return cls(**msgspec.structs.asdict(body))
 
 
 @dataclass

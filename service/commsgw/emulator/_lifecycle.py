@@ -205,6 +205,16 @@ class CallFlow:
         p2p = call.kind == "p2p"
         self.end(call, _results.REMOTE_HANG_UP_P2P if p2p else _results.REMOTE_HANG_UP_GROUP)
 
+    def drop(self, call: Call) -> None:
+        """The call ends and its termination is never reported (a lost callback): afterwards
+        Graph answers 404 for it, and no notification about it is sent."""
+        if not call.alive:
+            return
+        self._engine.cancel_all(call, notify=False)
+        call.cancel_timers()
+        call.state = "terminated"
+        self._close_lane(call.id)
+
     def end(
         self,
         call: Call,

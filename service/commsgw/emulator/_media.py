@@ -51,6 +51,10 @@ class MediaEngine:
         self._default_caller = default_caller
         self._plans: dict[str, RecordPlan] = {}
 
+    def forget(self) -> None:
+        """Drop the plans of every recording (the emulator's reset)."""
+        self._plans.clear()
+
     # ------------------------------------------------------------------ prompts and recordings
 
     def enqueue(self, call: Call, op: Operation) -> None:
@@ -76,7 +80,7 @@ class MediaEngine:
             plan = plan_recording(
                 RecordSettings.from_request(op.request),
                 call.caller or self._default_caller,
-                prompt_s=self._op_seconds(),
+                prompt_s=self._op_seconds() if call.prompt_s is None else call.prompt_s,
                 legacy_s=self._op_seconds(),
             )
             self._plans[op.id] = plan
@@ -84,7 +88,17 @@ class MediaEngine:
                 plan.ends_after_s, self._finish_record, call, op, plan.outcome
             )
         else:
-            op.timer = loop.call_later(self._op_seconds(), self._finish_prompt, call, op)
+            op.timer = loop.call_later(
+                self._prompt_seconds(call, op), self._finish_prompt, call, op
+            )
+
+    def _prompt_seconds(self, call: Call, op: Operation) -> float:
+        """How long a playPrompt plays: the call's ``prompt_s`` per prompt, else
+        ``media_op_seconds`` (whatever it holds)."""
+        if call.prompt_s is None:
+            return self._op_seconds()
+        prompts = op.request.get("prompts")
+        return call.prompt_s * max(1, len(prompts) if isinstance(prompts, list) else 1)
 
     def _finish_prompt(self, call: Call, op: Operation) -> None:
         if call.running is not op or op.status != "running":

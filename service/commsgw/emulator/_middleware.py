@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -28,6 +29,8 @@ class RequestRecord(NamedTuple):
     headers: dict[str, str]
     # The request body of a Graph API request (never of the identity platform's: secrets).
     body: bytes = b""
+    query: str = ""  # the query string, as sent
+    at: float = 0.0  # when it arrived (time.time())
 
 
 def _fmt_retry_after(value: float) -> str:
@@ -53,7 +56,7 @@ class Middleware:
 
     @web.middleware
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = new_id()
+        rid, at = new_id(), time.time()
         request[REQUEST_ID] = rid
         if request.transport is not None and request.transport not in self._transports:
             if len(self._transports) >= 256:
@@ -103,7 +106,9 @@ class Middleware:
                 )
                 if v
             }
-            self.request_log.append(RequestRecord(request.method, path, status, logged, body))
+            self.request_log.append(
+                RequestRecord(request.method, path, status, logged, body, request.query_string, at)
+            )
 
     @staticmethod
     def _abort(request: web.Request) -> None:

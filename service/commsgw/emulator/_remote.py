@@ -9,12 +9,14 @@ arguments.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from commsgw._ids import normalize_guid
 from commsgw.emulator import _validate
 from commsgw.emulator._calls import Call, new_id
+from commsgw.emulator._delivery import DeliveryFault
 from commsgw.emulator._errors import GraphError
 from commsgw.emulator._notifications import call_notification
 from commsgw.emulator._parties import Callee, CallerModel
@@ -139,6 +141,33 @@ class FarEnd:
         reported as toneInfo when the call subscribed to tones (returns the sequence ids
         reported), and a stop tone of the running recordResponse ends it."""
         call = self._call(call_id, "established")
+        reported: list[int] = []
+        for name in self._tone_names(tones):
+            seq = self._press(call, name)
+            if seq is not None:
+                reported.append(seq)
+            if not call.alive:
+                break
+        return reported
+
+    def press_tones_later(
+        self, call_id: str, tones: str | Sequence[str], *, after_s: float, interval_s: float
+    ) -> list[float]:
+        """The caller presses the keys ``after_s`` from now, ``interval_s`` apart (while the
+        call is established: a key due once it has ended is not pressed); returns when each
+        is due, in seconds from now."""
+        if after_s < 0 or interval_s < 0:
+            raise ValueError("afterS and intervalS must be >= 0")
+        call = self._call(call_id, "established")
+        due: list[float] = []
+        for i, name in enumerate(self._tone_names(tones)):
+            at = after_s + i * interval_s
+            due.append(at)
+            call.later(at, functools.partial(self._press_if_established, call, name))
+        return due
+
+    @staticmethod
+    def _tone_names(tones: str | Sequence[str]) -> list[str]:
         if isinstance(tones, str):
             named = tones.lower() in {t.lower() for t in _validate.TONES}
             keys: Sequence[str] = [tones] if named else list(tones)
@@ -147,21 +176,26 @@ class FarEnd:
         names = [_checked(_validate.tone, key, "tone", keys=True) for key in keys]
         if not names:
             raise ValueError("no tone given")
-        reported: list[int] = []
-        for name in names:
-            if call.tones_subscribed:
-                call.tone_sequence += 1
-                reported.append(call.tone_sequence)
-                tone_info = {
-                    "@odata.type": "#microsoft.graph.toneInfo",
-                    "sequenceId": call.tone_sequence,
-                    "tone": name,
-                }
-                self._state.notify(call, call_notification(call, "updated", toneInfo=tone_info))
-            self._state.engine.tone_pressed(call, name)
-            if not call.alive:
-                break
-        return reported
+        return names
+
+    def _press_if_established(self, call: Call, name: str) -> None:
+        if call.state == "established":
+            self._press(call, name)
+
+    def _press(self, call: Call, name: str) -> int | None:
+        """One key: its toneInfo sequence id when subscribed, else None."""
+        seq: int | None = None
+        if call.tones_subscribed:
+            call.tone_sequence += 1
+            seq = call.tone_sequence
+            tone_info = {
+                "@odata.type": "#microsoft.graph.toneInfo",
+                "sequenceId": seq,
+                "tone": name,
+            }
+            self._state.notify(call, call_notification(call, "updated", toneInfo=tone_info))
+        self._state.engine.tone_pressed(call, name)
+        return seq
 
     def set_caller(
         self,
@@ -180,6 +214,29 @@ class FarEnd:
     def remote_hang_up(self, call_id: str) -> None:
         """The other party hangs up (terminated 200/4521; 200/5002 in a group call)."""
         self._state.flow.remote_hang_up(self._call(call_id))
+
+    def drop(self, call_id: str) -> None:
+        """The call ends and no notification says so (a lost callback): afterwards Graph
+        answers 404 for it and sends nothing more about it."""
+        self._state.flow.drop(self._call(call_id))
+
+    def set_prompt_seconds(self, call_id: str, prompt_s: float | None) -> None:
+        """How long each prompt of the call plays from now on (a playPrompt of n prompts
+        lasts n times as long; a recordResponse's prompt as long); None: ``media_op_seconds``
+        per operation."""
+        if prompt_s is not None and prompt_s < 0:
+            raise ValueError("promptS must be >= 0 or null")
+        self._call(call_id).prompt_s = prompt_s
+
+    def misdeliver(self, call_id: str, fault: DeliveryFault) -> list[DeliveryFault]:
+        """Mis-deliver the call's next matching notifications (see :class:`DeliveryFault`);
+        returns the call's delivery faults still armed."""
+        call = self._call(call_id)
+        dispatcher = self._state.dispatcher
+        if dispatcher is None:
+            raise ValueError("the emulator sends no notifications")
+        dispatcher.add_fault(call.id, fault)
+        return list(dispatcher.faults.get(call.id, []))
 
     def fail_next_transfer(self, call_id: str) -> None:
         """The call's next transfer fails: back to established, resultInfo 500 / subCode 7000."""

@@ -109,6 +109,23 @@ class EmulatorState:
     def delivery_log(self) -> list[DeliveryAttempt]:
         return self.dispatcher.attempts if self.dispatcher is not None else []
 
+    async def reset(self) -> None:
+        """As started: no calls (ended silently), no journal, faults, deliveries, queued
+        notifications, callee settings or far-end scripts; ``media_op_seconds`` as configured.
+        Issued tokens and notification keys stay as they are."""
+        for call in self.calls.values():
+            call.cancel_timers()
+            call.state = "terminated"  # a step still scheduled elsewhere finds it ended
+        self.calls.clear()
+        self.engine.forget()
+        self.request_log.clear()  # in place: the middleware appends to this list
+        self.faults.clear()
+        self.faults.fired.clear()
+        self.callees.clear()
+        self.media_op_seconds = self.config.media_op_seconds
+        if self.dispatcher is not None:
+            await self.dispatcher.reset()
+
     def notify(self, call: Call, notification: dict[str, Any]) -> None:
         """Queue a notification for the call's callbackUri (in order per call)."""
         if self.dispatcher is None:
