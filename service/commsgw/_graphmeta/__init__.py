@@ -11,6 +11,30 @@ commsgw.
 
 from __future__ import annotations
 
+from commsgw._graphmeta._check import Violation
 from commsgw._graphmeta._model import EXTRACT_PATH, Action, Model, TypeRef, model
+from commsgw._graphmeta._request import (
+    PATH,
+    Target,
+    check_action,
+    check_entity,
+    check_request,
+    check_value,
+    resolve,
+)
 
-__all__ = ["EXTRACT_PATH", "Action", "Model", "TypeRef", "model"]
+__all__ = [
+    "EXTRACT_PATH",
+    "PATH",
+    "Action",
+    "Model",
+    "Target",
+    "TypeRef",
+    "Violation",
+    "check_action",
+    "check_entity",
+    "check_request",
+    "check_value",
+    "model",
+    "resolve",
+]
