@@ -412,7 +412,10 @@ type ParticipantInfo struct {
 
 	// Who the participant is.
 	Identity *IdentitySet `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
-	// Graph's endpointType as sent (e.g. "default", "voicemail"); empty when absent.
+	// Graph's endpointType: as Graph sent it (e.g. "default", "voicemail"), empty when absent.
+	// In a request (CreateCall's source, TransferCall's transferee) one of Graph's members,
+	// spelled exactly so: "default", "voicemail", "skypeForBusiness" or
+	// "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
 	EndpointType string `protobuf:"bytes,2,opt,name=endpoint_type,json=endpointType,proto3" json:"endpoint_type,omitempty"`
 	// The participant's region, when Graph sent it.
 	Region string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`

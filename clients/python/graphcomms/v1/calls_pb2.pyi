@@ -24,6 +24,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _OperationType:
@@ -1316,8 +1321,22 @@ class TransferCallRequest(_message.Message):
     """Required. The call to transfer."""
     tenant_id: _builtins.str
     """Optional. The call's tenant; the gateway's configured tenant when empty."""
-    client_context: _builtins.str
-    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self) -> _builtins.str:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
+    @client_context.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self, value: _builtins.str) -> None:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
     @_builtins.property
     def transfer_target(self) -> _call_types_pb2.InvitationParticipantInfo:
         """Required. Whom to transfer to; with replaces_call_id, the consultative transfer's other
@@ -1752,8 +1771,22 @@ class SendDtmfTonesRequest(_message.Message):
     """Optional. The call's tenant; the gateway's configured tenant when empty."""
     delay_between_tones_ms: _builtins.int
     """Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default)."""
-    client_context: _builtins.str
-    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self) -> _builtins.str:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
+    @client_context.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self, value: _builtins.str) -> None:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
     @_builtins.property
     def tones(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Tone.ValueType]:
         """Required. The tones, in order (1 to 64)."""

@@ -164,6 +164,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     INVALID_BATCH_SIZE: _ErrorReason.ValueType  # 45
     """INVALID_ARGUMENT: max_events_per_response is above 1,000."""
+    INVALID_ENDPOINT_TYPE: _ErrorReason.ValueType  # 46
+    """INVALID_ARGUMENT: a ParticipantInfo's endpoint_type that the gateway would send to Graph
+    is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
+    "skypeForBusinessVoipPhone"; spelled exactly so).
+    """
+    NOT_SUPPORTED_BY_GRAPH: _ErrorReason.ValueType  # 47
+    """INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
+    gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
+    clientContext).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the gateway itself sends in google.rpc.ErrorInfo.reason
@@ -323,4 +333,14 @@ known Operation is packed in the status details.
 """
 INVALID_BATCH_SIZE: ErrorReason.ValueType  # 45
 """INVALID_ARGUMENT: max_events_per_response is above 1,000."""
+INVALID_ENDPOINT_TYPE: ErrorReason.ValueType  # 46
+"""INVALID_ARGUMENT: a ParticipantInfo's endpoint_type that the gateway would send to Graph
+is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
+"skypeForBusinessVoipPhone"; spelled exactly so).
+"""
+NOT_SUPPORTED_BY_GRAPH: ErrorReason.ValueType  # 47
+"""INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
+gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
+clientContext).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -308,7 +308,12 @@ export interface ParticipantInfo {
   identity?:
     | IdentitySet
     | undefined;
-  /** Graph's endpointType as sent (e.g. "default", "voicemail"); empty when absent. */
+  /**
+   * Graph's endpointType: as Graph sent it (e.g. "default", "voicemail"), empty when absent.
+   * In a request (CreateCall's source, TransferCall's transferee) one of Graph's members,
+   * spelled exactly so: "default", "voicemail", "skypeForBusiness" or
+   * "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
+   */
   endpointType: string;
   /** The participant's region, when Graph sent it. */
   region: string;

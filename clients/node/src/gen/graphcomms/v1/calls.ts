@@ -1022,7 +1022,13 @@ export interface TransferCallRequest {
   transferee?:
     | ParticipantInfo
     | undefined;
-  /** Optional. Graph's clientContext, at most 256 characters. */
+  /**
+   * Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+   * there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+   * (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+   *
+   * @deprecated
+   */
   clientContext: string;
 }
 
@@ -1181,7 +1187,13 @@ export interface SendDtmfTonesRequest {
   tones: Tone[];
   /** Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default). */
   delayBetweenTonesMs: number;
-  /** Optional. Graph's clientContext, at most 256 characters. */
+  /**
+   * Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+   * there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+   * (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+   *
+   * @deprecated
+   */
   clientContext: string;
 }
 
@@ -8845,7 +8857,7 @@ export const CallsServiceService = {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: {
@@ -8924,7 +8936,8 @@ export const CallsServiceService = {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
    */
   transferCall: {
     path: "/graphcomms.v1.CallsService/TransferCall" as const,
@@ -9239,7 +9252,7 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: handleUnaryCall<CreateCallRequest, CreateCallResponse>;
@@ -9277,7 +9290,8 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
    */
   transferCall: handleUnaryCall<TransferCallRequest, TransferCallResponse>;
   /**
@@ -9468,7 +9482,7 @@ export interface CallsServiceClient extends Client {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall(
@@ -9576,7 +9590,8 @@ export interface CallsServiceClient extends Client {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
    */
   transferCall(
     request: TransferCallRequest,
