@@ -84,6 +84,10 @@ async def _call_in(emu: Emulator, gw: Gateway, stub: Any, needs: str) -> tuple[s
     call = emu.calls[resp.call.id]
     await eventually(lambda: call.state == "established", what="established")
     other = next(p for p in call.participants if p != call.my_participant_id)
+    if needs == "held":
+        await stub.StartHoldMusic(
+            calls_pb2.StartHoldMusicRequest(call_id=call.id, participant_id=other), timeout=10
+        )
     return call.id, other
 
 
@@ -167,6 +171,12 @@ async def test_the_emulators_answers_and_notifications_conform(
         (await graph.http.post(f"{base}/participants/{participant}/mute", headers=graph.headers,
                                json={}), "commsOperation"),
         (await graph.get(f"{base}/participants/{participant}"), "participant"),
+        (await graph.http.post(f"{base}/participants/{participant}/startHoldMusic",
+                               headers=graph.headers, json={"customPrompt": prompt()}),
+         "commsOperation"),
+        (await graph.http.post(f"{base}/participants/{participant}/stopHoldMusic",
+                               headers=graph.headers, json={"clientContext": "s"}),
+         "commsOperation"),
     ]  # fmt: skip
     emu.press_tones(call_id, "1#")
     op_id = answers[1][0].json()["id"]

@@ -50,7 +50,9 @@ class Case:
     rpc: str
     make: Callable[[str, str], Message]  # (call id, participant id) -> the request
     action: str
-    needs: str = "established"  # the call's state: "established", "incoming", "any", "none"
+    # the call's state: "established", "incoming", "any", "none"; "held": established, with
+    # the participant on hold
+    needs: str = "established"
 
 
 CASES: list[Case] = [
@@ -224,6 +226,21 @@ CASES: list[Case] = [
         "mute",
     ),
     Case(
+        "StartHoldMusic",
+        lambda c, p: calls_pb2.StartHoldMusicRequest(
+            call_id=c, participant_id=p, custom_prompt=PROMPT, client_context="h"
+        ),
+        "startHoldMusic",
+    ),
+    Case(
+        "StopHoldMusic",
+        lambda c, p: calls_pb2.StopHoldMusicRequest(
+            call_id=c, participant_id=p, client_context="s"
+        ),
+        "stopHoldMusic",
+        "held",
+    ),
+    Case(
         "RemoveParticipant",
         lambda c, p: calls_pb2.RemoveParticipantRequest(call_id=c, participant_id=p),
         "DELETE microsoft.graph.participant",
@@ -239,8 +256,6 @@ NOT_OFFERED: dict[str, str] = {
     "sharing); the gateway offers service-hosted media, audio only",
     "logTeleconferenceDeviceQuality": "bound to the calls collection, for teleconference "
     "devices reporting their media quality; a calling bot has no device media to report",
-    "startHoldMusic": "not offered yet: planned as an RPC (hold music for an IVR that transfers)",
-    "stopHoldMusic": "not offered yet: planned as an RPC with startHoldMusic",
 }
 
 

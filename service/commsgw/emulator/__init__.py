@@ -85,7 +85,9 @@ handler; a bad token is still 401 first) or an invalid body, 404 unknown or ende
   in-call actions need an established call.
 * ``GET /{id}/participants`` (and ``/{pid}``), ``POST .../participants/invite`` (1..5; 200
   running, then completed and a roster update), ``POST .../participants/{pid}/mute`` (200),
-  ``DELETE .../participants/{pid}`` (204). Roster updates are ``updated`` on ``.../participants``
+  ``DELETE .../participants/{pid}`` (204), ``POST .../participants/{pid}/startHoldMusic`` and
+  ``/stopHoldMusic`` (200 running, then completed; 409 when already on hold / not on hold;
+  ``Participant.on_hold``). Roster updates are ``updated`` on ``.../participants``
   with an ARRAY of participants.
 * ``GET /{id}/operations/{opId}`` for every operation (404 when unknown).
 * A finished recording's ``recordingLocation`` (``/_emulator/recordings/{opId}``) serves a WAV

@@ -251,6 +251,21 @@ class CallsServiceStub:
     Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
     INVALID_PARTICIPANT_ID.
     """
+    StartHoldMusic: _grpc.UnaryUnaryMultiCallable[_calls_pb2.StartHoldMusicRequest, _calls_pb2.StartHoldMusicResponse]
+    """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+    custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+    transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+    OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+    """
+    StopHoldMusic: _grpc.UnaryUnaryMultiCallable[_calls_pb2.StopHoldMusicRequest, _calls_pb2.StopHoldMusicResponse]
+    """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+    .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+    follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+    """
     GetOperation: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]
     """---- Operations -----------------------------------------------------------------------
 
@@ -488,6 +503,21 @@ class CallsServiceAsyncStub(CallsServiceStub):
     .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
     Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
     INVALID_PARTICIPANT_ID.
+    """
+    StartHoldMusic: _aio.UnaryUnaryMultiCallable[_calls_pb2.StartHoldMusicRequest, _calls_pb2.StartHoldMusicResponse]  # type: ignore[assignment]
+    """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+    custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+    transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+    OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+    """
+    StopHoldMusic: _aio.UnaryUnaryMultiCallable[_calls_pb2.StopHoldMusicRequest, _calls_pb2.StopHoldMusicResponse]  # type: ignore[assignment]
+    """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+    .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+    follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
     """
     GetOperation: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]  # type: ignore[assignment]
     """---- Operations -----------------------------------------------------------------------
@@ -849,6 +879,33 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
         Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
         INVALID_PARTICIPANT_ID.
+        """
+
+    @_abc_1.abstractmethod
+    def StartHoldMusic(
+        self,
+        request: _calls_pb2.StartHoldMusicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.StartHoldMusicResponse, _abc.Awaitable[_calls_pb2.StartHoldMusicResponse]]:
+        """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+        custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+        transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+        OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+        """
+
+    @_abc_1.abstractmethod
+    def StopHoldMusic(
+        self,
+        request: _calls_pb2.StopHoldMusicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.StopHoldMusicResponse, _abc.Awaitable[_calls_pb2.StopHoldMusicResponse]]:
+        """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+        .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+        follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+        Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
         """
 
     @_abc_1.abstractmethod
