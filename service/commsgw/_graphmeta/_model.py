@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from commsgw._graphmeta._extract import EDM, NAMESPACE, local_name
+from commsgw._graphmeta._extract import ALIAS, EDM, NAMESPACE, local_name
 
 _OPTIONAL = "Org.OData.Core.V1.OptionalParameter"
 EXTRACT_PATH = pathlib.Path(__file__).resolve().parent / "graph-v1.0-calls.xml"
@@ -101,12 +101,42 @@ class Model:
 
     def bound_to(self, binding: str, collection: bool) -> dict[str, Action]:
         """The actions bound to the type (or a base type of it), by name."""
-        names = {t.name for t in self.lineage(binding)} if binding in self.types else {binding}
-        return {
-            a.name: a
-            for a in self.actions
-            if a.binding.name in names and a.binding.collection == collection
-        }
+        return self._index()[0].get((binding, collection), {})
+
+    def lookup(self, name: str, collection: bool, segment: str) -> Action | TypeRef | None:
+        """A path segment after a resource of ``name``: a bound action (any case, may be
+        qualified), else a navigation property (any case) of a single entity."""
+        actions, navs = self._index()
+        low = segment.lower()
+        for prefix in (f"{NAMESPACE.lower()}.", f"{ALIAS}."):
+            low = low.removeprefix(prefix)
+        bound = actions.get((name, collection), {})
+        found = next((a for k, a in bound.items() if k.lower() == low), None)
+        if found is None and not collection:
+            return navs.get(name, {}).get(segment.lower())
+        return found
+
+    def _index(
+        self,
+    ) -> tuple[dict[tuple[str, bool], dict[str, Action]], dict[str, dict[str, TypeRef]]]:
+        cached = self.__dict__.get("_cached_index")
+        if cached is None:
+            actions: dict[tuple[str, bool], dict[str, Action]] = {}
+            navs: dict[str, dict[str, TypeRef]] = {}
+            for name in self.types:
+                lineage = {t.name for t in self.lineage(name)}
+                for collection in (False, True):
+                    actions[(name, collection)] = {
+                        a.name: a
+                        for a in self.actions
+                        if a.binding.name in lineage and a.binding.collection == collection
+                    }
+                navs[name] = {
+                    k.lower(): v for t in self.lineage(name) for k, v in t.navigation.items()
+                }
+            cached = (actions, navs)
+            object.__setattr__(self, "_cached_index", cached)
+        return cached
 
 
 def _props(el: ET.Element, tag: str) -> dict[str, TypeRef]:

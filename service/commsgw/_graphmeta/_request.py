@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from commsgw._graphmeta._check import Checker, Violation, pointer
-from commsgw._graphmeta._extract import ALIAS, NAMESPACE
+from commsgw._graphmeta._extract import NAMESPACE
 from commsgw._graphmeta._model import Action, Model, TypeRef, model
 
 PATH = "path"  # the Violation pointer of a problem with the URL
@@ -35,19 +35,6 @@ class Target:
         return str(self.type)
 
 
-def _action_name(segment: str) -> str:
-    low = segment.lower()
-    for prefix in (f"{NAMESPACE}.", f"{ALIAS}."):
-        if low.startswith(prefix):
-            return segment[len(prefix) :]
-    return segment
-
-
-def _find(names: dict[str, Any], segment: str) -> Any:
-    low = segment.lower()
-    return next((v for k, v in names.items() if k.lower() == low), None)
-
-
 def resolve(path: str, m: Model | None = None) -> Target | Violation:
     """The target of a Graph v1.0 URL or path (``/v1.0/communications/calls/{id}/transfer``)."""
     m = m or model()
@@ -59,22 +46,19 @@ def resolve(path: str, m: Model | None = None) -> Target | Violation:
         return Violation(PATH, f"{path!r} is not under /{_VERSION}/communications")
     current, keyed = m.root, False
     for i, segment in enumerate(segments[1:], start=1):
-        last = i == len(segments) - 1
-        action = _find(m.bound_to(current.name, current.collection), _action_name(segment))
-        if action is not None:
-            if not last:
+        found = m.lookup(current.name, current.collection, segment)
+        if isinstance(found, Action):
+            if i != len(segments) - 1:
                 return Violation(PATH, f"nothing follows the action segment {segment!r}")
-            return Target(current, action, keyed)
+            return Target(current, found, keyed)
         if current.collection:  # a key: one entity of the collection
             current, keyed = TypeRef(current.name), True
-            continue
-        navs = {k: v for t in m.lineage(current.name) for k, v in t.navigation.items()}
-        nav = _find(navs, segment)
-        if nav is None:
+        elif found is None:
             return Violation(
                 PATH, f"{segment!r} is neither a navigation property nor an action of {current}"
             )
-        current, keyed = nav, False
+        else:
+            current, keyed = found, False
     return Target(current, None, keyed)
 
 
