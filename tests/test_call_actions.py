@@ -139,6 +139,10 @@ BAD_INPUT: list[tuple[str, Any, grpc.StatusCode, str]] = [
         call_id=CALL, transfer_target=_user(), transferee=ct.ParticipantInfo(
             identity=ct.IdentitySet(user=ct.Identity(id=USER)), endpoint_type="softphone")),
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENDPOINT_TYPE"),
+    ("TransferCall", calls_pb2.TransferCallRequest(
+        call_id=CALL, transfer_target=_user(), transferee=ct.ParticipantInfo(
+            identity=ct.IdentitySet(user=ct.Identity(id=USER)), region="emea")),
+     grpc.StatusCode.INVALID_ARGUMENT, "NOT_SUPPORTED_BY_GRAPH"),  # read-only at Graph
     ("CreateCall", calls_pb2.CreateCallRequest(targets=[_user()], source=ct.ParticipantInfo(
         identity=ct.IdentitySet(application_instance=ct.Identity(id=USER)),
         endpoint_type="Voicemail")),  # Graph's member is "voicemail"

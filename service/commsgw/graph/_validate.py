@@ -179,8 +179,15 @@ def endpoint_types() -> tuple[str, ...]:
 def participant_info(
     info: call_types_pb2.ParticipantInfo, what: str, *, allowed: Sequence[str] = _ALL_SLOTS
 ) -> dict[str, Any]:
-    """A participantInfo to send: its identity checked, its endpoint_type one of Graph's."""
+    """A participantInfo to send: its identity checked, its endpoint_type one of Graph's, none
+    of what Graph only reports (region, languageId: read-only in Graph's reference)."""
     identity_set(info.identity, f"{what}.identity", allowed=allowed)
+    for field in ("region", "language_id"):
+        if getattr(info, field):
+            raise InvalidArgument(
+                f"{what}.{field} is reported by Graph, not taken from a request (leave it empty)",
+                reason="NOT_SUPPORTED_BY_GRAPH",
+            )
     if info.endpoint_type and info.endpoint_type not in endpoint_types():
         raise InvalidArgument(
             f"{what}.endpoint_type {info.endpoint_type!r} is not one of Graph's endpoint types "

@@ -71,7 +71,8 @@ type CallsServiceClient interface {
 	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
 	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
 	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+	// (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
 	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
 	CreateCall(ctx context.Context, in *CreateCallRequest, opts ...grpc.CallOption) (*CreateCallResponse, error)
 	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
@@ -100,7 +101,8 @@ type CallsServiceClient interface {
 	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
 	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
 	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+	// region or language_id).
 	TransferCall(ctx context.Context, in *TransferCallRequest, opts ...grpc.CallOption) (*TransferCallResponse, error)
 	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
 	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
@@ -505,7 +507,8 @@ type CallsServiceServer interface {
 	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
 	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
 	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+	// (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
 	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
 	CreateCall(context.Context, *CreateCallRequest) (*CreateCallResponse, error)
 	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
@@ -534,7 +537,8 @@ type CallsServiceServer interface {
 	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
 	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
 	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+	// region or language_id).
 	TransferCall(context.Context, *TransferCallRequest) (*TransferCallResponse, error)
 	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
 	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.

@@ -163,9 +163,10 @@ const (
 	// is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
 	// "skypeForBusinessVoipPhone"; spelled exactly so).
 	ErrorReason_INVALID_ENDPOINT_TYPE ErrorReason = 46
-	// INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
-	// gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
-	// clientContext).
+	// INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+	// cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+	// no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+	// its reference marks them read-only).
 	ErrorReason_NOT_SUPPORTED_BY_GRAPH ErrorReason = 47
 )
 

@@ -259,9 +259,13 @@ class ParticipantInfo(_message.Message):
     "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
     """
     region: _builtins.str
-    """The participant's region, when Graph sent it."""
+    """The participant's region, when Graph sent it. Read-only at Graph: set in a request, it is
+    INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+    """
     language_id: _builtins.str
-    """The participant's language (e.g. "en-US"), when Graph sent it."""
+    """The participant's language (e.g. "en-US"), when Graph sent it. Read-only at Graph: set in
+    a request, it is INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+    """
     participant_id: _builtins.str
     """The participant id within the call, when Graph sent it."""
     @_builtins.property

@@ -287,7 +287,8 @@ class CallsServiceServicer:
         arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
         Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
         INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+        (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
         callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -341,7 +342,8 @@ class CallsServiceServicer:
         failed transfer comes back as established with a result_info. Graph's POST .../transfer
         (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
         INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+        region or language_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

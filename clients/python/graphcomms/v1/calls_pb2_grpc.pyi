@@ -133,7 +133,8 @@ class CallsServiceStub:
     arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
     Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
     INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+    (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
     callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
     """
     GetCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]
@@ -167,7 +168,8 @@ class CallsServiceStub:
     failed transfer comes back as established with a result_info. Graph's POST .../transfer
     (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
     INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+    region or language_id).
     """
     HangUpCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]
     """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
@@ -386,7 +388,8 @@ class CallsServiceAsyncStub(CallsServiceStub):
     arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
     Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
     INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+    (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
     callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
     """
     GetCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]  # type: ignore[assignment]
@@ -420,7 +423,8 @@ class CallsServiceAsyncStub(CallsServiceStub):
     failed transfer comes back as established with a result_info. Graph's POST .../transfer
     (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
     INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+    region or language_id).
     """
     HangUpCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]  # type: ignore[assignment]
     """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
@@ -654,7 +658,8 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
         Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
         INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+        (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
         callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
         """
 
@@ -718,7 +723,8 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         failed transfer comes back as established with a result_info. Graph's POST .../transfer
         (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
         INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+        region or language_id).
         """
 
     @_abc_1.abstractmethod

@@ -170,9 +170,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     "skypeForBusinessVoipPhone"; spelled exactly so).
     """
     NOT_SUPPORTED_BY_GRAPH: _ErrorReason.ValueType  # 47
-    """INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
-    gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
-    clientContext).
+    """INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+    cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+    no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+    its reference marks them read-only).
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -339,8 +340,9 @@ is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForB
 "skypeForBusinessVoipPhone"; spelled exactly so).
 """
 NOT_SUPPORTED_BY_GRAPH: ErrorReason.ValueType  # 47
-"""INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
-gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
-clientContext).
+"""INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+its reference marks them read-only).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -9455,7 +9455,8 @@ export const CallsServiceService = {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: {
@@ -9535,7 +9536,8 @@ export const CallsServiceService = {
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
    * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall: {
     path: "/graphcomms.v1.CallsService/TransferCall" as const,
@@ -9886,7 +9888,8 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: handleUnaryCall<CreateCallRequest, CreateCallResponse>;
@@ -9925,7 +9928,8 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
    * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall: handleUnaryCall<TransferCallRequest, TransferCallResponse>;
   /**
@@ -10133,7 +10137,8 @@ export interface CallsServiceClient extends Client {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall(
@@ -10242,7 +10247,8 @@ export interface CallsServiceClient extends Client {
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
    * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
-   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none).
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall(
     request: TransferCallRequest,

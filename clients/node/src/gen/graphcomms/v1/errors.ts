@@ -202,9 +202,10 @@ export enum ErrorReason {
    */
   INVALID_ENDPOINT_TYPE = 46,
   /**
-   * NOT_SUPPORTED_BY_GRAPH - INVALID_ARGUMENT: a deprecated field is set that Graph's v1.0 action does not take, so the
-   * gateway cannot send it (TransferCallRequest.client_context: Graph's transfer declares no
-   * clientContext).
+   * NOT_SUPPORTED_BY_GRAPH - INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+   * cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+   * no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+   * its reference marks them read-only).
    */
   NOT_SUPPORTED_BY_GRAPH = 47,
   UNRECOGNIZED = -1,
