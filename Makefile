@@ -66,7 +66,7 @@ $(DEPLOY_STAMP): $(STAMP) pyproject.toml
 ## their schemas (strict), compose.yaml with `docker compose config` where Compose exists
 lint-deploy: $(DEPLOY_STAMP)
 	$(BIN)/hadolint --no-color --failure-threshold warning Dockerfile
-	$(BIN)/kubernetes-validate --strict --kubernetes-version $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml
+	$(BIN)/kubernetes-validate --strict --kubernetes-version $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml deploy/kubernetes/secret.yaml.example
 	@if docker compose version >/dev/null 2>&1; then \
 		docker compose -f compose.yaml config --quiet && echo "compose.yaml: docker compose config OK"; \
 	else \

@@ -444,10 +444,30 @@ def test_compose_sets_only_settings(compose: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- Kubernetes
 
 
+# What `kubectl apply -f deploy/kubernetes/` applies: the files it reads (by their extension).
+APPLIED = (".yaml", ".yml", ".json")
+SECRET_EXAMPLE = KUBE / "secret.yaml.example"
+
+
+def _applied_files() -> list[pathlib.Path]:
+    return sorted(p for p in KUBE.iterdir() if p.suffix in APPLIED)
+
+
+@pytest.fixture(scope="module")
+def applied() -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects `kubectl apply -f deploy/kubernetes/` creates or overwrites."""
+    return _load(_applied_files())
+
+
 @pytest.fixture(scope="module")
 def kube() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every object of the deployment: what is applied and the Secret's example."""
+    return _load([*_applied_files(), SECRET_EXAMPLE])
+
+
+def _load(paths: list[pathlib.Path]) -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(KUBE.glob("*.yaml")):
+    for path in paths:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc is None:
                 continue
@@ -519,6 +539,14 @@ def test_the_manifests_set_only_settings_and_they_are_valid(
     assert pod_settings.public_webhook_url.startswith("https://")
     assert pod_settings.event_log.startswith("redis://")
     assert pod_settings.event_log_key != SETTING_DEFAULTS["COMMSGW_EVENT_LOG_KEY"]
+
+
+def test_applying_the_folder_never_overwrites_the_secret(
+    applied: dict[tuple[str, str], dict[str, Any]], kube: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    assert _of_kind(applied, "Secret") == []
+    assert SECRET_EXAMPLE.suffix not in APPLIED
+    assert [d["metadata"]["name"] for d in _of_kind(kube, "Secret")] == ["commsgw-azure"]
 
 
 def test_the_secret_holds_only_the_client_secret(

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 
 from commsgw import __version__
 from commsgw._errors import CommsgwError, ConfigError
-from commsgw.cli import _calls, _demo, _media, _operations, _participants, _serve, _watch
+from commsgw.cli import (
+    _calls,
+    _demo,
+    _doctor,
+    _media,
+    _operations,
+    _participants,
+    _serve,
+    _watch,
+)
 
 DESCRIPTION = """\
 gRPC gateway in front of Microsoft Graph cloud communications (calls).
@@ -38,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve.add_commands(sub)
     sub.add_parser("emulator", help="run the local Graph emulator (see `commsgw emulator -h`)")
     _demo.add_command(sub)
+    _doctor.add_command(sub)
     _calls.add_commands(sub)
     _media.add_commands(sub)
     _participants.add_commands(sub)

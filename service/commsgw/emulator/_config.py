@@ -10,6 +10,15 @@ from commsgw.emulator._parties import CALLEE_RESPONSES, CallerModel
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 DEFAULT_CLIENT_ID = "00000000-0000-0000-0000-0000000000bb"
+# The Graph application permissions (roles) of the emulator's app tokens: every calls permission,
+# so that `commsgw doctor` passes against it; a test gives fewer to see what fails.
+APP_ROLES = (
+    "Calls.AccessMedia.All",
+    "Calls.Initiate.All",
+    "Calls.InitiateGroupCall.All",
+    "Calls.JoinGroupCall.All",
+    "Calls.JoinGroupCallAsGuest.All",
+)
 
 
 def _default_state_dir() -> pathlib.Path:
@@ -29,6 +38,7 @@ class EmulatorConfig:
     media_op_seconds: float = 1.0  # simulated duration of each playPrompt / recordResponse
     notification_delay: float = 0.0  # sleep before each callback POST
     token_lifetime_s: int = 3600
+    app_roles: tuple[str, ...] = APP_ROLES  # the roles claim of its app tokens
     # --- extras (not needed for the basic flow) ---
     # PEM certificates registered for the app: when non-empty, client assertions must be signed
     # by one of them (matched by x5t / x5t#S256); when empty, see check_client_assertion.

@@ -48,7 +48,7 @@ class EmulatorState:
         self.request_log: list[RequestRecord] = []
         self.media_op_seconds: float = config.media_op_seconds  # may be changed live
         self.calls: dict[str, Call] = {}
-        self.tokens = AccessTokenIssuer(config.token_lifetime_s)
+        self.tokens = AccessTokenIssuer(config.token_lifetime_s, config.app_roles)
         self.notif = NotificationSigner()
         self.engine = MediaEngine(
             notify=self.notify,

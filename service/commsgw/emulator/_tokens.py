@@ -20,8 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 NOTIFICATION_ISSUER = "https://api.botframework.com"
-# Application permissions a Graph calls app token carries.
-APP_ROLES = ("Calls.Initiate.All", "Calls.AccessMedia.All", "Calls.JoinGroupCall.All")
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -82,8 +80,9 @@ def _initial_key(purpose: str) -> SigningKey:
 class AccessTokenIssuer:
     """Issues and validates the emulator's app-only access tokens (RS256)."""
 
-    def __init__(self, lifetime_s: int) -> None:
+    def __init__(self, lifetime_s: int, roles: tuple[str, ...]) -> None:
         self.lifetime_s = lifetime_s
+        self.roles = roles
         self.key = _initial_key("token")
         self._lock = threading.Lock()
         self._valid_jtis: set[str] = set()
@@ -105,7 +104,7 @@ class AccessTokenIssuer:
             "idtyp": "app",
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{client_id}")),
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{client_id}")),
-            "roles": list(APP_ROLES),
+            "roles": list(self.roles),
             "tid": tenant_id,
             "uti": jti,
             "ver": "1.0",

@@ -30,7 +30,11 @@ KIND_OTHER = "other"
 
 
 class LogEntry:
-    """One stored event and its position; the fields filters look at are read once."""
+    """One stored event and its position; the fields filters look at are read once.
+
+    One entry (and its `event`) is handed to every reader: the hub, each subscriber, the
+    indexes. Readers never change it; a view that differs for one caller is a copy
+    (`redacted_payload` here, `commsgw.server._redaction` for unary answers)."""
 
     __slots__ = (
         "_payload",

@@ -9,8 +9,20 @@ contract messages; it knows neither gRPC nor the event log.
 """
 
 from commsgw.graph._action import Action, Answer, GraphRequest, Retry
+from commsgw.graph._app_roles import GRAPH_PERMISSIONS
 from commsgw.graph._catalog import ACTIONS
 from commsgw.graph._client import GraphClient
 from commsgw.graph._tokens import TokenProvider
+from commsgw.graph._transport import ssl_context
 
-__all__ = ["ACTIONS", "Action", "Answer", "GraphClient", "GraphRequest", "Retry", "TokenProvider"]
+__all__ = [
+    "ACTIONS",
+    "GRAPH_PERMISSIONS",
+    "Action",
+    "Answer",
+    "GraphClient",
+    "GraphRequest",
+    "Retry",
+    "TokenProvider",
+    "ssl_context",
+]

@@ -6,6 +6,7 @@ import the shared kernel, `commsgw._metrics` and `commsgw.eventlog` (the interfa
 """
 
 from commsgw.notifications._jwt import (
+    LEEWAY_S,
     InsecureNoValidation,
     NotificationClaims,
     NotificationTokenValidator,
@@ -14,6 +15,7 @@ from commsgw.notifications._parse import ParsedNotification, parse_notifications
 from commsgw.notifications._webhook import Webhook, build_app
 
 __all__ = [
+    "LEEWAY_S",
     "InsecureNoValidation",
     "NotificationClaims",
     "NotificationTokenValidator",

@@ -28,11 +28,15 @@ from commsgw.notifications._keys import ALGORITHM, SigningKeyCache, short_repr
 
 __all__ = [
     "DEFAULT_ISSUERS",
+    "LEEWAY_S",
     "InsecureNoValidation",
     "NotificationClaims",
     "NotificationTokenValidator",
     "NotificationValidator",
 ]
+
+LEEWAY_S: Final = 60.0
+"""Clock skew allowed on a callback token's exp, nbf and iat (seconds)."""
 
 DEFAULT_ISSUERS: Final[tuple[str, ...]] = (
     "https://api.botframework.com",
@@ -118,7 +122,7 @@ class NotificationTokenValidator(SigningKeyCache):
         audience: str,
         http: httpx.AsyncClient,
         issuers: Sequence[str] = DEFAULT_ISSUERS,
-        leeway_s: float = 60.0,
+        leeway_s: float = LEEWAY_S,
         jwks_refresh_interval_s: float = 3600.0,
         unknown_kid_min_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,

@@ -25,9 +25,17 @@ TERMINAL = frozenset({calls_pb2.OPERATION_STATUS_COMPLETED, calls_pb2.OPERATION_
 DEADLINE_MARGIN_S = 0.05
 
 
+def _own(op: calls_pb2.Operation) -> calls_pb2.Operation:
+    """A copy of an operation taken from the log or the hub, whose objects every reader shares:
+    what this module hands out is its caller's own."""
+    copy = calls_pb2.Operation()
+    copy.CopyFrom(op)
+    return copy
+
+
 @dataclass(frozen=True, slots=True)
 class Known:
-    """An operation's latest known state and where it was found."""
+    """An operation's latest known state (the caller's own copy) and where it was found."""
 
     operation: calls_pb2.Operation
     source: calls_pb2.OperationSource.ValueType
@@ -42,7 +50,7 @@ class Operations:
 
     async def _from_log(self, key: tuple[str, str, str]) -> calls_pb2.Operation | None:
         entry = await self._log.latest_operation(key)
-        return entry.event.operation_update.operation if entry is not None else None
+        return _own(entry.event.operation_update.operation) if entry is not None else None
 
     async def _from_graph(
         self, key: tuple[str, str, str], *, crid: str, timeout: float | None
@@ -98,10 +106,10 @@ class Operations:
                 async for item in items:
                     if item.entry is None or item.entry.kind != "operation_update":
                         continue
-                    operation = item.entry.event.operation_update.operation
-                    if operation.id != op_id:
+                    shared = item.entry.event.operation_update.operation
+                    if shared.id != op_id:
                         continue
-                    last = operation
+                    operation = last = _own(shared)
                     if operation.status in TERMINAL:
                         return operation
         except TimeoutError:

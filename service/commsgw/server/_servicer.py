@@ -24,6 +24,7 @@ from commsgw.graph import ACTIONS, Action, GraphClient
 from commsgw.graph import _validate as v
 from commsgw.server import _context
 from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
+from commsgw.server._redaction import operation_for, response_for
 from commsgw.server._status import CLIENT_REQUEST_ID_KEY, GRAPH_REQUEST_ID_KEY
 from commsgw.server._wire import encode_watch_batch, encode_watch_response
 from graphcomms.v1 import calls_pb2
@@ -42,17 +43,8 @@ def _metadata(context: Context, key: str) -> str | None:
     return None
 
 
-def _redact_operation(op: calls_pb2.Operation, rpc: _context.RpcContext) -> None:
-    """Callers without recordings.read get operations without their recording token."""
-    if op.recording_access_token and not rpc.identity.reads_recordings:
-        op.recording_access_token = ""
-
-
 def _redact(response: R, rpc: _context.RpcContext) -> R:
-    op = getattr(response, "operation", None)
-    if isinstance(op, calls_pb2.Operation):
-        _redact_operation(op, rpc)
-    return response
+    return response_for(response, rpc.identity.reads_recordings)
 
 
 class CallsServicer:
@@ -158,8 +150,8 @@ class CallsServicer:
                 key, crid=crid, wait_s=wait_s, bookmark_interval=self._settings.bookmark_interval_s
             )
         except OperationNotDone as err:
-            if isinstance(err.operation, calls_pb2.Operation):
-                _redact_operation(err.operation, rpc)  # it goes out in the status details
+            if isinstance(err.operation, calls_pb2.Operation):  # it goes out in the details
+                err.operation = operation_for(err.operation, rpc.identity.reads_recordings)
             raise
         return _redact(calls_pb2.WaitOperationResponse(operation=operation), rpc)
 
