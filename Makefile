@@ -18,7 +18,7 @@ IMAGE ?= commsgw:dev
 # The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
 KUBERNETES_VERSION ?= 1.37.0
 
-.PHONY: soak fuzz venv gen gen-python unasync clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
+.PHONY: soak fuzz venv graph-metadata gen gen-python unasync clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -117,6 +117,12 @@ emulator: $(RUN_STAMP)
 ## demo: the IVR story end to end, against a running `make run`
 demo: $(RUN_STAMP)
 	$(BIN)/commsgw demo
+
+## graph-metadata: regenerate the committed extract of Graph's v1.0 CSDL from a cleanMetadata.xml
+## of github.com/microsoftgraph/msgraph-metadata (METADATA=path COMMIT=the commit it is from)
+graph-metadata: $(RUN_STAMP)
+	@test -n "$(METADATA)" -a -n "$(COMMIT)" || { echo "usage: make graph-metadata METADATA=path/to/clean_v10_metadata/cleanMetadata.xml COMMIT=<msgraph-metadata commit>" >&2; exit 2; }
+	$(PY) tools/graph_metadata.py "$(METADATA)" "$(COMMIT)"
 
 ## docs: rewrite README's settings table from the code
 docs: $(STAMP)

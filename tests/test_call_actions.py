@@ -149,6 +149,21 @@ BAD_INPUT: list[tuple[str, Any, grpc.StatusCode, str]] = [
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TIMEOUT"),
     ("TransferCall", calls_pb2.TransferCallRequest(call_id=CALL),
      grpc.StatusCode.INVALID_ARGUMENT, "NO_TARGET"),
+    ("TransferCall", calls_pb2.TransferCallRequest(call_id=CALL, transfer_target=_user(),
+                                                   client_context="ctx"),
+     grpc.StatusCode.INVALID_ARGUMENT, "NOT_SUPPORTED_BY_GRAPH"),  # transfer has none
+    ("TransferCall", calls_pb2.TransferCallRequest(
+        call_id=CALL, transfer_target=_user(), transferee=ct.ParticipantInfo(
+            identity=ct.IdentitySet(user=ct.Identity(id=USER)), endpoint_type="softphone")),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENDPOINT_TYPE"),
+    ("TransferCall", calls_pb2.TransferCallRequest(
+        call_id=CALL, transfer_target=_user(), transferee=ct.ParticipantInfo(
+            identity=ct.IdentitySet(user=ct.Identity(id=USER)), region="emea")),
+     grpc.StatusCode.INVALID_ARGUMENT, "NOT_SUPPORTED_BY_GRAPH"),  # read-only at Graph
+    ("CreateCall", calls_pb2.CreateCallRequest(targets=[_user()], source=ct.ParticipantInfo(
+        identity=ct.IdentitySet(application_instance=ct.Identity(id=USER)),
+        endpoint_type="Voicemail")),  # Graph's member is "voicemail"
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENDPOINT_TYPE"),
     ("MuteParticipant", calls_pb2.MuteParticipantRequest(call_id=CALL, participant_id="a/b"),
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARTICIPANT_ID"),
     ("RemoveParticipant", calls_pb2.RemoveParticipantRequest(call_id=CALL),

@@ -18,6 +18,7 @@ from helpers.emulator import CallbackReceiver, client_ssl_context
 from helpers.emulator_calls import (
     APP_INSTANCE,
     PHONE,
+    SERVICE_HOSTED,
     USER_2,
     USER_3,
     USER_ID,
@@ -47,6 +48,10 @@ FAST: dict[str, Any] = {
     "notify_terminating": True,
 }
 ENDED = ("deleted", "terminated")
+
+
+# An answer Graph's metadata allows (callbackUri and mediaConfig are required parameters).
+ANSWER = {"callbackUri": "https://bot.contoso.com/api/calls", "mediaConfig": SERVICE_HOSTED}
 
 
 @pytest.fixture
@@ -331,7 +336,7 @@ async def test_incoming_calls_from_users_to_an_application_instance(
         emu.ring("http://bot.contoso.com/cb")
 
 
-async def test_reject_accepts_any_case_and_ends_the_call(
+async def test_reject_takes_the_metadata_s_reasons_and_ends_the_call(
     emu: Emulator, graph: Graph, rx: CallbackReceiver
 ) -> None:
     first, second = emu.ring(rx.url), emu.ring(rx.url)
@@ -339,15 +344,17 @@ async def test_reject_accepts_any_case_and_ends_the_call(
     _assert_graph_error(
         await graph.act(first, "reject", {"reason": "busy", "callbackUri": "http://x.com/"}), 400
     )
-    assert (await graph.act(first, "reject", {"reason": "Busy"})).status_code == 202
-    assert (await graph.act(second, "reject", {"reason": "FORBIDDEN"})).status_code == 202
+    # rejectReason's members by name: Graph's metadata has no "Busy" or "FORBIDDEN"
+    _assert_graph_error(await graph.act(first, "reject", {"reason": "Busy"}), 400)
+    assert (await graph.act(first, "reject", {"reason": "busy"})).status_code == 202
+    assert (await graph.act(second, "reject", {"reason": "forbidden"})).status_code == 202
     for call_id in (first, second):
         data = await wait_for(lambda c=call_id: terminated(rx, c))
         assert data == {
             "@odata.type": "#microsoft.graph.call",
             "@odata.id": f"/communications/calls/{call_id}",
         }  # the call-reject example: no state at all
-    _assert_graph_error(await graph.act(first, "answer"), 404)
+    _assert_graph_error(await graph.act(first, "answer", ANSWER), 404)
 
 
 async def test_an_incoming_call_nobody_answers_is_dropped(
@@ -358,7 +365,7 @@ async def test_an_incoming_call_nobody_answers_is_dropped(
     assert data["state"] == "terminated"
     assert (data["resultInfo"]["code"], data["resultInfo"]["subcode"]) == (408, 1106)
     assert states(rx, call_id) == [("created", "incoming"), ENDED]
-    _assert_graph_error(await graph.act(call_id, "answer", {}), 404)
+    _assert_graph_error(await graph.act(call_id, "answer", ANSWER), 404)
 
 
 async def test_redirect_rings_the_targets_then_ends_the_call_for_the_bot(
@@ -490,7 +497,7 @@ async def test_mute_unmute_and_recording_status(
         await wait_for(lambda m=muted: bot_muted(rx, call_id) is m)
     _assert_graph_error(await graph.act(call_id, "mute", {"clientContext": "x" * 257}), 400)
     _assert_graph_error(await graph.act(call_id, "updateRecordingStatus", {"status": "on"}), 400)
-    resp = await graph.act(call_id, "updateRecordingStatus", {"status": "Recording"})
+    resp = await graph.act(call_id, "updateRecordingStatus", {"status": "recording"})
     assert resp.status_code == 200
     assert resp.json()["@odata.type"] == "#microsoft.graph.updateRecordingStatusOperation"
     assert resp.json()["status"] == "completed" and resp.json()["resultInfo"] is None
@@ -538,7 +545,7 @@ async def test_send_dtmf_tones(emu: Emulator, graph: Graph, rx: CallbackReceiver
     ):
         _assert_graph_error(await graph.act(call_id, "sendDtmfTones", body), 400)
     body = {
-        "tones": ["tone1", "Star", "pound", "a"],
+        "tones": ["tone1", "star", "pound", "a"],
         "delayBetweenTonesMs": 10,
         "clientContext": "d",
     }
@@ -833,7 +840,7 @@ async def test_actions_in_the_wrong_state(tmp_path: pathlib.Path, rx: CallbackRe
         for action, body in (
             ("playPrompt", {"prompts": [prompt()]}),
             ("transfer", {"transferTarget": target("user", USER_2)}),
-            ("answer", {}),
+            ("answer", ANSWER),
             ("subscribeToTone", {}),
         ):
             _assert_graph_error(await graph.act(ringing, action, body), 409, "Conflict")
@@ -857,7 +864,7 @@ async def test_faults_apply_to_the_new_endpoints(
         "POST", "/faults", {"pathPattern": r"/participants/invite$", "status": 503}
     )
     assert added.status_code == 201
-    answer = {"acceptedModalities": ["audio"], "mediaConfig": {}}
+    answer = {**ANSWER, "callbackUri": rx.url, "acceptedModalities": ["audio"]}
     resp = await graph.act(call_id, "answer", answer)
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
     assert resp.json()["error"]["code"] == "activityLimitReached"

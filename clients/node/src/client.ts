@@ -64,6 +64,10 @@ import {
   MuteParticipantResponse,
   MuteRequest,
   MuteResponse,
+  StartHoldMusicRequest,
+  StartHoldMusicResponse,
+  StopHoldMusicRequest,
+  StopHoldMusicResponse,
   Operation,
   OperationStatus,
   PlayPromptRequest,
@@ -583,6 +587,26 @@ export class GatewayClient {
   ): Promise<Started<MuteParticipantResponse>> {
     const req = MuteParticipantRequest.fromPartial({ ...fields(opts), callId, participantId });
     return this.media(this.stub.muteParticipant, req, opts);
+  }
+
+  /** Put a participant on hold with music (Graph's, or `customPrompt`). UNSAFE. */
+  startHoldMusic(
+    callId: string,
+    participantId: string,
+    opts: Options<StartHoldMusicRequest, "participantId"> = {},
+  ): Promise<Started<StartHoldMusicResponse>> {
+    const req = StartHoldMusicRequest.fromPartial({ ...fields(opts), callId, participantId });
+    return this.media(this.stub.startHoldMusic, req, opts);
+  }
+
+  /** Take a participant off hold. UNSAFE. */
+  stopHoldMusic(
+    callId: string,
+    participantId: string,
+    opts: Options<StopHoldMusicRequest, "participantId"> = {},
+  ): Promise<Started<StopHoldMusicResponse>> {
+    const req = StopHoldMusicRequest.fromPartial({ ...fields(opts), callId, participantId });
+    return this.media(this.stub.stopHoldMusic, req, opts);
   }
 
   /** Remove a participant from a group call. IDEMPOTENT. */

@@ -65,7 +65,9 @@ of them, or ``{"faults": [...]}``, with :class:`Fault`'s fields in camelCase, e.
 "errorCode": "activityLimitReached", "count": 2}``; ``GET`` lists, ``DELETE`` clears.
 
 The calls API (under ``/v1.0/communications/calls``; bearer token required; errors are Graph's
-``{"error": {"code", "message", "innerError"}}``: 400 invalid body, 404 unknown or ended call,
+``{"error": {"code", "message", "innerError"}}``: 400 for a request Graph's published v1.0
+metadata does not allow (``_conformance``, judged by ``commsgw._graphmeta`` before any
+handler; a bad token is still 401 first) or an invalid body, 404 unknown or ended call,
 409 ``Conflict`` for an action the call's state does not allow, 401 bad token):
 
 * ``POST`` (201, Location; the call as created, state ``establishing``): to a Teams user, to a
@@ -75,7 +77,7 @@ The calls API (under ``/v1.0/communications/calls``; bearer token required; erro
   -> [ringing -> the callee answers, declines (603), is busy (486) or does not answer
   (408/10057) per ``set_callee``] -> established; a meeting also sends its roster.
 * ``GET``/``DELETE /{id}`` (200 / 204: [terminating] then ``deleted`` terminated 200/5001).
-* ``POST /{id}/answer``, ``/reject`` (none|busy|forbidden, any case), ``/redirect`` (1..25
+* ``POST /{id}/answer``, ``/reject`` (none|busy|forbidden), ``/redirect`` (1..25
   targets, timeout 15..90 s): 202, incoming calls only; ``/transfer``: 202, established calls.
 * ``POST /{id}/keepAlive`` (200; 404 once ended). A call without one for
   ``keepalive_expiry_s`` ends 408/8537.
@@ -85,7 +87,9 @@ The calls API (under ``/v1.0/communications/calls``; bearer token required; erro
   in-call actions need an established call.
 * ``GET /{id}/participants`` (and ``/{pid}``), ``POST .../participants/invite`` (1..5; 200
   running, then completed and a roster update), ``POST .../participants/{pid}/mute`` (200),
-  ``DELETE .../participants/{pid}`` (204). Roster updates are ``updated`` on ``.../participants``
+  ``DELETE .../participants/{pid}`` (204), ``POST .../participants/{pid}/startHoldMusic`` and
+  ``/stopHoldMusic`` (200 running, then completed; 409 when already on hold / not on hold;
+  ``Participant.on_hold``). Roster updates are ``updated`` on ``.../participants``
   with an ARRAY of participants.
 * ``GET /{id}/operations/{opId}`` for every operation (404 when unknown).
 * A finished recording's ``recordingLocation`` (``/_emulator/recordings/{opId}``) serves a WAV

@@ -33,6 +33,8 @@ ODATA_TYPES = {
     "updateRecordingStatus": "#microsoft.graph.updateRecordingStatusOperation",
     "invite": "#microsoft.graph.inviteParticipantsOperation",
     "muteParticipant": "#microsoft.graph.muteParticipantOperation",
+    "startHoldMusic": "#microsoft.graph.startHoldMusicOperation",
+    "stopHoldMusic": "#microsoft.graph.stopHoldMusicOperation",
 }
 
 _etags = itertools.count(54451)
@@ -117,6 +119,9 @@ class Participant:
     is_muted: bool = False
     is_in_lobby: bool = False
     recording_status: str | None = None
+    # On hold with music (startHoldMusic .. stopHoldMusic); v1.0's participant resource has
+    # no property for it, so it shows only here and in the operations' outcomes.
+    on_hold: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

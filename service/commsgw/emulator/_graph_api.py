@@ -16,6 +16,7 @@ from aiohttp import web
 
 from commsgw._ids import normalize_guid
 from commsgw.emulator import _validate
+from commsgw.emulator._conformance import conforming
 from commsgw.emulator._errors import (
     GraphError,
     bad_request,
@@ -50,13 +51,20 @@ class GraphApi:
 
     def routes(self) -> list[web.RouteDef]:
         calls = "/v1.0/communications/calls"
-        return [
+        graph = [
             web.post(calls, self._h_create_call),
             web.get(calls + "/{call_id}", self._h_get_call),
             web.delete(calls + "/{call_id}", self._h_delete_call),
             *self._participants.routes(calls),
             web.post(calls + "/{call_id}/{action}", self._h_call_action),
             web.get(calls + "/{call_id}/operations/{op_id}", self._h_get_operation),
+        ]
+        return [
+            # every Graph request is first held to Graph's published metadata (400 if not)
+            *(
+                web.route(r.method, r.path, conforming(self._state, r.handler), **r.kwargs)
+                for r in graph
+            ),
             web.route("*", "/v1.0/{tail:.*}", self._h_graph_unknown),
             # the recordingLocation of a recordResponse: no Graph auth, never faulted
             recording_handler(self._state),

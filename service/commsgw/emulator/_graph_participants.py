@@ -1,14 +1,17 @@
 """The participants of the fake Graph: ``GET .../participants`` (and ``/{id}``),
-``POST .../participants/invite``, ``POST .../participants/{id}/mute`` and
-``DELETE .../participants/{id}`` (their roster updates: see ``_roster``)."""
+``POST .../participants/invite``, ``POST .../participants/{id}/mute``,
+``.../startHoldMusic``, ``.../stopHoldMusic`` and ``DELETE .../participants/{id}`` (their
+roster updates: see ``_roster``)."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from commsgw.emulator import _validate
-from commsgw.emulator._calls import Call, Participant
-from commsgw.emulator._errors import bad_request, not_found
+from commsgw.emulator import _results, _validate
+from commsgw.emulator._calls import Call, Operation, Participant
+from commsgw.emulator._errors import GraphError, bad_request, not_found
 from commsgw.emulator._graph_common import (
     ESTABLISHED,
     CallAction,
@@ -17,6 +20,7 @@ from commsgw.emulator._graph_common import (
     operation_response,
     require_state,
 )
+from commsgw.emulator._notifications import operation_notification
 from commsgw.emulator._state import EmulatorState
 
 MAX_INVITEES = 5  # "Inviting up to 5 participants is supported."
@@ -35,6 +39,8 @@ class ParticipantsApi:
             web.post(base + "/invite", self._h_invite),
             web.get(base + "/{participant_id}", self._h_get),
             web.post(base + "/{participant_id}/mute", self._h_mute),
+            web.post(base + "/{participant_id}/startHoldMusic", self._h_start_hold),
+            web.post(base + "/{participant_id}/stopHoldMusic", self._h_stop_hold),
             web.delete(base + "/{participant_id}", self._h_delete),
         ]
 
@@ -93,6 +99,38 @@ class ParticipantsApi:
         call.operations[op.id] = op
         self._state.roster.set_muted(call, participant, True)
         return operation_response(self._state, call, op)
+
+    async def _h_start_hold(self, request: web.Request) -> web.Response:
+        return await self._hold(request, "startHoldMusic", True)
+
+    async def _h_stop_hold(self, request: web.Request) -> web.Response:
+        return await self._hold(request, "stopHoldMusic", False)
+
+    async def _hold(self, request: web.Request, name: str, hold: bool) -> web.Response:
+        """Hold music: 200 ``running``, then the operation ``completed`` (a ``deleted``
+        notification on it). The 409 for holding a held participant (or releasing one not on
+        hold) and the 400 for the bot itself are the emulator's choices (undocumented)."""
+        call = self._call(request, name)
+        participant = self._participant(request, call)
+        if participant.id == call.my_participant_id:
+            raise bad_request(f"{name} applies to another participant, not the bot itself.")
+        if participant.on_hold == hold:
+            now = "already on hold" if hold else "not on hold"
+            raise GraphError(409, "Conflict", f"Participant '{participant.id}' is {now}.")
+        action = await self._action(request, call, name)
+        prompt = action.body.get("customPrompt")
+        if prompt is not None:
+            _validate.media_info(prompt.get("mediaInfo"), "customPrompt.mediaInfo")
+        op = action.new_operation("running")
+        call.operations[op.id] = op
+        participant.on_hold = hold
+        call.later(self._state.media_op_seconds, lambda: self._held(call, op))
+        return operation_response(self._state, call, op)
+
+    def _held(self, call: Call, op: Operation) -> None:
+        op.status, op.result_info = "completed", _results.copy(_results.SUCCESS)
+        op.finished_at = time.time()
+        self._state.notify(call, operation_notification(op, "deleted", wire_ids=False))
 
     async def _h_delete(self, request: web.Request) -> web.Response:
         call = self._call(request, "remove a participant")

@@ -1,6 +1,8 @@
 """Validation of Graph request bodies: each rule once, each failure a 400 ``BadRequest``.
 
-Enumerations are matched without regard to case and returned as Graph spells them. Unknown
+Enumerations are matched without regard to case and returned as Graph spells them (requests
+reach these rules only after ``_conformance`` has held them to Graph's metadata, which admits
+enum members by name only). Unknown
 extra fields are tolerated (Graph's own examples send fields its reference does not list).
 """
 

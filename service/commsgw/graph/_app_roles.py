@@ -51,6 +51,9 @@ GRAPH_PERMISSIONS: Final[dict[str, tuple[str, ...]]] = {
     # api/participant-delete.md; the tenant must also allow the app to remove participants
     # (Set-CsApplicationMeetingConfiguration -AllowRemoveParticipantAppIds).
     "RemoveParticipant": (JOIN_GROUP, JOIN_AS_GUEST),
+    # api/participant-startholdmusic.md, api/participant-stopholdmusic.md
+    "StartHoldMusic": (JOIN_GROUP, JOIN_AS_GUEST),
+    "StopHoldMusic": (JOIN_GROUP, JOIN_AS_GUEST),
     "GetOperation": (),  # Graph documents no permission for an operation's GET
 }
 

@@ -8,7 +8,6 @@ from typing import Any
 from commsgw import _permissions as perm
 from commsgw._config import Settings
 from commsgw._errors import InvalidArgument
-from commsgw._graphjson import write_participant_info
 from commsgw.graph import _validate as v
 from commsgw.graph._action import (
     Action,
@@ -64,8 +63,7 @@ def _create(r: calls_pb2.CreateCallRequest, s: Settings) -> GraphRequest:
     else:
         body["targets"] = v.invitations(r.targets, "targets", most=MAX_CREATE_TARGETS)
     if r.HasField("source"):
-        v.identity_set(r.source.identity, "source.identity", allowed=("application_instance",))
-        body["source"] = write_participant_info(r.source)
+        body["source"] = v.participant_info(r.source, "source", allowed=("application_instance",))
     elif any(t.identity.HasField("phone") for t in r.targets):
         raise InvalidArgument(
             "a call to a phone number needs source.identity.application_instance (the resource "
@@ -129,10 +127,15 @@ def _transfer(r: calls_pb2.TransferCallRequest, s: Settings) -> GraphRequest:
     target = v.invitations([r.transfer_target], "transfer_target", most=1)[0]
     body: dict[str, Any] = {"transferTarget": target}
     if r.HasField("transferee"):
-        v.identity_set(r.transferee.identity, "transferee.identity")
-        body["transferee"] = write_participant_info(r.transferee)
-    if r.client_context:
-        body["clientContext"] = v.client_context(r.client_context)
+        body["transferee"] = v.participant_info(
+            r.transferee, "transferee", allowed=("user", "phone", "application")
+        )
+    if r.client_context:  # deprecated in the contract: Graph's transfer has no clientContext
+        raise InvalidArgument(
+            "client_context cannot be sent: Graph's v1.0 transfer action takes no clientContext "
+            "(leave it empty)",
+            reason="NOT_SUPPORTED_BY_GRAPH",
+        )
     call = v.call_id(r.call_id)
     return GraphRequest("POST", calls_path(call, "/transfer"), v.tenant(s, r.tenant_id), body)
 

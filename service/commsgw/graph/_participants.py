@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from commsgw import _permissions as perm
 from commsgw._config import Settings
 from commsgw._graphjson import read_participant
@@ -59,6 +61,25 @@ def _remove(r: calls_pb2.RemoveParticipantRequest, s: Settings) -> GraphRequest:
     return GraphRequest("DELETE", path, v.tenant(s, r.tenant_id))
 
 
+def _start_hold_music(r: calls_pb2.StartHoldMusicRequest, s: Settings) -> GraphRequest:
+    call = v.call_id(r.call_id)
+    path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}/startHoldMusic")
+    body: dict[str, Any] = {"clientContext": v.client_context(r.client_context)}
+    if r.HasField("custom_prompt"):
+        body["customPrompt"] = {
+            "@odata.type": "#microsoft.graph.mediaPrompt",
+            "mediaInfo": v.media(r.custom_prompt, "custom_prompt"),
+        }
+    return GraphRequest("POST", path, v.tenant(s, r.tenant_id), body)
+
+
+def _stop_hold_music(r: calls_pb2.StopHoldMusicRequest, s: Settings) -> GraphRequest:
+    call = v.call_id(r.call_id)
+    path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}/stopHoldMusic")
+    body = {"clientContext": v.client_context(r.client_context)}
+    return GraphRequest("POST", path, v.tenant(s, r.tenant_id), body)
+
+
 ACTIONS = (
     Action("ListParticipants", perm.PARTICIPANTS, Retry.IDEMPOTENT, _list, _listed),
     Action(
@@ -77,6 +98,24 @@ ACTIONS = (
         _mute,
         operation_result(
             calls_pb2.MuteParticipantResponse, "#microsoft.graph.muteParticipantOperation"
+        ),
+    ),
+    Action(
+        "StartHoldMusic",
+        perm.PARTICIPANTS,
+        Retry.UNSAFE,
+        _start_hold_music,
+        operation_result(
+            calls_pb2.StartHoldMusicResponse, "#microsoft.graph.startHoldMusicOperation"
+        ),
+    ),
+    Action(
+        "StopHoldMusic",
+        perm.PARTICIPANTS,
+        Retry.UNSAFE,
+        _stop_hold_music,
+        operation_result(
+            calls_pb2.StopHoldMusicResponse, "#microsoft.graph.stopHoldMusicOperation"
         ),
     ),
     Action(

@@ -23,7 +23,9 @@ from commsgw._graphjson import (
     write_identity_set,
     write_invitation,
     write_media_info,
+    write_participant_info,
 )
+from commsgw._graphmeta import model
 from commsgw._ids import normalize_guid
 from graphcomms.v1 import call_types_pb2
 
@@ -167,6 +169,32 @@ def identity_set(
     if ident.tenant_id and normalize_guid(ident.tenant_id) is None:
         raise InvalidArgument(f"{what}.{slot}.tenant_id must be a GUID", reason="INVALID_IDENTITY")
     return write_identity_set(identity)
+
+
+def endpoint_types() -> tuple[str, ...]:
+    """Graph's endpointType members (from its metadata), but the evolvable-enum sentinel."""
+    return tuple(m for m in model().enums["endpointType"] if m != "unknownFutureValue")
+
+
+def participant_info(
+    info: call_types_pb2.ParticipantInfo, what: str, *, allowed: Sequence[str] = _ALL_SLOTS
+) -> dict[str, Any]:
+    """A participantInfo to send: its identity checked, its endpoint_type one of Graph's, none
+    of what Graph only reports (region, languageId: read-only in Graph's reference)."""
+    identity_set(info.identity, f"{what}.identity", allowed=allowed)
+    for field in ("region", "language_id"):
+        if getattr(info, field):
+            raise InvalidArgument(
+                f"{what}.{field} is reported by Graph, not taken from a request (leave it empty)",
+                reason="NOT_SUPPORTED_BY_GRAPH",
+            )
+    if info.endpoint_type and info.endpoint_type not in endpoint_types():
+        raise InvalidArgument(
+            f"{what}.endpoint_type {info.endpoint_type!r} is not one of Graph's endpoint types "
+            f"({', '.join(endpoint_types())})",
+            reason="INVALID_ENDPOINT_TYPE",
+        )
+    return write_participant_info(info)
 
 
 def invitations(

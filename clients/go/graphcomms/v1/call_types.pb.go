@@ -412,11 +412,16 @@ type ParticipantInfo struct {
 
 	// Who the participant is.
 	Identity *IdentitySet `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
-	// Graph's endpointType as sent (e.g. "default", "voicemail"); empty when absent.
+	// Graph's endpointType: as Graph sent it (e.g. "default", "voicemail"), empty when absent.
+	// In a request (CreateCall's source, TransferCall's transferee) one of Graph's members,
+	// spelled exactly so: "default", "voicemail", "skypeForBusiness" or
+	// "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
 	EndpointType string `protobuf:"bytes,2,opt,name=endpoint_type,json=endpointType,proto3" json:"endpoint_type,omitempty"`
-	// The participant's region, when Graph sent it.
+	// The participant's region, when Graph sent it. Read-only at Graph: set in a request, it is
+	// INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
 	Region string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
-	// The participant's language (e.g. "en-US"), when Graph sent it.
+	// The participant's language (e.g. "en-US"), when Graph sent it. Read-only at Graph: set in
+	// a request, it is INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
 	LanguageId string `protobuf:"bytes,4,opt,name=language_id,json=languageId,proto3" json:"language_id,omitempty"`
 	// The participant id within the call, when Graph sent it.
 	ParticipantId string `protobuf:"bytes,5,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`

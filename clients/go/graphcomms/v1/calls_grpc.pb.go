@@ -71,7 +71,8 @@ type CallsServiceClient interface {
 	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
 	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
 	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-	// UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+	// (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
 	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
 	CreateCall(ctx context.Context, in *CreateCallRequest, opts ...grpc.CallOption) (*CreateCallResponse, error)
 	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
@@ -99,7 +100,9 @@ type CallsServiceClient interface {
 	// call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
 	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
 	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+	// region or language_id).
 	TransferCall(ctx context.Context, in *TransferCallRequest, opts ...grpc.CallOption) (*TransferCallResponse, error)
 	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
 	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
@@ -161,6 +164,19 @@ type CallsServiceClient interface {
 	// Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
 	// INVALID_PARTICIPANT_ID.
 	RemoveParticipant(ctx context.Context, in *RemoveParticipantRequest, opts ...grpc.CallOption) (*RemoveParticipantResponse, error)
+	// StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+	// custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+	// transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+	// OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+	// CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+	StartHoldMusic(ctx context.Context, in *StartHoldMusicRequest, opts ...grpc.CallOption) (*StartHoldMusicResponse, error)
+	// StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+	// .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+	// follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+	// Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+	// CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+	StopHoldMusic(ctx context.Context, in *StopHoldMusicRequest, opts ...grpc.CallOption) (*StopHoldMusicResponse, error)
 	// GetOperation answers the latest known state of an operation: from the event log's index
 	// when a notification about it was received (source EVENT_LOG), else from Graph's GET
 	// .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
@@ -397,6 +413,24 @@ func (c *callsServiceClient) RemoveParticipant(ctx context.Context, in *RemovePa
 	return out, nil
 }
 
+func (c *callsServiceClient) StartHoldMusic(ctx context.Context, in *StartHoldMusicRequest, opts ...grpc.CallOption) (*StartHoldMusicResponse, error) {
+	out := new(StartHoldMusicResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/StartHoldMusic", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callsServiceClient) StopHoldMusic(ctx context.Context, in *StopHoldMusicRequest, opts ...grpc.CallOption) (*StopHoldMusicResponse, error) {
+	out := new(StopHoldMusicResponse)
+	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/StopHoldMusic", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *callsServiceClient) GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*GetOperationResponse, error) {
 	out := new(GetOperationResponse)
 	err := c.cc.Invoke(ctx, "/graphcomms.v1.CallsService/GetOperation", in, out, opts...)
@@ -473,7 +507,8 @@ type CallsServiceServer interface {
 	// arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
 	// Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
 	// INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-	// UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+	// UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+	// (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
 	// callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
 	CreateCall(context.Context, *CreateCallRequest) (*CreateCallResponse, error)
 	// GetCall reads a call (Graph's GET /communications/calls/{id}). Retry class IDEMPOTENT.
@@ -501,7 +536,9 @@ type CallsServiceServer interface {
 	// call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
 	// failed transfer comes back as established with a result_info. Graph's POST .../transfer
 	// (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+	// INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+	// NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+	// region or language_id).
 	TransferCall(context.Context, *TransferCallRequest) (*TransferCallResponse, error)
 	// HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
 	// a terminated CallUpdate follows. Retry class IDEMPOTENT. Permission calls.control.
@@ -563,6 +600,19 @@ type CallsServiceServer interface {
 	// Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
 	// INVALID_PARTICIPANT_ID.
 	RemoveParticipant(context.Context, *RemoveParticipantRequest) (*RemoveParticipantResponse, error)
+	// StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+	// custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+	// transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+	// OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+	// INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+	// CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+	StartHoldMusic(context.Context, *StartHoldMusicRequest) (*StartHoldMusicResponse, error)
+	// StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+	// .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+	// follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+	// Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+	// CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+	StopHoldMusic(context.Context, *StopHoldMusicRequest) (*StopHoldMusicResponse, error)
 	// GetOperation answers the latest known state of an operation: from the event log's index
 	// when a notification about it was received (source EVENT_LOG), else from Graph's GET
 	// .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
@@ -646,6 +696,12 @@ func (UnimplementedCallsServiceServer) MuteParticipant(context.Context, *MutePar
 }
 func (UnimplementedCallsServiceServer) RemoveParticipant(context.Context, *RemoveParticipantRequest) (*RemoveParticipantResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveParticipant not implemented")
+}
+func (UnimplementedCallsServiceServer) StartHoldMusic(context.Context, *StartHoldMusicRequest) (*StartHoldMusicResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartHoldMusic not implemented")
+}
+func (UnimplementedCallsServiceServer) StopHoldMusic(context.Context, *StopHoldMusicRequest) (*StopHoldMusicResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StopHoldMusic not implemented")
 }
 func (UnimplementedCallsServiceServer) GetOperation(context.Context, *GetOperationRequest) (*GetOperationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetOperation not implemented")
@@ -1047,6 +1103,42 @@ func _CallsService_RemoveParticipant_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CallsService_StartHoldMusic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartHoldMusicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).StartHoldMusic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/StartHoldMusic",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).StartHoldMusic(ctx, req.(*StartHoldMusicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CallsService_StopHoldMusic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StopHoldMusicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServiceServer).StopHoldMusic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/graphcomms.v1.CallsService/StopHoldMusic",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServiceServer).StopHoldMusic(ctx, req.(*StopHoldMusicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CallsService_GetOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetOperationRequest)
 	if err := dec(in); err != nil {
@@ -1166,6 +1258,14 @@ var _CallsService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveParticipant",
 			Handler:    _CallsService_RemoveParticipant_Handler,
+		},
+		{
+			MethodName: "StartHoldMusic",
+			Handler:    _CallsService_StartHoldMusic_Handler,
+		},
+		{
+			MethodName: "StopHoldMusic",
+			Handler:    _CallsService_StopHoldMusic_Handler,
 		},
 		{
 			MethodName: "GetOperation",

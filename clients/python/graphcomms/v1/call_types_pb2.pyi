@@ -253,11 +253,19 @@ class ParticipantInfo(_message.Message):
     LANGUAGE_ID_FIELD_NUMBER: _builtins.int
     PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
     endpoint_type: _builtins.str
-    """Graph's endpointType as sent (e.g. "default", "voicemail"); empty when absent."""
+    """Graph's endpointType: as Graph sent it (e.g. "default", "voicemail"), empty when absent.
+    In a request (CreateCall's source, TransferCall's transferee) one of Graph's members,
+    spelled exactly so: "default", "voicemail", "skypeForBusiness" or
+    "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
+    """
     region: _builtins.str
-    """The participant's region, when Graph sent it."""
+    """The participant's region, when Graph sent it. Read-only at Graph: set in a request, it is
+    INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+    """
     language_id: _builtins.str
-    """The participant's language (e.g. "en-US"), when Graph sent it."""
+    """The participant's language (e.g. "en-US"), when Graph sent it. Read-only at Graph: set in
+    a request, it is INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+    """
     participant_id: _builtins.str
     """The participant id within the call, when Graph sent it."""
     @_builtins.property

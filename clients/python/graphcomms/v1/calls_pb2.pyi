@@ -24,6 +24,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _OperationType:
@@ -1316,8 +1321,22 @@ class TransferCallRequest(_message.Message):
     """Required. The call to transfer."""
     tenant_id: _builtins.str
     """Optional. The call's tenant; the gateway's configured tenant when empty."""
-    client_context: _builtins.str
-    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self) -> _builtins.str:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
+    @client_context.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self, value: _builtins.str) -> None:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
     @_builtins.property
     def transfer_target(self) -> _call_types_pb2.InvitationParticipantInfo:
         """Required. Whom to transfer to; with replaces_call_id, the consultative transfer's other
@@ -1752,8 +1771,22 @@ class SendDtmfTonesRequest(_message.Message):
     """Optional. The call's tenant; the gateway's configured tenant when empty."""
     delay_between_tones_ms: _builtins.int
     """Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default)."""
-    client_context: _builtins.str
-    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self) -> _builtins.str:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
+    @client_context.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def client_context(self, value: _builtins.str) -> None:
+        """Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+        there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+        (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+        """
+
     @_builtins.property
     def tones(self) -> _containers.RepeatedScalarFieldContainer[_call_types_pb2.Tone.ValueType]:
         """Required. The tones, in order (1 to 64)."""
@@ -2215,6 +2248,152 @@ class MuteParticipantResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MuteParticipantResponse: _TypeAlias = MuteParticipantResponse  # noqa: Y015
+
+@_typing.final
+class StartHoldMusicRequest(_message.Message):
+    """StartHoldMusicRequest puts a participant on hold with music."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    CUSTOM_PROMPT_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    participant_id: _builtins.str
+    """Required. The participant id (Participant.id)."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    @_builtins.property
+    def custom_prompt(self) -> _call_types_pb2.MediaInfo:
+        """Optional. The audio to play instead of Graph's default hold music (an https URI)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        custom_prompt: _call_types_pb2.MediaInfo | None = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["custom_prompt", b"custom_prompt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "custom_prompt", b"custom_prompt", "participant_id", b"participant_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartHoldMusicRequest: _TypeAlias = StartHoldMusicRequest  # noqa: Y015
+
+@_typing.final
+class StartHoldMusicResponse(_message.Message):
+    """StartHoldMusicResponse is the startHoldMusicOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartHoldMusicResponse: _TypeAlias = StartHoldMusicResponse  # noqa: Y015
+
+@_typing.final
+class StopHoldMusicRequest(_message.Message):
+    """StopHoldMusicRequest takes a participant off hold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_CONTEXT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Required. The call id."""
+    tenant_id: _builtins.str
+    """Optional. The call's tenant; the gateway's configured tenant when empty."""
+    participant_id: _builtins.str
+    """Required. The participant id (Participant.id)."""
+    client_context: _builtins.str
+    """Optional. Graph's clientContext, at most 256 characters."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        client_context: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "client_context", b"client_context", "participant_id", b"participant_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopHoldMusicRequest: _TypeAlias = StopHoldMusicRequest  # noqa: Y015
+
+@_typing.final
+class StopHoldMusicResponse(_message.Message):
+    """StopHoldMusicResponse is the stopHoldMusicOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    GRAPH_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    location: _builtins.str
+    """Graph's Location header: the URI of the operation."""
+    graph_request_id: _builtins.str
+    """Graph's request-id response header."""
+    client_request_id: _builtins.str
+    """The client-request-id sent to Graph."""
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """The operation as Graph's body describes it."""
+
+    def __init__(
+        self,
+        *,
+        operation: Global___Operation | None = ...,
+        location: _builtins.str = ...,
+        graph_request_id: _builtins.str = ...,
+        client_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_request_id", b"client_request_id", "graph_request_id", b"graph_request_id", "location", b"location", "operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopHoldMusicResponse: _TypeAlias = StopHoldMusicResponse  # noqa: Y015
 
 @_typing.final
 class RemoveParticipantRequest(_message.Message):

@@ -158,6 +158,16 @@ class CallsServiceStub:
                 request_serializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.SerializeToString,
                 response_deserializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.FromString,
                 _registered_method=True)
+        self.StartHoldMusic = channel.unary_unary(
+                '/graphcomms.v1.CallsService/StartHoldMusic',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicResponse.FromString,
+                _registered_method=True)
+        self.StopHoldMusic = channel.unary_unary(
+                '/graphcomms.v1.CallsService/StopHoldMusic',
+                request_serializer=graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicRequest.SerializeToString,
+                response_deserializer=graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicResponse.FromString,
+                _registered_method=True)
         self.GetOperation = channel.unary_unary(
                 '/graphcomms.v1.CallsService/GetOperation',
                 request_serializer=graphcomms_dot_v1_dot_calls__pb2.GetOperationRequest.SerializeToString,
@@ -277,7 +287,8 @@ class CallsServiceServicer:
         arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
         Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
         INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-        UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+        (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
         callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -330,7 +341,9 @@ class CallsServiceServicer:
         call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
         failed transfer comes back as established with a result_info. Graph's POST .../transfer
         (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+        region or language_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -470,6 +483,29 @@ class CallsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartHoldMusic(self, request, context):
+        """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+        custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+        transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+        OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopHoldMusic(self, request, context):
+        """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+        .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+        follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+        Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetOperation(self, request, context):
         """---- Operations -----------------------------------------------------------------------
 
@@ -603,6 +639,16 @@ def add_CallsServiceServicer_to_server(servicer, server):
                     servicer.RemoveParticipant,
                     request_deserializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.FromString,
                     response_serializer=graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.SerializeToString,
+            ),
+            'StartHoldMusic': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartHoldMusic,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicResponse.SerializeToString,
+            ),
+            'StopHoldMusic': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopHoldMusic,
+                    request_deserializer=graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicRequest.FromString,
+                    response_serializer=graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicResponse.SerializeToString,
             ),
             'GetOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOperation,
@@ -1201,6 +1247,60 @@ class CallsService:
             '/graphcomms.v1.CallsService/RemoveParticipant',
             graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantRequest.SerializeToString,
             graphcomms_dot_v1_dot_calls__pb2.RemoveParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartHoldMusic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/StartHoldMusic',
+            graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.StartHoldMusicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopHoldMusic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphcomms.v1.CallsService/StopHoldMusic',
+            graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicRequest.SerializeToString,
+            graphcomms_dot_v1_dot_calls__pb2.StopHoldMusicResponse.FromString,
             options,
             channel_credentials,
             insecure,

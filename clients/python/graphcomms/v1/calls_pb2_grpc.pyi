@@ -133,7 +133,8 @@ class CallsServiceStub:
     arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
     Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
     INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-    UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+    (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
     callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
     """
     GetCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]
@@ -166,7 +167,9 @@ class CallsServiceStub:
     call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
     failed transfer comes back as established with a result_info. Graph's POST .../transfer
     (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+    region or language_id).
     """
     HangUpCall: _grpc.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]
     """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
@@ -249,6 +252,21 @@ class CallsServiceStub:
     .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
     Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
     INVALID_PARTICIPANT_ID.
+    """
+    StartHoldMusic: _grpc.UnaryUnaryMultiCallable[_calls_pb2.StartHoldMusicRequest, _calls_pb2.StartHoldMusicResponse]
+    """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+    custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+    transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+    OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+    """
+    StopHoldMusic: _grpc.UnaryUnaryMultiCallable[_calls_pb2.StopHoldMusicRequest, _calls_pb2.StopHoldMusicResponse]
+    """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+    .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+    follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
     """
     GetOperation: _grpc.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]
     """---- Operations -----------------------------------------------------------------------
@@ -370,7 +388,8 @@ class CallsServiceAsyncStub(CallsServiceStub):
     arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
     Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
     INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-    UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+    UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+    (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
     callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
     """
     GetCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetCallRequest, _calls_pb2.GetCallResponse]  # type: ignore[assignment]
@@ -403,7 +422,9 @@ class CallsServiceAsyncStub(CallsServiceStub):
     call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
     failed transfer comes back as established with a result_info. Graph's POST .../transfer
     (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+    INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+    NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+    region or language_id).
     """
     HangUpCall: _aio.UnaryUnaryMultiCallable[_calls_pb2.HangUpCallRequest, _calls_pb2.HangUpCallResponse]  # type: ignore[assignment]
     """HangUpCall ends the bot's leg of a call (Graph's DELETE /communications/calls/{id}, 204);
@@ -486,6 +507,21 @@ class CallsServiceAsyncStub(CallsServiceStub):
     .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
     Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
     INVALID_PARTICIPANT_ID.
+    """
+    StartHoldMusic: _aio.UnaryUnaryMultiCallable[_calls_pb2.StartHoldMusicRequest, _calls_pb2.StartHoldMusicResponse]  # type: ignore[assignment]
+    """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+    custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+    transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+    OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+    INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+    """
+    StopHoldMusic: _aio.UnaryUnaryMultiCallable[_calls_pb2.StopHoldMusicRequest, _calls_pb2.StopHoldMusicResponse]  # type: ignore[assignment]
+    """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+    .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+    follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+    Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+    CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
     """
     GetOperation: _aio.UnaryUnaryMultiCallable[_calls_pb2.GetOperationRequest, _calls_pb2.GetOperationResponse]  # type: ignore[assignment]
     """---- Operations -----------------------------------------------------------------------
@@ -622,7 +658,8 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
         Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
         INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-        UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+        UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+        (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
         callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
         """
 
@@ -685,7 +722,9 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
         failed transfer comes back as established with a result_info. Graph's POST .../transfer
         (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+        INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+        NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+        region or language_id).
         """
 
     @_abc_1.abstractmethod
@@ -846,6 +885,33 @@ class CallsServiceServicer(metaclass=_abc_1.ABCMeta):
         .../participants/{id}, 204; the tenant must allow the app to). Retry class IDEMPOTENT.
         Permission participants.manage. Reasons of INVALID_ARGUMENT: INVALID_CALL_ID,
         INVALID_PARTICIPANT_ID.
+        """
+
+    @_abc_1.abstractmethod
+    def StartHoldMusic(
+        self,
+        request: _calls_pb2.StartHoldMusicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.StartHoldMusicResponse, _abc.Awaitable[_calls_pb2.StartHoldMusicResponse]]:
+        """StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+        custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+        transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+        OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+        INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+        """
+
+    @_abc_1.abstractmethod
+    def StopHoldMusic(
+        self,
+        request: _calls_pb2.StopHoldMusicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calls_pb2.StopHoldMusicResponse, _abc.Awaitable[_calls_pb2.StopHoldMusicResponse]]:
+        """StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+        .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+        follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+        Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+        CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
         """
 
     @_abc_1.abstractmethod

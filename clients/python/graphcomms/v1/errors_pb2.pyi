@@ -164,6 +164,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     INVALID_BATCH_SIZE: _ErrorReason.ValueType  # 45
     """INVALID_ARGUMENT: max_events_per_response is above 1,000."""
+    INVALID_ENDPOINT_TYPE: _ErrorReason.ValueType  # 46
+    """INVALID_ARGUMENT: a ParticipantInfo's endpoint_type that the gateway would send to Graph
+    is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
+    "skypeForBusinessVoipPhone"; spelled exactly so).
+    """
+    NOT_SUPPORTED_BY_GRAPH: _ErrorReason.ValueType  # 47
+    """INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+    cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+    no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+    its reference marks them read-only).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the gateway itself sends in google.rpc.ErrorInfo.reason
@@ -323,4 +334,15 @@ known Operation is packed in the status details.
 """
 INVALID_BATCH_SIZE: ErrorReason.ValueType  # 45
 """INVALID_ARGUMENT: max_events_per_response is above 1,000."""
+INVALID_ENDPOINT_TYPE: ErrorReason.ValueType  # 46
+"""INVALID_ARGUMENT: a ParticipantInfo's endpoint_type that the gateway would send to Graph
+is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
+"skypeForBusinessVoipPhone"; spelled exactly so).
+"""
+NOT_SUPPORTED_BY_GRAPH: ErrorReason.ValueType  # 47
+"""INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+its reference marks them read-only).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -308,11 +308,22 @@ export interface ParticipantInfo {
   identity?:
     | IdentitySet
     | undefined;
-  /** Graph's endpointType as sent (e.g. "default", "voicemail"); empty when absent. */
+  /**
+   * Graph's endpointType: as Graph sent it (e.g. "default", "voicemail"), empty when absent.
+   * In a request (CreateCall's source, TransferCall's transferee) one of Graph's members,
+   * spelled exactly so: "default", "voicemail", "skypeForBusiness" or
+   * "skypeForBusinessVoipPhone"; anything else is INVALID_ARGUMENT (INVALID_ENDPOINT_TYPE).
+   */
   endpointType: string;
-  /** The participant's region, when Graph sent it. */
+  /**
+   * The participant's region, when Graph sent it. Read-only at Graph: set in a request, it is
+   * INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+   */
   region: string;
-  /** The participant's language (e.g. "en-US"), when Graph sent it. */
+  /**
+   * The participant's language (e.g. "en-US"), when Graph sent it. Read-only at Graph: set in
+   * a request, it is INVALID_ARGUMENT (NOT_SUPPORTED_BY_GRAPH).
+   */
   languageId: string;
   /** The participant id within the call, when Graph sent it. */
   participantId: string;

@@ -1022,7 +1022,13 @@ export interface TransferCallRequest {
   transferee?:
     | ParticipantInfo
     | undefined;
-  /** Optional. Graph's clientContext, at most 256 characters. */
+  /**
+   * Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+   * there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+   * (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+   *
+   * @deprecated
+   */
   clientContext: string;
 }
 
@@ -1181,7 +1187,13 @@ export interface SendDtmfTonesRequest {
   tones: Tone[];
   /** Pause between tones in milliseconds, 0 to 5,000 (0: Graph's default). */
   delayBetweenTonesMs: number;
-  /** Optional. Graph's clientContext, at most 256 characters. */
+  /**
+   * Deprecated, must be empty: Graph's v1.0 transfer action declares no clientContext, so
+   * there is nothing to send it in. Set, it is refused with INVALID_ARGUMENT
+   * (NOT_SUPPORTED_BY_GRAPH) before anything is sent to Graph.
+   *
+   * @deprecated
+   */
   clientContext: string;
 }
 
@@ -1331,6 +1343,62 @@ export interface MuteParticipantRequest {
 
 /** MuteParticipantResponse is the muteParticipantOperation. */
 export interface MuteParticipantResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** StartHoldMusicRequest puts a participant on hold with music. */
+export interface StartHoldMusicRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The participant id (Participant.id). */
+  participantId: string;
+  /** Optional. The audio to play instead of Graph's default hold music (an https URI). */
+  customPrompt?:
+    | MediaInfo
+    | undefined;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** StartHoldMusicResponse is the startHoldMusicOperation. */
+export interface StartHoldMusicResponse {
+  /** The operation as Graph's body describes it. */
+  operation?:
+    | Operation
+    | undefined;
+  /** Graph's Location header: the URI of the operation. */
+  location: string;
+  /** Graph's request-id response header. */
+  graphRequestId: string;
+  /** The client-request-id sent to Graph. */
+  clientRequestId: string;
+}
+
+/** StopHoldMusicRequest takes a participant off hold. */
+export interface StopHoldMusicRequest {
+  /** Required. The call id. */
+  callId: string;
+  /** Optional. The call's tenant; the gateway's configured tenant when empty. */
+  tenantId: string;
+  /** Required. The participant id (Participant.id). */
+  participantId: string;
+  /** Optional. Graph's clientContext, at most 256 characters. */
+  clientContext: string;
+}
+
+/** StopHoldMusicResponse is the stopHoldMusicOperation. */
+export interface StopHoldMusicResponse {
   /** The operation as Graph's body describes it. */
   operation?:
     | Operation
@@ -8097,6 +8165,548 @@ export const MuteParticipantResponse: MessageFns<MuteParticipantResponse> = {
   },
 };
 
+function createBaseStartHoldMusicRequest(): StartHoldMusicRequest {
+  return { callId: "", tenantId: "", participantId: "", customPrompt: undefined, clientContext: "" };
+}
+
+export const StartHoldMusicRequest: MessageFns<StartHoldMusicRequest> = {
+  encode(message: StartHoldMusicRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.participantId !== "") {
+      writer.uint32(26).string(message.participantId);
+    }
+    if (message.customPrompt !== undefined) {
+      MediaInfo.encode(message.customPrompt, writer.uint32(34).fork()).join();
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(42).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartHoldMusicRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartHoldMusicRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.participantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.customPrompt = MediaInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartHoldMusicRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      participantId: isSet(object.participantId)
+        ? globalThis.String(object.participantId)
+        : isSet(object.participant_id)
+        ? globalThis.String(object.participant_id)
+        : "",
+      customPrompt: isSet(object.customPrompt)
+        ? MediaInfo.fromJSON(object.customPrompt)
+        : isSet(object.custom_prompt)
+        ? MediaInfo.fromJSON(object.custom_prompt)
+        : undefined,
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: StartHoldMusicRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.participantId !== "") {
+      obj.participantId = message.participantId;
+    }
+    if (message.customPrompt !== undefined) {
+      obj.customPrompt = MediaInfo.toJSON(message.customPrompt);
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartHoldMusicRequest>, I>>(base?: I): StartHoldMusicRequest {
+    return StartHoldMusicRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartHoldMusicRequest>, I>>(object: I): StartHoldMusicRequest {
+    const message = createBaseStartHoldMusicRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.participantId = object.participantId ?? "";
+    message.customPrompt = (object.customPrompt !== undefined && object.customPrompt !== null)
+      ? MediaInfo.fromPartial(object.customPrompt)
+      : undefined;
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseStartHoldMusicResponse(): StartHoldMusicResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const StartHoldMusicResponse: MessageFns<StartHoldMusicResponse> = {
+  encode(message: StartHoldMusicResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartHoldMusicResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartHoldMusicResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartHoldMusicResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StartHoldMusicResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartHoldMusicResponse>, I>>(base?: I): StartHoldMusicResponse {
+    return StartHoldMusicResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartHoldMusicResponse>, I>>(object: I): StartHoldMusicResponse {
+    const message = createBaseStartHoldMusicResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
+function createBaseStopHoldMusicRequest(): StopHoldMusicRequest {
+  return { callId: "", tenantId: "", participantId: "", clientContext: "" };
+}
+
+export const StopHoldMusicRequest: MessageFns<StopHoldMusicRequest> = {
+  encode(message: StopHoldMusicRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(18).string(message.tenantId);
+    }
+    if (message.participantId !== "") {
+      writer.uint32(26).string(message.participantId);
+    }
+    if (message.clientContext !== "") {
+      writer.uint32(34).string(message.clientContext);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopHoldMusicRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopHoldMusicRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.participantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopHoldMusicRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      participantId: isSet(object.participantId)
+        ? globalThis.String(object.participantId)
+        : isSet(object.participant_id)
+        ? globalThis.String(object.participant_id)
+        : "",
+      clientContext: isSet(object.clientContext)
+        ? globalThis.String(object.clientContext)
+        : isSet(object.client_context)
+        ? globalThis.String(object.client_context)
+        : "",
+    };
+  },
+
+  toJSON(message: StopHoldMusicRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.participantId !== "") {
+      obj.participantId = message.participantId;
+    }
+    if (message.clientContext !== "") {
+      obj.clientContext = message.clientContext;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StopHoldMusicRequest>, I>>(base?: I): StopHoldMusicRequest {
+    return StopHoldMusicRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopHoldMusicRequest>, I>>(object: I): StopHoldMusicRequest {
+    const message = createBaseStopHoldMusicRequest();
+    message.callId = object.callId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.participantId = object.participantId ?? "";
+    message.clientContext = object.clientContext ?? "";
+    return message;
+  },
+};
+
+function createBaseStopHoldMusicResponse(): StopHoldMusicResponse {
+  return { operation: undefined, location: "", graphRequestId: "", clientRequestId: "" };
+}
+
+export const StopHoldMusicResponse: MessageFns<StopHoldMusicResponse> = {
+  encode(message: StopHoldMusicResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.operation !== undefined) {
+      Operation.encode(message.operation, writer.uint32(10).fork()).join();
+    }
+    if (message.location !== "") {
+      writer.uint32(18).string(message.location);
+    }
+    if (message.graphRequestId !== "") {
+      writer.uint32(26).string(message.graphRequestId);
+    }
+    if (message.clientRequestId !== "") {
+      writer.uint32(34).string(message.clientRequestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopHoldMusicResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopHoldMusicResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = Operation.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.location = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.graphRequestId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientRequestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopHoldMusicResponse {
+    return {
+      operation: isSet(object.operation) ? Operation.fromJSON(object.operation) : undefined,
+      location: isSet(object.location) ? globalThis.String(object.location) : "",
+      graphRequestId: isSet(object.graphRequestId)
+        ? globalThis.String(object.graphRequestId)
+        : isSet(object.graph_request_id)
+        ? globalThis.String(object.graph_request_id)
+        : "",
+      clientRequestId: isSet(object.clientRequestId)
+        ? globalThis.String(object.clientRequestId)
+        : isSet(object.client_request_id)
+        ? globalThis.String(object.client_request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StopHoldMusicResponse): unknown {
+    const obj: any = {};
+    if (message.operation !== undefined) {
+      obj.operation = Operation.toJSON(message.operation);
+    }
+    if (message.location !== "") {
+      obj.location = message.location;
+    }
+    if (message.graphRequestId !== "") {
+      obj.graphRequestId = message.graphRequestId;
+    }
+    if (message.clientRequestId !== "") {
+      obj.clientRequestId = message.clientRequestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StopHoldMusicResponse>, I>>(base?: I): StopHoldMusicResponse {
+    return StopHoldMusicResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopHoldMusicResponse>, I>>(object: I): StopHoldMusicResponse {
+    const message = createBaseStopHoldMusicResponse();
+    message.operation = (object.operation !== undefined && object.operation !== null)
+      ? Operation.fromPartial(object.operation)
+      : undefined;
+    message.location = object.location ?? "";
+    message.graphRequestId = object.graphRequestId ?? "";
+    message.clientRequestId = object.clientRequestId ?? "";
+    return message;
+  },
+};
+
 function createBaseRemoveParticipantRequest(): RemoveParticipantRequest {
   return { callId: "", tenantId: "", participantId: "" };
 }
@@ -8845,7 +9455,8 @@ export const CallsServiceService = {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: {
@@ -8924,7 +9535,9 @@ export const CallsServiceService = {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall: {
     path: "/graphcomms.v1.CallsService/TransferCall" as const,
@@ -9142,6 +9755,42 @@ export const CallsServiceService = {
     responseDeserialize: (value: Buffer): RemoveParticipantResponse => RemoveParticipantResponse.decode(value),
   },
   /**
+   * StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+   * custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+   * transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+   * OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+   */
+  startHoldMusic: {
+    path: "/graphcomms.v1.CallsService/StartHoldMusic" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartHoldMusicRequest): Buffer =>
+      Buffer.from(StartHoldMusicRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartHoldMusicRequest => StartHoldMusicRequest.decode(value),
+    responseSerialize: (value: StartHoldMusicResponse): Buffer =>
+      Buffer.from(StartHoldMusicResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartHoldMusicResponse => StartHoldMusicResponse.decode(value),
+  },
+  /**
+   * StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+   * .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+   * follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+   */
+  stopHoldMusic: {
+    path: "/graphcomms.v1.CallsService/StopHoldMusic" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StopHoldMusicRequest): Buffer => Buffer.from(StopHoldMusicRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StopHoldMusicRequest => StopHoldMusicRequest.decode(value),
+    responseSerialize: (value: StopHoldMusicResponse): Buffer =>
+      Buffer.from(StopHoldMusicResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StopHoldMusicResponse => StopHoldMusicResponse.decode(value),
+  },
+  /**
    * GetOperation answers the latest known state of an operation: from the event log's index
    * when a notification about it was received (source EVENT_LOG), else from Graph's GET
    * .../operations/{id} (source GRAPH). Retry class IDEMPOTENT. Permission operations.watch.
@@ -9239,7 +9888,8 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall: handleUnaryCall<CreateCallRequest, CreateCallResponse>;
@@ -9277,7 +9927,9 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall: handleUnaryCall<TransferCallRequest, TransferCallResponse>;
   /**
@@ -9366,6 +10018,23 @@ export interface CallsServiceServer extends UntypedServiceImplementation {
    * INVALID_PARTICIPANT_ID.
    */
   removeParticipant: handleUnaryCall<RemoveParticipantRequest, RemoveParticipantResponse>;
+  /**
+   * StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+   * custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+   * transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+   * OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+   */
+  startHoldMusic: handleUnaryCall<StartHoldMusicRequest, StartHoldMusicResponse>;
+  /**
+   * StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+   * .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+   * follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+   */
+  stopHoldMusic: handleUnaryCall<StopHoldMusicRequest, StopHoldMusicResponse>;
   /**
    * GetOperation answers the latest known state of an operation: from the event log's index
    * when a notification about it was received (source EVENT_LOG), else from Graph's GET
@@ -9468,7 +10137,8 @@ export interface CallsServiceClient extends Client {
    * arrives as CallUpdate events. Retry class UNSAFE. Permission calls.create.
    * Reasons of INVALID_ARGUMENT: NO_TARGET, TOO_MANY_TARGETS, INVALID_IDENTITY,
    * INVALID_JOIN_URL, INVALID_MEETING_ID, INVALID_CALLBACK_URI, INVALID_MEDIA_URI,
-   * UNKNOWN_TENANT, INVALID_MODALITY. FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
+   * UNKNOWN_TENANT, INVALID_MODALITY, INVALID_ENDPOINT_TYPE (source), NOT_SUPPORTED_BY_GRAPH
+   * (the source's region or language_id). FAILED_PRECONDITION (CALLBACK_URI_NOT_CONFIGURED): no
    * callback_uri and no COMMSGW_PUBLIC_WEBHOOK_URL.
    */
   createCall(
@@ -9576,7 +10246,9 @@ export interface CallsServiceClient extends Client {
    * call then goes transferring -> transferAccepted -> terminated (CallUpdate events); a
    * failed transfer comes back as established with a result_info. Graph's POST .../transfer
    * (202). Retry class UNSAFE. Permission calls.control. Reasons of INVALID_ARGUMENT:
-   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY.
+   * INVALID_CALL_ID, NO_TARGET, INVALID_IDENTITY, INVALID_ENDPOINT_TYPE (transferee),
+   * NOT_SUPPORTED_BY_GRAPH (client_context set: Graph's transfer takes none; a transferee's
+   * region or language_id).
    */
   transferCall(
     request: TransferCallRequest,
@@ -9857,6 +10529,51 @@ export interface CallsServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveParticipantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * StartHoldMusic puts a participant on hold and plays music to it, Graph's default music or
+   * custom_prompt (Graph's POST .../participants/{id}/startHoldMusic), e.g. while an IVR
+   * transfers the caller. Answers Graph's startHoldMusicOperation; its outcome follows as an
+   * OperationUpdate. Retry class UNSAFE. Permission participants.manage. Reasons of
+   * INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID, INVALID_MEDIA_URI,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is already on hold.
+   */
+  startHoldMusic(
+    request: StartHoldMusicRequest,
+    callback: (error: ServiceError | null, response: StartHoldMusicResponse) => void,
+  ): ClientUnaryCall;
+  startHoldMusic(
+    request: StartHoldMusicRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartHoldMusicResponse) => void,
+  ): ClientUnaryCall;
+  startHoldMusic(
+    request: StartHoldMusicRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartHoldMusicResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * StopHoldMusic takes a participant off hold, ending its hold music (Graph's POST
+   * .../participants/{id}/stopHoldMusic). Answers Graph's stopHoldMusicOperation; its outcome
+   * follows as an OperationUpdate. Retry class UNSAFE. Permission participants.manage.
+   * Reasons of INVALID_ARGUMENT: INVALID_CALL_ID, INVALID_PARTICIPANT_ID,
+   * CLIENT_CONTEXT_TOO_LONG. ABORTED when the participant is not on hold.
+   */
+  stopHoldMusic(
+    request: StopHoldMusicRequest,
+    callback: (error: ServiceError | null, response: StopHoldMusicResponse) => void,
+  ): ClientUnaryCall;
+  stopHoldMusic(
+    request: StopHoldMusicRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StopHoldMusicResponse) => void,
+  ): ClientUnaryCall;
+  stopHoldMusic(
+    request: StopHoldMusicRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StopHoldMusicResponse) => void,
   ): ClientUnaryCall;
   /**
    * GetOperation answers the latest known state of an operation: from the event log's index

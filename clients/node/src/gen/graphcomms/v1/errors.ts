@@ -195,6 +195,19 @@ export enum ErrorReason {
   OPERATION_NOT_DONE = 44,
   /** INVALID_BATCH_SIZE - INVALID_ARGUMENT: max_events_per_response is above 1,000. */
   INVALID_BATCH_SIZE = 45,
+  /**
+   * INVALID_ENDPOINT_TYPE - INVALID_ARGUMENT: a ParticipantInfo's endpoint_type that the gateway would send to Graph
+   * is not a member of Graph's endpointType enum ("default", "voicemail", "skypeForBusiness",
+   * "skypeForBusinessVoipPhone"; spelled exactly so).
+   */
+  INVALID_ENDPOINT_TYPE = 46,
+  /**
+   * NOT_SUPPORTED_BY_GRAPH - INVALID_ARGUMENT: a field is set that Graph does not take in that request, so the gateway
+   * cannot send it: TransferCallRequest.client_context (deprecated; Graph's transfer declares
+   * no clientContext), a request's ParticipantInfo.region or language_id (Graph reports them;
+   * its reference marks them read-only).
+   */
+  NOT_SUPPORTED_BY_GRAPH = 47,
   UNRECOGNIZED = -1,
 }
 
@@ -338,6 +351,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 45:
     case "INVALID_BATCH_SIZE":
       return ErrorReason.INVALID_BATCH_SIZE;
+    case 46:
+    case "INVALID_ENDPOINT_TYPE":
+      return ErrorReason.INVALID_ENDPOINT_TYPE;
+    case 47:
+    case "NOT_SUPPORTED_BY_GRAPH":
+      return ErrorReason.NOT_SUPPORTED_BY_GRAPH;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -439,6 +458,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "OPERATION_NOT_DONE";
     case ErrorReason.INVALID_BATCH_SIZE:
       return "INVALID_BATCH_SIZE";
+    case ErrorReason.INVALID_ENDPOINT_TYPE:
+      return "INVALID_ENDPOINT_TYPE";
+    case ErrorReason.NOT_SUPPORTED_BY_GRAPH:
+      return "NOT_SUPPORTED_BY_GRAPH";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

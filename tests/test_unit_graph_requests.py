@@ -1,0 +1,44 @@
+"""Every Graph request the gateway's catalog builds, with every optional field each RPC can
+set, is one Graph's v1.0 metadata allows (pure: the catalog's `build`, no network); and every
+action the metadata binds to call or participant is an RPC or listed as not offered, with why."""
+
+from __future__ import annotations
+
+import pytest
+
+from commsgw._config import from_sources
+from commsgw._graphmeta import check_request, model
+from commsgw.graph import ACTIONS
+from helpers.maximal import CASES, NOT_OFFERED, Case, target_of
+
+CALL = "5f1b7d4e-0c1a-4a5b-9d1e-2b3c4d5e6f70"
+SETTINGS = from_sources(
+    {
+        "AZURE_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "AZURE_CLIENT_ID": "bbbbbbbb-cccc-dddd-eeee-ffffffffffff",
+        "AZURE_CLIENT_SECRET": "s",
+        "COMMSGW_PUBLIC_WEBHOOK_URL": "https://gw.example/api/calls",
+    }
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.rpc}-{i}" for i, c in enumerate(CASES)])
+def test_each_request_the_catalog_builds_conforms(case: Case) -> None:
+    req = ACTIONS[case.rpc].build(case.make(CALL, "p-1"), SETTINGS)
+    path = "/v1.0" + req.path
+    assert target_of(req.method, path) == case.action
+    assert check_request(req.method, path, req.body) == []
+
+
+def test_every_rpc_that_reaches_graph_has_a_case() -> None:
+    assert set(ACTIONS) == {c.rpc for c in CASES}
+
+
+def test_every_action_bound_to_call_or_participant_is_offered_or_said_not_to_be() -> None:
+    m = model()
+    bound = {a.name for a in m.actions if a.binding.name in ("call", "participant")}
+    offered = {c.action for c in CASES}
+    missing = sorted(bound - offered - set(NOT_OFFERED))
+    assert not missing, f"bound actions with neither an RPC nor a NOT_OFFERED entry: {missing}"
+    assert not offered & set(NOT_OFFERED), "an action is both offered and listed as not offered"
+    assert set(NOT_OFFERED) <= bound, "NOT_OFFERED names an action the metadata does not have"
