@@ -51,9 +51,10 @@ GRAPH_PERMISSIONS: Final[dict[str, tuple[str, ...]]] = {
     # api/participant-delete.md; the tenant must also allow the app to remove participants
     # (Set-CsApplicationMeetingConfiguration -AllowRemoveParticipantAppIds).
     "RemoveParticipant": (JOIN_GROUP, JOIN_AS_GUEST),
-    # api/participant-startholdmusic.md, api/participant-stopholdmusic.md
-    "StartHoldMusic": (JOIN_GROUP, JOIN_AS_GUEST),
-    "StopHoldMusic": (JOIN_GROUP, JOIN_AS_GUEST),
+    # api/participant-startholdmusic.md, -stopholdmusic.md: none, checked when the app joined
+    # or started the call.
+    "StartHoldMusic": (),
+    "StopHoldMusic": (),
     "GetOperation": (),  # Graph documents no permission for an operation's GET
 }
 
