@@ -75,9 +75,7 @@ def test_decisions() -> None:
     assert decide((terminated, True), terminated, observed=True) is Decision.DROP
     # Graph's end after the observed one is the same end; anything else after it is stale.
     assert decide((terminated, True), terminated, observed=False) is Decision.CONFIRM
-    assert decide((terminated, True), pb.CALL_STATE_TERMINATING, observed=False) is (
-        Decision.STALE
-    )
+    assert decide((terminated, True), pb.CALL_STATE_TERMINATING, observed=False) is (Decision.STALE)
     assert decide((terminated, False), terminated, observed=False) is Decision.APPLY
 
 
