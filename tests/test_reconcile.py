@@ -21,8 +21,8 @@ import pytest
 
 from commsgw.emulator import Emulator, Fault
 from commsgw.server import Gateway
+from graphcomms.v1 import call_types_pb2, calls_pb2_grpc
 from graphcomms.v1 import calls_pb2 as pb
-from graphcomms.v1 import calls_pb2_grpc
 from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.metrics import metric
@@ -298,3 +298,43 @@ async def test_two_replicas_store_one_observed_end(emu: Emulator, user: GraphUse
             ends = [e for e in stored if e.event.call_update.origin == GATEWAY]
             assert len(ends) == 1
             assert observed_ends(a, "graph_not_found") + observed_ends(b, "graph_not_found") == 1
+
+
+async def test_any_action_on_the_call_answered_404_reports_it_ended(
+    emu: Emulator, user: GraphUser
+) -> None:
+    settings = gateway_settings(emu, COMMSGW_MANAGED_KEEPALIVE="false")
+    async with running_gateway(settings) as gw:
+        call_id = await established(gw, user)
+        emu.faults.add(Fault(path_pattern=rf"/calls/{call_id}/playPrompt$", status=404))
+        async with watching(gw, call_id) as w:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await w.stub.PlayPrompt(
+                    pb.PlayPromptRequest(
+                        call_id=call_id,
+                        prompts=[call_types_pb2.MediaInfo(uri="https://cdn.example/a.wav")],
+                    ),
+                    timeout=10,
+                )
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            await eventually(lambda: w.observed(), what="the observed end")
+            assert w.observed()[0].observed_detail.startswith("PlayPrompt answered 404")
+
+
+async def test_a_call_past_graphs_idle_limit_is_reported_ended(
+    emu: Emulator, user: GraphUser
+) -> None:
+    settings = gateway_settings(emu, COMMSGW_KEEPALIVE_INTERVAL_S="0.3")
+    async with running_gateway(settings) as gw:
+        assert gw.keepalive is not None
+        gw.keepalive.idle_limit_s = 1.0  # Graph's 45 minutes, shortened for the test
+        gw.keepalive.retry_s = 0.1
+        call_id = await established(gw, user)
+        async with watching(gw, call_id) as w:
+            # keepAlive fails (not 404) from now on: no sign of life reaches the gateway.
+            emu.faults.add(Fault(path_pattern=r"/keepAlive$", status=500, count=-1))
+            await eventually(lambda: w.observed(), what="the observed end", timeout=15)
+            end = w.observed()[0]
+            assert end.observed_end_reason == pb.OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED
+            assert call_id not in gw.keepalive.due
+        assert observed_ends(gw, "keepalive_deadline_passed") == 1
