@@ -18,10 +18,11 @@ Key layout (``P`` is the configured key prefix):
     retention window is dropped.
 ``P:latest`` / ``P:latest-idx``
     Hash ``[tenant,call,operation]`` (JSON) -> stream id of the latest update of each operation,
-    and ``[tenant,call]`` -> ``<stream id>|<code>`` of the latest (not stale) update of each
-    call (the code of its state, see ``_callstates``); a sorted set of the same fields scored
-    by the id's milliseconds, used to drop the fields whose entry was trimmed. An entry may
-    carry a field ``f``: ``s`` stale, ``c`` confirms an observed end.
+    and ``[tenant,call]`` -> stream id of the latest (not stale) update of each call, whose
+    entry has a field ``c``, the code of its state (see ``_callstates``); a sorted set of the
+    same fields scored by the id's milliseconds, used to drop the fields whose entry was
+    trimmed. A call update's entry may carry a field ``f``: ``s`` stale, ``c`` confirms an
+    observed end.
 
 The log id rule: the id is created in the same atomic script that creates the stream. Whenever
 the stream key is missing (first start, or someone deleted it), the script creates an empty
@@ -333,7 +334,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
             raw = await self._client.hget(self._meta_keys[3], operation_field(key))
             if raw is None:
                 return None
-            s = format_id(parse_id(as_text(raw).partition("|")[0]))
+            s = format_id(parse_id(raw))
             rows = await self._client.xrange(self._stream, min=s, max=s, count=1)
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc

@@ -25,8 +25,15 @@ def call_args(event: calls_pb2.Event) -> tuple[bytes, bytes, int]:
 
 
 def latest_ids(latest: dict[bytes, bytes], *, calls: bool) -> list[bytes]:
-    """The stream ids of the latest-state hash's operation fields (values: the id), or of its
-    call fields (values: ``<id>|<code>``)."""
-    if calls:
-        return [v.partition(b"|")[0] for v in latest.values() if b"|" in v]
-    return [v for v in latest.values() if b"|" not in v]
+    """The stream ids in the latest-state hash for its operation fields (JSON ``[tenant, call,
+    operation]``) or for its call fields (JSON ``[tenant, call]``)."""
+    want = 2 if calls else 3
+    return [v for k, v in latest.items() if _arity(k) == want]
+
+
+def _arity(field: bytes) -> int:
+    try:
+        key = json.loads(field)
+    except ValueError:
+        return 0
+    return len(key) if isinstance(key, list) else 0

@@ -5,9 +5,10 @@
 -- latest-state field ('' when not an operation update), call field ('' when not a call
 -- update), decision row and the code of its state (see commsgw.eventlog._callstates).
 -- A call update's decision is the character of its row at 1 (the call has no latest state) or
--- at 2 + the code stored with the call's latest entry ('<id>|<code>' in the latest hash): a
--- applies it, s stores it flagged stale (field f), k stores it, c stores it flagged as
--- confirming an observed end and applies it, d drops it (answered as a duplicate).
+-- at 2 + the code stored in field c of the call's latest entry (the latest hash maps the call
+-- field to that entry's id): a applies it, s stores it flagged stale (field f), k stores it,
+-- c stores it flagged as confirming an observed end and applies it, d drops it (answered as a
+-- duplicate).
 -- Returns one element per notification: its stream id, or 0 for a duplicate.
 ensure(ARGV[1])
 local stream = KEYS[1]
@@ -24,7 +25,15 @@ for i = 1, #KEYS - 5 do
     local cur = redis.call('HGET', KEYS[4], call)
     local pos = 1
     if cur then
-      pos = 2 + tonumber(string.match(cur, '|(%d+)$'))
+      local found = redis.call('XRANGE', stream, cur, cur)
+      if #found > 0 then
+        local f = found[1][2]
+        for j = 1, #f, 2 do
+          if f[j] == 'c' then
+            pos = 2 + tonumber(f[j + 1])
+          end
+        end
+      end
     end
     decision = string.sub(row, pos, pos)
   end
@@ -38,6 +47,10 @@ for i = 1, #KEYS - 5 do
       table.insert(fields, 'f')
       table.insert(fields, decision)
     end
+    if call ~= '' and (decision == 'a' or decision == 'c') then
+      table.insert(fields, 'c')
+      table.insert(fields, ARGV[at + 5])
+    end
     local id = redis.call('XADD', stream, '*', unpack(fields))
     local ms = string.match(id, '^(%d+)-')
     local op = ARGV[at + 2]
@@ -46,7 +59,7 @@ for i = 1, #KEYS - 5 do
       redis.call('ZADD', KEYS[5], ms, op)
     end
     if call ~= '' and (decision == 'a' or decision == 'c') then
-      redis.call('HSET', KEYS[4], call, id .. '|' .. ARGV[at + 5])
+      redis.call('HSET', KEYS[4], call, id)
       redis.call('ZADD', KEYS[5], ms, call)
     end
     out[i] = id
