@@ -57,8 +57,15 @@ class Metrics:
         self.keepalives = Counter(
             "commsgw_keepalives",
             "Managed keepAlives by outcome: sent, skipped (another replica's period), gone "
-            "(404: the call ended), failed",
+            "(404: the call ended), expired (Graph's idle limit passed), failed",
             ["outcome"],
+            registry=r,
+        )
+        self.observed_ends = Counter(
+            "commsgw_observed_call_ends",
+            "Calls the gateway reported ended itself (no termination notification came from "
+            "Graph), by reason: graph_not_found, keepalive_deadline_passed",
+            ["reason"],
             registry=r,
         )
         self.ready = Gauge("commsgw_ready", "1 while the gateway is ready", registry=r)

@@ -295,6 +295,15 @@ class Settings(ServingSettings):
         "without one)",
         group=KEEPALIVE,
     )
+    reconcile_calls: bool = setting(
+        "COMMSGW_RECONCILE_CALLS",
+        "true",
+        _bool,
+        "report a call ended (one CallUpdate of origin GATEWAY to every subscriber) when Graph "
+        "answers 404 for it while the gateway believes it alive, or when it passes Graph's "
+        "keepAlive deadline with no sign of life",
+        group=KEEPALIVE,
+    )
     max_wait_s: float = setting(
         "COMMSGW_MAX_WAIT_S",
         "300",

@@ -51,6 +51,13 @@ def format_call_update(cu: calls_pb2.CallUpdate) -> str:
         line += f" answer_by={cu.answer_deadline.ToJsonString()}"
     if cu.HasField("result_info"):
         line += _result(cu.result_info)
+    if cu.origin == calls_pb2.CALL_UPDATE_ORIGIN_GATEWAY:
+        reason = calls_pb2.ObservedEndReason.Name(cu.observed_end_reason)
+        line += f" observed_by_gateway={reason.removeprefix('OBSERVED_END_REASON_')}"
+    if cu.stale:
+        line += " stale"
+    if cu.confirms_observed_end:
+        line += " confirms_observed_end"
     return line
 
 

@@ -1,8 +1,10 @@
 """The event log: where accepted notifications are stored in order, and the fan-out hub.
 
 Owns the `EventLog` interface and its swappable implementations (in memory, Redis Streams),
-resume tokens, watch filters and the hub that hands each stored entry to the local subscribers
-whose filter it matches. May import the shared kernel and the generated contract only.
+resume tokens, watch filters, the order of Graph's call states (`_callstates`: which call
+updates are stale and what becomes a call's latest state) and the hub that hands each stored
+entry to the local subscribers whose filter it matches. May import the shared kernel and the
+generated contract only.
 """
 
 from commsgw.eventlog._base import (
@@ -15,12 +17,14 @@ from commsgw.eventlog._base import (
     decode_token,
     encode_token,
 )
+from commsgw.eventlog._callstates import Decision, decide, is_stale
 from commsgw.eventlog._hub import Hub, WatchItem
 from commsgw.eventlog._memory import MemoryEventLog
 
 __all__ = [
     "AppendResult",
     "Appended",
+    "Decision",
     "EventLog",
     "Hub",
     "LogEntry",
@@ -28,6 +32,8 @@ __all__ = [
     "Position",
     "WatchFilter",
     "WatchItem",
+    "decide",
     "decode_token",
     "encode_token",
+    "is_stale",
 ]

@@ -127,6 +127,9 @@ class EventLog(abc.ABC):
     async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         """Store the notifications in order, dropping those already stored (same dedup key
         within the retention window), with the traceparent of the POST that brought them.
+        Call updates are flagged and indexed as `commsgw.eventlog._callstates.decide` says
+        (stale ones are stored flagged; an observed end of a call already terminated is
+        dropped and counted as a duplicate).
         Returns only once each one is stored; raises EventLogUnavailable when they could not
         all be stored."""
 
@@ -147,6 +150,16 @@ class EventLog(abc.ABC):
         """The latest entry about the operation `key` (tenant, call id, operation id) still
         retained, None when the log has none. Consistent with what the listener is handed: an
         entry stored before this call is either returned or (when newer) handed later."""
+
+    @abc.abstractmethod
+    async def latest_calls(self) -> list[LogEntry]:
+        """The latest CallUpdate of every call still retained (never a stale one: see
+        `commsgw.eventlog._callstates`), in position order."""
+
+    @abc.abstractmethod
+    async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
+        """The latest CallUpdate of the call `key` (tenant, call id) still retained (never a
+        stale one), None when the log has none."""
 
     @property
     @abc.abstractmethod

@@ -91,6 +91,10 @@ class WatchItem:
     batch: tuple[WatchItem, ...] = ()
 
 
+def _position(e: LogEntry) -> Position:
+    return e.position
+
+
 def _batched(items: list[WatchItem]) -> WatchItem:
     return items[0] if len(items) == 1 else WatchItem(items[-1].position, batch=tuple(items))
 
@@ -281,10 +285,11 @@ class Hub:
                     await self._log.check_resumable(cursor)
                 position = max(position, start)
             elif snapshot:
+                known = await self._log.latest_operations()
+                if flt.include_calls:  # and the latest (never stale) state of every call
+                    known = sorted(known + await self._log.latest_calls(), key=_position)
                 latest = [
-                    WatchItem(start, e)
-                    for e in await self._log.latest_operations()
-                    if e.position <= start and flt.matches(e)
+                    WatchItem(start, e) for e in known if e.position <= start and flt.matches(e)
                 ]
                 for i in range(0, len(latest), max_batch):
                     yield _batched(latest[i : i + max_batch])

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from commsgw._errors import ResumeTokenExpired
+from commsgw.eventlog import _callstates as cs
 from commsgw.eventlog._base import (
     Appended,
     AppendResult,
@@ -19,6 +20,7 @@ from commsgw.eventlog._base import (
     LogEntry,
     Position,
 )
+from graphcomms.v1 import calls_pb2
 
 
 class MemoryEventLog(EventLog):
@@ -38,6 +40,10 @@ class MemoryEventLog(EventLog):
         self._trimmed_through = 0  # highest sequence no longer retained
         self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
         self._latest: collections.OrderedDict[tuple[str, str, str], tuple[float, LogEntry]] = (
+            collections.OrderedDict()
+        )
+        # The latest (not stale) call update of every call, as _latest for operations.
+        self._calls: collections.OrderedDict[tuple[str, str], tuple[float, LogEntry]] = (
             collections.OrderedDict()
         )
         self._listener: Callable[[Sequence[LogEntry]], None] | None = None
@@ -66,11 +72,11 @@ class MemoryEventLog(EventLog):
         seen = self._seen
         while seen and (len(seen) > 2 * self._max_events or next(iter(seen.values())) < oldest):
             seen.popitem(last=False)
-        latest = self._latest
-        while latest and (
-            len(latest) > self._max_events or next(iter(latest.values()))[0] < oldest
-        ):
-            latest.popitem(last=False)
+        for latest in (self._latest, self._calls):
+            while latest and (
+                len(latest) > self._max_events or next(iter(latest.values()))[0] < oldest
+            ):
+                latest.popitem(last=False)
 
     async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         now = self._clock()
@@ -81,19 +87,37 @@ class MemoryEventLog(EventLog):
             if item.dedup_key in self._seen:
                 duplicates += 1
                 continue
+            call = cs.call_key(item.event)
+            decision = self._decide(call, item.event.call_update) if call else cs.Decision.KEEP
+            if decision is cs.Decision.DROP:
+                duplicates += 1
+                continue
             self._seen[item.dedup_key] = now
             self._seq += 1
+            if call is not None:
+                cs.mark(item.event.call_update, decision)
             entry = LogEntry((self._seq, 0), item.event)
             entry.traceparent = traceparent
             self._entries.append((now, entry))
             if item.operation_key is not None:
                 self._latest[item.operation_key] = (now, entry)
                 self._latest.move_to_end(item.operation_key)
+            if call is not None and decision in (cs.Decision.APPLY, cs.Decision.CONFIRM):
+                self._calls[call] = (now, entry)
+                self._calls.move_to_end(call)
             stored.append(entry)
         self._trim(now)
         if stored and self._listener is not None:
             self._listener(stored)
         return AppendResult(len(stored), duplicates)
+
+    def _decide(self, call: tuple[str, str], update: calls_pb2.CallUpdate) -> cs.Decision:
+        found = self._calls.get(call)
+        latest = None
+        if found is not None:
+            known = found[1].event.call_update
+            latest = (known.state, cs.is_observed(known))
+        return cs.decide(latest, update.state, observed=cs.is_observed(update))
 
     async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:
         entries = self._entries
@@ -126,4 +150,13 @@ class MemoryEventLog(EventLog):
     async def latest_operation(self, key: tuple[str, str, str]) -> LogEntry | None:
         self._trim(self._clock())
         found = self._latest.get(key)
+        return found[1] if found is not None else None
+
+    async def latest_calls(self) -> list[LogEntry]:
+        self._trim(self._clock())
+        return sorted((e for _, e in self._calls.values()), key=lambda e: e.position)
+
+    async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
+        self._trim(self._clock())
+        found = self._calls.get(key)
         return found[1] if found is not None else None

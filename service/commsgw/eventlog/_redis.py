@@ -18,8 +18,11 @@ Key layout (``P`` is the configured key prefix):
     retention window is dropped.
 ``P:latest`` / ``P:latest-idx``
     Hash ``[tenant,call,operation]`` (JSON) -> stream id of the latest update of each operation,
-    and a sorted set of the same fields scored by the id's milliseconds, used to drop the fields
-    whose entry was trimmed.
+    and ``[tenant,call]`` -> stream id of the latest (not stale) update of each call, whose
+    entry has a field ``c``, the code of its state (see ``_callstates``); a sorted set of the
+    same fields scored by the id's milliseconds, used to drop the fields whose entry was
+    trimmed. A call update's entry may carry a field ``f``: ``s`` stale, ``c`` confirms an
+    observed end.
 
 The log id rule: the id is created in the same atomic script that creates the stream. Whenever
 the stream key is missing (first start, or someone deleted it), the script creates an empty
@@ -66,6 +69,7 @@ from redis.exceptions import RedisError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
 from commsgw.eventlog._base import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
+from commsgw.eventlog._redis_calls import call_args, latest_ids
 from commsgw.eventlog._redis_reader import StreamReader
 from commsgw.eventlog._redis_stream import as_text, entries_of, format_id, parse_id
 from commsgw.eventlog._redis_writer import GroupCommitWriter
@@ -87,8 +91,9 @@ _START_LUA: Final = _lua("start")
 _APPEND_LUA: Final = _lua("append")
 
 
-def operation_field(key: tuple[str, str, str]) -> bytes:
-    """The latest-state hash field of an operation key (JSON: injective whatever the ids)."""
+def operation_field(key: tuple[str, ...]) -> bytes:
+    """The latest-state hash field of an operation key (tenant, call, operation) or a call key
+    (tenant, call) (JSON: injective whatever the ids, and the two kinds never collide)."""
     return json.dumps(key, separators=(",", ":")).encode()
 
 
@@ -243,6 +248,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
             args.append(item.event.SerializeToString())
             op = item.operation_key
             args.append(operation_field(op) if op is not None else b"")
+            args.extend(call_args(item.event))
         res = await self._commit(keys, args)
         appended = sum(1 for r in res if r != 0)
         return AppendResult(appended, len(items) - appended)
@@ -286,13 +292,19 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
             )
 
     async def latest_operations(self) -> list[LogEntry]:
+        return await self._latest(calls=False)
+
+    async def latest_calls(self) -> list[LogEntry]:
+        return await self._latest(calls=True)
+
+    async def _latest(self, *, calls: bool) -> list[LogEntry]:
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.get(self._meta_keys[2])
             pipe.hgetall(self._meta_keys[3])
             trimmed_raw, latest = await pipe.execute()
             trimmed = parse_id(trimmed_raw) if trimmed_raw is not None else ZERO
-            ids = sorted({p for p in map(parse_id, latest.values()) if p > trimmed})
+            ids = sorted({p for p in map(parse_id, latest_ids(latest, calls=calls)) if p > trimmed})
             out: list[LogEntry] = []
             for i in range(0, len(ids), _LATEST_FETCH_CHUNK):
                 pipe = self._client.pipeline(transaction=False)
@@ -316,6 +328,18 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
             raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
         found = entries_of(rows)
         return found[0] if found else None  # trimmed since: the log no longer knows it
+
+    async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
+        try:
+            raw = await self._client.hget(self._meta_keys[3], operation_field(key))
+            if raw is None:
+                return None
+            s = format_id(parse_id(raw))
+            rows = await self._client.xrange(self._stream, min=s, max=s, count=1)
+        except RedisError as exc:
+            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
+        found = entries_of(rows)
+        return found[0] if found else None
 
 
 __all__ = ["RedisEventLog", "format_id", "parse_id"]

@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from commsgw.eventlog import _callstates as cs
 from commsgw.eventlog._base import LogEntry, Position
 from graphcomms.v1 import calls_pb2
 
@@ -41,6 +42,7 @@ def as_text(raw: bytes | str) -> str:
 
 
 _TRACE_FIELD: Final = b"t"  # the traceparent of the webhook POST that stored the entry
+_FLAG_FIELD: Final = b"f"  # a call update's flag: s stale, c confirms an observed end
 
 
 def entries_of(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[LogEntry]:
@@ -57,8 +59,12 @@ def entries_of(rows: Sequence[tuple[bytes, dict[bytes, bytes]]] | Any) -> list[L
         except DecodeError:
             log.error("event log entry %s does not decode; skipped", format_id(position))
             continue
+        flag = fields.get(_FLAG_FIELD)
+        if flag:  # decided when it was stored (see _callstates): set on the event read back
+            cs.mark(event.call_update, cs.Decision(flag.decode("ascii", "replace")))
         entry = LogEntry(position, event)
-        entry._payload = data
+        if not flag:
+            entry._payload = data
         traced = fields.get(_TRACE_FIELD)
         if traced:
             entry.traceparent = traced.decode("ascii", "replace")

@@ -16,6 +16,7 @@ from commsgw._errors import (
 )
 from commsgw.eventlog import Hub, LogEntry
 from commsgw.graph import ACTIONS, GraphClient
+from commsgw.keepalive._reconcile import DEADLINE_PASSED, GRAPH_NOT_FOUND, Reconciler, expired
 from commsgw.keepalive._registry import Registry
 from graphcomms.v1 import calls_pb2
 
@@ -33,6 +34,8 @@ ALIVE = frozenset(
 ENDED = frozenset({calls_pb2.CALL_STATE_TERMINATING, calls_pb2.CALL_STATE_TERMINATED})
 # A period's lease lasts a little less than the period, so that the next one is free in time.
 LEASE_FRACTION = 0.9
+# Graph ends a call that got no keepAlive for this long (45 minutes).
+GRAPH_IDLE_LIMIT_S = 2700.0
 
 
 class KeepAlive:
@@ -46,8 +49,15 @@ class KeepAlive:
         registry: Registry,
         *,
         on_outcome: Callable[[str], None] | None = None,
+        reconciler: Reconciler | None = None,
+        idle_limit_s: float = GRAPH_IDLE_LIMIT_S,
     ) -> None:
         self._s = settings
+        self._reconciler = reconciler
+        self.idle_limit_s = idle_limit_s
+        # Per call, the loop time of its last sign of life: a keepAlive that succeeded (or a
+        # period another replica's lease covered), or a notification that it is alive.
+        self.life: dict[str, float] = {}
         self._graph = graph
         self._hub = hub
         self._registry = registry
@@ -76,6 +86,7 @@ class KeepAlive:
         # the next is due soon (a live replica holding the period's lease makes this a no-op).
         for i, (call, tenant) in enumerate(sorted(known.items())):
             self.due[call] = (loop.time() + self._tick * (1 + i % 10), tenant)
+            self.life[call] = loop.time()
         self._hub.observe_calls(self._on_call_update)
         self._spawn(self._record())
         self._spawn(self._schedule())
@@ -98,10 +109,14 @@ class KeepAlive:
         ended = update.state in ENDED or entry.event.change_type == calls_pb2.CHANGE_TYPE_DELETED
         if ended and call in self.due:
             del self.due[call]
+            self.life.pop(call, None)
             self._writes.put_nowait((call, None))
-        elif update.state in ALIVE and call and call not in self.due:
-            self.due[call] = (asyncio.get_running_loop().time() + self.interval, tenant)
-            self._writes.put_nowait((call, tenant))
+        elif update.state in ALIVE and call and not update.stale:
+            now = asyncio.get_running_loop().time()
+            self.life[call] = now
+            if call not in self.due:
+                self.due[call] = (now + self.interval, tenant)
+                self._writes.put_nowait((call, tenant))
 
     async def _record(self) -> None:
         """Writes the calls seen to the shared registry (in order; a failure is logged, the
@@ -136,6 +151,7 @@ class KeepAlive:
         try:
             if not await self._registry.lease(call, self.interval * LEASE_FRACTION):
                 self._note("skipped")  # another replica sends this period's keepAlive
+                self._alive(call)
                 self._next(call, tenant, self.interval)
                 return
             action = ACTIONS["KeepAlive"]
@@ -145,29 +161,69 @@ class KeepAlive:
             )
         except GraphError as err:
             if err.http_status == 404:  # the call has ended: nothing more to keep alive
+                detail = f"KeepAlive answered 404, graph request-id {err.request_id or '-'}"
+                if not await self._observe(call, tenant, GRAPH_NOT_FOUND, detail):
+                    return
                 self._note("gone")
-                self.due.pop(call, None)
-                with contextlib.suppress(Exception):
-                    await self._registry.remove(call)
+                await self._let_go(call)
                 return
             self._note("failed")
             log.warning("keepAlive of call %s failed: %s", call, err.message)
             with contextlib.suppress(Exception):
                 await self._registry.release(call)
-            self._next(call, tenant, self.retry_s)
+            await self._failed(call, tenant)
         except CommsgwError as err:
             self._note("failed")
             log.warning("keepAlive of call %s not sent: %s", call, err.message)
-            self._next(call, tenant, self.retry_s)
+            await self._failed(call, tenant)
         except Exception as exc:  # Redis down: try again soon, the call must not expire
             self._note("failed")
             log.warning("keepAlive of call %s not sent: %s", call, exc)
-            self._next(call, tenant, self.retry_s)
+            await self._failed(call, tenant)
         else:
             self._note("sent")
+            self._alive(call)
             self._next(call, tenant, self.interval)
         finally:
             self._busy.discard(call)
+
+    def _alive(self, call: str) -> None:
+        if call in self.due:
+            self.life[call] = asyncio.get_running_loop().time()
+
+    async def _let_go(self, call: str) -> None:
+        self.due.pop(call, None)
+        self.life.pop(call, None)
+        with contextlib.suppress(Exception):
+            await self._registry.remove(call)
+
+    async def _failed(self, call: str, tenant: str) -> None:
+        """A keepAlive that failed: try again soon, unless the call has passed Graph's idle
+        limit since its last sign of life (then Graph has ended it: report it ended)."""
+        now = asyncio.get_running_loop().time()
+        last = self.life.setdefault(call, now)
+        if self._reconciler is not None and expired(last, now, self.idle_limit_s):
+            detail = f"no keepAlive succeeded and no notification came for {now - last:.0f} s"
+            if await self._observe(call, tenant, DEADLINE_PASSED, detail):
+                self._note("expired")
+                await self._let_go(call)
+                return
+        self._next(call, tenant, self.retry_s)
+
+    async def _observe(
+        self, call: str, tenant: str, reason: calls_pb2.ObservedEndReason.ValueType, detail: str
+    ) -> bool:
+        """Report the call ended (when reconciliation is on); False when that could not be
+        stored (the call stays due, so that the next try reports it)."""
+        if self._reconciler is None:
+            return True
+        try:
+            await self._reconciler.observe(tenant, call, reason, detail)
+        except Exception as exc:
+            log.warning("could not report call %s ended: %s; trying again", call, exc)
+            self._next(call, tenant, self.retry_s)
+            return False
+        return True
 
     def _note(self, outcome: str) -> None:
         if self._on_outcome is not None:

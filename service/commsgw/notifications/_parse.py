@@ -344,6 +344,8 @@ def _parsed(
         cu = event.call_update
         cu.SetInParent()
         cu.state = call_state(data.get("state"))
+        # Graph sent it (the log flags it stale, or as confirming an observed end, on storing).
+        cu.origin = calls_pb2.CALL_UPDATE_ORIGIN_GRAPH
         cu.odata_type = entity.odata_type
         set_result_info(data.get("resultInfo"), cu.result_info)
         fill_call_fields(data, notification, cu, env.receive_time)

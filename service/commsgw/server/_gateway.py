@@ -27,7 +27,7 @@ from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
 from commsgw.graph._transport import Sender, make_http_client, make_sender
-from commsgw.keepalive import KeepAlive, make_registry
+from commsgw.keepalive import KeepAlive, Reconciler, make_registry
 from commsgw.notifications import (
     InsecureNoValidation,
     NotificationTokenValidator,
@@ -69,6 +69,7 @@ class Gateway:
         self._health = health.aio.HealthServicer()
         self._tasks: set[asyncio.Task[None]] = set()
         self.keepalive: KeepAlive | None = None
+        self.reconciler: Reconciler | None = None
         self.log: EventLog = make_event_log(settings)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
         self.tokens = TokenProvider(
@@ -113,7 +114,14 @@ class Gateway:
             shown = f"[{host}]" if ":" in host else host
             url = f"{scheme}://{shown}:{self.http_port}{s.webhook_path}"
             self.settings = s = dataclasses.replace(s, public_webhook_url=url)
-        await self._start_grpc(CallsServicer(s, graph, self.hub, self.log, self.tracing))
+        self.reconciler = Reconciler(
+            self.log,
+            enabled=s.reconcile_calls,
+            on_observed=lambda reason: self.metrics.observed_ends.labels(reason).inc(),
+        )
+        await self._start_grpc(
+            CallsServicer(s, graph, self.hub, self.log, self.tracing, reconciler=self.reconciler)
+        )
         if s.managed_keepalive:
             self.keepalive = KeepAlive(
                 s,
@@ -121,6 +129,7 @@ class Gateway:
                 self.hub,
                 make_registry(s),
                 on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
+                reconciler=self.reconciler if s.reconcile_calls else None,
             )
             await self.keepalive.start()
         await self._update_health()

@@ -17,11 +17,12 @@ import grpc
 from opentelemetry.trace import set_span_in_context
 
 from commsgw._config import Settings
-from commsgw._errors import FailedPrecondition, InvalidArgument, OperationNotDone
+from commsgw._errors import FailedPrecondition, GraphError, InvalidArgument, OperationNotDone
 from commsgw._tracing import Link, SpanKind, Tracing, span_context_of
 from commsgw.eventlog import EventLog, Hub, LogEntry, WatchFilter, decode_token, encode_token
 from commsgw.graph import ACTIONS, Action, GraphClient
 from commsgw.graph import _validate as v
+from commsgw.keepalive import Reconciler
 from commsgw.server import _context
 from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
 from commsgw.server._redaction import operation_for, response_for
@@ -57,8 +58,11 @@ class CallsServicer:
         hub: Hub,
         log: EventLog,
         tracing: Tracing | None = None,
+        *,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self._settings = settings
+        self._reconciler = reconciler
         self._tracing = tracing or Tracing()
         self._graph = graph
         self._hub = hub
@@ -97,9 +101,15 @@ class CallsServicer:
                 reason="NOT_IN_THIS_CLOUD",
             )
         rpc, crid = self._begin(context, req.tenant_id)
-        answer = await self._graph.send(
-            req, retry=action.retry, crid=crid, timeout=context.time_remaining()
-        )
+        try:
+            answer = await self._graph.send(
+                req, retry=action.retry, crid=crid, timeout=context.time_remaining()
+            )
+        except GraphError as err:
+            if err.http_status == 404 and self._reconciler is not None:  # a call gone silently?
+                detail = f"{action.rpc} answered 404, graph request-id {err.request_id or '-'}"
+                await self._reconciler.not_found(req.tenant_id, req.path, detail)
+            raise
         self._done(context, rpc, answer.request_id)
         return _redact(action.result(answer), rpc)
 

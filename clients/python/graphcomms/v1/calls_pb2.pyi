@@ -215,6 +215,62 @@ CALL_STATE_RINGING: CallState.ValueType  # 10
 """ringing."""
 Global___CallState: _TypeAlias = CallState  # noqa: Y015
 
+class _CallUpdateOrigin:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallUpdateOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallUpdateOrigin.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALL_UPDATE_ORIGIN_UNSPECIFIED: _CallUpdateOrigin.ValueType  # 0
+    """Not recorded (an event stored before the field existed: it came from Graph)."""
+    CALL_UPDATE_ORIGIN_GRAPH: _CallUpdateOrigin.ValueType  # 1
+    """A notification Graph sent to the gateway's webhook."""
+    CALL_UPDATE_ORIGIN_GATEWAY: _CallUpdateOrigin.ValueType  # 2
+    """The gateway itself observed it (see CallUpdate.origin)."""
+
+class CallUpdateOrigin(_CallUpdateOrigin, metaclass=_CallUpdateOriginEnumTypeWrapper):
+    """CallUpdateOrigin is who reported a CallUpdate."""
+
+CALL_UPDATE_ORIGIN_UNSPECIFIED: CallUpdateOrigin.ValueType  # 0
+"""Not recorded (an event stored before the field existed: it came from Graph)."""
+CALL_UPDATE_ORIGIN_GRAPH: CallUpdateOrigin.ValueType  # 1
+"""A notification Graph sent to the gateway's webhook."""
+CALL_UPDATE_ORIGIN_GATEWAY: CallUpdateOrigin.ValueType  # 2
+"""The gateway itself observed it (see CallUpdate.origin)."""
+Global___CallUpdateOrigin: _TypeAlias = CallUpdateOrigin  # noqa: Y015
+
+class _ObservedEndReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ObservedEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ObservedEndReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OBSERVED_END_REASON_UNSPECIFIED: _ObservedEndReason.ValueType  # 0
+    """Not an observed end, or a value this version of the contract does not know."""
+    OBSERVED_END_REASON_GRAPH_NOT_FOUND: _ObservedEndReason.ValueType  # 1
+    """Graph answered 404 for the call itself (managed keepAlive, GetCall, or any action on the
+    call) while the gateway's latest state of it was not terminated.
+    """
+    OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED: _ObservedEndReason.ValueType  # 2
+    """No keepAlive succeeded and no notification about the call arrived for Graph's idle limit
+    (45 minutes): Graph has ended it.
+    """
+
+class ObservedEndReason(_ObservedEndReason, metaclass=_ObservedEndReasonEnumTypeWrapper):
+    """ObservedEndReason is why the gateway concluded that a call has ended."""
+
+OBSERVED_END_REASON_UNSPECIFIED: ObservedEndReason.ValueType  # 0
+"""Not an observed end, or a value this version of the contract does not know."""
+OBSERVED_END_REASON_GRAPH_NOT_FOUND: ObservedEndReason.ValueType  # 1
+"""Graph answered 404 for the call itself (managed keepAlive, GetCall, or any action on the
+call) while the gateway's latest state of it was not terminated.
+"""
+OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED: ObservedEndReason.ValueType  # 2
+"""No keepAlive succeeded and no notification about the call arrived for Graph's idle limit
+(45 minutes): Graph has ended it.
+"""
+Global___ObservedEndReason: _TypeAlias = ObservedEndReason  # noqa: Y015
+
 class _BookmarkKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -539,6 +595,11 @@ class CallUpdate(_message.Message):
     TONE_INFO_FIELD_NUMBER: _builtins.int
     REQUESTED_MODALITIES_FIELD_NUMBER: _builtins.int
     CALLBACK_URI_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    OBSERVED_END_REASON_FIELD_NUMBER: _builtins.int
+    OBSERVED_DETAIL_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
+    CONFIRMS_OBSERVED_END_FIELD_NUMBER: _builtins.int
     state: Global___CallState.ValueType
     """The call's state."""
     odata_type: _builtins.str
@@ -547,6 +608,33 @@ class CallUpdate(_message.Message):
     """Who placed the call, when the notification says."""
     callback_uri: _builtins.str
     """The callback URI the call's notifications go to, when the notification says."""
+    origin: Global___CallUpdateOrigin.ValueType
+    """Who reported this update: GRAPH for a notification Graph sent to the webhook, GATEWAY for
+    an end the gateway observed itself (reconciliation: Graph answered 404 for a call the
+    gateway believed alive, or the call passed its keepAlive deadline with no sign of life).
+    A GATEWAY update has state TERMINATED, change_type DELETED and observed_end_reason set; it
+    is stored once per call in the shared log, whichever replica noticed first. UNSPECIFIED
+    only in events stored before this field existed (they came from Graph).
+    """
+    observed_end_reason: Global___ObservedEndReason.ValueType
+    """origin GATEWAY: why the gateway concluded that the call has ended."""
+    observed_detail: _builtins.str
+    """origin GATEWAY: what was seen, for people, e.g. "KeepAlive answered 404 (itemNotFound),
+    graph request-id ...". Not meant to be parsed.
+    """
+    stale: _builtins.bool
+    """The update would move the call backwards in Graph's call state order (e.g. ESTABLISHED
+    after TERMINATED, ESTABLISHING after ESTABLISHED; Graph may deliver out of order). It is
+    delivered all the same (nothing is dropped), but it is not the call's latest state: the
+    snapshot of WatchOperations keeps the state before it. The order is in the README's
+    delivery guarantees (HOLD <-> ESTABLISHED and TRANSFERRING -> ESTABLISHED go both ways).
+    """
+    confirms_observed_end: _builtins.bool
+    """Graph's own TERMINATED notification for a call whose end the gateway had already observed
+    and reported (an origin GATEWAY update before it): the same end, not a second one. It is
+    delivered (with Graph's result_info) and becomes the call's latest state; a subscriber that
+    acted on the observed end has nothing more to do.
+    """
     @_builtins.property
     def result_info(self) -> Global___ResultInfo:
         """Why the call ended (e.g. 200/5001), when it did."""
@@ -600,10 +688,15 @@ class CallUpdate(_message.Message):
         tone_info: _call_types_pb2.ToneInfo | None = ...,
         requested_modalities: _abc.Iterable[_call_types_pb2.Modality.ValueType] | None = ...,
         callback_uri: _builtins.str = ...,
+        origin: Global___CallUpdateOrigin.ValueType = ...,
+        observed_end_reason: Global___ObservedEndReason.ValueType = ...,
+        observed_detail: _builtins.str = ...,
+        stale: _builtins.bool = ...,
+        confirms_observed_end: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "chat_info", b"chat_info", "meeting_info", b"meeting_info", "result_info", b"result_info", "source", b"source", "tone_info", b"tone_info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "callback_uri", b"callback_uri", "chat_info", b"chat_info", "direction", b"direction", "meeting_info", b"meeting_info", "odata_type", b"odata_type", "requested_modalities", b"requested_modalities", "result_info", b"result_info", "source", b"source", "state", b"state", "targets", b"targets", "tone_info", b"tone_info"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "callback_uri", b"callback_uri", "chat_info", b"chat_info", "confirms_observed_end", b"confirms_observed_end", "direction", b"direction", "meeting_info", b"meeting_info", "observed_detail", b"observed_detail", "observed_end_reason", b"observed_end_reason", "odata_type", b"odata_type", "origin", b"origin", "requested_modalities", b"requested_modalities", "result_info", b"result_info", "source", b"source", "stale", b"stale", "state", b"state", "targets", b"targets", "tone_info", b"tone_info"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -726,7 +819,8 @@ class WatchOperationsRequest(_message.Message):
     response is then a START bookmark, or the snapshot with include_snapshot).
     """
     include_snapshot: _builtins.bool
-    """Without resume_token: first send the latest known state of every matching operation, then
+    """Without resume_token: first send the latest known state of every matching operation (and,
+    with include_call_updates, the latest CallUpdate of every call, never a stale one), then
     a SNAPSHOT_END bookmark, then live events. Ignored with a resume_token.
     """
     max_events_per_response: _builtins.int

@@ -2,7 +2,13 @@
 -- KEYS: 1..5 as in start.lua, then one dedup key per notification.
 -- ARGV: 1 candidate log id, 2 max_events, 3 max_age_ms, 4 the traceparent of the POST that
 -- brought them ('' when not traced; stored as field t), then per notification: event bytes,
--- latest-state field ('' when not an operation update).
+-- latest-state field ('' when not an operation update), call field ('' when not a call
+-- update), decision row and the code of its state (see commsgw.eventlog._callstates).
+-- A call update's decision is the character of its row at 1 (the call has no latest state) or
+-- at 2 + the code stored in field c of the call's latest entry (the latest hash maps the call
+-- field to that entry's id): a applies it, s stores it flagged stale (field f), k stores it,
+-- c stores it flagged as confirming an observed end and applies it, d drops it (answered as a
+-- duplicate).
 -- Returns one element per notification: its stream id, or 0 for a duplicate.
 ensure(ARGV[1])
 local stream = KEYS[1]
@@ -11,17 +17,50 @@ local max_age_ms = tonumber(ARGV[3])
 local traceparent = ARGV[4]
 local out = {}
 for i = 1, #KEYS - 5 do
-  if redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
-    local id
-    if traceparent ~= '' then
-      id = redis.call('XADD', stream, '*', 'e', ARGV[3 + 2 * i], 't', traceparent)
-    else
-      id = redis.call('XADD', stream, '*', 'e', ARGV[3 + 2 * i])
+  local at = 5 * (i - 1) + 4
+  local call = ARGV[at + 3]
+  local decision = 'a'
+  if call ~= '' then
+    local row = ARGV[at + 4]
+    local cur = redis.call('HGET', KEYS[4], call)
+    local pos = 1
+    if cur then
+      local found = redis.call('XRANGE', stream, cur, cur)
+      if #found > 0 then
+        local f = found[1][2]
+        for j = 1, #f, 2 do
+          if f[j] == 'c' then
+            pos = 2 + tonumber(f[j + 1])
+          end
+        end
+      end
     end
-    local op = ARGV[4 + 2 * i]
+    decision = string.sub(row, pos, pos)
+  end
+  if decision ~= 'd' and redis.call('SET', KEYS[5 + i], '1', 'NX', 'PX', ARGV[3]) then
+    local fields = {'e', ARGV[at + 1]}
+    if traceparent ~= '' then
+      table.insert(fields, 't')
+      table.insert(fields, traceparent)
+    end
+    if decision == 's' or decision == 'c' then
+      table.insert(fields, 'f')
+      table.insert(fields, decision)
+    end
+    if call ~= '' and (decision == 'a' or decision == 'c') then
+      table.insert(fields, 'c')
+      table.insert(fields, ARGV[at + 5])
+    end
+    local id = redis.call('XADD', stream, '*', unpack(fields))
+    local ms = string.match(id, '^(%d+)-')
+    local op = ARGV[at + 2]
     if op ~= '' then
       redis.call('HSET', KEYS[4], op, id)
-      redis.call('ZADD', KEYS[5], string.match(id, '^(%d+)-'), op)
+      redis.call('ZADD', KEYS[5], ms, op)
+    end
+    if call ~= '' and (decision == 'a' or decision == 'c') then
+      redis.call('HSET', KEYS[4], call, id)
+      redis.call('ZADD', KEYS[5], ms, call)
     end
     out[i] = id
   else

@@ -375,6 +375,98 @@ export function callStateToJSON(object: CallState): string {
   }
 }
 
+/** CallUpdateOrigin is who reported a CallUpdate. */
+export enum CallUpdateOrigin {
+  /** CALL_UPDATE_ORIGIN_UNSPECIFIED - Not recorded (an event stored before the field existed: it came from Graph). */
+  CALL_UPDATE_ORIGIN_UNSPECIFIED = 0,
+  /** CALL_UPDATE_ORIGIN_GRAPH - A notification Graph sent to the gateway's webhook. */
+  CALL_UPDATE_ORIGIN_GRAPH = 1,
+  /** CALL_UPDATE_ORIGIN_GATEWAY - The gateway itself observed it (see CallUpdate.origin). */
+  CALL_UPDATE_ORIGIN_GATEWAY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function callUpdateOriginFromJSON(object: any): CallUpdateOrigin {
+  switch (object) {
+    case 0:
+    case "CALL_UPDATE_ORIGIN_UNSPECIFIED":
+      return CallUpdateOrigin.CALL_UPDATE_ORIGIN_UNSPECIFIED;
+    case 1:
+    case "CALL_UPDATE_ORIGIN_GRAPH":
+      return CallUpdateOrigin.CALL_UPDATE_ORIGIN_GRAPH;
+    case 2:
+    case "CALL_UPDATE_ORIGIN_GATEWAY":
+      return CallUpdateOrigin.CALL_UPDATE_ORIGIN_GATEWAY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CallUpdateOrigin.UNRECOGNIZED;
+  }
+}
+
+export function callUpdateOriginToJSON(object: CallUpdateOrigin): string {
+  switch (object) {
+    case CallUpdateOrigin.CALL_UPDATE_ORIGIN_UNSPECIFIED:
+      return "CALL_UPDATE_ORIGIN_UNSPECIFIED";
+    case CallUpdateOrigin.CALL_UPDATE_ORIGIN_GRAPH:
+      return "CALL_UPDATE_ORIGIN_GRAPH";
+    case CallUpdateOrigin.CALL_UPDATE_ORIGIN_GATEWAY:
+      return "CALL_UPDATE_ORIGIN_GATEWAY";
+    case CallUpdateOrigin.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ObservedEndReason is why the gateway concluded that a call has ended. */
+export enum ObservedEndReason {
+  /** OBSERVED_END_REASON_UNSPECIFIED - Not an observed end, or a value this version of the contract does not know. */
+  OBSERVED_END_REASON_UNSPECIFIED = 0,
+  /**
+   * OBSERVED_END_REASON_GRAPH_NOT_FOUND - Graph answered 404 for the call itself (managed keepAlive, GetCall, or any action on the
+   * call) while the gateway's latest state of it was not terminated.
+   */
+  OBSERVED_END_REASON_GRAPH_NOT_FOUND = 1,
+  /**
+   * OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED - No keepAlive succeeded and no notification about the call arrived for Graph's idle limit
+   * (45 minutes): Graph has ended it.
+   */
+  OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function observedEndReasonFromJSON(object: any): ObservedEndReason {
+  switch (object) {
+    case 0:
+    case "OBSERVED_END_REASON_UNSPECIFIED":
+      return ObservedEndReason.OBSERVED_END_REASON_UNSPECIFIED;
+    case 1:
+    case "OBSERVED_END_REASON_GRAPH_NOT_FOUND":
+      return ObservedEndReason.OBSERVED_END_REASON_GRAPH_NOT_FOUND;
+    case 2:
+    case "OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED":
+      return ObservedEndReason.OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ObservedEndReason.UNRECOGNIZED;
+  }
+}
+
+export function observedEndReasonToJSON(object: ObservedEndReason): string {
+  switch (object) {
+    case ObservedEndReason.OBSERVED_END_REASON_UNSPECIFIED:
+      return "OBSERVED_END_REASON_UNSPECIFIED";
+    case ObservedEndReason.OBSERVED_END_REASON_GRAPH_NOT_FOUND:
+      return "OBSERVED_END_REASON_GRAPH_NOT_FOUND";
+    case ObservedEndReason.OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED:
+      return "OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED";
+    case ObservedEndReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** BookmarkKind says why a bookmark was sent. */
 export enum BookmarkKind {
   /** BOOKMARK_KIND_UNSPECIFIED - Not used. */
@@ -703,6 +795,37 @@ export interface CallUpdate {
   requestedModalities: Modality[];
   /** The callback URI the call's notifications go to, when the notification says. */
   callbackUri: string;
+  /**
+   * Who reported this update: GRAPH for a notification Graph sent to the webhook, GATEWAY for
+   * an end the gateway observed itself (reconciliation: Graph answered 404 for a call the
+   * gateway believed alive, or the call passed its keepAlive deadline with no sign of life).
+   * A GATEWAY update has state TERMINATED, change_type DELETED and observed_end_reason set; it
+   * is stored once per call in the shared log, whichever replica noticed first. UNSPECIFIED
+   * only in events stored before this field existed (they came from Graph).
+   */
+  origin: CallUpdateOrigin;
+  /** origin GATEWAY: why the gateway concluded that the call has ended. */
+  observedEndReason: ObservedEndReason;
+  /**
+   * origin GATEWAY: what was seen, for people, e.g. "KeepAlive answered 404 (itemNotFound),
+   * graph request-id ...". Not meant to be parsed.
+   */
+  observedDetail: string;
+  /**
+   * The update would move the call backwards in Graph's call state order (e.g. ESTABLISHED
+   * after TERMINATED, ESTABLISHING after ESTABLISHED; Graph may deliver out of order). It is
+   * delivered all the same (nothing is dropped), but it is not the call's latest state: the
+   * snapshot of WatchOperations keeps the state before it. The order is in the README's
+   * delivery guarantees (HOLD <-> ESTABLISHED and TRANSFERRING -> ESTABLISHED go both ways).
+   */
+  stale: boolean;
+  /**
+   * Graph's own TERMINATED notification for a call whose end the gateway had already observed
+   * and reported (an origin GATEWAY update before it): the same end, not a second one. It is
+   * delivered (with Graph's result_info) and becomes the call's latest state; a subscriber that
+   * acted on the observed end has nothing more to do.
+   */
+  confirmsObservedEnd: boolean;
 }
 
 /** OtherNotification is any other notification (participants, future types), kept whole. */
@@ -764,7 +887,8 @@ export interface WatchOperationsRequest {
    */
   resumeToken: string;
   /**
-   * Without resume_token: first send the latest known state of every matching operation, then
+   * Without resume_token: first send the latest known state of every matching operation (and,
+   * with include_call_updates, the latest CallUpdate of every call, never a stale one), then
    * a SNAPSHOT_END bookmark, then live events. Ignored with a resume_token.
    */
   includeSnapshot: boolean;
@@ -2136,6 +2260,11 @@ function createBaseCallUpdate(): CallUpdate {
     toneInfo: undefined,
     requestedModalities: [],
     callbackUri: "",
+    origin: 0,
+    observedEndReason: 0,
+    observedDetail: "",
+    stale: false,
+    confirmsObservedEnd: false,
   };
 }
 
@@ -2180,6 +2309,21 @@ export const CallUpdate: MessageFns<CallUpdate> = {
     }
     if (message.callbackUri !== "") {
       writer.uint32(98).string(message.callbackUri);
+    }
+    if (message.origin !== 0) {
+      writer.uint32(104).int32(message.origin);
+    }
+    if (message.observedEndReason !== 0) {
+      writer.uint32(112).int32(message.observedEndReason);
+    }
+    if (message.observedDetail !== "") {
+      writer.uint32(122).string(message.observedDetail);
+    }
+    if (message.stale !== false) {
+      writer.uint32(128).bool(message.stale);
+    }
+    if (message.confirmsObservedEnd !== false) {
+      writer.uint32(136).bool(message.confirmsObservedEnd);
     }
     return writer;
   },
@@ -2303,6 +2447,46 @@ export const CallUpdate: MessageFns<CallUpdate> = {
             message.callbackUri = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.origin = reader.int32() as any;
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.observedEndReason = reader.int32() as any;
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.observedDetail = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.stale = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.confirmsObservedEnd = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2363,6 +2547,23 @@ export const CallUpdate: MessageFns<CallUpdate> = {
         : isSet(object.callback_uri)
         ? globalThis.String(object.callback_uri)
         : "",
+      origin: isSet(object.origin) ? callUpdateOriginFromJSON(object.origin) : 0,
+      observedEndReason: isSet(object.observedEndReason)
+        ? observedEndReasonFromJSON(object.observedEndReason)
+        : isSet(object.observed_end_reason)
+        ? observedEndReasonFromJSON(object.observed_end_reason)
+        : 0,
+      observedDetail: isSet(object.observedDetail)
+        ? globalThis.String(object.observedDetail)
+        : isSet(object.observed_detail)
+        ? globalThis.String(object.observed_detail)
+        : "",
+      stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+      confirmsObservedEnd: isSet(object.confirmsObservedEnd)
+        ? globalThis.Boolean(object.confirmsObservedEnd)
+        : isSet(object.confirms_observed_end)
+        ? globalThis.Boolean(object.confirms_observed_end)
+        : false,
     };
   },
 
@@ -2404,6 +2605,21 @@ export const CallUpdate: MessageFns<CallUpdate> = {
     if (message.callbackUri !== "") {
       obj.callbackUri = message.callbackUri;
     }
+    if (message.origin !== 0) {
+      obj.origin = callUpdateOriginToJSON(message.origin);
+    }
+    if (message.observedEndReason !== 0) {
+      obj.observedEndReason = observedEndReasonToJSON(message.observedEndReason);
+    }
+    if (message.observedDetail !== "") {
+      obj.observedDetail = message.observedDetail;
+    }
+    if (message.stale !== false) {
+      obj.stale = message.stale;
+    }
+    if (message.confirmsObservedEnd !== false) {
+      obj.confirmsObservedEnd = message.confirmsObservedEnd;
+    }
     return obj;
   },
 
@@ -2434,6 +2650,11 @@ export const CallUpdate: MessageFns<CallUpdate> = {
       : undefined;
     message.requestedModalities = object.requestedModalities?.map((e) => e) || [];
     message.callbackUri = object.callbackUri ?? "";
+    message.origin = object.origin ?? 0;
+    message.observedEndReason = object.observedEndReason ?? 0;
+    message.observedDetail = object.observedDetail ?? "";
+    message.stale = object.stale ?? false;
+    message.confirmsObservedEnd = object.confirmsObservedEnd ?? false;
     return message;
   },
 };
