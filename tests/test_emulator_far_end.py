@@ -60,7 +60,8 @@ async def _ring(graph: Graph, rx: CallbackReceiver, **body: Any) -> str:
 
 async def _answered(graph: Graph, rx: CallbackReceiver, **ring: Any) -> str:
     call_id = await _ring(graph, rx, **ring)
-    assert (await graph.act(call_id, "answer", ANSWER)).status_code == 202
+    answer = {"callbackUri": rx.url, **ANSWER}  # Graph requires both callbackUri and mediaConfig
+    assert (await graph.act(call_id, "answer", answer)).status_code == 202
     await wait_for(lambda: last_state(rx, call_id) == "established")
     return call_id
 
