@@ -31,14 +31,16 @@ class Collector:
     def __init__(self) -> None:
         self.entries: list[LogEntry] = []
         self.gaps = 0
+        self.restarts: list[Position | None] = []
         self.changed = asyncio.Event()
 
     def __call__(self, batch: Sequence[LogEntry]) -> None:
         self.entries.extend(batch)
         self.changed.set()
 
-    def on_gap(self) -> None:
+    def on_gap(self, restart: Position | None) -> None:
         self.gaps += 1
+        self.restarts.append(restart)
 
     async def wait_for(self, n: int, *, marker: RedisEventLog | None = None) -> list[LogEntry]:
         """The entries handed over once there are `n`. With `marker`, a marker entry is then
@@ -411,6 +413,54 @@ async def test_recreated_stream_changes_log_id(
     c = make_log()
     await c.start(Collector())
     assert c.log_id not in (old_id, a.log_id)
+
+
+async def test_recreated_stream_with_lower_ids_is_read_from_its_start(
+    make_log: MakeLog, admin: aioredis.Redis, prefix: str
+) -> None:
+    """A log recreated whose ids are at or below the last one read (an empty replica promoted
+    whose clock is behind, or a stream recreated within the same millisecond) is read from its
+    own start: nothing in it is taken for already seen."""
+    a, col = await started(make_log)
+    hub_log = make_log()
+    hub = Hub(hub_log, buffer=100)
+    await hub.start()
+    got: list[WatchItem] = []
+    watch = asyncio.create_task(
+        collect(
+            hub.watch(WatchFilter(), resume=None, snapshot=False, bookmark_interval=0.05),
+            got,
+            lambda: False,
+        )
+    )
+    await eventually(lambda: hub.subscribers == 1)
+    await a.append([op_item("1")])
+    await col.wait_for(1)
+    await eventually(lambda: entry_ops(got) == ["1"])
+    old_head = hub.head
+    # Every key of the log gone, and an entry written at an id far below the one read.
+    await admin.delete(*[f"{prefix}:{k}" for k in ("events", "log-id", "trimmed")])
+    await admin.xadd(f"{prefix}:events", {"e": op_item("2").event.SerializeToString()}, id="1-1")
+    with pytest.raises(EventLogUnavailable, match="lost entries"):
+        await asyncio.wait_for(watch, WAIT_S)
+    # The hub's head moved back to the new log and took its entry.
+    await eventually(lambda: hub.head == (1, 1), what="the hub dispatched the new log's entry")
+    assert old_head > (1, 1)
+    await a.append([op_item("3")])
+    assert op_ids(await col.wait_for(3)) == ["1", "2", "3"]
+    assert col.restarts == [(1, 0)]  # the new log starts just below its first entry
+    got2: list[WatchItem] = []
+    watch2 = asyncio.create_task(
+        collect(
+            hub.watch(WatchFilter(), resume=None, snapshot=False, bookmark_interval=0.05),
+            got2,
+            lambda: "4" in entry_ops(got2),
+        )
+    )
+    await eventually(lambda: hub.subscribers == 1)
+    await a.append([op_item("4")])
+    await asyncio.wait_for(watch2, WAIT_S)
+    assert entry_ops(got2) == ["4"]
 
 
 async def test_lost_log_id_key_gives_new_identity(

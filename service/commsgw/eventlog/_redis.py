@@ -45,7 +45,12 @@ the listener in order and advances its last id only after handing them over; aft
 reconnects with backoff and reads on from its last id, so nothing is missed or repeated. A *gap*
 is reported (``on_gap``, see :meth:`RedisEventLog.start`) when entries after the reader's last
 id were trimmed before it could read them (``P:trimmed`` > last id: the reader lagged more than
-``max_events`` entries, or was disconnected that long), or when the log id changed.
+``max_events`` entries, or was disconnected that long), or when the log id changed. A new log
+id means another stream whose ids say nothing about the old one's: a stream recreated within
+the millisecond of the last entry read, or on a promoted replica whose clock is behind, starts
+at or below the reader's last id. So the reader then reads the new log from its own start (its
+``P:trimmed`` mark, read with its id in one script call) and hands that position to ``on_gap``,
+which moves the hub's head there.
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
     async def start(
         self,
         listener: Callable[[Sequence[LogEntry]], None],
-        on_gap: Callable[[], None] | None = None,
+        on_gap: Callable[[Position | None], None] | None = None,
     ) -> Position:
         """Start the reader; returns the stream's last generated id ((0, 0) when new).
 

@@ -12,7 +12,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -53,7 +53,7 @@ class StreamReader:
     _reader_ok: bool
     _writer_ok: bool
     _listener: Callable[[Sequence[LogEntry]], None] | None
-    _on_gap: Callable[[], None] | None
+    _on_gap: Callable[[Position | None], None] | None
 
     async def _read_loop(self) -> None:
         delay = 0.0
@@ -69,12 +69,14 @@ class StreamReader:
                 pipe.get(self._meta_keys[2])
                 pipe.get(self._meta_keys[1])
                 batches, trimmed_raw, log_id_raw = await pipe.execute()
-                if log_id_raw is None:
-                    # The metadata is gone (keys deleted): recreate it, with a new identity.
-                    res = await self._start_script(
+                recreated: list[Any] | None = None
+                if log_id_raw is None or as_text(log_id_raw) != self.log_id:
+                    # Another log (recreated, or its metadata is gone: the script then makes
+                    # a new identity). The script reads its id and start in one atomic step;
+                    # what XREAD returned may belong to either log and is read again.
+                    recreated = await self._start_script(
                         keys=self._meta_keys, args=[uuid.uuid4().hex], client=self._reader
                     )
-                    log_id_raw = res[0]
             except CONNECTION_ERRORS as exc:
                 self._reader_ok = False
                 if not failed:
@@ -98,24 +100,24 @@ class StreamReader:
             if not self._writer_ok:
                 await self._probe_writer()
 
-            log_id = as_text(log_id_raw)
-            gap = ""
-            if log_id != self.log_id:
-                gap = f"the event log was recreated (log id {self.log_id} -> {log_id})"
-                self.log_id = log_id
-            elif trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
-                gap = (
-                    f"entries after {format_id(self._last)} were trimmed before this replica "
-                    f"read them (trimmed through {as_text(trimmed_raw)})"
+            if recreated is not None and as_text(recreated[0]) != self.log_id:
+                # A new log: its positions say nothing about the old one's (a stream recreated
+                # in the same millisecond, or on a primary whose clock is behind, reuses ids
+                # at or below the last one read), so it is read from its own start.
+                log_id = as_text(recreated[0])
+                restart = parse_id(recreated[2])
+                self._report_gap(
+                    f"the event log was recreated (log id {self.log_id} -> {log_id})", restart
                 )
-            if gap:
-                self.gaps += 1
-                log.error("event log gap: %s; cutting every watch", gap)
-                if self._on_gap is not None:
-                    try:
-                        self._on_gap()
-                    except Exception:
-                        log.exception("event log on_gap callback failed")
+                self.log_id = log_id
+                self._last = restart
+                continue
+            if trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
+                self._report_gap(
+                    f"entries after {format_id(self._last)} were trimmed before this replica "
+                    f"read them (trimmed through {as_text(trimmed_raw)})",
+                    None,
+                )
             if not batches:
                 continue
             rows = batches[0][1] if isinstance(batches, list) else next(iter(batches.values()))[0]
@@ -128,6 +130,15 @@ class StreamReader:
                     self._listener(entries)
                 except Exception:
                     log.exception("event log listener failed")
+
+    def _report_gap(self, what: str, restart: Position | None) -> None:
+        self.gaps += 1
+        log.error("event log gap: %s; cutting every watch", what)
+        if self._on_gap is not None:
+            try:
+                self._on_gap(restart)
+            except Exception:
+                log.exception("event log on_gap callback failed")
 
     async def _probe_writer(self) -> None:
         try:
