@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import shutil
 import time
 import uuid
@@ -603,3 +604,75 @@ async def test_redis_restart_without_persistence(make_log: MakeLog) -> None:
         if proc.returncode is None:
             proc.terminate()
             await proc.wait()
+
+
+async def spawn_replica(port: int, primary: int, tmp: pathlib.Path) -> asyncio.subprocess.Process:
+    # A replica's full sync writes an RDB file: in the test's directory.
+    proc = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--replicaof", "127.0.0.1", str(primary), "--dir", str(tmp),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    client = aioredis.Redis(port=port)
+    try:
+        await eventually(
+            lambda: client.info("replication"),
+            ignoring=(RedisConnectionError,),
+            what="the replica answers",
+        )
+
+        async def synced() -> bool:
+            info = await client.info("replication")
+            return bool(info.get("master_link_status") == "up")
+
+        await eventually(synced, what="the replica in sync")
+    finally:
+        await client.aclose()
+    return proc
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+async def test_min_replicas_answers_only_once_a_replica_holds_it(
+    make_log: MakeLog, tmp_path: pathlib.Path
+) -> None:
+    port, replica_port = free_port(), free_port()
+    primary = await spawn_redis(port)
+    replica = await spawn_replica(replica_port, port, tmp_path)
+    try:
+        log, col = await started(
+            make_log, url=f"redis://127.0.0.1:{port}/0", min_replicas=1, replica_timeout_s=0.3
+        )
+        assert (await log.append([op_item("1")])).appended == 1
+        replica.terminate()
+        await replica.wait()
+        # Stored on the primary, but no replica holds it: refused (503), counted.
+        second = op_item("2")
+        with pytest.raises(EventLogUnavailable, match="0 of 1 replicas"):
+            await log.append([second])
+        assert log.replica_shortfalls == 1
+        # Graph redelivers once a replica is back: the dedup check finds it, and WAIT now
+        # confirms the replica holds it (it copied everything before the batch's marker).
+        replica = await spawn_replica(replica_port, port, tmp_path)
+        res = await log.append([second])
+        assert (res.appended, res.duplicates) == (0, 1)
+        assert op_ids(await col.wait_for(2)) == ["1", "2"]
+        async with aioredis.Redis(port=replica_port) as r:
+            rows = await r.xrange(f"{log.key_prefix}:events")
+        assert len(rows) == 2
+    finally:
+        for proc in (primary, replica):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+
+
+def test_cluster_prefix_is_one_hash_tag() -> None:
+    from commsgw.eventlog._redis_connect import RedisTarget, log_prefix
+
+    node = RedisTarget(url="redis://127.0.0.1:7000/0", cluster=True)
+    assert log_prefix(node, "commsgw") == "{commsgw}"
+    assert log_prefix(node, "{gw}:eu") == "{gw}:eu"  # already a tag: kept
+    assert log_prefix(node, "a{}b}") == "{a{}b}}"  # an empty tag hashes the whole key
+    assert log_prefix(RedisTarget(url="redis://h/0"), "commsgw") == "commsgw"
+    with pytest.raises(ValueError):
+        RedisTarget(url="redis://h/0", sentinels=(("h", 26379),))

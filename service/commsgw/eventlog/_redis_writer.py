@@ -3,7 +3,9 @@
 Appends wait in a list while a write is in flight and then go out together, up to
 ``_WRITE_BATCH`` script calls in one pipeline on one connection. A batch that finds Redis's
 script cache empty (NOSCRIPT) loads the script and resends what was refused; every append gets
-its own result or error, including those a failed or cancelled writer leaves behind.
+its own result or error, including those a failed or cancelled writer leaves behind. With
+``min_replicas``, each batch ends with ``WAIT`` and its appends succeed only when that many
+replicas confirmed them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class GroupCommitWriter:
     _pending: list[_PendingAppend]
     _flushing: asyncio.Task[None] | None
     _writer_ok: bool
+    _min_replicas: int
+    _replica_timeout_ms: int
+    _wait_marker: str
+    writer_client_name: str
+    replica_shortfalls: int
 
     async def _commit(self, keys: list[str | bytes], args: list[str | int | bytes]) -> list[Any]:
         """Run the append script with these keys and arguments in the next batch."""
@@ -75,15 +82,20 @@ class GroupCommitWriter:
                 pipe = self._client.pipeline(transaction=False)
                 for p in todo:
                     pipe.evalsha(sha, len(p.keys), *p.keys, *p.args)
+                if self._min_replicas:
+                    self._wait_for_replicas(pipe)
                 results = await pipe.execute(raise_on_error=False)
+                short = self._replicas_short(results[-1]) if self._min_replicas else None
                 missing: list[_PendingAppend] = []
-                for p, res in zip(todo, results, strict=True):
+                for p, res in zip(todo, results, strict=False):
                     if isinstance(res, NoScriptError) and attempt == 0:
                         missing.append(p)  # not run at all: safe to send again
                     elif isinstance(res, Exception):
                         p.fail(
                             EventLogUnavailable(f"the event log (Redis) refused the write: {res}")
                         )
+                    elif short is not None:
+                        p.fail(short)  # stored on the primary, but it could still be lost
                     else:
                         p.succeed(res)
                 if not missing:
@@ -102,6 +114,27 @@ class GroupCommitWriter:
             _fail(batch, EventLogUnavailable("the event log write was interrupted"))
             raise
         self._writer_ok = True
+
+    def _wait_for_replicas(self, pipe: Any) -> None:
+        """End the batch with a marker write and WAIT: the replicas' acknowledged offset
+        covers the marker only once they hold everything written before it, by any client,
+        so a duplicate (stored earlier, perhaps by another replica of the gateway) is
+        confirmed as well as a new entry."""
+        pipe.set(self._wait_marker, self.writer_client_name, px=60_000)
+        pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
+
+    def _replicas_short(self, answer: object) -> EventLogUnavailable | None:
+        """None when WAIT confirmed enough replicas, else the error each append gets (503:
+        Graph redelivers, and the dedup key keeps the redelivery from being stored twice)."""
+        if isinstance(answer, int) and answer >= self._min_replicas:
+            return None
+        self.replica_shortfalls += 1
+        got = f"{answer} of" if isinstance(answer, int) else f"none of ({answer})"
+        return EventLogUnavailable(
+            f"the event log (Redis) stored the notification but {got} "
+            f"{self._min_replicas} replicas confirmed it within "
+            f"{self._replica_timeout_ms / 1000:g} s"
+        )
 
 
 class _PendingAppend:
