@@ -256,7 +256,9 @@ async def test_failover_counts(
     assert counts["acked"] == TOTAL  # every notification was answered 202 in the end
     assert counts["resumed_after_run"]["duplicated"] == 0, counts
     if min_replicas:
-        # Acknowledged only once a replica held it: the promoted replica has every one.
+        # Acknowledged only once a replica held it: the promoted replica has every one, and
+        # subscribers got only what the replicas held, so nothing twice either.
         assert counts["missing_from_log"] == 0, counts
         for who in ("live_on_gateway_a", "live_on_gateway_b", "resumed_after_run"):
             assert counts[who]["missing"] == 0, (who, counts)
+            assert counts[who]["duplicated"] == 0, (who, counts)

@@ -650,6 +650,9 @@ async def test_min_replicas_answers_only_once_a_replica_holds_it(
         with pytest.raises(EventLogUnavailable, match="0 of 1 replicas"):
             await log.append([second])
         assert log.replica_shortfalls == 1
+        # The reader read it but holds it back: a failover could still take it away.
+        await eventually(lambda: len(log._held) == 1, what="the unconfirmed entry is held")
+        assert op_ids(col.entries) == ["1"]
         # Graph redelivers once a replica is back: the dedup check finds it, and WAIT now
         # confirms the replica holds it (it copied everything before the batch's marker).
         replica = await spawn_replica(replica_port, port, tmp_path)

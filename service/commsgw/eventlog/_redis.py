@@ -16,8 +16,9 @@ Key layout (``P`` is the configured key prefix):
 ``P:dedup:<hex>``
     One key per accepted notification (``SET NX PX=max_age``): a redelivery within the
     retention window is dropped.
-``P:replicated``
-    Written at the end of each write batch when ``min_replicas`` is set (see "Writing").
+``P:replicated`` / ``P:replicated-to``
+    With ``min_replicas``: the marker written at the end of each write batch, and a short
+    stream of marks, each the id up to which WAIT confirmed the replicas hold every entry.
 ``P:latest`` / ``P:latest-idx``
     Hash ``[tenant,call,operation]`` (JSON) -> stream id of the latest update of each operation,
     and a sorted set of the same fields scored by the id's milliseconds, used to drop the fields
@@ -43,6 +44,10 @@ result, or its own error. With ``min_replicas`` above 0 the batch ends with a wr
 ``P:replicated`` and ``WAIT min_replicas timeout``: replication is one ordered stream, so once
 that many replicas acknowledged the marker they hold every entry before it, new or found as a
 duplicate. Fewer within the timeout: every append of the batch fails (503; Graph redelivers).
+Then the stream's last id read by the marker script is added to ``P:replicated-to``; readers
+hand over only entries up to the newest such mark (they read both streams in one XREAD), so a
+subscriber never sees an entry a failover can still take back: an unconfirmed write lost with
+the primary and stored again from Graph's redelivery would otherwise reach it twice.
 
 Deployments (``_redis_connect``): a URL (one Redis); Sentinel (the client asks the Sentinels
 for the primary on each new connection, so after a failover both the writer and the reader
@@ -159,6 +164,9 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         self._min_replicas = min_replicas
         self._replica_timeout_ms = max(1, round(replica_timeout_s * 1000))
         self._wait_marker = f"{key_prefix}:replicated"
+        self._commits = f"{key_prefix}:replicated-to" if min_replicas else None
+        self._commit_read = "0-0"
+        self._held = []
         self.replica_shortfalls = 0
         """How many write batches WAIT found fewer than `min_replicas` replicas for."""
         self._client = connect(
@@ -220,7 +228,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
         self.log_id = as_text(res[0])
-        self._last = parse_id(res[1])
+        self._last = self._read = self._committed = parse_id(res[1])
         self._listener = listener
         self._on_gap = on_gap
         self._reader_ok = True

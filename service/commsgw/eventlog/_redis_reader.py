@@ -2,7 +2,8 @@
 
 One loop per instance on its own connection: ``XREAD BLOCK`` with the trim mark and the log id,
 entries handed to the listener in order, gaps (trimmed before read, or a new log id) reported,
-and after an error a reconnect with backoff that reads on from the last id.
+and after an error a reconnect with backoff that reads on from the last id. With replica
+confirmation, entries are held back until a replicated mark covers them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class StreamReader:
     _block_ms: int
     _max_backoff: float
     _last: Position
+    _read: Position
+    _commits: str | None
+    _commit_read: str
+    _committed: Position
+    _held: list[Any]
     _reader_ok: bool
     _writer_ok: bool
     _listener: Callable[[Sequence[LogEntry]], None] | None
@@ -61,11 +67,10 @@ class StreamReader:
         while not self._closed:
             try:
                 pipe = self._reader.pipeline(transaction=False)
-                pipe.xread(
-                    {self._stream: format_id(self._last)},
-                    count=_READ_COUNT,
-                    block=self._block_ms,
-                )
+                streams: dict[Any, Any] = {self._stream: format_id(self._read)}
+                if self._commits is not None:
+                    streams[self._commits] = self._commit_read
+                pipe.xread(streams, count=_READ_COUNT, block=self._block_ms)
                 pipe.get(self._meta_keys[2])
                 pipe.get(self._meta_keys[1])
                 batches, trimmed_raw, log_id_raw = await pipe.execute()
@@ -79,6 +84,9 @@ class StreamReader:
                     )
             except CONNECTION_ERRORS as exc:
                 self._reader_ok = False
+                # What was held back may have been lost with the server: read it again.
+                self._held.clear()
+                self._read = self._last
                 if not failed:
                     log.warning("event log reader lost Redis (%s); reconnecting", exc)
                 failed = True
@@ -110,7 +118,8 @@ class StreamReader:
                     f"the event log was recreated (log id {self.log_id} -> {log_id})", restart
                 )
                 self.log_id = log_id
-                self._last = restart
+                self._last = self._read = self._committed = restart
+                self._held.clear()
                 continue
             if trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
                 self._report_gap(
@@ -118,18 +127,44 @@ class StreamReader:
                     f"read them (trimmed through {as_text(trimmed_raw)})",
                     None,
                 )
-            if not batches:
-                continue
-            rows = batches[0][1] if isinstance(batches, list) else next(iter(batches.values()))[0]
-            if not rows:
-                continue
-            entries = entries_of(rows)
-            self._last = parse_id(rows[-1][0])
-            if entries and self._listener is not None:
-                try:
-                    self._listener(entries)
-                except Exception:
-                    log.exception("event log listener failed")
+            if batches:
+                self._take(_by_stream(batches))
+
+    def _take(self, read: dict[str, Any]) -> None:
+        """Hand over what XREAD returned; with replica confirmation (``_commits``), only the
+        entries up to the newest replicated mark, the others held until a mark covers them."""
+        rows = read.get(self._stream, [])
+        if self._commits is None:
+            if rows:
+                self._read = self._last = parse_id(rows[-1][0])
+                self._hand_over(rows)
+            return
+        marks = read.get(self._commits, [])
+        if marks:
+            self._commit_read = as_text(marks[-1][0])
+            for _id, fields in marks:
+                mark = fields.get(b"m") if fields else None
+                if mark is not None:
+                    self._committed = max(self._committed, parse_id(mark))
+        if rows:
+            self._read = parse_id(rows[-1][0])
+            self._held.extend(rows)
+        n = 0
+        while n < len(self._held) and parse_id(self._held[n][0]) <= self._committed:
+            n += 1
+        if n:
+            release = self._held[:n]
+            del self._held[:n]
+            self._last = parse_id(release[-1][0])
+            self._hand_over(release)
+
+    def _hand_over(self, rows: list[Any]) -> None:
+        entries = entries_of(rows)
+        if entries and self._listener is not None:
+            try:
+                self._listener(entries)
+            except Exception:
+                log.exception("event log listener failed")
 
     def _report_gap(self, what: str, restart: Position | None) -> None:
         self.gaps += 1
@@ -146,3 +181,10 @@ class StreamReader:
         except RedisError:
             return
         self._writer_ok = True
+
+
+def _by_stream(batches: Any) -> dict[str, Any]:
+    """XREAD's answer (a list of [stream, rows] in RESP2, a dict in RESP3) by stream name."""
+    if isinstance(batches, dict):
+        return {as_text(k): v[0] for k, v in batches.items()}
+    return {as_text(name): rows for name, rows in batches}

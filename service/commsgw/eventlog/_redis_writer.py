@@ -11,6 +11,7 @@ replicas confirmed them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -22,6 +23,16 @@ from commsgw._errors import EventLogUnavailable
 from commsgw.eventlog._redis_stream import CONNECTION_ERRORS
 
 __all__ = ["GroupCommitWriter"]
+
+log = logging.getLogger("commsgw.redislog")
+
+# The marker write before WAIT; returns the stream's last id (KEYS: 1 stream, 2 marker).
+_MARK_LUA: Final = """
+redis.call('SET', KEYS[2], ARGV[1], 'PX', 60000)
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 then return '0-0' end
+return last[1][1]
+"""
 
 # Appends sent in one pipeline at most (each is one script call).
 _WRITE_BATCH: Final = 256
@@ -40,6 +51,8 @@ class GroupCommitWriter:
     _min_replicas: int
     _replica_timeout_ms: int
     _wait_marker: str
+    _stream: str
+    _commits: str | None
     writer_client_name: str
     replica_shortfalls: int
 
@@ -77,6 +90,7 @@ class GroupCommitWriter:
     async def _write(self, batch: list[_PendingAppend]) -> None:
         sha = self._append_script.sha
         todo = batch
+        mark: bytes | str | None = None
         try:
             for attempt in range(2):
                 pipe = self._client.pipeline(transaction=False)
@@ -86,6 +100,8 @@ class GroupCommitWriter:
                     self._wait_for_replicas(pipe)
                 results = await pipe.execute(raise_on_error=False)
                 short = self._replicas_short(results[-1]) if self._min_replicas else None
+                if self._min_replicas and short is None and isinstance(results[-2], bytes | str):
+                    mark = results[-2]
                 missing: list[_PendingAppend] = []
                 for p, res in zip(todo, results, strict=False):
                     if isinstance(res, NoScriptError) and attempt == 0:
@@ -114,14 +130,26 @@ class GroupCommitWriter:
             _fail(batch, EventLogUnavailable("the event log write was interrupted"))
             raise
         self._writer_ok = True
+        if mark is not None:
+            await self._publish_commit(mark)
 
     def _wait_for_replicas(self, pipe: Any) -> None:
         """End the batch with a marker write and WAIT: the replicas' acknowledged offset
         covers the marker only once they hold everything written before it, by any client,
         so a duplicate (stored earlier, perhaps by another replica of the gateway) is
-        confirmed as well as a new entry."""
-        pipe.set(self._wait_marker, self.writer_client_name, px=60_000)
+        confirmed as well as a new entry. The marker script returns the stream's last id: once
+        WAIT confirmed it, every entry up to that id is on the replicas."""
+        pipe.eval(_MARK_LUA, 2, self._stream, self._wait_marker, self.writer_client_name)
         pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
+
+    async def _publish_commit(self, mark: bytes | str) -> None:
+        """Tell every reader that the entries up to `mark` are on the replicas (they hand over
+        only those, see "Readers" in ``_redis``). A mark lost here is covered by the next."""
+        assert self._commits is not None
+        try:
+            await self._client.xadd(self._commits, {b"m": mark}, maxlen=64, approximate=True)
+        except RedisError as exc:
+            log.warning("event log: the replicated mark %r was not published: %s", mark, exc)
 
     def _replicas_short(self, answer: object) -> EventLogUnavailable | None:
         """None when WAIT confirmed enough replicas, else the error each append gets (503:
