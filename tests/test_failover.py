@@ -1,4 +1,5 @@
-"""A Redis failover under two gateway replicas, on loopback (`make test-failover`).
+"""A Redis failover under two gateway replicas, on loopback (`make test-failover`), and the log
+recreated under them (in `make test`).
 
 A primary, a replica behind a link with 0.2 s of latency (asynchronous replication that lags)
 and three Sentinels; two gateway processes on Sentinel; Graph-like POSTs, one notification
@@ -37,10 +38,9 @@ from helpers.watch import first_bookmark
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.failover,
-    pytest.mark.timeout(170),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
 TOTAL = 240  # notifications posted
 KILL_AFTER = 80  # acked before the primary is killed
@@ -247,6 +247,8 @@ def report(tmp: pathlib.Path, counts: dict[str, Any]) -> None:
     out.write_text(line + "\n")
 
 
+@pytest.mark.failover
+@pytest.mark.timeout(170)
 @pytest.mark.parametrize("min_replicas", [0, 1])
 async def test_failover_counts(
     emulator: Emulator, tmp_path: pathlib.Path, min_replicas: int
@@ -262,3 +264,89 @@ async def test_failover_counts(
         for who in ("live_on_gateway_a", "live_on_gateway_b", "resumed_after_run"):
             assert counts[who]["missing"] == 0, (who, counts)
             assert counts[who]["duplicated"] == 0, (who, counts)
+
+
+async def test_log_recreated_under_the_gateways(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    """Every key of the log gone (an empty replica promoted, or FLUSHDB): every watch on every
+    gateway ends UNAVAILABLE; resuming with its last token is OUT_OF_RANGE (that token is of a
+    log that is gone); without a token, the snapshot has what the new log holds, then live."""
+    prefix = f"commsgw-test-{uuid.uuid4().hex[:12]}"
+    env = {
+        "COMMSGW_EMULATOR_URL": emulator.base_url,
+        "COMMSGW_CA_FILE": str(emulator.ca_path),
+        "COMMSGW_EVENT_LOG": SHARED_REDIS,
+        "COMMSGW_EVENT_LOG_KEY": prefix,
+        "COMMSGW_BOOKMARK_INTERVAL_S": "1",
+    }
+    gateways = [GatewayProcess(env, str(tmp_path / f"gateway-{i}.log")) for i in range(2)]
+    graph = GraphLike(emulator, [gw.webhook for gw in gateways[:1]])
+    admin = aioredis.Redis.from_url(SHARED_REDIS)
+    try:
+        for gw in gateways:
+            await gw.start()
+        call_id = new_guid()
+        tokens = [await first_bookmark(gw.target, call_id) for gw in gateways]
+        await graph.deliver(call_id, "before")
+
+        seen = [asyncio.Event() for _ in gateways]
+
+        async def watch_until_it_ends(i: int) -> tuple[list[str], str, Any]:
+            ops: list[str] = []
+            token = tokens[i]
+            async with grpc.aio.insecure_channel(gateways[i].target) as ch:
+                call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
+                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
+                )
+                try:
+                    async for r in call:
+                        token = r.resume_token
+                        if r.WhichOneof("kind") == "event":
+                            ops.append(r.event.operation_update.operation.id)
+                            seen[i].set()
+                except grpc.aio.AioRpcError as err:
+                    return ops, token, err.code()
+            raise AssertionError("the watch ended without an error")
+
+        async with asyncio.timeout(30):
+            watches = [asyncio.create_task(watch_until_it_ends(i)) for i in range(2)]
+            for e in seen:
+                await e.wait()
+            # Every key of the log goes (never FLUSHDB on the shared Redis), then a POST.
+            keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+            await admin.delete(*keys)
+            await graph.deliver(call_id, "after")
+            ended = await asyncio.gather(*watches)
+        for ops, _token, code in ended:
+            assert ops == ["before"]
+            assert code == grpc.StatusCode.UNAVAILABLE
+        for gw, (_ops, token, _code) in zip(gateways, ended, strict=True):
+            async with grpc.aio.insecure_channel(gw.target) as ch:
+                stub = calls_pb2_grpc.CallsServiceStub(ch)
+                resumed = stub.WatchOperations(
+                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async for _r in resumed:
+                        pass
+                assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+                assert "another event log" in (info.value.details() or "")
+                fresh = stub.WatchOperations(
+                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], include_snapshot=True)
+                )
+                kinds: list[str] = []
+                async with asyncio.timeout(10):
+                    async for r in fresh:
+                        if r.WhichOneof("kind") == "event":
+                            kinds.append(r.event.operation_update.operation.id)
+                        elif r.bookmark.kind == calls_pb2.BOOKMARK_KIND_SNAPSHOT_END:
+                            break
+                fresh.cancel()
+                assert kinds == ["after"]  # what the new log holds; "before" is gone
+    finally:
+        for gw in gateways:
+            gw.kill()
+        await graph.http.aclose()
+        keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()

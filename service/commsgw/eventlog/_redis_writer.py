@@ -95,7 +95,9 @@ class GroupCommitWriter:
             for attempt in range(2):
                 pipe = self._client.pipeline(transaction=False)
                 for p in todo:
-                    pipe.evalsha(sha, len(p.keys), *p.keys, *p.args)
+                    # As a plain command: a cluster pipeline refuses its evalsha() helper
+                    # but routes EVALSHA by its keys (all in one slot, see `log_prefix`).
+                    pipe.execute_command("EVALSHA", sha, len(p.keys), *p.keys, *p.args)
                 if self._min_replicas:
                     self._wait_for_replicas(pipe)
                 results = await pipe.execute(raise_on_error=False)
