@@ -18,7 +18,7 @@ IMAGE ?= commsgw:dev
 # The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
 KUBERNETES_VERSION ?= 1.37.0
 
-.PHONY: soak fuzz venv graph-metadata gen gen-python unasync clients lint lint-deploy image typecheck test test-fast bench run emulator demo docs clean
+.PHONY: soak fuzz venv graph-metadata gen gen-python unasync clients lint lint-deploy image typecheck test test-fast test-failover bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -93,12 +93,18 @@ typecheck: $(STAMP)
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
 test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not failover" $(PYTEST_ARGS)
+
+## test-failover: a Redis failover under two gateway replicas (a primary, a replica and three
+## Sentinels of its own on free loopback ports; kill -9 of the primary), with
+## COMMSGW_EVENT_LOG_MIN_REPLICAS 0 and 1; prints the counts (about a minute, bounded)
+test-failover: $(STAMP)
+	$(BIN)/pytest tests/test_failover.py -m failover -q -s $(PYTEST_ARGS)
 
 ## test-fast: the fast tier, under a minute: everything but the end-to-end tests (marked e2e)
 test-fast: $(STAMP)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not e2e and not failover" $(PYTEST_ARGS)
 
 ## bench: every scenario against its baseline; report and plots in bench/results/
 bench: $(STAMP)

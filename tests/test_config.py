@@ -68,6 +68,19 @@ def test_china_refused_by_the_command_at_start_up() -> None:
         ({**AZURE, "AZURE_TENANT_ID": "contoso"}, "AZURE_TENANT_ID"),
         ({"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT}, "AZURE_CLIENT_SECRET"),
         ({"COMMSGW_EVENT_LOG": "kafka://x"}, "COMMSGW_EVENT_LOG"),
+        ({"COMMSGW_EVENT_LOG": "sentinel"}, "COMMSGW_EVENT_LOG_SENTINELS"),
+        ({"COMMSGW_EVENT_LOG_SENTINELS": "host-without-port"}, "COMMSGW_EVENT_LOG_SENTINELS"),
+        ({"COMMSGW_EVENT_LOG_CLUSTER": "true"}, "COMMSGW_EVENT_LOG_CLUSTER"),
+        (
+            {
+                "COMMSGW_EVENT_LOG": "redis://node:6379/0",
+                "COMMSGW_EVENT_LOG_CLUSTER": "true",
+                "COMMSGW_EVENT_LOG_MIN_REPLICAS": "1",
+            },
+            "COMMSGW_EVENT_LOG_MIN_REPLICAS",
+        ),
+        ({"COMMSGW_EVENT_LOG_MIN_REPLICAS": "-1"}, "COMMSGW_EVENT_LOG_MIN_REPLICAS"),
+        ({"COMMSGW_EVENT_LOG_REPLICA_TIMEOUT_S": "0"}, "COMMSGW_EVENT_LOG_REPLICA_TIMEOUT_S"),
         ({"COMMSGW_EXTRA_TENANTS": "a,b"}, "COMMSGW_EXTRA_TENANTS"),
         ({"COMMSGW_EMULATOR_URL": "http://127.0.0.1:8443"}, "COMMSGW_EMULATOR_URL"),
         ({"COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH": "maybe"}, "COMMSGW_INSECURE_SKIP"),
@@ -95,3 +108,23 @@ def test_tenants_include_extra() -> None:
     extra = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
     s = from_sources({**AZURE, "COMMSGW_EXTRA_TENANTS": extra.upper()})
     assert s.tenants == (TENANT, extra)
+
+
+def test_redis_deployments_become_targets() -> None:
+    from commsgw.eventlog._factory import redis_target
+
+    s = from_sources(
+        {
+            "COMMSGW_EVENT_LOG": "sentinel",
+            "COMMSGW_EVENT_LOG_SENTINELS": "s1:26379, s2:26380",
+            "COMMSGW_EVENT_LOG_SENTINEL_SERVICE": "calls",
+            "COMMSGW_EVENT_LOG_MIN_REPLICAS": "1",
+        }
+    )
+    t = redis_target(s)
+    assert (t.sentinels, t.service, t.url) == ((("s1", 26379), ("s2", 26380)), "calls", "")
+    assert s.event_log_min_replicas == 1
+    c = redis_target(
+        from_sources({"COMMSGW_EVENT_LOG": "redis://n:7000/0", "COMMSGW_EVENT_LOG_CLUSTER": "1"})
+    )
+    assert (c.url, c.cluster) == ("redis://n:7000/0", True)

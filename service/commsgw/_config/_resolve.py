@@ -85,8 +85,7 @@ def resolve(s: Settings) -> Settings:
     tenants = (tenant_norm, *(t for t in s.extra_tenants if t != tenant_norm))
     if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"COMMSGW_LOG_LEVEL={s.log_level!r}: use DEBUG, INFO, ...")
-    if s.event_log != "memory" and not s.event_log.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"COMMSGW_EVENT_LOG={s.event_log!r}: use memory or a redis:// URL")
+    _check_event_log(s)
     if s.retry_max_s < s.retry_base_s:
         raise ConfigError("COMMSGW_RETRY_MAX_S must not be smaller than COMMSGW_RETRY_BASE_S")
     if not s.webhook_path.startswith("/"):
@@ -158,6 +157,22 @@ def resolve(s: Settings) -> Settings:
         emulator_mode=emulator,
         tenants=tenants,
     )
+
+
+def _check_event_log(s: Settings) -> None:
+    url = s.event_log.startswith(("redis://", "rediss://", "unix://"))
+    if s.event_log not in ("memory", "sentinel") and not url:
+        raise ConfigError(
+            f"COMMSGW_EVENT_LOG={s.event_log!r}: use memory, a redis:// URL or sentinel"
+        )
+    if s.event_log == "sentinel" and not s.event_log_sentinels:
+        raise ConfigError("COMMSGW_EVENT_LOG=sentinel needs COMMSGW_EVENT_LOG_SENTINELS")
+    if s.event_log_cluster and not url:
+        raise ConfigError("COMMSGW_EVENT_LOG_CLUSTER needs a redis:// URL of a cluster node")
+    if s.event_log_cluster and s.event_log_min_replicas:
+        # WAIT counts the replicas of the writes of its own connection, and has no key: a
+        # cluster pipeline would send it to any node, not the one that holds the log.
+        raise ConfigError("COMMSGW_EVENT_LOG_MIN_REPLICAS needs one Redis or Sentinel, not Cluster")
 
 
 def _check_https(env: str, url: str) -> None:

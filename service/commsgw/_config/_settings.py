@@ -19,7 +19,7 @@ from commsgw._config._declare import (
     Setting,
     setting,
 )
-from commsgw._config._serving import ServingSettings
+from commsgw._config._redis import RedisSettings
 from commsgw._config._values import (
     Address,
     _address,
@@ -41,9 +41,10 @@ __all__ = ["DEFAULT_STATE_DIR", "GROUPS", "SETTINGS", "Setting", "Settings", "se
 
 
 @dataclass(frozen=True, slots=True)
-class Settings(ServingSettings):
+class Settings(RedisSettings):
     """Validated settings of one gateway process (the connection, TLS, limit, logging and
-    shutdown settings are declared in `ServingSettings`)."""
+    shutdown settings are declared in `ServingSettings`, the Redis deployment ones in
+    `RedisSettings`)."""
 
     grpc_addr: Address = setting(
         "COMMSGW_GRPC_ADDR",
@@ -241,7 +242,8 @@ class Settings(ServingSettings):
         "COMMSGW_EVENT_LOG",
         "memory",
         _str,
-        "event log: memory, or redis://HOST:PORT/DB to share one across replicas",
+        "event log: memory; redis://HOST:PORT/DB (rediss://, unix://) to share one across "
+        "replicas; sentinel for a primary found by COMMSGW_EVENT_LOG_SENTINELS",
         group=EVENT_LOG,
     )
     event_log_max_events: int = setting(

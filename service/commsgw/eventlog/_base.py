@@ -113,12 +113,14 @@ class EventLog(abc.ABC):
     async def start(
         self,
         listener: Callable[[Sequence[LogEntry]], None],
-        on_gap: Callable[[], None] | None = None,
+        on_gap: Callable[[Position | None], None] | None = None,
     ) -> Position:
         """Begin handing every entry stored from now on (by any writer) to `listener`, in
         order; returns the position of the last entry stored before (the listener's head).
         `on_gap` is called when entries were lost before the listener saw them (a shared log
-        trimmed or recreated while this reader was away): every watch must then resume."""
+        trimmed or recreated while this reader was away): every watch must then resume. It is
+        passed None for a trim, and for a recreated log the position that log starts from
+        (the listener's new head: the new log's positions may be at or below the old ones)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -239,8 +239,11 @@ class Hub:
             sub.closing = True
             sub.waiter.set()
 
-    def fail_all(self) -> None:
-        """The log lost entries it cannot recover: end every watch so that it resumes."""
+    def fail_all(self, restart: Position | None = None) -> None:
+        """The log lost entries it cannot recover: end every watch so that it resumes. With
+        `restart` (the log was recreated), the head moves to where the new log starts."""
+        if restart is not None:
+            self.head = restart
         for sub in self._all:
             sub.lost = True
             sub.waiter.set()

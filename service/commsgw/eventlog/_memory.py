@@ -51,7 +51,7 @@ class MemoryEventLog(EventLog):
     async def start(
         self,
         listener: Callable[[Sequence[LogEntry]], None],
-        on_gap: Callable[[], None] | None = None,
+        on_gap: Callable[[Position | None], None] | None = None,
     ) -> Position:
         # In memory the listener is called inside append: it never misses an entry.
         self._listener = listener

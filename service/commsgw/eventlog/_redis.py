@@ -16,6 +16,9 @@ Key layout (``P`` is the configured key prefix):
 ``P:dedup:<hex>``
     One key per accepted notification (``SET NX PX=max_age``): a redelivery within the
     retention window is dropped.
+``P:replicated`` / ``P:replicated-to``
+    With ``min_replicas``: the marker written at the end of each write batch, and a short
+    stream of marks, each the id up to which WAIT confirmed the replicas hold every entry.
 ``P:latest`` / ``P:latest-idx``
     Hash ``[tenant,call,operation]`` (JSON) -> stream id of the latest update of each operation,
     and ``[tenant,call]`` -> stream id of the latest (not stale) update of each call, whose
@@ -40,7 +43,19 @@ one atomic script call; the calls that arrive while a write is in flight are sen
 one pipeline on one connection, so the number of connections does not grow with the number of
 concurrent POSTs (redis-py's pool would refuse the 101st with "Too many connections") and a
 burst costs one round trip per batch. Every POST still gets its own answer: its script's
-result, or its own error.
+result, or its own error. With ``min_replicas`` above 0 the batch ends with a write of
+``P:replicated`` and ``WAIT min_replicas timeout``: replication is one ordered stream, so once
+that many replicas acknowledged the marker they hold every entry before it, new or found as a
+duplicate. Fewer within the timeout: every append of the batch fails (503; Graph redelivers).
+Then the stream's last id read by the marker script is added to ``P:replicated-to``; readers
+hand over only entries up to the newest such mark (they read both streams in one XREAD), so a
+subscriber never sees an entry a failover can still take back: an unconfirmed write lost with
+the primary and stored again from Graph's redelivery would otherwise reach it twice.
+
+Deployments (``_redis_connect``): a URL (one Redis); Sentinel (the client asks the Sentinels
+for the primary on each new connection, so after a failover both the writer and the reader
+reconnect to the promoted replica, the reader from its last id); or a Cluster node's URL, where
+the key prefix becomes a hash tag so that the scripts' keys are all in one slot.
 
 Readers (``_redis_reader``): each instance runs one task that loops on a pipeline ``XREAD
 BLOCK`` + ``GET P:trimmed`` + ``GET P:log-id`` on its own connection. It hands the entries to
@@ -48,7 +63,12 @@ the listener in order and advances its last id only after handing them over; aft
 reconnects with backoff and reads on from its last id, so nothing is missed or repeated. A *gap*
 is reported (``on_gap``, see :meth:`RedisEventLog.start`) when entries after the reader's last
 id were trimmed before it could read them (``P:trimmed`` > last id: the reader lagged more than
-``max_events`` entries, or was disconnected that long), or when the log id changed.
+``max_events`` entries, or was disconnected that long), or when the log id changed. A new log
+id means another stream whose ids say nothing about the old one's: a stream recreated within
+the millisecond of the last entry read, or on a promoted replica whose clock is behind, starts
+at or below the reader's last id. So the reader then reads the new log from its own start (its
+``P:trimmed`` mark, read with its id in one script call) and hands that position to ``on_gap``,
+which moves the hub's head there.
 """
 
 from __future__ import annotations
@@ -61,7 +81,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Final
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -70,6 +89,7 @@ from redis.exceptions import RedisError
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
 from commsgw.eventlog._base import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
 from commsgw.eventlog._redis_calls import call_args, latest_ids
+from commsgw.eventlog._redis_connect import RedisTarget, connect, log_prefix
 from commsgw.eventlog._redis_reader import StreamReader
 from commsgw.eventlog._redis_stream import as_text, entries_of, format_id, parse_id
 from commsgw.eventlog._redis_writer import GroupCommitWriter
@@ -106,7 +126,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
 
     def __init__(
         self,
-        url: str,
+        target: str | RedisTarget,
         *,
         key_prefix: str,
         max_events: int,
@@ -114,10 +134,18 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         block_ms: int = 1000,
         op_timeout_s: float = 2.0,
         max_backoff_s: float = 2.0,
+        min_replicas: int = 0,
+        replica_timeout_s: float = 1.0,
     ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
+        if min_replicas < 0 or replica_timeout_s <= 0:
+            raise ValueError("min_replicas must be 0 or more, replica_timeout_s above 0")
+        target = RedisTarget.of(target)
+        key_prefix = log_prefix(target, key_prefix)
         self.log_id = ""
+        self.key_prefix = key_prefix
+        """The key prefix in use (in a cluster, a hash tag; see `log_prefix`)."""
         self._prefix = key_prefix
         self._stream = f"{key_prefix}:events"
         self._meta_keys = [
@@ -138,16 +166,24 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         # The writer: appends (one batch at a time, see "Writing"), ranges, checks. One quick
         # retry on a broken pooled connection (e.g. after a Redis restart); a retried append
         # is safe (dedup).
-        self._client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=op_timeout_s,
+        self._min_replicas = min_replicas
+        self._replica_timeout_ms = max(1, round(replica_timeout_s * 1000))
+        self._wait_marker = f"{key_prefix}:replicated"
+        self._commits = f"{key_prefix}:replicated-to" if min_replicas else None
+        self._commit_read = "0-0"
+        self._held = []
+        self.replica_shortfalls = 0
+        """How many write batches WAIT found fewer than `min_replicas` replicas for."""
+        self._client = connect(
+            target,
+            socket_timeout=op_timeout_s + (replica_timeout_s if min_replicas else 0.0),
             socket_connect_timeout=op_timeout_s,
             retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
             client_name=self.writer_client_name,
         )
         # The reader: one dedicated connection, blocking reads; it retries by itself.
-        self._reader = aioredis.Redis.from_url(
-            url,
+        self._reader = connect(
+            target,
             socket_timeout=self._block_ms / 1000 + op_timeout_s,
             socket_connect_timeout=op_timeout_s,
             retry=Retry(ExponentialBackoff(), 0),
@@ -175,7 +211,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
     async def start(
         self,
         listener: Callable[[Sequence[LogEntry]], None],
-        on_gap: Callable[[], None] | None = None,
+        on_gap: Callable[[Position | None], None] | None = None,
     ) -> Position:
         """Start the reader; returns the stream's last generated id ((0, 0) when new).
 
@@ -197,7 +233,7 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         except RedisError as exc:
             raise EventLogUnavailable(f"the event log (Redis) is unreachable: {exc}") from exc
         self.log_id = as_text(res[0])
-        self._last = parse_id(res[1])
+        self._last = self._read = self._committed = parse_id(res[1])
         self._listener = listener
         self._on_gap = on_gap
         self._reader_ok = True

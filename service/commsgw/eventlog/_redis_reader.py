@@ -2,7 +2,8 @@
 
 One loop per instance on its own connection: ``XREAD BLOCK`` with the trim mark and the log id,
 entries handed to the listener in order, gaps (trimmed before read, or a new log id) reported,
-and after an error a reconnect with backoff that reads on from the last id.
+and after an error a reconnect with backoff that reads on from the last id. With replica
+confirmation, entries are held back until a replicated mark covers them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -50,10 +51,15 @@ class StreamReader:
     _block_ms: int
     _max_backoff: float
     _last: Position
+    _read: Position
+    _commits: str | None
+    _commit_read: str
+    _committed: Position
+    _held: list[Any]
     _reader_ok: bool
     _writer_ok: bool
     _listener: Callable[[Sequence[LogEntry]], None] | None
-    _on_gap: Callable[[], None] | None
+    _on_gap: Callable[[Position | None], None] | None
 
     async def _read_loop(self) -> None:
         delay = 0.0
@@ -61,22 +67,26 @@ class StreamReader:
         while not self._closed:
             try:
                 pipe = self._reader.pipeline(transaction=False)
-                pipe.xread(
-                    {self._stream: format_id(self._last)},
-                    count=_READ_COUNT,
-                    block=self._block_ms,
-                )
+                streams: dict[Any, Any] = {self._stream: format_id(self._read)}
+                if self._commits is not None:
+                    streams[self._commits] = self._commit_read
+                pipe.xread(streams, count=_READ_COUNT, block=self._block_ms)
                 pipe.get(self._meta_keys[2])
                 pipe.get(self._meta_keys[1])
                 batches, trimmed_raw, log_id_raw = await pipe.execute()
-                if log_id_raw is None:
-                    # The metadata is gone (keys deleted): recreate it, with a new identity.
-                    res = await self._start_script(
+                recreated: list[Any] | None = None
+                if log_id_raw is None or as_text(log_id_raw) != self.log_id:
+                    # Another log (recreated, or its metadata is gone: the script then makes
+                    # a new identity). The script reads its id and start in one atomic step;
+                    # what XREAD returned may belong to either log and is read again.
+                    recreated = await self._start_script(
                         keys=self._meta_keys, args=[uuid.uuid4().hex], client=self._reader
                     )
-                    log_id_raw = res[0]
             except CONNECTION_ERRORS as exc:
                 self._reader_ok = False
+                # What was held back may have been lost with the server: read it again.
+                self._held.clear()
+                self._read = self._last
                 if not failed:
                     log.warning("event log reader lost Redis (%s); reconnecting", exc)
                 failed = True
@@ -98,36 +108,72 @@ class StreamReader:
             if not self._writer_ok:
                 await self._probe_writer()
 
-            log_id = as_text(log_id_raw)
-            gap = ""
-            if log_id != self.log_id:
-                gap = f"the event log was recreated (log id {self.log_id} -> {log_id})"
-                self.log_id = log_id
-            elif trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
-                gap = (
-                    f"entries after {format_id(self._last)} were trimmed before this replica "
-                    f"read them (trimmed through {as_text(trimmed_raw)})"
+            if recreated is not None and as_text(recreated[0]) != self.log_id:
+                # A new log: its positions say nothing about the old one's (a stream recreated
+                # in the same millisecond, or on a primary whose clock is behind, reuses ids
+                # at or below the last one read), so it is read from its own start.
+                log_id = as_text(recreated[0])
+                restart = parse_id(recreated[2])
+                self._report_gap(
+                    f"the event log was recreated (log id {self.log_id} -> {log_id})", restart
                 )
-            if gap:
-                self.gaps += 1
-                log.error("event log gap: %s; cutting every watch", gap)
-                if self._on_gap is not None:
-                    try:
-                        self._on_gap()
-                    except Exception:
-                        log.exception("event log on_gap callback failed")
-            if not batches:
+                self.log_id = log_id
+                self._last = self._read = self._committed = restart
+                self._held.clear()
                 continue
-            rows = batches[0][1] if isinstance(batches, list) else next(iter(batches.values()))[0]
-            if not rows:
-                continue
-            entries = entries_of(rows)
-            self._last = parse_id(rows[-1][0])
-            if entries and self._listener is not None:
-                try:
-                    self._listener(entries)
-                except Exception:
-                    log.exception("event log listener failed")
+            if trimmed_raw is not None and parse_id(trimmed_raw) > self._last:
+                self._report_gap(
+                    f"entries after {format_id(self._last)} were trimmed before this replica "
+                    f"read them (trimmed through {as_text(trimmed_raw)})",
+                    None,
+                )
+            if batches:
+                self._take(_by_stream(batches))
+
+    def _take(self, read: dict[str, Any]) -> None:
+        """Hand over what XREAD returned; with replica confirmation (``_commits``), only the
+        entries up to the newest replicated mark, the others held until a mark covers them."""
+        rows = read.get(self._stream, [])
+        if self._commits is None:
+            if rows:
+                self._read = self._last = parse_id(rows[-1][0])
+                self._hand_over(rows)
+            return
+        marks = read.get(self._commits, [])
+        if marks:
+            self._commit_read = as_text(marks[-1][0])
+            for _id, fields in marks:
+                mark = fields.get(b"m") if fields else None
+                if mark is not None:
+                    self._committed = max(self._committed, parse_id(mark))
+        if rows:
+            self._read = parse_id(rows[-1][0])
+            self._held.extend(rows)
+        n = 0
+        while n < len(self._held) and parse_id(self._held[n][0]) <= self._committed:
+            n += 1
+        if n:
+            release = self._held[:n]
+            del self._held[:n]
+            self._last = parse_id(release[-1][0])
+            self._hand_over(release)
+
+    def _hand_over(self, rows: list[Any]) -> None:
+        entries = entries_of(rows)
+        if entries and self._listener is not None:
+            try:
+                self._listener(entries)
+            except Exception:
+                log.exception("event log listener failed")
+
+    def _report_gap(self, what: str, restart: Position | None) -> None:
+        self.gaps += 1
+        log.error("event log gap: %s; cutting every watch", what)
+        if self._on_gap is not None:
+            try:
+                self._on_gap(restart)
+            except Exception:
+                log.exception("event log on_gap callback failed")
 
     async def _probe_writer(self) -> None:
         try:
@@ -135,3 +181,10 @@ class StreamReader:
         except RedisError:
             return
         self._writer_ok = True
+
+
+def _by_stream(batches: Any) -> dict[str, Any]:
+    """XREAD's answer (a list of [stream, rows] in RESP2, a dict in RESP3) by stream name."""
+    if isinstance(batches, dict):
+        return {as_text(k): v[0] for k, v in batches.items()}
+    return {as_text(name): rows for name, rows in batches}

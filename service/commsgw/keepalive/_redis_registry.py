@@ -6,9 +6,9 @@ import importlib.resources
 import logging
 import uuid
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from commsgw.eventlog._redis_connect import RedisTarget, connect, log_prefix
 from commsgw.keepalive._registry import Registry
 
 log = logging.getLogger("commsgw.keepalive")
@@ -19,8 +19,10 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisRegistry(Registry):
-    def __init__(self, url: str, *, key_prefix: str) -> None:
-        self._client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    def __init__(self, target: str | RedisTarget, *, key_prefix: str) -> None:
+        target = RedisTarget.of(target)
+        key_prefix = log_prefix(target, key_prefix)  # the event log's (one slot in a cluster)
+        self._client = connect(target, socket_timeout=5, socket_connect_timeout=5)
         self._calls_key = f"{key_prefix}:keepalive:calls"
         self._lease_prefix = f"{key_prefix}:keepalive:lease:"
         self._me = uuid.uuid4().hex
