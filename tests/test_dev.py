@@ -25,16 +25,23 @@ STORY = [
     r"5\. streamed: call (?P=call) CHANGE_TYPE_UPDATED state CALL_STATE_ESTABLISHED",
     r"6\. subscribed to tones \(SubscribeToTone\): operation \S+ OPERATION_TYPE_SUBSCRIBE_TO_TONE"
     r" OPERATION_STATUS_COMPLETED",
-    r"7\. played the menu \(PlayPrompt, waited\): operation \S+ OPERATION_TYPE_PLAY_PROMPT"
-    r" OPERATION_STATUS_COMPLETED",
-    r"8\. the caller presses 1 \(emulator\)",
-    r"9\. streamed: call (?P=call) CHANGE_TYPE_UPDATED state CALL_STATE_ESTABLISHED tone TONE_1",
-    r"10\. the caller will speak for 1\.5 s, then fall silent \(emulator\)",
-    r"11\. recorded the message \(RecordResponse, waited\): operation \S+ OPERATION_TYPE_RECORD"
+    r"7\. the menu plays for 20 s on this call \(emulator\)",
+    r"8\. the menu starts \(PlayPrompt\): operation (?P<menu>\S+) OPERATION_TYPE_PLAY_PROMPT"
+    r" OPERATION_STATUS_RUNNING client_context='ivr-menu'",
+    r"9\. the caller presses 1 while the menu plays \(emulator\)",
+    r"10\. streamed: call (?P=call) CHANGE_TYPE_UPDATED state CALL_STATE_ESTABLISHED tone TONE_1",
+    r"11\. barge-in: cancelled the menu \(CancelMediaProcessing, waited\): operation \S+"
+    r" OPERATION_TYPE_CANCEL_MEDIA_PROCESSING OPERATION_STATUS_COMPLETED"
+    r" client_context='ivr-barge-in'",
+    r"12\. the menu ended, cancelled \(WaitOperation\): operation (?P=menu)"
+    r" OPERATION_TYPE_PLAY_PROMPT OPERATION_STATUS_FAILED result=400/8508"
+    r" reason=mediaOperationCanceled client_context='ivr-menu'",
+    r"13\. the caller will speak for 1\.5 s, then fall silent \(emulator\)",
+    r"14\. recorded the message \(RecordResponse, waited\): operation \S+ OPERATION_TYPE_RECORD"
     r" OPERATION_STATUS_COMPLETED result=200/0 reason=maxSilenceTimeout client_context="
     r"'ivr-message' recording=https://127\.0\.0\.1:\d+/_emulator/recordings/",
-    r"12\. hung up through the gateway \(HangUpCall\), graph request-id [0-9a-f-]{36}",
-    r"13\. streamed: call (?P=call) CHANGE_TYPE_DELETED state CALL_STATE_TERMINATED",
+    r"15\. hung up through the gateway \(HangUpCall\), graph request-id [0-9a-f-]{36}",
+    r"16\. streamed: call (?P=call) CHANGE_TYPE_DELETED state CALL_STATE_TERMINATED",
     r"done: the gateway answered the call",
 ]
 

@@ -3,10 +3,14 @@
 Someone calls the bot and the bot handles the call through the gateway: the demo watches
 every call through the gateway (WatchOperations with call updates), has the emulator ring the
 gateway's webhook with an incoming call, sees the typed INCOMING CallUpdate, answers it
-(AnswerCall) and sees it ESTABLISHED, subscribes to tones, plays a menu (PlayPrompt, waited),
-has the caller press 1 and sees the tone arrive, records the caller's message (RecordResponse,
-waited; the emulator's caller speaks, then falls silent), prints where the recording is, hangs
-up (HangUpCall) and sees the call TERMINATED. Each step prints one numbered line as it happens.
+(AnswerCall) and sees it ESTABLISHED, and subscribes to tones. Then the barge-in: the menu is
+long (the emulator plays each of this call's prompts for --menu-seconds), the bot starts it
+(PlayPrompt), the caller presses 1 while it plays and the bot sees the tone arrive, so it
+cancels the menu (CancelMediaProcessing, with its client context), and the menu's operation
+ends as Graph ends a cancelled prompt (FAILED, 400/8508, mediaOperationCanceled). The bot
+records the caller's message (RecordResponse, waited; the emulator's caller speaks, then falls
+silent), prints where the recording is, hangs up (HangUpCall) and sees the call TERMINATED.
+Each step prints one numbered line as it happens.
 
 It exits 0 only when the whole story happened; otherwise one line names the step that did not
 come (each step has --step-timeout) and it exits 1 (2 when it cannot start).
@@ -121,8 +125,23 @@ async def _emulator(http: httpx.AsyncClient, method: str, path: str, body: Any) 
     return r.json()
 
 
+async def _cancelled(waited: Awaitable[calls_pb2.WaitOperationResponse]) -> calls_pb2.Operation:
+    """The operation of a waited prompt, which must have ended cancelled as Graph ends one:
+    FAILED with result 400/8508."""
+    op = (await waited).operation
+    if op.status != calls_pb2.OPERATION_STATUS_FAILED or op.result_info.subcode != 8508:
+        raise StepFailed(f"the menu did not end cancelled: {format_operation(op)}")
+    return op
+
+
 async def tell(
-    story: Story, gw: GatewayClient, gateway: str, http: httpx.AsyncClient, webhook: str
+    story: Story,
+    gw: GatewayClient,
+    gateway: str,
+    http: httpx.AsyncClient,
+    webhook: str,
+    *,
+    menu_seconds: float = 20.0,
 ) -> None:
     """The IVR story, with the gateway `gw` at `gateway` and the emulator's controls on
     `http`; raises StepFailed at the first step that does not happen."""
@@ -170,16 +189,33 @@ async def tell(
             _operation("subscribed to tones (SubscribeToTone)"),
         )
         await story.step(
+            "make the menu long",
+            _emulator(http, "PUT", f"/calls/{call_id}/media", {"promptS": menu_seconds}),
+            _said(f"the menu plays for {menu_seconds:g} s on this call (emulator)"),
+        )
+        menu = await story.step(
             "play the menu",
-            gw.play_prompt(call_id, [MENU], client_context="ivr-menu", wait=True, timeout=timeout),
-            _operation("played the menu (PlayPrompt, waited)"),
+            gw.play_prompt(call_id, [MENU], client_context="ivr-menu", timeout=timeout),
+            lambda r: f"the menu starts (PlayPrompt): {format_operation(r.operation)}",
         )
         await story.step(
-            "the caller presses 1",
+            "the caller presses 1 while the menu plays",
             _emulator(http, "POST", f"/calls/{call_id}/tones", {"tones": "1"}),
-            _said("the caller presses 1 (emulator)"),
+            _said("the caller presses 1 while the menu plays (emulator)"),
         )
         await story.sees("the tone 1", call_id, _tone(call_types_pb2.TONE_1))
+        await story.step(
+            "barge in: cancel the menu",
+            gw.cancel_media_processing(
+                call_id, client_context="ivr-barge-in", wait=True, timeout=timeout
+            ),
+            _operation("barge-in: cancelled the menu (CancelMediaProcessing, waited)"),
+        )
+        await story.step(
+            "the menu ends cancelled",
+            _cancelled(gw.wait_operation(call_id, menu.operation.id, timeout=timeout)),
+            _operation("the menu ended, cancelled (WaitOperation)"),
+        )
         await story.step(
             "set the caller's speech",
             _emulator(http, "PUT", f"/calls/{call_id}/caller", CALLER),
@@ -239,13 +275,16 @@ async def run_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         connect(args, environ) as gw,
     ):
         try:
-            await tell(story, gw, target(args, environ), http, webhook)
+            await tell(
+                story, gw, target(args, environ), http, webhook, menu_seconds=args.menu_seconds
+            )
         except StepFailed as failed:
             print(f"demo: {failed}", file=sys.stderr)
             return 1
     print(
-        "done: the gateway answered the call, played the menu, heard 1, recorded the message "
-        "and hung up; every step streamed back typed."
+        "done: the gateway answered the call, started the menu, heard 1 while it played and "
+        "cancelled it (barge-in), recorded the message and hung up; every step streamed back "
+        "typed."
     )
     return 0
 
@@ -268,6 +307,12 @@ def add_command(sub: Subparsers) -> None:
         default=None,
         help="the gateway's webhook URL, the incoming call's callback (default: "
         "COMMSGW_PUBLIC_WEBHOOK_URL, else http://COMMSGW_HTTP_ADDR/api/calls)",
+    )
+    p.add_argument(
+        "--menu-seconds",
+        type=positive_seconds,
+        default=20.0,
+        help="how long the emulator plays the menu, which the caller interrupts (default 20)",
     )
     p.add_argument(
         "--step-timeout",
