@@ -142,6 +142,13 @@ async def test_participants(emulator: Emulator, gateway: Gateway) -> None:
     assert f"participant {pid} user {USER_2}" in out
     out = ok(await run("participants mute", "--call-id", call_id, "--participant-id", pid))
     assert "OPERATION_TYPE_MUTE_PARTICIPANT" in out
+    music = "https://cdn.contoso.com/hold.wav"
+    held = ("participants hold", "--call-id", call_id, "--participant-id", pid, "--music", music)
+    out = ok(await run(*held, "--wait"))
+    assert "OPERATION_TYPE_START_HOLD_MUSIC OPERATION_STATUS_COMPLETED" in out
+    assert emulator.calls[call_id].participants[pid].on_hold
+    out = ok(await run("participants unhold", "--call-id", call_id, "--participant-id", pid))
+    assert "OPERATION_TYPE_STOP_HOLD_MUSIC" in out
     out = ok(await run("participants remove", "--call-id", call_id, "--participant-id", pid))
     assert out.startswith("done\n")
 

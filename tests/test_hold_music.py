@@ -12,8 +12,11 @@ import pytest
 from google.protobuf import duration_pb2
 
 from commsgw.emulator import Emulator
+from commsgw.server._gateway import Gateway
+from commsgw_client import InvalidArgumentError
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
+from helpers.client_flavours import FLAVOURS, open_client
 from helpers.emulator import running_emulator
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.maximal import USER, invitation
@@ -32,11 +35,14 @@ async def emu(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def stub(emu: Emulator) -> AsyncIterator[calls_pb2_grpc.CallsServiceStub]:
-    async with (
-        running_gateway(gateway_settings(emu)) as gw,
-        grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch,
-    ):
+async def gateway(emu: Emulator) -> AsyncIterator[Gateway]:
+    async with running_gateway(gateway_settings(emu)) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def stub(gateway: Gateway) -> AsyncIterator[calls_pb2_grpc.CallsServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as ch:
         yield calls_pb2_grpc.CallsServiceStub(ch)
 
 
@@ -138,3 +144,36 @@ async def test_hold_music_refusals(emu: Emulator, stub: calls_pb2_grpc.CallsServ
         timeout=10,
     )
     assert (await _code(gone))[0] == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_the_python_client_holds_and_releases_a_participant(
+    emu: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, flavour: str
+) -> None:
+    call_id, pid = await _established(emu, stub)
+    async with open_client(flavour, f"127.0.0.1:{gateway.grpc_port}") as gw:
+        held = await gw.start_hold_music(
+            call_id, pid, custom_prompt=MUSIC.uri, client_context="hold", wait=True
+        )
+        assert held.type == calls_pb2.OPERATION_TYPE_START_HOLD_MUSIC
+        assert held.status == calls_pb2.OPERATION_STATUS_COMPLETED
+        assert emu.calls[call_id].participants[pid].on_hold
+        sent = emu.requests_to(rf"/participants/{pid}/startHoldMusic$", "POST")[-1]
+        assert json.loads(sent.body)["customPrompt"]["mediaInfo"]["uri"] == MUSIC.uri
+        released = await gw.stop_hold_music(call_id, pid)
+        assert released.operation.type == calls_pb2.OPERATION_TYPE_STOP_HOLD_MUSIC
+        await eventually(lambda: not emu.calls[call_id].participants[pid].on_hold, what="off hold")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_the_clients_transfer_client_context_is_deprecated_and_refused(
+    emu: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, flavour: str
+) -> None:
+    call_id, _ = await _established(emu, stub)
+    async with open_client(flavour, f"127.0.0.1:{gateway.grpc_port}") as gw:
+        with (
+            pytest.warns(DeprecationWarning, match="client_context"),
+            pytest.raises(InvalidArgumentError) as info,
+        ):
+            await gw.transfer_call(call_id, invitation("user", USER), client_context="x")
+    assert info.value.reason == "NOT_SUPPORTED_BY_GRAPH"

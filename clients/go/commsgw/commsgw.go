@@ -316,3 +316,15 @@ func Unbatch(resp *graphcommsv1.WatchOperationsResponse) []*graphcommsv1.WatchOp
 	}
 	return []*graphcommsv1.WatchOperationsResponse{resp}
 }
+
+// StartHoldMusicAndWait puts a participant on hold with music and returns the
+// startHoldMusicOperation once it is terminal.
+func StartHoldMusicAndWait(ctx context.Context, client graphcommsv1.CallsServiceClient, req *graphcommsv1.StartHoldMusicRequest, opts ...WaitOption) (*graphcommsv1.Operation, error) {
+	return StartAndWait(ctx, client, client.StartHoldMusic, req, opts...)
+}
+
+// StopHoldMusicAndWait takes a participant off hold and returns the stopHoldMusicOperation once
+// it is terminal.
+func StopHoldMusicAndWait(ctx context.Context, client graphcommsv1.CallsServiceClient, req *graphcommsv1.StopHoldMusicRequest, opts ...WaitOption) (*graphcommsv1.Operation, error) {
+	return StartAndWait(ctx, client, client.StopHoldMusic, req, opts...)
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -323,7 +324,17 @@ class SyncGatewayClient:
         timeout: float | None = None,
     ) -> calls_pb2.TransferCallResponse:
         """Transfer an established call to ``transfer_target`` (blind; consultative with its
-        ``replaces_call_id``) (TransferCall; UNSAFE); its progress follows as CallUpdates."""
+        ``replaces_call_id``) (TransferCall; UNSAFE); its progress follows as CallUpdates.
+
+        ``client_context`` is deprecated: Graph's transfer takes none, and the gateway refuses
+        a non-empty one (InvalidArgumentError, NOT_SUPPORTED_BY_GRAPH)."""
+        if client_context:
+            warnings.warn(
+                "transfer_call(client_context=...) is deprecated: Graph's transfer takes no "
+                "clientContext and the gateway refuses it",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         request = calls_pb2.TransferCallRequest(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -841,6 +852,99 @@ class SyncGatewayClient:
             client_context=client_context,
         )
         return self._media(self.stub.MuteParticipant, request, wait, timeout, client_request_id)
+
+    @overload
+    def start_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        custom_prompt: Prompt | None = ...,
+        client_context: str = ...,
+        tenant_id: str = ...,
+        client_request_id: str | None = ...,
+        timeout: float | None = ...,
+        wait: Literal[False] = ...,
+    ) -> calls_pb2.StartHoldMusicResponse: ...
+    @overload
+    def start_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        custom_prompt: Prompt | None = ...,
+        client_context: str = ...,
+        tenant_id: str = ...,
+        client_request_id: str | None = ...,
+        timeout: float | None = ...,
+        wait: Literal[True],
+    ) -> calls_pb2.Operation: ...
+    def start_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        custom_prompt: Prompt | None = None,
+        client_context: str = "",
+        tenant_id: str = "",
+        client_request_id: str | None = None,
+        timeout: float | None = None,
+        wait: bool = False,
+    ) -> calls_pb2.StartHoldMusicResponse | calls_pb2.Operation:
+        """Put a participant on hold with Graph's hold music, or ``custom_prompt`` (an https URI or a
+        ``MediaInfo``) (StartHoldMusic; UNSAFE)."""
+        request = calls_pb2.StartHoldMusicRequest(
+            call_id=call_id,
+            tenant_id=tenant_id,
+            participant_id=participant_id,
+            custom_prompt=media([custom_prompt])[0] if custom_prompt is not None else None,
+            client_context=client_context,
+        )
+        return self._media(self.stub.StartHoldMusic, request, wait, timeout, client_request_id)
+
+    @overload
+    def stop_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        client_context: str = ...,
+        tenant_id: str = ...,
+        client_request_id: str | None = ...,
+        timeout: float | None = ...,
+        wait: Literal[False] = ...,
+    ) -> calls_pb2.StopHoldMusicResponse: ...
+    @overload
+    def stop_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        client_context: str = ...,
+        tenant_id: str = ...,
+        client_request_id: str | None = ...,
+        timeout: float | None = ...,
+        wait: Literal[True],
+    ) -> calls_pb2.Operation: ...
+    def stop_hold_music(
+        self,
+        call_id: str,
+        participant_id: str,
+        *,
+        client_context: str = "",
+        tenant_id: str = "",
+        client_request_id: str | None = None,
+        timeout: float | None = None,
+        wait: bool = False,
+    ) -> calls_pb2.StopHoldMusicResponse | calls_pb2.Operation:
+        """Take a participant off hold (StopHoldMusic; UNSAFE)."""
+        request = calls_pb2.StopHoldMusicRequest(
+            call_id=call_id,
+            tenant_id=tenant_id,
+            participant_id=participant_id,
+            client_context=client_context,
+        )
+        return self._media(self.stub.StopHoldMusic, request, wait, timeout, client_request_id)
 
     def remove_participant(
         self,

@@ -1,9 +1,11 @@
-"""`commsgw participants list|invite|mute|remove`: a call's participants (ListParticipants,
-InviteParticipants, MuteParticipant, RemoveParticipant)."""
+"""`commsgw participants list|invite|mute|remove|hold|unhold`: a call's participants
+(ListParticipants, InviteParticipants, MuteParticipant, RemoveParticipant, StartHoldMusic,
+StopHoldMusic)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 
 from google.protobuf.message import Message
 
@@ -29,6 +31,15 @@ async def _remove(gw: GatewayClient, args: argparse.Namespace) -> Message:
     return await gw.remove_participant(args.call_id, args.participant_id, **options(args))
 
 
+async def _hold(gw: GatewayClient, args: argparse.Namespace) -> Message:
+    hold = functools.partial(gw.start_hold_music, custom_prompt=args.music or None)
+    return await media_call(hold, args.call_id, args.participant_id, args=args)
+
+
+async def _unhold(gw: GatewayClient, args: argparse.Namespace) -> Message:
+    return await media_call(gw.stop_hold_music, args.call_id, args.participant_id, args=args)
+
+
 def _participant(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--participant-id", required=True, help="the participant's id (`participants list`)"
@@ -39,7 +50,7 @@ def add_commands(sub: Subparsers) -> None:
     group = subcommand(
         sub,
         "participants",
-        "list, invite, mute or remove a call's participants",
+        "list, invite, mute, remove, hold or unhold a call's participants",
         "A call's participants, through the gateway.",
         run,
     )
@@ -80,5 +91,26 @@ def add_commands(sub: Subparsers) -> None:
         "remove a participant (RemoveParticipant)",
         "Remove a participant from a group call (the tenant must allow the app to).",
         _remove,
+    )
+    _participant(p)
+    p = command(
+        actions,
+        "hold",
+        "put a participant on hold, with music (StartHoldMusic)",
+        "Put a participant on hold: Graph plays its hold music, or --music, until `unhold`.",
+        _hold,
+        client_context=True,
+        wait=True,
+    )
+    _participant(p)
+    p.add_argument("--music", default="", metavar="URI", help="https URI of the hold music")
+    p = command(
+        actions,
+        "unhold",
+        "take a participant off hold (StopHoldMusic)",
+        "Take a participant off hold: the hold music stops.",
+        _unhold,
+        client_context=True,
+        wait=True,
     )
     _participant(p)
