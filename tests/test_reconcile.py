@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
+import ssl
 from collections.abc import AsyncIterator
 
 import grpc
+import httpx
 import pytest
 
 from commsgw.emulator import Emulator, Fault
@@ -338,3 +340,31 @@ async def test_a_call_past_graphs_idle_limit_is_reported_ended(
             assert end.observed_end_reason == pb.OBSERVED_END_REASON_KEEPALIVE_DEADLINE_PASSED
             assert call_id not in gw.keepalive.due
         assert observed_ends(gw, "keepalive_deadline_passed") == 1
+
+
+async def test_a_call_graph_dropped_without_a_word_is_reported_gone_once(
+    emu: Emulator, user: GraphUser
+) -> None:
+    """A lost termination callback: the emulator's `drop` control ends the call with no
+    termination notification (a lost callback); the next managed keepAlive's 404 reports it."""
+    settings = gateway_settings(emu, COMMSGW_KEEPALIVE_INTERVAL_S="0.3")
+    async with (
+        running_gateway(settings) as gw,
+        httpx.AsyncClient(
+            base_url=emu.base_url, verify=ssl.create_default_context(cafile=str(emu.ca_path))
+        ) as control,
+    ):
+        call_id = await established(gw, user)
+        async with watching(gw, call_id) as w:
+            dropped = await control.post(f"/_emulator/calls/{call_id}/drop")
+            assert dropped.status_code == 204, dropped.text
+            await eventually(lambda: w.observed(), what="the observed end")
+            (end,) = w.observed()
+            assert end.state == pb.CALL_STATE_TERMINATED
+            assert end.observed_end_reason == pb.OBSERVED_END_REASON_GRAPH_NOT_FOUND
+            assert "KeepAlive answered 404" in end.observed_detail
+            await eventually(
+                lambda: call_id not in gw.keepalive.due,  # type: ignore[union-attr]
+                what="keepAlive stopped for the call",
+            )
+        assert [u.origin for u in w.updates if u.state == pb.CALL_STATE_TERMINATED] == [GATEWAY]
