@@ -157,6 +157,7 @@ async def _run(
         rounds,
         ab=ab,
         profile=not args.smoke and not args.no_profile and not ab,
+        loop_lag=args.loop_lag,
     )
     results: list[Result] = []
     failed = 0
@@ -256,6 +257,12 @@ def main() -> int:
     p.add_argument("--out", default=str(HERE / "results"), help="report folder")
     p.add_argument("--no-profile", action="store_true", help="do not run py-spy (full runs)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    p.add_argument(
+        "--loop-lag",
+        action="store_true",
+        help="the gateways probe their event loop's lag and time GC pauses "
+        "(COMMSGW_LOOP_LAG_PROBE_S); the fan-out scenario reports both histograms",
+    )
     p.add_argument("--rounds", type=int, default=0, help="runs of each path (default 5, smoke 1)")
     p.add_argument(
         "--no-pin",

@@ -314,6 +314,10 @@ class Ab:
         return f"gateway@{self.rev}"
 
 
+# How often a gateway's loop-lag probe fires under --loop-lag (seconds).
+LOOP_LAG_PROBE_S = 0.01
+
+
 @dataclass
 class Ctx:
     """What every scenario gets: the emulator, tokens, durations, the topology, the A/B side
@@ -325,6 +329,9 @@ class Ctx:
     topo: Topology
     rounds: int
     ab: Ab | None = None
+    # --loop-lag: the gateways measure their event loop's lag and GC pauses (opt-in, since the
+    # probe is work of its own), and the fan-out runs report what they saw.
+    loop_lag: bool = False
     notif_token: str = ""
     access_token: str = ""
     cancel_calls: list[str] = field(default_factory=list)
@@ -350,6 +357,8 @@ class Ctx:
             "COMMSGW_MAX_STREAMS_PER_CALLER": "20000",
             "COMMSGW_GRAPH_TIMEOUT_S": "10",
         }
+        if self.loop_lag:
+            env["COMMSGW_LOOP_LAG_PROBE_S"] = str(LOOP_LAG_PROBE_S)
         env.update(extra)
         return env
 

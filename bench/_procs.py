@@ -113,6 +113,27 @@ class Server(GatewayProcess):
                 return int(float(line.split()[1]))
         return 0
 
+    async def histograms(self, *names: str) -> dict[str, dict[str, float]]:
+        """The bucket counts (cumulative, by `le`) of each histogram `names` in the gateway's
+        /metrics, one entry per label set (`name{labels}`, `le` left out), `_sum` as "sum"."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(self.url("/metrics"))).text
+        out: dict[str, dict[str, float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name not in names:
+                continue
+            for smp in family.samples:
+                labels = {k: v for k, v in smp.labels.items() if k != "le"}
+                key = family.name + "".join(f"{{{k}={v}}}" for k, v in sorted(labels.items()))
+                if smp.name.endswith("_bucket"):
+                    out.setdefault(key, {})[smp.labels["le"]] = smp.value
+                elif smp.name.endswith("_sum"):
+                    out.setdefault(key, {})["sum"] = smp.value
+        return out
+
     def stop(self) -> None:
         self.kill()
 

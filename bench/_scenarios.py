@@ -562,6 +562,8 @@ async def _fanout_run(
     try:
         await sub.wait_ready(120)
         await wait_streams(servers, subscribers)
+        watched = ctx.loop_lag and not servers[0].name.startswith("bare")
+        stalls0 = await servers[0].histograms(*STALL_METRICS) if watched else {}
         cpu0 = [s.cpu() for s in servers]
         cores0 = core_times()
         task = await profiled(ctx, profile_as, servers[0], seconds * 0.8) if profile_as else None
@@ -582,6 +584,7 @@ async def _fanout_run(
         got = await sub.result(90)
         cpu = [s.cpu() - c for s, c in zip(servers, cpu0, strict=True)]
         cores1 = core_times()
+        stalls = _delta(stalls0, await servers[0].histograms(*STALL_METRICS)) if watched else {}
     finally:
         sub.kill()
     wall = max(1e-9, (time.time_ns() - posted["started_ns"]) / 1e9)
@@ -609,7 +612,60 @@ async def _fanout_run(
         "server_core": busy(cores0, cores1, mine) * 100,
         "server_share": sum(cpu) / wall / len(mine) * 100,
         "rest_core": busy(cores0, cores1, ctx.topo.rest) * 100,
+        "stalls": stalls,
     }
+
+
+STALL_METRICS = ("commsgw_event_loop_lag_seconds", "commsgw_gc_pause_seconds")
+
+
+def _delta(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    return {
+        key: {le: n - before.get(key, {}).get(le, 0.0) for le, n in buckets.items()}
+        for key, buckets in after.items()
+    }
+
+
+def stall_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per gateway run kind, the event-loop lag and the GC pauses seen over its runs (summed):
+    how many fell in each bucket, and their total time."""
+    kinds = [k for k, rs in runs.items() if rs and rs[0].get("stalls")]
+    if not kinds:
+        return []
+    summed: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in kinds:
+        total: dict[str, dict[str, float]] = {}
+        for run in runs[kind]:
+            for key, buckets in run["stalls"].items():
+                for le, n in buckets.items():
+                    total.setdefault(key, {})[le] = total.get(key, {}).get(le, 0.0) + n
+        summed[kind] = total
+    edges = [
+        le for le in next(iter(next(iter(summed.values())).values())) if le not in ("sum", "+Inf")
+    ]
+    head = ["run", "what", "count", "total (ms)"] + [f"> {float(e) * 1e3:g} ms" for e in edges]
+    lines = [
+        "",
+        "**Event-loop stalls (`--loop-lag`: a 10 ms probe timer's lateness, and each GC "
+        "collection; counts over the runs)**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for kind, total in summed.items():
+        for key, buckets in sorted(total.items()):
+            count = buckets.get("+Inf", 0.0)
+            what = (
+                key.replace("commsgw_event_loop_lag_seconds", "loop lag")
+                .replace("commsgw_gc_pause_seconds{generation=", "GC gen ")
+                .rstrip("}")
+            )
+            over = [f"{count - buckets.get(e, 0.0):.0f}" for e in edges]
+            row = [kind, what, f"{count:.0f}", f"{buckets.get('sum', 0.0) * 1e3:.0f}", *over]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def _fanout_table(
@@ -759,6 +815,7 @@ async def fanout(ctx: Ctx) -> Result:
         "to every stream; no JWT check, filter, event log or log line.",
         "",
         *_fanout_table(ctx, runs, rates, unpinned=False),
+        *stall_lines(runs),
     ]
     for label in ("4a", "4b"):
         res.plots.append(

@@ -30,6 +30,14 @@ class ServingSettings:
         "json (one object a line) or text",
         group=LOGGING,
     )
+    loop_lag_probe_s: float = setting(
+        "COMMSGW_LOOP_LAG_PROBE_S",
+        "0",
+        _non_negative_float,
+        "measure the event loop's lag every this many seconds, and the garbage collector's "
+        "pauses, as histograms at /metrics (0: off; for benchmarks and diagnosis)",
+        group=LOGGING,
+    )
     grpc_tls_cert: pathlib.Path | None = setting(
         "COMMSGW_GRPC_TLS_CERT",
         "",

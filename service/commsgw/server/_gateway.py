@@ -40,6 +40,7 @@ from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
 from commsgw.server._interceptor import GatewayInterceptor
 from commsgw.server._limits import StreamLimits
+from commsgw.server._loopwatch import LoopWatch
 from commsgw.server._probes import HubCollector, Probes, Readiness
 from commsgw.server._servicer import CallsServicer
 
@@ -134,6 +135,8 @@ class Gateway:
             await self.keepalive.start()
         await self._update_health()
         self._spawn(self._monitor())
+        if s.loop_lag_probe_s > 0:
+            self._spawn(LoopWatch(self.metrics.registry, s.loop_lag_probe_s).run())
         log.info(
             "commsgw ready: gRPC %s:%d%s, webhook %s://%s:%d%s, Graph %s%s, event log %s",
             s.grpc_addr.host,
