@@ -21,7 +21,7 @@ import grpc
 import httpx
 import pytest
 
-from commsgw.emulator import Emulator, Fault
+from commsgw.emulator import DeliveryFault, Emulator, Fault
 from commsgw.server import Gateway
 from graphcomms.v1 import call_types_pb2, calls_pb2_grpc
 from graphcomms.v1 import calls_pb2 as pb
@@ -368,3 +368,31 @@ async def test_a_call_graph_dropped_without_a_word_is_reported_gone_once(
                 what="keepAlive stopped for the call",
             )
         assert [u.origin for u in w.updates if u.state == pb.CALL_STATE_TERMINATED] == [GATEWAY]
+
+
+async def test_states_graph_delivers_out_of_order_are_flagged_stale(emu: Emulator) -> None:
+    """The emulator posts an answered call's "establishing" after its "established" (its
+    outOfOrder delivery fault): the gateway delivers both, the late one flagged stale, and the
+    call's latest state stays established."""
+    settings = gateway_settings(emu, COMMSGW_MANAGED_KEEPALIVE="false")
+    async with running_gateway(settings) as gw:
+        call_id = emu.ring(f"http://127.0.0.1:{gw.http_port}/api/calls")
+        tenant = emu.calls[call_id].tenant_id
+        emu.misdeliver(
+            call_id,
+            DeliveryFault("outOfOrder", match={"resourceData": {"state": "establishing"}}),
+        )
+        async with watching(gw, call_id) as w:
+            await w.stub.AnswerCall(pb.AnswerCallRequest(call_id=call_id), timeout=10)
+            await eventually(
+                lambda: any(u.state == pb.CALL_STATE_ESTABLISHING for u in w.updates),
+                what="the late establishing",
+            )
+            states = [(u.state, u.stale) for u in w.updates if not u.HasField("tone_info")]
+            at = states.index((pb.CALL_STATE_ESTABLISHED, False))
+            assert (pb.CALL_STATE_ESTABLISHING, True) in states[at + 1 :], states
+        latest = await gw.log.latest_call((tenant, call_id))
+        assert latest is not None
+        assert latest.event.call_update.state == pb.CALL_STATE_ESTABLISHED
+        delivered = [a for a in emu.delivery_log if a.call_id == call_id and a.misdelivery]
+        assert [a.misdelivery for a in delivered] == ["outOfOrder"]

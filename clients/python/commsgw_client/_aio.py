@@ -898,8 +898,8 @@ class GatewayClient:
         timeout: float | None = None,
         wait: bool = False,
     ) -> calls_pb2.StartHoldMusicResponse | calls_pb2.Operation:
-        """Put a participant on hold with Graph's hold music, or ``custom_prompt`` (an https URI or a
-        ``MediaInfo``) (StartHoldMusic; UNSAFE)."""
+        """Put a participant on hold with Graph's hold music, or ``custom_prompt`` (an https
+        URI or a ``MediaInfo``) (StartHoldMusic; UNSAFE)."""
         request = calls_pb2.StartHoldMusicRequest(
             call_id=call_id,
             tenant_id=tenant_id,
