@@ -29,6 +29,11 @@ KIND_CALL = "call_update"
 KIND_OTHER = "other"
 
 
+# What a log stores of an entry besides its payload, for `LogEntry.stored`: tenant, call,
+# kind, operation type, status, client context, whether it carries a recording token.
+StoredFields = tuple[str, str, str, int, int, str, bool]
+
+
 class LogEntry:
     """One stored event and its position; the fields filters look at are read once.
 
@@ -37,11 +42,12 @@ class LogEntry:
     (`redacted_payload` here, `commsgw.server._redaction` for unary answers)."""
 
     __slots__ = (
+        "_event",
         "_payload",
         "_redacted",
         "call_id",
         "client_context",
-        "event",
+        "has_recording_token",
         "kind",
         "op_type",
         "position",
@@ -50,11 +56,14 @@ class LogEntry:
         "traceparent",
     )
 
-    def __init__(self, position: Position, event: calls_pb2.Event) -> None:
+    def __init__(
+        self, position: Position, event: calls_pb2.Event, payload: bytes | None = None
+    ) -> None:
+        """`payload`: the event already serialised, else made when first asked for."""
         self.position = position
         # The W3C traceparent of the webhook POST that stored it, when that was traced.
         self.traceparent = ""
-        self.event = event
+        self._event: calls_pb2.Event | None = event
         self.tenant_id = event.tenant_id
         self.call_id = event.call_id
         kind = event.WhichOneof("kind") or KIND_OTHER
@@ -64,12 +73,57 @@ class LogEntry:
             self.op_type: int = op.type
             self.status: int = op.status
             self.client_context = op.client_context
+            self.has_recording_token = bool(op.recording_access_token)
         else:
             self.op_type = 0
             self.status = 0
             self.client_context = ""
-        self._payload: bytes | None = None
+            self.has_recording_token = False
+        self._payload: bytes | None = payload
         self._redacted: bytes | None = None
+
+    @classmethod
+    def stored(
+        cls, position: Position, payload: bytes, traceparent: str, fields: StoredFields
+    ) -> LogEntry:
+        """An entry made from what a log stored (`payload` and the `fields` filters read,
+        as `fields_of` gave them): its event is decoded only when something asks for it."""
+        entry = cls.__new__(cls)
+        entry.position = position
+        entry.traceparent = traceparent
+        entry._event = None
+        (
+            entry.tenant_id,
+            entry.call_id,
+            entry.kind,
+            entry.op_type,
+            entry.status,
+            entry.client_context,
+            entry.has_recording_token,
+        ) = fields
+        entry._payload = payload
+        entry._redacted = None
+        return entry
+
+    def fields(self) -> StoredFields:
+        """What `stored` needs besides the payload: the fields filters read (atomic values)."""
+        return (
+            self.tenant_id,
+            self.call_id,
+            self.kind,
+            self.op_type,
+            self.status,
+            self.client_context,
+            self.has_recording_token,
+        )
+
+    @property
+    def event(self) -> calls_pb2.Event:
+        """The event (shared by every reader: never changed)."""
+        if self._event is None:
+            assert self._payload is not None
+            self._event = calls_pb2.Event.FromString(self._payload)
+        return self._event
 
     @property
     def payload(self) -> bytes:
@@ -83,9 +137,7 @@ class LogEntry:
         """The event without recording_access_token, for callers not allowed to read
         recordings (the same bytes as `payload` when there is no token)."""
         if self._redacted is None:
-            if self.kind == KIND_OPERATION and (
-                self.event.operation_update.operation.recording_access_token
-            ):
+            if self.has_recording_token:
                 copy = calls_pb2.Event()
                 copy.CopyFrom(self.event)
                 copy.operation_update.operation.recording_access_token = ""

@@ -2,6 +2,14 @@
 
 Positions are (sequence, 0). The log id is random per process, so a token from before a
 restart is recognised as coming from another log (OUT_OF_RANGE) rather than misread.
+
+What it retains is kept out of the garbage collector's walk: each entry is stored as a tuple of
+atomic values (`_Rec`: stored-at time, sequence, the serialised event, its traceparent and the
+fields filters read), which the collector stops tracking after its first look, and a
+`LogEntry` is made from it when it is read (catch-up, snapshots, the indexes), its event decoded
+only if something asks for it. The live entries handed to the hub at append are the ones made
+there. With objects per entry, 100,000 retained entries made a full collection walk
+about 400,000 objects (60 to 80 ms, every stream stalled meanwhile: bench/notes.md).
 """
 
 from __future__ import annotations
@@ -19,8 +27,16 @@ from commsgw.eventlog._base import (
     EventLog,
     LogEntry,
     Position,
+    StoredFields,
 )
 from graphcomms.v1 import calls_pb2
+
+# (stored at, sequence, serialised Event, traceparent, the fields filters read): atomic values.
+_Rec = tuple[float, int, bytes, str, StoredFields]
+
+
+def _view(rec: _Rec) -> LogEntry:
+    return LogEntry.stored((rec[1], 0), rec[2], rec[3], rec[4])
 
 
 class MemoryEventLog(EventLog):
@@ -35,17 +51,17 @@ class MemoryEventLog(EventLog):
         self._max_events = max_events
         self._max_age = max_age_s
         self._clock = clock
-        self._entries: collections.deque[tuple[float, LogEntry]] = collections.deque()
+        self._entries: collections.deque[_Rec] = collections.deque()
         self._seq = 0
         self._trimmed_through = 0  # highest sequence no longer retained
         self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
-        self._latest: collections.OrderedDict[tuple[str, str, str], tuple[float, LogEntry]] = (
+        self._latest: collections.OrderedDict[tuple[str, str, str], _Rec] = (
             collections.OrderedDict()
         )
-        # The latest (not stale) call update of every call, as _latest for operations.
-        self._calls: collections.OrderedDict[tuple[str, str], tuple[float, LogEntry]] = (
-            collections.OrderedDict()
-        )
+        # The latest (not stale) call update of every call, as _latest for operations, and
+        # its state (and whether the gateway observed it) for the state-order decision.
+        self._calls: collections.OrderedDict[tuple[str, str], _Rec] = collections.OrderedDict()
+        self._call_states: dict[tuple[str, str], tuple[int, bool]] = {}
         self._listener: Callable[[Sequence[LogEntry]], None] | None = None
 
     async def start(
@@ -68,15 +84,18 @@ class MemoryEventLog(EventLog):
         oldest = now - self._max_age
         entries = self._entries
         while entries and (len(entries) > self._max_events or entries[0][0] < oldest):
-            self._trimmed_through = entries.popleft()[1].position[0]
+            self._trimmed_through = entries.popleft()[1]
         seen = self._seen
         while seen and (len(seen) > 2 * self._max_events or next(iter(seen.values())) < oldest):
             seen.popitem(last=False)
-        for latest in (self._latest, self._calls):
-            while latest and (
-                len(latest) > self._max_events or next(iter(latest.values()))[0] < oldest
-            ):
-                latest.popitem(last=False)
+        latest = self._latest
+        while latest and (
+            len(latest) > self._max_events or next(iter(latest.values()))[0] < oldest
+        ):
+            latest.popitem(last=False)
+        calls = self._calls
+        while calls and (len(calls) > self._max_events or next(iter(calls.values()))[0] < oldest):
+            self._call_states.pop(calls.popitem(last=False)[0], None)
 
     async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         now = self._clock()
@@ -98,13 +117,16 @@ class MemoryEventLog(EventLog):
                 cs.mark(item.event.call_update, decision)
             entry = LogEntry((self._seq, 0), item.event)
             entry.traceparent = traceparent
-            self._entries.append((now, entry))
+            rec = (now, self._seq, entry.payload, traceparent, entry.fields())
+            self._entries.append(rec)
             if item.operation_key is not None:
-                self._latest[item.operation_key] = (now, entry)
+                self._latest[item.operation_key] = rec
                 self._latest.move_to_end(item.operation_key)
             if call is not None and decision in (cs.Decision.APPLY, cs.Decision.CONFIRM):
-                self._calls[call] = (now, entry)
+                update = item.event.call_update
+                self._calls[call] = rec
                 self._calls.move_to_end(call)
+                self._call_states[call] = (update.state, cs.is_observed(update))
             stored.append(entry)
         self._trim(now)
         if stored and self._listener is not None:
@@ -112,25 +134,21 @@ class MemoryEventLog(EventLog):
         return AppendResult(len(stored), duplicates)
 
     def _decide(self, call: tuple[str, str], update: calls_pb2.CallUpdate) -> cs.Decision:
-        found = self._calls.get(call)
-        latest = None
-        if found is not None:
-            known = found[1].event.call_update
-            latest = (known.state, cs.is_observed(known))
+        latest = self._call_states.get(call) if call in self._calls else None
         return cs.decide(latest, update.state, observed=cs.is_observed(update))
 
     async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:
         entries = self._entries
         if not entries:
             return []
-        first = entries[0][1].position[0]
+        first = entries[0][1]
         start = max(0, after[0] + 1 - first)
         out: list[LogEntry] = []
         for i in range(start, len(entries)):
-            e = entries[i][1]
-            if e.position > until or len(out) >= limit:
+            rec = entries[i]
+            if (rec[1], 0) > until or len(out) >= limit:
                 break
-            out.append(e)
+            out.append(_view(rec))
         return out
 
     async def check_resumable(self, position: Position) -> None:
@@ -145,18 +163,18 @@ class MemoryEventLog(EventLog):
 
     async def latest_operations(self) -> list[LogEntry]:
         self._trim(self._clock())
-        return sorted((e for _, e in self._latest.values()), key=lambda e: e.position)
+        return [_view(r) for r in sorted(self._latest.values(), key=lambda r: r[1])]
 
     async def latest_operation(self, key: tuple[str, str, str]) -> LogEntry | None:
         self._trim(self._clock())
         found = self._latest.get(key)
-        return found[1] if found is not None else None
+        return _view(found) if found is not None else None
 
     async def latest_calls(self) -> list[LogEntry]:
         self._trim(self._clock())
-        return sorted((e for _, e in self._calls.values()), key=lambda e: e.position)
+        return [_view(r) for r in sorted(self._calls.values(), key=lambda r: r[1])]
 
     async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
         self._trim(self._clock())
         found = self._calls.get(key)
-        return found[1] if found is not None else None
+        return _view(found) if found is not None else None
