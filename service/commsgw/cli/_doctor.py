@@ -29,7 +29,6 @@ import ipaddress
 import json
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,6 +40,7 @@ import jwt
 from commsgw import _config
 from commsgw._errors import CommsgwError
 from commsgw.cli._client import Subparsers, subcommand
+from commsgw.eventlog import probe_write
 from commsgw.graph import GRAPH_PERMISSIONS, TokenProvider, ssl_context
 from commsgw.notifications import LEEWAY_S
 
@@ -264,20 +264,16 @@ async def _event_log(settings: _config.Settings) -> Finding:
         return Finding(
             "event log", True, "in memory (this process only: replicas need a shared Redis)"
         )
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-
-    fix = "check COMMSGW_EVENT_LOG (a reachable, writable Redis primary)"
-    client = aioredis.from_url(settings.event_log, socket_timeout=settings.graph_timeout_s)
-    key = f"{settings.event_log_key}:doctor:{uuid.uuid4().hex}"
     try:
-        await client.set(key, "1", px=10_000)
-        await client.delete(key)
-    except RedisError as exc:
-        return Finding("event log", False, f"{settings.event_log}: {exc}", fix)
-    finally:
-        await client.aclose()
-    return Finding("event log", True, f"{settings.event_log} accepts writes")
+        where = await probe_write(settings)
+    except CommsgwError as err:
+        return Finding(
+            "event log",
+            False,
+            err.message,
+            "check COMMSGW_EVENT_LOG (a reachable, writable Redis primary, or its Sentinels)",
+        )
+    return Finding("event log", True, f"{where} accepts writes")
 
 
 async def diagnose(

@@ -18,6 +18,7 @@ from commsgw.eventlog._base import (
     encode_token,
 )
 from commsgw.eventlog._callstates import Decision, decide, is_stale
+from commsgw.eventlog._factory import probe_write
 from commsgw.eventlog._hub import Hub, WatchItem
 from commsgw.eventlog._memory import MemoryEventLog
 
@@ -36,4 +37,5 @@ __all__ = [
     "decode_token",
     "encode_token",
     "is_stale",
+    "probe_write",
 ]

@@ -3,6 +3,7 @@ Sentinel or a Cluster)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from commsgw._config import Settings
@@ -40,3 +41,26 @@ def make_event_log(settings: Settings) -> EventLog:
         min_replicas=settings.event_log_min_replicas,
         replica_timeout_s=settings.event_log_replica_timeout_s,
     )
+
+
+async def probe_write(settings: Settings) -> str:
+    """Write (and delete) one short-lived key under the log's prefix, through the connection
+    the log itself would make (URL, Sentinel's primary or Cluster); returns where it wrote.
+    Raises EventLogUnavailable when the write is refused (a replica, no Redis, ...)."""
+    from redis.exceptions import RedisError
+
+    from commsgw._errors import EventLogUnavailable
+    from commsgw.eventlog._redis_connect import connect, log_prefix
+
+    target = redis_target(settings)
+    where = settings.event_log if target.url else f"Sentinel service {target.service}"
+    client = connect(target, socket_timeout=settings.graph_timeout_s)
+    key = f"{log_prefix(target, settings.event_log_key)}:probe:{uuid.uuid4().hex}"
+    try:
+        await client.set(key, "1", px=10_000)
+        await client.delete(key)
+    except RedisError as exc:
+        raise EventLogUnavailable(f"{where}: {exc}") from exc
+    finally:
+        await client.aclose()
+    return where
