@@ -128,3 +128,18 @@ def test_redis_deployments_become_targets() -> None:
         from_sources({"COMMSGW_EVENT_LOG": "redis://n:7000/0", "COMMSGW_EVENT_LOG_CLUSTER": "1"})
     )
     assert (c.url, c.cluster) == ("redis://n:7000/0", True)
+
+
+@pytest.mark.parametrize(
+    ("addr", "port", "url"),
+    [
+        ("127.0.0.1:8080", None, "http://127.0.0.1:8080/api/calls"),
+        ("0.0.0.0:8080", None, "http://127.0.0.1:8080/api/calls"),
+        ("[::1]:0", 41234, "http://[::1]:41234/api/calls"),
+    ],
+)
+def test_the_local_webhook_url_is_reachable_from_this_machine(
+    addr: str, port: int | None, url: str
+) -> None:
+    env = {"COMMSGW_HTTP_ADDR": addr, "COMMSGW_ALLOW_INSECURE_BIND": "true"}
+    assert from_sources(env).local_webhook_url(port) == url

@@ -380,6 +380,15 @@ class Settings(RedisSettings):
     def graph_v1_url(self) -> str:
         return f"{self.graph_url.rstrip('/')}/v1.0"
 
+    def local_webhook_url(self, port: int | None = None) -> str:
+        """The webhook as this machine reaches it (the HTTP address, a wildcard one as
+        loopback; `port` when the one bound differs from the setting's, e.g. 0)."""
+        host = self.http_addr.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = f"[{host}]" if ":" in host else host
+        scheme = "https" if self.http_tls_cert else "http"
+        return f"{scheme}://{shown}:{port or self.http_addr.port}{self.webhook_path}"
+
 
 SETTINGS: tuple[Setting, ...] = tuple(
     Setting(f.name, *f.metadata[_SETTING])

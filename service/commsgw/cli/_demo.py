@@ -263,11 +263,7 @@ async def run_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             file=sys.stderr,
         )
         return 2
-    webhook = (
-        args.webhook
-        or settings.public_webhook_url
-        or (f"http://{settings.http_addr}{settings.webhook_path}")
-    )
+    webhook = args.webhook or settings.public_webhook_url or settings.local_webhook_url()
     story = Story(args.step_timeout)
     verify = ssl.create_default_context(cafile=str(settings.ca_file))
     async with (

@@ -225,11 +225,7 @@ def webhook_url_of(settings: _config.Settings) -> str:
     """The URL Graph calls back: the public one, else (emulator) the local webhook."""
     if settings.public_webhook_url or not settings.emulator_mode:
         return settings.public_webhook_url
-    host = settings.http_addr.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    shown = f"[{host}]" if ":" in host else host
-    scheme = "https" if settings.http_tls_cert else "http"
-    return f"{scheme}://{shown}:{settings.http_addr.port}{settings.webhook_path}"
+    return settings.local_webhook_url()
 
 
 async def _webhook(http: httpx.AsyncClient, url: str) -> Finding:

@@ -111,10 +111,7 @@ class Gateway:
         await self._start_http(self._validator(self._http))
         if s.emulator_mode and not s.public_webhook_url:
             # The emulator calls back to the local webhook, on the port just bound.
-            host = s.http_addr.host if s.http_addr.host not in ("0.0.0.0", "::") else "127.0.0.1"
-            scheme = "https" if s.http_tls_cert else "http"
-            shown = f"[{host}]" if ":" in host else host
-            url = f"{scheme}://{shown}:{self.http_port}{s.webhook_path}"
+            url = s.local_webhook_url(self.http_port)
             self.settings = s = dataclasses.replace(s, public_webhook_url=url)
         self.reconciler = Reconciler(
             self.log,
