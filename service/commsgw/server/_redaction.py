@@ -17,9 +17,13 @@ M = TypeVar("M", bound=calls_pb2.Operation)
 R = TypeVar("R")
 
 
+def _hidden_from(op: calls_pb2.Operation, reads_recordings: bool) -> bool:
+    return bool(op.recording_access_token) and not reads_recordings
+
+
 def operation_for(op: M, reads_recordings: bool) -> M:
     """`op` as a caller sees it: `op` itself, or a copy of it without the recording token."""
-    if reads_recordings or not op.recording_access_token:
+    if not _hidden_from(op, reads_recordings):
         return op
     view = type(op)()
     view.CopyFrom(op)
@@ -31,7 +35,7 @@ def response_for(response: R, reads_recordings: bool) -> R:
     """A response carrying an `operation`, as a caller sees it: `response` itself, or a copy
     whose operation has no recording token."""
     op = getattr(response, "operation", None)
-    if not isinstance(op, calls_pb2.Operation) or operation_for(op, reads_recordings) is op:
+    if not isinstance(op, calls_pb2.Operation) or not _hidden_from(op, reads_recordings):
         return response
     view = type(response)()
     view.CopyFrom(response)  # type: ignore[attr-defined]
