@@ -58,10 +58,11 @@ class MemoryEventLog(EventLog):
         self._latest: collections.OrderedDict[tuple[str, str, str], _Rec] = (
             collections.OrderedDict()
         )
-        # The latest (not stale) call update of every call, as _latest for operations, and
-        # its state (and whether the gateway observed it) for the state-order decision.
-        self._calls: collections.OrderedDict[tuple[str, str], _Rec] = collections.OrderedDict()
-        self._call_states: dict[tuple[str, str], tuple[int, bool]] = {}
+        # The latest (not stale) call update of every call, as _latest for operations, with
+        # its state and whether the gateway observed it (what the state-order decision reads).
+        self._calls: collections.OrderedDict[tuple[str, str], tuple[_Rec, int, bool]] = (
+            collections.OrderedDict()
+        )
         self._listener: Callable[[Sequence[LogEntry]], None] | None = None
 
     async def start(
@@ -94,8 +95,10 @@ class MemoryEventLog(EventLog):
         ):
             latest.popitem(last=False)
         calls = self._calls
-        while calls and (len(calls) > self._max_events or next(iter(calls.values()))[0] < oldest):
-            self._call_states.pop(calls.popitem(last=False)[0], None)
+        while calls and (
+            len(calls) > self._max_events or next(iter(calls.values()))[0][0] < oldest
+        ):
+            calls.popitem(last=False)
 
     async def append(self, items: Sequence[Appended], *, traceparent: str = "") -> AppendResult:
         now = self._clock()
@@ -124,9 +127,8 @@ class MemoryEventLog(EventLog):
                 self._latest.move_to_end(item.operation_key)
             if call is not None and decision in (cs.Decision.APPLY, cs.Decision.CONFIRM):
                 update = item.event.call_update
-                self._calls[call] = rec
+                self._calls[call] = (rec, update.state, cs.is_observed(update))
                 self._calls.move_to_end(call)
-                self._call_states[call] = (update.state, cs.is_observed(update))
             stored.append(entry)
         self._trim(now)
         if stored and self._listener is not None:
@@ -134,7 +136,8 @@ class MemoryEventLog(EventLog):
         return AppendResult(len(stored), duplicates)
 
     def _decide(self, call: tuple[str, str], update: calls_pb2.CallUpdate) -> cs.Decision:
-        latest = self._call_states.get(call) if call in self._calls else None
+        found = self._calls.get(call)
+        latest = (found[1], found[2]) if found is not None else None
         return cs.decide(latest, update.state, observed=cs.is_observed(update))
 
     async def read_range(self, after: Position, until: Position, limit: int) -> list[LogEntry]:
@@ -172,9 +175,9 @@ class MemoryEventLog(EventLog):
 
     async def latest_calls(self) -> list[LogEntry]:
         self._trim(self._clock())
-        return [_view(r) for r in sorted(self._calls.values(), key=lambda r: r[1])]
+        return [_view(r) for r, _, _ in sorted(self._calls.values(), key=lambda c: c[0][1])]
 
     async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
         self._trim(self._clock())
         found = self._calls.get(key)
-        return _view(found) if found is not None else None
+        return _view(found[0]) if found is not None else None
