@@ -16,6 +16,7 @@ from commsgw._graphmeta import PATH, Violation, check_request
 from commsgw.emulator._errors import GraphError, bad_request
 from commsgw.emulator._graph_common import authenticate
 from commsgw.emulator._state import EmulatorState
+from commsgw.emulator._validate import PARSED_BODY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +49,7 @@ def conforming(state: EmulatorState, handler: Handler) -> Handler:
     async def checked(request: web.Request) -> web.StreamResponse:
         body = _parsed(await request.read())  # aiohttp keeps what the middleware read
         if body is not _NO_BODY:
+            request[PARSED_BODY] = body  # the handler's json_body takes it from here
             problems = check_request(request.method, request.path, body)
             if problems:
                 authenticate(state, request)  # a bad token is still 401, as Graph answers

@@ -44,14 +44,23 @@ _INVITABLE = ("user", "phone", "application")
 _LOOPBACK_NAMES = {"localhost"}
 
 
+# Where `_conformance` leaves the body it parsed, so that a request is parsed once.
+PARSED_BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"Unable to read JSON request payload: {exc}") from exc
+    if PARSED_BODY in request:
+        body = request[PARSED_BODY]
+        if body is None:
+            return {}
+    else:
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"Unable to read JSON request payload: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body
