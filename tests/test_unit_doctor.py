@@ -9,7 +9,6 @@ import pytest
 
 from commsgw.cli._doctor import (
     decide_clock,
-    decide_jwks,
     decide_roles,
     decide_webhook_reply,
     decide_webhook_url,
@@ -88,14 +87,6 @@ def test_the_clock_within_the_leeway_passes_and_beyond_fails() -> None:
     assert not decide_clock(now - 120, date, 60).ok
     assert not decide_clock(now, None, 60).ok
     assert not decide_clock(now, "not a date", 60).ok
-
-
-def test_signing_keys_need_a_jwks_uri_and_an_rsa_key() -> None:
-    config = {"jwks_uri": "https://keys.example/jwks"}
-    assert decide_jwks(config, {"keys": [{"kty": "RSA", "kid": "a"}]})[0]
-    assert not decide_jwks({}, {"keys": []})[0]
-    assert not decide_jwks(config, {"keys": [{"kty": "EC"}]})[0]
-    assert not decide_jwks(config, {"nope": 1})[0]
 
 
 def test_rpcs_select_their_uses_and_an_unknown_name_is_refused() -> None:

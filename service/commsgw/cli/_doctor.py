@@ -9,8 +9,8 @@ command exits 0 when every check passes, 1 otherwise. The checks, in order:
 - webhook url: the public webhook URL is https (plain http only on loopback, on the emulator).
 - webhook: a POST without a token to that URL is answered as a commsgw webhook answers it (401
   with its JSON error), so Graph's callbacks reach a gateway.
-- notification keys: the OpenID configuration that signs Graph's callbacks, and its JWKS,
-  can be fetched and hold RSA keys.
+- notification keys: the keys that sign Graph's callbacks load as the gateway loads them (the
+  OpenID configuration, its JWKS, a usable RSA signing key).
 - event log: the event log accepts a write (Redis: a short-lived key under the log's prefix;
   memory: nothing to reach).
 - clock: this machine's clock is within the notification tokens' leeway of the clock of the
@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,7 +41,7 @@ from commsgw._errors import CommsgwError
 from commsgw.cli._client import Subparsers, subcommand
 from commsgw.eventlog import probe_write
 from commsgw.graph import GRAPH_PERMISSIONS, TokenProvider, ssl_context
-from commsgw.notifications import LEEWAY_S
+from commsgw.notifications import LEEWAY_S, NotificationTokenValidator
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +171,6 @@ def decide_clock(local: float, date_header: str | None, leeway_s: float = LEEWAY
     )
 
 
-def decide_jwks(config: Any, jwks: Any) -> tuple[bool, str]:
-    """Whether an OpenID configuration and its JWKS hold RSA signing keys, and what was found."""
-    if not isinstance(config, dict) or not isinstance(config.get("jwks_uri"), str):
-        return False, "the OpenID configuration has no jwks_uri"
-    keys = jwks.get("keys") if isinstance(jwks, dict) else None
-    if not isinstance(keys, list):
-        return False, f"{config['jwks_uri']} holds no keys list"
-    rsa = [k for k in keys if isinstance(k, dict) and k.get("kty") == "RSA"]
-    if not rsa:
-        return False, f"{config['jwks_uri']} holds no RSA key"
-    return True, f"{len(rsa)} RSA key(s) from {config['jwks_uri']}"
-
-
 # ---------------------------------------------------------------- I/O
 
 
@@ -236,23 +222,33 @@ async def _webhook(http: httpx.AsyncClient, url: str) -> Finding:
     return decide_webhook_reply(url, resp.status_code, resp.content)
 
 
-async def _keys(http: httpx.AsyncClient, settings: _config.Settings) -> tuple[Finding, str | None]:
+async def _keys(http: httpx.AsyncClient, settings: _config.Settings) -> Finding:
+    """The keys loaded as the gateway loads them (its validator's cache: the configuration,
+    its jwks_uri, at least one usable RSA signing key)."""
     url = settings.notification_openid_url
-    fix = (
-        "let the gateway reach it (egress, proxy, COMMSGW_CA_FILE for a private CA), or set "
-        "COMMSGW_NOTIFICATION_OPENID_URL"
+    validator = NotificationTokenValidator(
+        openid_config_url=url, audience=settings.client_id, http=http
     )
     try:
-        resp = await http.get(url)
-        resp.raise_for_status()
-        config = resp.json()
-        date = resp.headers.get("date")
-        jwks_uri = config.get("jwks_uri") if isinstance(config, dict) else None
-        jwks = (await http.get(jwks_uri)).json() if isinstance(jwks_uri, str) else None
-    except (httpx.HTTPError, ValueError) as exc:
-        return Finding("notification keys", False, f"{url}: {type(exc).__name__}: {exc}", fix), None
-    ok, detail = decide_jwks(config, jwks)
-    return Finding("notification keys", ok, detail, "" if ok else fix), date
+        await validator.warm()
+    except CommsgwError as err:
+        return Finding(
+            "notification keys",
+            False,
+            f"{url}: {err.message}",
+            "let the gateway reach it (egress, proxy, COMMSGW_CA_FILE for a private CA), or "
+            "set COMMSGW_NOTIFICATION_OPENID_URL",
+        )
+    return Finding("notification keys", True, f"signing keys loaded from {url}")
+
+
+async def _server_date(http: httpx.AsyncClient, url: str) -> str | None:
+    """The Date header of the server that publishes the OpenID configuration."""
+    try:
+        date: str | None = (await http.get(url)).headers.get("date")
+    except httpx.HTTPError:
+        return None
+    return date
 
 
 async def _event_log(settings: _config.Settings) -> Finding:
@@ -286,9 +282,9 @@ async def diagnose(
     ) as http:
         if url_finding.ok:
             findings.append(await _webhook(http, url))
-        keys, date = await _keys(http, settings)
-        findings.append(keys)
+        findings.append(await _keys(http, settings))
         findings.append(await _event_log(settings))
+        date = await _server_date(http, settings.notification_openid_url)
         findings.append(decide_clock(clock(), date))
     return findings
 
