@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-# Two install stamps: RUN_STAMP has what running needs (the gateway and its client library);
+# Two install stamps: RUN_STAMP has what running needs (the gateway, its client library and the
+# Graph emulator, which is its own distribution: service/emulator/pyproject.toml);
 # STAMP adds the `dev` extra (tests, linters, type checker, codegen) for test/lint/typecheck/gen.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
@@ -22,9 +23,9 @@ KUBERNETES_VERSION ?= 1.37.0
 
 venv: $(STAMP)
 
-$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml service/emulator/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e clients/python -e .
+	$(PY) -m pip install -q -e clients/python -e . -e service/emulator
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)

@@ -1,5 +1,6 @@
 """The Makefile's two install stamps, as `make -n` shows them: `make run` (and `make demo`)
-install only what running needs; the test, lint, typecheck and gen targets add the dev extra."""
+install only what running needs (the gateway, its client library and the emulator, its own
+distribution); the test, lint, typecheck and gen targets add the dev extra."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def dry_run(target: str, venv: pathlib.Path) -> str:
 @pytest.mark.parametrize("target", ["run", "demo", "emulator"])
 def test_running_installs_no_dev_tools(tmp_path: pathlib.Path, target: str) -> None:
     commands = dry_run(target, tmp_path / "venv")
-    assert "-m pip install -q -e clients/python -e .\n" in commands, commands
+    assert "-m pip install -q -e clients/python -e . -e service/emulator\n" in commands, commands
     assert ".[dev]" not in commands and "[dev]" not in commands
     assert f"touch {tmp_path / 'venv'}/.installed-run" in commands
 
@@ -36,6 +37,6 @@ def test_running_installs_no_dev_tools(tmp_path: pathlib.Path, target: str) -> N
 @pytest.mark.parametrize("target", ["test", "lint", "typecheck", "gen"])
 def test_development_targets_add_the_dev_extra(tmp_path: pathlib.Path, target: str) -> None:
     commands = dry_run(target, tmp_path / "venv")
-    run_install = commands.index("-m pip install -q -e clients/python -e .\n")
+    run_install = commands.index("-m pip install -q -e clients/python -e . -e service/emulator\n")
     assert commands.index("-m pip install -q -e '.[dev]'") > run_install, commands
     assert f"touch {tmp_path / 'venv'}/.installed-dev" in commands

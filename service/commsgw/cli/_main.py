@@ -60,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
-        from commsgw.emulator import main as emulator_main
-
-        return emulator_main(argv[1:])
+        try:
+            emulator = _serve.load_emulator()
+        except _serve.EmulatorMissing as err:
+            print(f"commsgw emulator: {err.message}", file=sys.stderr)
+            return 2
+        exit_code: int = emulator.main(argv[1:])
+        return exit_code
     args = _parser().parse_args(argv)
     try:
         code: int = args.handler(args, dict(os.environ))
-    except _serve.CannotListen as err:
+    except (_serve.CannotListen, _serve.EmulatorMissing) as err:
         print(f"commsgw {args.command}: {err.message}", file=sys.stderr)
         return 2
     except ConfigError as err:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import importlib
 import logging
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from urllib.parse import urlsplit
 
 from commsgw import _config, _logging, _tracing
-from commsgw._errors import ConfigError
+from commsgw._errors import CommsgwError, ConfigError
 from commsgw.cli._client import Subparsers, subcommand
 
 log = logging.getLogger("commsgw.cli")
@@ -30,6 +32,31 @@ DEV_DEFAULTS = {"log_format": "text"}
 
 class CannotListen(ConfigError):
     """An address a server should listen on is taken (or cannot be bound)."""
+
+
+class EmulatorMissing(CommsgwError):
+    """The Graph emulator (its own distribution, commsgw-emulator) is not installed."""
+
+
+EMULATOR_DISTRIBUTION = "commsgw-emulator"
+
+
+def load_emulator() -> ModuleType:
+    """The emulator's package (``commsgw.emulator``), which the gateway's distribution does not
+    ship: the commsgw-emulator distribution does. Raises EmulatorMissing saying what to install."""
+    from commsgw import __version__
+
+    try:
+        return importlib.import_module("commsgw.emulator")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("commsgw.emulator", None):
+            raise
+        raise EmulatorMissing(
+            f"the Graph emulator is not installed: it is its own distribution, "
+            f"{EMULATOR_DISTRIBUTION} (the gateway's has none of it). Install it: "
+            f"pip install {EMULATOR_DISTRIBUTION}=={__version__}; in a clone of the "
+            f"repository `make run` does (pip install -e service/emulator)"
+        ) from None
 
 
 def check_can_listen(host: str, port: int, setting: str) -> None:
@@ -102,6 +129,7 @@ def dev(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "commsgw dev runs the gateway on the emulator: unset AZURE_TENANT_ID and "
             "AZURE_CLIENT_ID, or run `commsgw serve` against Graph"
         )
+    load_emulator()  # before anything starts: say what to install
     host, port = _emulator_address(settings, args)
     check_can_listen(host, port, "COMMSGW_EMULATOR_URL / --emulator-port")
     check_can_listen(settings.grpc_addr.host, settings.grpc_addr.port, "COMMSGW_GRPC_ADDR")
@@ -115,7 +143,7 @@ async def _dev(
     environ: Mapping[str, str],
     tracing: _tracing.Tracing,
 ) -> None:
-    from commsgw.emulator import Emulator, EmulatorConfig
+    from commsgw.emulator import Emulator, EmulatorConfig  # dev() checked that it is installed
     from commsgw.server import Gateway, until_stopped
 
     host, port = _emulator_address(settings, args)

@@ -1,4 +1,5 @@
-"""``commsgw emulator``: run the Graph emulator in the foreground until SIGINT/SIGTERM."""
+"""``commsgw emulator`` and ``commsgw-emulator``: run the Graph emulator in the foreground until
+SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -48,11 +49,13 @@ def _epilog() -> str:
     return _CONTROLS.format(controls="\n".join(rows))
 
 
-def _parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+def _parser(
+    environ: Mapping[str, str] | None = None, prog: str = "commsgw emulator"
+) -> argparse.ArgumentParser:
     """The parser; the timings default to `environ` (None: no variables set)."""
     environ = environ or {}
     p = argparse.ArgumentParser(
-        prog="commsgw emulator",
+        prog=prog,
         description="Local HTTPS emulator of Microsoft Graph's calls API and of the identity "
         "platform's tokens, for development and tests only. `commsgw dev` runs it together "
         "with a gateway; this runs it alone (then `commsgw serve` in emulator mode uses it).",
@@ -134,12 +137,17 @@ async def _serve(config: EmulatorConfig) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
+def console() -> int:
+    """The `commsgw-emulator` command (the commsgw-emulator distribution's entry point)."""
+    return main(prog="commsgw-emulator")
+
+
+def main(argv: list[str] | None = None, prog: str = "commsgw emulator") -> int:
     """Entry point; ``argv`` excludes the program name (a leading "emulator" is tolerated)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulator"]:
         args_list = args_list[1:]
-    args = _parser(os.environ).parse_args(args_list)
+    args = _parser(os.environ, prog).parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -165,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         why = exc.strerror or str(exc)
         if isinstance(exc, socket.gaierror) or exc.errno in _CANNOT_LISTEN:
             print(
-                f"commsgw emulator: cannot listen on {args.host}:{args.port}: {why}",
+                f"{prog}: cannot listen on {args.host}:{args.port}: {why}",
                 file=sys.stderr,
             )
             return 2
-        print(f"commsgw emulator: cannot start: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
