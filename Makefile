@@ -16,10 +16,11 @@ NODE_TSC := clients/node/node_modules/.bin/tsc
 LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz deploy)
 DEPLOY_STAMP := $(VENV)/.installed-deploy
 IMAGE ?= commsgw:dev
+EMULATOR_IMAGE ?= commsgw-emulator:dev
 # The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
 KUBERNETES_VERSION ?= 1.37.0
 
-.PHONY: soak fuzz venv graph-metadata gen gen-python unasync clients lint lint-deploy image typecheck test test-fast test-failover bench run emulator demo docs clean
+.PHONY: soak fuzz venv graph-metadata gen gen-python unasync clients lint lint-deploy image image-emulator typecheck test test-fast test-failover bench run emulator demo docs clean
 
 venv: $(STAMP)
 
@@ -80,11 +81,19 @@ lint-deploy: $(DEPLOY_STAMP)
 		echo "compose.yaml: no Docker Compose here; tests/test_deploy.py checks it"; \
 	fi
 
-## image: the container image (docker build; needs a Docker daemon, which CI does not have)
+## image: the gateway's container image (docker build --target gateway; needs a Docker daemon,
+## which CI does not have); image-emulator: the emulator's (--target emulator)
+# $(call docker_check,TARGET,TAG): stop with one line where no image can be built.
+docker_check = command -v docker >/dev/null 2>&1 || { echo "make $@: no docker command here; build the image where Docker is installed: docker build --target $(1) -t $(2) ." >&2; exit 1; }; \
+	docker info >/dev/null 2>&1 || { echo "make $@: the docker command is here but no Docker daemon answers (docker info fails), so no image can be built on this machine; build it where a daemon runs: docker build --target $(1) -t $(2) ." >&2; exit 1; }
+
 image:
-	@command -v docker >/dev/null 2>&1 || { echo "make image: no docker command here; build the image where Docker is installed: docker build -t $(IMAGE) ." >&2; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "make image: the docker command is here but no Docker daemon answers (docker info fails), so no image can be built on this machine; build it where a daemon runs: docker build -t $(IMAGE) ." >&2; exit 1; }
-	docker build -t $(IMAGE) .
+	@$(call docker_check,gateway,$(IMAGE))
+	docker build --target gateway -t $(IMAGE) .
+
+image-emulator:
+	@$(call docker_check,emulator,$(EMULATOR_IMAGE))
+	docker build --target emulator -t $(EMULATOR_IMAGE) .
 
 ## typecheck: mypy strict on the gateway package
 typecheck: $(STAMP)

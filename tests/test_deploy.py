@@ -1,10 +1,12 @@
 """The deployment files agree with the gateway: the Dockerfile (read, not built: no Docker daemon
-in CI), its .dockerignore and HEALTHCHECK script, compose.yaml and the Kubernetes manifests in
+in CI) with its two images (the gateway's, the last stage, and the emulator's, `--target
+emulator`), its .dockerignore and HEALTHCHECK scripts, compose.yaml and the Kubernetes manifests in
 deploy/kubernetes. `make lint-deploy` checks them with hadolint and the Kubernetes schemas; this
 checks what those cannot: names, ports, paths and timings against the settings table."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import importlib.util
 import pathlib
@@ -13,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "compose.yaml"
 KUBE = ROOT / "deploy" / "kubernetes"
 HEALTHCHECK = ROOT / "deploy" / "docker" / "healthcheck.py"
+EMULATOR_HEALTHCHECK = ROOT / "deploy" / "docker" / "emulator_healthcheck.py"
 
 SETTING_NAMES = {s.env for s in SETTINGS}
 SETTING_DEFAULTS = {s.env: s.default for s in SETTINGS}
@@ -106,7 +110,22 @@ def stages() -> list[Stage]:
 
 @pytest.fixture(scope="module")
 def final(stages: list[Stage]) -> Stage:
+    """The gateway's image: the last stage, what a plain `docker build` makes."""
+    assert stages[-1].name == "gateway"
     return stages[-1]
+
+
+@pytest.fixture(scope="module")
+def emulator_stage(stages: list[Stage]) -> Stage:
+    (stage,) = [s for s in stages if s.name == "emulator"]
+    return stage
+
+
+@pytest.fixture(scope="module", params=["gateway", "emulator"])
+def image(request: pytest.FixtureRequest, stages: list[Stage]) -> Stage:
+    """Each image the Dockerfile makes."""
+    (stage,) = [s for s in stages if s.name == request.param]
+    return stage
 
 
 @pytest.fixture(scope="module")
@@ -121,38 +140,54 @@ def _exec_form(args: str) -> list[str]:
 
 
 def test_dockerfile_builds_wheels_in_a_builder_and_installs_them_in_a_slim_python_311(
-    stages: list[Stage], final: Stage
+    stages: list[Stage], image: Stage
 ) -> None:
-    assert len(stages) == 2
+    assert [s.name for s in stages] == ["builder", "emulator", "gateway"]
     builder = stages[0]
-    assert builder.name == "builder"
     wheel = " ".join(builder.all("RUN"))
-    assert re.search(r"pip wheel .*--wheel-dir /wheels .*\./clients/python \.(\s|$)", wheel)
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", final.base), final.base
-    install = " ".join(final.all("RUN"))
+    assert re.search(r"pip wheel .*--wheel-dir /wheels \./clients/python \.(\s|$)", wheel)
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", image.base), image.base
+    install = " ".join(image.all("RUN"))
     # Only the builder's wheels, nothing from an index, nothing built here.
     assert "from=builder,source=/wheels" in install
     assert "--no-index" in install and "--find-links=/wheels" in install
-    assert not any("--from=builder" in c for c in final.all("COPY")), "wheels stay out of layers"
+    assert not any("--from=builder" in c for c in image.all("COPY")), "wheels stay out of layers"
 
 
-def test_the_final_stage_has_no_compiler(final: Stage) -> None:
-    for run in final.all("RUN"):
+def test_the_emulator_wheel_is_built_apart_and_only_the_emulator_image_has_it(
+    stages: list[Stage], final: Stage, emulator_stage: Stage
+) -> None:
+    """The gateway's image installs /wheels/*.whl (the gateway and its client library); the
+    emulator's wheel is in a folder of its own, which only the emulator's image installs."""
+    wheel = " ".join(stages[0].all("RUN"))
+    assert re.search(r"pip wheel .*--wheel-dir /wheels/emulator \./service/emulator(\s|$)", wheel)
+    gateway_install = " ".join(final.all("RUN"))
+    assert "/wheels/*.whl" in gateway_install and "emulator" not in gateway_install
+    for instruction in final.instructions:
+        assert "emulator" not in instruction.args.replace("emulator mode", ""), instruction
+    assert "/wheels/emulator/*.whl" in " ".join(emulator_stage.all("RUN"))
+    # The emulator's wheel is only the emulator: the gateway's has none of it (pyproject.toml).
+    gateway_find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "commsgw.emulator" in gateway_find["packages"]["find"]["exclude"]
+
+
+def test_the_final_stage_has_no_compiler(image: Stage) -> None:
+    for run in image.all("RUN"):
         for m in re.finditer(
             r"(apt-get|apt|apk|yum|dnf|microdnf)\s+(install|add)\s+([^&;|]*)", run
         ):
             found = COMPILERS.findall(m.group(3))
             assert not found, f"compiler packages in the final stage: {found}"
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", final.base)  # slim: no gcc in the base
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", image.base)  # slim: no gcc in the base
 
 
-def test_the_image_runs_as_a_non_root_user(final: Stage) -> None:
-    users = final.all("USER")
+def test_the_image_runs_as_a_non_root_user(image: Stage) -> None:
+    users = image.all("USER")
     assert users, "no USER in the final stage"
     uid, _, gid = users[-1].partition(":")
     assert uid.isdigit() and int(uid) > 0, "a numeric non-root uid (runAsNonRoot can check it)"
     assert not gid or (gid.isdigit() and int(gid) > 0)
-    run = " ".join(final.all("RUN"))
+    run = " ".join(image.all("RUN"))
     assert f"--uid {uid}" in run
 
 
@@ -179,12 +214,75 @@ def test_the_image_settings_are_settings_and_valid(image_env: dict[str, str]) ->
     names = {n for n in image_env if SETTING_NAME.match(n)}
     assert names <= SETTING_NAMES, f"not settings: {sorted(names - SETTING_NAMES)}"
     assert image_env["COMMSGW_ALLOW_INSECURE_BIND"] == "true"
-    comment = DOCKERFILE.read_text().split("ENV PATH=")[0].rsplit("\n\n", 1)[1]
+    gateway_stage = DOCKERFILE.read_text().split(" AS gateway\n", 1)[1]
+    comment = gateway_stage.split("ENV PATH=")[0].rsplit("\n\n", 1)[1]
     assert "terminated in front" in comment.replace("\n# ", " ")
-    # `docker run IMAGE` and `docker run IMAGE dev`: emulator mode on 0.0.0.0 starts.
+    # `docker run IMAGE` without AZURE_*: emulator mode on 0.0.0.0 starts.
     s = from_sources(image_env)
     assert s.emulator_mode and not s.grpc_addr.is_loopback
     assert str(s.state_dir) == "/state"
+
+
+def test_the_emulator_image_runs_the_emulator_command(emulator_stage: Stage) -> None:
+    """`docker run EMULATOR_IMAGE`: commsgw-emulator on 0.0.0.0, its CA in the state dir, the
+    port it listens on exposed and health-checked, SIGTERM a clean stop."""
+    assert _exec_form(emulator_stage.all("ENTRYPOINT")[-1]) == ["commsgw-emulator"]
+    cmd = _exec_form(emulator_stage.all("CMD")[-1])
+    host, port = cmd[cmd.index("--host") + 1], cmd[cmd.index("--port") + 1]
+    state = cmd[cmd.index("--state-dir") + 1]
+    assert host == "0.0.0.0"
+    env = emulator_stage.env()
+    assert env["COMMSGW_STATE_DIR"] == state and emulator_stage.all("WORKDIR") == [state]
+    assert urlsplit(env["COMMSGW_EMULATOR_URL"]).port == int(port)
+    exposed = {p.split("/")[0] for args in emulator_stage.all("EXPOSE") for p in args.split()}
+    assert exposed == {port}
+    assert emulator_stage.all("STOPSIGNAL") == ["SIGTERM"]
+    (health,) = emulator_stage.all("HEALTHCHECK")
+    check = _exec_form(health.split(" CMD ", 1)[1])
+    assert check[0] == "/opt/commsgw/bin/python"
+    copied = [c.split()[-2:] for c in emulator_stage.all("COPY")]
+    assert ["deploy/docker/emulator_healthcheck.py", check[1]] in copied
+    names = {n for n in env if SETTING_NAME.match(n)}
+    assert names <= SETTING_NAMES, f"not settings: {sorted(names - SETTING_NAMES)}"
+    # Its command's flags are the emulator's (it parses them as the image gives them).
+    from commsgw.emulator._cli import _parser
+
+    parsed = _parser({}, "commsgw-emulator").parse_args(cmd)
+    assert (parsed.host, parsed.port, str(parsed.state_dir)) == (host, int(port), state)
+
+
+def _emulator_healthcheck(environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HTTPS_PROXY": "http://127.0.0.1:9", **environ}
+    return subprocess.run(
+        [sys.executable, str(EMULATOR_HEALTHCHECK)],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+async def test_the_emulator_healthcheck_asks_health_with_its_ca(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Against a real emulator: 0 when it answers over TLS its CA verifies; 1 when nothing
+    listens there, when the CA is not yet written, or when it is another CA."""
+    from commsgw.emulator import Emulator, EmulatorConfig
+
+    state = tmp_path / "state"
+    async with Emulator(EmulatorConfig(port=0, state_dir=state)) as emu:
+        env = {"COMMSGW_EMULATOR_URL": emu.base_url, "COMMSGW_STATE_DIR": str(state)}
+        ok = await asyncio.to_thread(_emulator_healthcheck, env)
+        assert ok.returncode == 0, ok.stderr
+        no_ca = await asyncio.to_thread(
+            _emulator_healthcheck, {**env, "COMMSGW_STATE_DIR": str(tmp_path / "none")}
+        )
+        assert no_ca.returncode == 1 and "emulator-ca.pem" in no_ca.stderr
+        async with Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "other")) as other:
+            wrong = await asyncio.to_thread(
+                _emulator_healthcheck, {**env, "COMMSGW_EMULATOR_URL": other.base_url}
+            )
+        assert wrong.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in wrong.stderr
+        port = urlsplit(emu.base_url).port
+    gone = await asyncio.to_thread(_emulator_healthcheck, env)
+    assert gone.returncode == 1 and f"127.0.0.1:{port}" in gone.stderr
 
 
 # ---------------------------------------------------------------- .dockerignore
@@ -229,7 +327,7 @@ def in_build_context(path: str) -> bool:
     return included
 
 
-def test_the_build_context_has_the_sources_and_nothing_local(final: Stage) -> None:
+def test_the_build_context_has_the_sources_and_nothing_local(stages: list[Stage]) -> None:
     needed = [
         "pyproject.toml",
         "README.md",
@@ -238,6 +336,9 @@ def test_the_build_context_has_the_sources_and_nothing_local(final: Stage) -> No
         "clients/python/pyproject.toml",
         "clients/python/graphcomms/v1/calls_pb2.py",
         "deploy/docker/healthcheck.py",
+        "service/emulator/pyproject.toml",
+        "service/commsgw/emulator/_app.py",
+        "deploy/docker/emulator_healthcheck.py",
     ]
     for path in needed:
         assert (ROOT / path).is_file(), path
@@ -260,12 +361,14 @@ def test_the_build_context_has_the_sources_and_nothing_local(final: Stage) -> No
         "service/.commsgw/emulator-ca-key.pem",
         "clients/python/commsgw_client.egg-info/PKG-INFO",
         "build/lib/x.py",
+        "service/emulator/build/lib/commsgw/emulator/_app.py",
         "tests/test_deploy.py",
     ]
     for path in local:
         assert not in_build_context(path), f"{path} would be sent to docker build"
-    for copy in final.all("COPY"):
-        assert in_build_context(copy.split()[-2])
+    for stage in stages:
+        for copy in stage.all("COPY"):
+            assert in_build_context(copy.split()[-2])
 
 
 # ---------------------------------------------------------------- the HEALTHCHECK script
@@ -363,10 +466,13 @@ def test_compose_has_two_gateways_redis_with_aof_and_the_emulator(
     assert any(v.endswith(":/data") for v in redis["volumes"])
     emulator = services["emulator"]
     assert emulator["command"] == [
-        "emulator", "--host", "0.0.0.0", "--port", "8443", "--state-dir", "/state",
+        "--host", "0.0.0.0", "--port", "8443", "--state-dir", "/state",
     ]  # fmt: skip
+    # Each from its own image: the emulator's from the Dockerfile's emulator target.
+    assert emulator["build"]["target"] == "emulator" and emulator["image"] != "commsgw:dev"
     for name in GATEWAYS:
         assert services[name]["command"] == ["serve"]
+        assert services[name]["build"]["target"] == "gateway"
     for svc in services.values():
         for dep in svc.get("depends_on", {}):
             assert dep in services
@@ -662,8 +768,10 @@ def test_the_readme_tells_how_to_deploy() -> None:
     section = text.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
     for needle in (
         "make image",
+        "make image-emulator",
+        "--target emulator",
         "docker run",
-        " dev",
+        "commsgw-emulator",
         "compose.yaml",
         "deploy/kubernetes",
         "COMMSGW_PUBLIC_WEBHOOK_URL",
