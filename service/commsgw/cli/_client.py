@@ -196,8 +196,14 @@ async def media_call(
     return await method(*positional, wait=False, **kwargs)
 
 
+def flag_or_env(flag: str | None, environ: Mapping[str, str], name: str, default: str) -> str:
+    """A client's one rule for where something is: the flag, else the variable, else the
+    default (an empty variable is unset)."""
+    return flag or environ.get(name) or default
+
+
 def target(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
-    return str(args.target or environ.get(TARGET_ENV) or DEFAULT_TARGET)
+    return flag_or_env(args.target, environ, TARGET_ENV, DEFAULT_TARGET)
 
 
 def connect(args: argparse.Namespace, environ: Mapping[str, str]) -> GatewayClient:

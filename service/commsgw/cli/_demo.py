@@ -14,16 +14,28 @@ Each step prints one numbered line as it happens.
 
 It exits 0 only when the whole story happened; otherwise one line names the step that did not
 come (each step has --step-timeout) and it exits 1 (2 when it cannot start).
+
+Where everything is, each a flag, else its variable, else the default `make run` uses:
+  --target    the gateway's gRPC address   $COMMSGW_TARGET              127.0.0.1:50051
+  --emulator  the emulator's URL           $COMMSGW_EMULATOR_URL        https://127.0.0.1:8443
+  --webhook   the gateway's webhook as     $COMMSGW_PUBLIC_WEBHOOK_URL  http://127.0.0.1:8080/api/calls
+              the emulator calls it back
+  --emulator-ca  the emulator's CA: emulator-ca.pem in its state dir, $COMMSGW_STATE_DIR, else
+              .commsgw (where `commsgw dev` and `commsgw emulator` write it)
+`commsgw dev` prints this command with the flags its ports need.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import pathlib
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -32,6 +44,7 @@ from commsgw.cli._client import (
     Subparsers,
     add_client_arguments,
     connect,
+    flag_or_env,
     positive_seconds,
     subcommand,
     target,
@@ -249,31 +262,99 @@ async def tell(
             await asyncio.gather(follow, return_exceptions=True)
 
 
-async def run_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    settings = _config.from_sources(environ)
-    if not settings.emulator_mode:
-        print(
-            "commsgw demo: the demo runs against the emulator only (unset AZURE_*)", file=sys.stderr
+_DEFAULTS = _config.from_sources({})  # the settings' defaults: the gateway `make run` starts
+EMULATOR_ENV = "COMMSGW_EMULATOR_URL"
+WEBHOOK_ENV = "COMMSGW_PUBLIC_WEBHOOK_URL"
+STATE_DIR_ENV = "COMMSGW_STATE_DIR"
+DEFAULT_EMULATOR = _DEFAULTS.emulator_url
+DEFAULT_WEBHOOK = _DEFAULTS.local_webhook_url()
+
+
+def emulator_ca(state_dir: str | pathlib.Path) -> pathlib.Path:
+    """Where an emulator started with `state_dir` keeps its CA (as the gateway looks for it)."""
+    return pathlib.Path(state_dir) / _config.EMULATOR_CA_FILE
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the demo finds everything: from its flags, else their variables, else defaults."""
+
+    target: str
+    emulator: str
+    webhook: str
+    emulator_ca: pathlib.Path
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Where:
+        """Raises CannotStart for a URL that is not one (naming its flag and variable)."""
+        state_dir = environ.get(STATE_DIR_ENV) or _config.DEFAULT_STATE_DIR
+        emulator = flag_or_env(args.emulator, environ, EMULATOR_ENV, DEFAULT_EMULATOR)
+        webhook = flag_or_env(args.webhook, environ, WEBHOOK_ENV, DEFAULT_WEBHOOK)
+        return cls(
+            target=target(args, environ),
+            emulator=_url(emulator, f"--emulator/${EMULATOR_ENV}", ("https",)),
+            webhook=_url(webhook, f"--webhook/${WEBHOOK_ENV}", ("http", "https")),
+            emulator_ca=pathlib.Path(args.emulator_ca)
+            if args.emulator_ca
+            else emulator_ca(state_dir),
         )
+
+
+class CannotStart(Exception):
+    """The demo cannot begin: what it needs is not where its flags say."""
+
+
+def _url(value: str, what: str, schemes: tuple[str, ...]) -> str:
+    """`value` when it is an absolute URL of one of `schemes` with a host, else CannotStart."""
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 (a bad port raises)
+    except ValueError as exc:
+        raise CannotStart(f"{what}={value!r} is not a URL: {exc}") from None
+    if url.scheme not in schemes or not url.hostname:
+        raise CannotStart(f"{what}={value!r} is not a {' or '.join(schemes)} URL with a host")
+    return value
+
+
+async def _preflight(http: httpx.AsyncClient, where: Where) -> None:
+    try:
+        r = await http.get("/_emulator/health")
+        r.raise_for_status()
+    except httpx.HTTPError as err:
+        raise CannotStart(
+            f"no emulator answers at {where.emulator} (--emulator, ${EMULATOR_ENV}): {err}; "
+            "is `make run` running?"
+        ) from None
+
+
+async def run_demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        where = Where.of(args, environ)
+    except CannotStart as bad:
+        print(f"commsgw demo: {bad}", file=sys.stderr)
         return 2
-    assert settings.ca_file is not None
-    if not settings.ca_file.is_file():
+    try:
+        verify = ssl.create_default_context(cafile=str(where.emulator_ca))
+    except OSError as exc:
         print(
-            f"commsgw demo: no emulator CA at {settings.ca_file}: is `make run` running?",
+            f"commsgw demo: no emulator CA at {where.emulator_ca} (--emulator-ca; default "
+            f"{_config.EMULATOR_CA_FILE} in ${STATE_DIR_ENV}, else {_config.DEFAULT_STATE_DIR}): "
+            f"{exc.strerror or exc}; is `make run` running?",
             file=sys.stderr,
         )
         return 2
-    webhook = args.webhook or settings.public_webhook_url or settings.local_webhook_url()
     story = Story(args.step_timeout)
-    verify = ssl.create_default_context(cafile=str(settings.ca_file))
     async with (
-        httpx.AsyncClient(verify=verify, base_url=settings.emulator_url, timeout=10) as http,
+        httpx.AsyncClient(verify=verify, base_url=where.emulator, timeout=10) as http,
         connect(args, environ) as gw,
     ):
         try:
-            await tell(
-                story, gw, target(args, environ), http, webhook, menu_seconds=args.menu_seconds
-            )
+            await _preflight(http, where)
+        except CannotStart as failed:
+            print(f"commsgw demo: {failed}", file=sys.stderr)
+            return 2
+        try:
+            await tell(story, gw, where.target, http, where.webhook, menu_seconds=args.menu_seconds)
         except StepFailed as failed:
             print(f"demo: {failed}", file=sys.stderr)
             return 1
@@ -298,11 +379,26 @@ def add_command(sub: Subparsers) -> None:
         main,
         preformatted=True,
     )
-    p.add_argument(
+    where = p.add_argument_group("where the emulator is (and where it calls the gateway back)")
+    where.add_argument(
+        "--emulator",
+        default=None,
+        metavar="URL",
+        help=f"the emulator's URL (default ${EMULATOR_ENV}, else {DEFAULT_EMULATOR})",
+    )
+    where.add_argument(
+        "--emulator-ca",
+        default=None,
+        metavar="PEM",
+        help=f"the emulator's CA (default {_config.EMULATOR_CA_FILE} in ${STATE_DIR_ENV}, else "
+        f"in {_config.DEFAULT_STATE_DIR}: where the emulator writes it)",
+    )
+    where.add_argument(
         "--webhook",
         default=None,
-        help="the gateway's webhook URL, the incoming call's callback (default: "
-        "COMMSGW_PUBLIC_WEBHOOK_URL, else http://COMMSGW_HTTP_ADDR/api/calls)",
+        metavar="URL",
+        help="the gateway's webhook as the emulator reaches it, the incoming call's callback "
+        f"(default ${WEBHOOK_ENV}, else {DEFAULT_WEBHOOK})",
     )
     p.add_argument(
         "--menu-seconds",

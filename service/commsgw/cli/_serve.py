@@ -14,6 +14,10 @@ import asyncio
 import errno
 import importlib
 import logging
+import os
+import pathlib
+import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -22,7 +26,8 @@ from urllib.parse import urlsplit
 
 from commsgw import _config, _logging, _tracing
 from commsgw._errors import CommsgwError, ConfigError
-from commsgw.cli._client import Subparsers, subcommand
+from commsgw.cli import _demo
+from commsgw.cli._client import DEFAULT_TARGET, Subparsers, subcommand
 
 log = logging.getLogger("commsgw.cli")
 
@@ -176,22 +181,75 @@ async def _dev(
     except BaseException:
         await emulator.stop()
         raise
-    grpc_target = f"{settings.grpc_addr.host}:{gateway.grpc_port}"
-    print(
-        f"\ncommsgw is running on the Graph emulator ({emulator.base_url}).\n"
-        f"  gRPC     {grpc_target}  (graphcomms.v1.CallsService)\n"
-        f"  webhook  http://{settings.http_addr.host}:{gateway.http_port}{settings.webhook_path}\n"
-        "Try it, in another terminal (clients find the gateway at $COMMSGW_TARGET, else "
-        "127.0.0.1:50051):\n"
-        "  make demo                                   # the IVR story end to end\n"
-        "  .venv/bin/commsgw watch --calls             # stream every call and operation update\n"
-        "  .venv/bin/commsgw --help                    # a command per RPC\n"
-        "Ctrl-C stops both.\n",
-        flush=True,
-    )
+    grpc_target = reachable(settings.grpc_addr.host, gateway.grpc_port)
+    webhook = gateway.settings.public_webhook_url  # the gateway's: the real port, set at start
+    prog = program()
+    commands = try_it(grpc_target, emulator.base_url, webhook, emulator.ca_path)
+    print(banner(emulator.base_url, grpc_target, webhook, commands, prog), flush=True)
     await until_stopped()
     await gateway.shutdown()
     await emulator.stop()
+
+
+def reachable(host: str, port: int) -> str:
+    """HOST:PORT as a client on this machine dials a server listening there (a wildcard host as
+    loopback, an IPv6 one in brackets)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def program(executable: str = sys.executable, cwd: pathlib.Path | None = None) -> str:
+    """How to run this `commsgw` from a shell: `commsgw` when that is the one on PATH, else the
+    script next to this Python (relative to `cwd` when inside it), else `python -m commsgw`."""
+    script = pathlib.Path(executable).parent / "commsgw"
+    if not script.is_file():
+        return f"{shlex.quote(executable)} -m commsgw"
+    on_path = shutil.which("commsgw")
+    if on_path and os.path.samefile(on_path, script):
+        return "commsgw"
+    here = (cwd or pathlib.Path.cwd()).resolve()
+    if script.absolute().is_relative_to(here):
+        return shlex.quote(str(script.absolute().relative_to(here)))
+    return shlex.quote(str(script.absolute()))
+
+
+def try_it(
+    target: str, emulator: str, webhook: str, emulator_ca: pathlib.Path
+) -> list[tuple[str, str]]:
+    """The client commands `commsgw dev` prints, each with what it does: the demo and the watch
+    with the flags that differ from their defaults (where this gateway and emulator are)."""
+    flags = [] if target == DEFAULT_TARGET else ["--target", target]
+    demo = list(flags)
+    if emulator != _demo.DEFAULT_EMULATOR:
+        demo += ["--emulator", emulator]
+    if webhook != _demo.DEFAULT_WEBHOOK:
+        demo += ["--webhook", webhook]
+    default_ca = _demo.emulator_ca(_config.DEFAULT_STATE_DIR)
+    if emulator_ca.absolute() != default_ca.absolute():
+        demo += ["--emulator-ca", str(emulator_ca.absolute())]
+    return [
+        (shlex.join(["demo", *demo]), "the IVR story end to end"),
+        (shlex.join(["watch", "--calls", *flags]), "stream every call and operation update"),
+        ("--help", "a command per RPC"),
+    ]
+
+
+def banner(
+    emulator: str, target: str, webhook: str, commands: list[tuple[str, str]], prog: str
+) -> str:
+    lines = [f"  {prog} {command}" for command, _ in commands]
+    width = min(max(len(line) for line in lines), 46)  # the comments in a column when short
+    tried = "\n".join(
+        f"{line.ljust(width)}  # {what}" for line, (_, what) in zip(lines, commands, strict=True)
+    )
+    return (
+        f"\ncommsgw is running on the Graph emulator ({emulator}).\n"
+        f"  gRPC     {target}  (graphcomms.v1.CallsService)\n"
+        f"  webhook  {webhook}\n"
+        "Try it, in another terminal (flags win over variables: `commsgw demo --help`):\n"
+        f"{tried}\n"
+        "Ctrl-C stops both.\n"
+    )
 
 
 def hash_token(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
