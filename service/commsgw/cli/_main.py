@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"commsgw {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve.add_commands(sub)
-    sub.add_parser("emulator", help="run the local Graph emulator (see `commsgw emulator -h`)")
+    sub.add_parser(
+        "emulator",
+        help="run the local Graph emulator, the commsgw-emulator distribution (also its own "
+        "command, commsgw-emulator; see `commsgw emulator -h`)",
+    )
     _demo.add_command(sub)
     _doctor.add_command(sub)
     _calls.add_commands(sub)
