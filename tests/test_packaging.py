@@ -118,7 +118,7 @@ def test_without_the_emulator_the_commands_say_what_to_install(
 ) -> None:
     env = _gateway_alone(wheels, tmp_path / "site")
     probe = subprocess.run(
-        [sys.executable, "-S", "-c", "import commsgw, commsgw.cli; import commsgw.emulator"],
+        [sys.executable, "-S", "-c", "import commsgw.cli, commsgw.server; import commsgw.emulator"],
         env=env, capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert "No module named 'commsgw.emulator'" in probe.stderr, probe.stderr
