@@ -119,6 +119,26 @@ return {
 """
 
 
+_READ_OTHER = """
+const section = document.getElementById("other");
+if (section.hidden) return null;
+return [...section.querySelectorAll("li.event")].map((li) => [
+  li.querySelector(".what .title").innerText.trim(),
+  li.querySelector(".status").innerText.trim(),
+]);
+"""
+
+
+def _other_shows(title: str, status: str) -> Callable[[Any], bool]:
+    """A condition: the section of the requests tied to no call shows this one."""
+
+    def condition(driver: Any) -> bool:
+        rows = driver.execute_script(_READ_OTHER)
+        return rows is not None and [title, status] in rows
+
+    return condition
+
+
 async def _until(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
     """Wait (the driver's own wait, in a thread: the emulator runs on this loop) until
     ``condition(driver)`` is true; its value."""
@@ -260,11 +280,27 @@ async def test_the_page_starts_over_after_a_reset(
     await asyncio.to_thread(browser.get, f"{emu.base_url}/_emulator/")
     await _until(browser, _shown(first, lambda s: s["state"] == "established"), "the first call")
     await asyncio.to_thread(browser.execute_script, "window.sameDocument = true;")
+    # a lost callback: the call ends and nothing tells the bot
+    assert (await graph.control("POST", f"/calls/{first}/drop")).status_code == 204
+    seen = await _until(
+        browser, _shown(first, lambda s: s["state"] == "terminated"), "the dropped call"
+    )
+    assert "ended without a termination notification" in seen["facts"]
+    assert _has_row(seen, "far end", "the call is dropped, without a termination notification")
     assert (await graph.control("POST", "/reset")).status_code == 204
     second = await _answered_call(graph, rx)
     await _until(browser, _shown(second, lambda s: s["state"] == "established"), "the new call")
     gone = await asyncio.to_thread(browser.execute_script, _READ_CALL, first)
     assert gone is None  # the reset's calls left the page with it
+    # a bot still asking about the old call: the page shows Graph's 404 for a call it lost
+    assert (await graph.get(f"/communications/calls/{first}")).status_code == 404
+    seen = await _until(
+        browser, _shown(first, lambda s: _has_row(s, "bot → Graph", "get the call", "404")), "404"
+    )
+    assert seen["who"] == "call not known to the emulator" and seen["operations"] == []
+    # a call the bot failed to create has no id: it shows among the requests of no call
+    assert (await graph.create({"requestedModalities": ["audio"]})).status_code == 400
+    await _until(browser, _other_shows("create a call", "400"), "the failed create")
     assert await asyncio.to_thread(browser.execute_script, "return window.sameDocument;") is True
 
 
@@ -295,6 +331,14 @@ async def test_the_feed_answers_what_is_new_since_its_cursor(
     # nothing new: nothing again (its own reads are not events), and the same calls
     again = (await _timeline(graph, since=news["cursor"])).json()
     assert again["events"] == [] and again["reset"] is False and again["calls"] == news["calls"]
+    # a test's control that concerns no call is an event of no call
+    armed = await graph.control("POST", "/faults", {"pathPattern": "/never$"})
+    assert armed.status_code == 201
+    control = (await _timeline(graph, since=again["cursor"])).json()
+    assert [
+        (e["kind"], e["actor"], e["callId"], e["title"], e["status"]) for e in control["events"]
+    ] == [("control", "test", None, "POST /_emulator/faults", 201)]
+    again = control
 
     # a long poll answers when something happens, not at the end of its wait
     waiting = asyncio.create_task(_timeline(graph, since=again["cursor"], waitS="30"))

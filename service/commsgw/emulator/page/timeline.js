@@ -50,6 +50,8 @@
     const n = calls.size;
     $("summary").textContent = `${n} call${n === 1 ? "" : "s"} · ${eventCount} event${eventCount === 1 ? "" : "s"}`;
     $("empty").hidden = n > 0;
+    const other = $("other");
+    other.hidden = !$("show-other").checked || other.querySelector("ol").childElementCount === 0;
   }
 
   // ------------------------------------------------------------------ calls
@@ -270,9 +272,7 @@
     }
   }
 
-  $("show-other").addEventListener("change", (e) => {
-    $("other").hidden = !e.target.checked;
-  });
+  $("show-other").addEventListener("change", summarize);
   summarize();
   poll();
 })();
