@@ -342,10 +342,17 @@ async def test_the_feed_answers_what_is_new_since_its_cursor(
 
     # a long poll answers when something happens, not at the end of its wait
     waiting = asyncio.create_task(_timeline(graph, since=again["cursor"], waitS="30"))
-    assert (await graph.control("POST", f"/calls/{call_id}/hang-up")).status_code == 204
+    assert (await graph.control("POST", f"/calls/{call_id.upper()}/hang-up")).status_code == 204
     woke = (await asyncio.wait_for(waiting, timeout=10)).json()
     assert woke["calls"][0]["state"] == "terminated"
     assert woke["calls"][0]["farEndHungUp"] is True
+    # the control names the call as Graph's ids do (lower-case dashed), whatever the URL said
+    await emu.notifications_idle()
+    woke = (await _timeline(graph, since=again["cursor"])).json()
+    hang_up = [e for e in woke["events"] if e["kind"] == "control"]
+    assert [(e["actor"], e["callId"], e["title"]) for e in hang_up] == [
+        ("farEnd", call_id, "the far end hangs up")
+    ]
 
     # after a reset, an old cursor starts the client over
     assert (await graph.control("POST", "/reset")).status_code == 204

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from commsgw._ids import normalize_guid
 from commsgw.emulator._calls import ODATA_TYPES, Call
 from commsgw.emulator._control_journal import (
     CONTROL_PREFIX,
@@ -233,7 +234,7 @@ def _control_event(record: RequestRecord) -> dict[str, Any] | None:
         "actor": "farEnd" if title is not None else "test",
         "at": record.at,
         "time": iso_time(record.at),
-        "callId": match.group(1).lower() if match is not None else None,
+        "callId": (normalize_guid(match.group(1)) or None) if match is not None else None,
         "title": title or f"{record.method} {record.path}",
         "status": record.status,
     }
