@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from commsgw.emulator import Emulator
-from commsgw.emulator._page_feed import notification_title, request_title
+from commsgw.emulator._middleware import RequestRecord
+from commsgw.emulator._page_feed import Cursor, is_stale, notification_title, request_title
 from helpers.emulator import CallbackReceiver
 from helpers.emulator_calls import (
     SERVICE_HOSTED,
@@ -421,3 +422,18 @@ def test_titles_name_what_a_request_or_a_notification_says() -> None:
         True,
     )
     assert notification_title("x") == ("a notification that is not an object", False)
+
+
+def test_a_cursor_names_its_generation_of_the_logs() -> None:
+    def log(*times: float) -> list[RequestRecord]:
+        return [RequestRecord("GET", "/v1.0/x", 200, {}, at=t) for t in times]
+
+    read = Cursor(2, 0, 1_000_000, 0, 7)
+    assert Cursor.parse(str(read)) == read
+    assert not is_stale(read, log(1.0, 2.0, 3.0), [])  # more came since: read on
+    assert is_stale(read, log(1.0), [])  # fewer than were read: emptied since
+    assert is_stale(read, log(4.0, 5.0, 6.0), [])  # as many again, but a new first entry
+    assert not is_stale(Cursor(0, 0, 0, 0, 0), log(4.0), [])  # read nothing: nothing to lose
+    for bad in ("", "1.2.3", "1.2.3.4.x", "1.2.3.4.-5", "1.2.3.4.5.6"):
+        with pytest.raises(ValueError):
+            Cursor.parse(bad)
