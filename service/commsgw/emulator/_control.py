@@ -18,6 +18,7 @@ from commsgw.emulator._control_calls import FarEndRoutes, Handler, controlled
 from commsgw.emulator._control_journal import JournalRoutes
 from commsgw.emulator._errors import not_found
 from commsgw.emulator._faults import Fault
+from commsgw.emulator._page import PageRoutes
 from commsgw.emulator._state import EmulatorState, origin
 
 
@@ -40,6 +41,7 @@ class Controls:
             "getCall": self._h_call,
             **self._far_end.handlers,
             **JournalRoutes(state).handlers,
+            **PageRoutes(state).handlers,
         }
 
     def routes(self) -> list[web.RouteDef]:

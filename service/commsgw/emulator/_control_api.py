@@ -259,6 +259,33 @@ CONTROLS: tuple[Control, ...] = (
         tag="calls",
         graph_served=True,
     ),
+    # The page (``_page``): each call as a live timeline, in a browser.
+    Control(
+        "GET", "/_emulator/", "page", "The timeline page (HTML)", {200: "text/html"}, tag="page"
+    ),
+    Control(
+        "GET",
+        "/_emulator/page/{asset}",
+        "pageAsset",
+        "The page's script and style sheet (timeline.js, timeline.css)",
+        {200: "text/javascript or text/css", 404: "no such file"},
+        tag="page",
+    ),
+    Control(
+        "GET",
+        "/_emulator/timeline",
+        "timeline",
+        "The page's live feed: the events since a cursor (requests, deliveries, the far end's "
+        "and the tests' controls) and every call; waitS answers as soon as something changed",
+        {200: "{cursor, reset, events, calls}", 400: "a bad cursor or waitS"},
+        query=(
+            Param("since", "the cursor of the previous answer (none: from the start)"),
+            Param(
+                "waitS", "wait up to this long for news (0 to 30, default 0)", {"type": "number"}
+            ),
+        ),
+        tag="page",
+    ),
 )
 
 
