@@ -67,9 +67,10 @@ def test_the_emulator_wheel_is_the_emulator_package_and_its_command(
     names = set(wheel.namelist())
     code = {n for n in names if not n.startswith("commsgw_emulator-0.1.0.dist-info/")}
     assert all(n.startswith("commsgw/emulator/") for n in code), sorted(code)
-    # Every module of the package, nothing left out.
+    # Every module of the package and every file of its page (GET /_emulator/), nothing left out.
     sources = {
-        f"commsgw/emulator/{p.relative_to(EMULATOR_SRC)}" for p in EMULATOR_SRC.rglob("*.py")
+        f"commsgw/emulator/{p.relative_to(EMULATOR_SRC)}"
+        for p in [*EMULATOR_SRC.rglob("*.py"), *(EMULATOR_SRC / "page").iterdir()]
     }
     assert sources <= code, sorted(sources - code)
     entry_points = wheel.read("commsgw_emulator-0.1.0.dist-info/entry_points.txt").decode()
