@@ -104,6 +104,7 @@ async def test_dev_on_ports_chosen_with_0_prints_commands_that_work_as_printed(
         grpc = re.search(r"gRPC +(127\.0\.0\.1:(\d+)) ", banner)
         webhook = re.search(r"webhook +(http://127\.0\.0\.1:(\d+)/api/calls)\n", banner)
         assert emulator and grpc and webhook, banner
+        assert f"calls    {emulator.group(1)}/_emulator/  " in banner  # the page's address
         for m in (emulator, grpc, webhook):
             assert int(m.group(2)) > 0, banner  # the real port, not the 0 asked for
         assert {int(m.group(2)) for m in (emulator, grpc, webhook)}.isdisjoint(

@@ -252,7 +252,7 @@ async def test_the_page_shows_a_scripted_call_and_follows_it_live(
     )
     far = [r for r in _rows(seen, "far end") if r["kind"] != "ring"]
     assert [(r["what"], r["status"]) for r in far] == [
-        ("the caller presses keys", "200"),
+        ("the caller presses keys: 1#", "200"),
         ("tone tone1 (sequence 1)", "delivered 202"),
         ("tone pound (sequence 2)", "delivered 202"),
         ("the far end hangs up", "204"),

@@ -246,6 +246,7 @@ def banner(
         f"\ncommsgw is running on the Graph emulator ({emulator}).\n"
         f"  gRPC     {target}  (graphcomms.v1.CallsService)\n"
         f"  webhook  {webhook}\n"
+        f"  calls    {emulator}/_emulator/  (each call's timeline, live, in a browser)\n"
         "Try it, in another terminal (flags win over variables: `commsgw demo --help`):\n"
         f"{tried}\n"
         "Ctrl-C stops both.\n"

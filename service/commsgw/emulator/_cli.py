@@ -134,6 +134,7 @@ async def _serve(config: EmulatorConfig) -> None:
         print(f"notification_openid_config_url={emu.notification_openid_config_url}", flush=True)
         print(f"tenant_id={config.tenant_id} client_id={config.client_id}", flush=True)
         print(f"controls={emu.base_url}/_emulator/openapi.json", flush=True)
+        print(f"page={emu.base_url}/_emulator/", flush=True)
         await stop.wait()
 
 

@@ -27,7 +27,8 @@ class RequestRecord(NamedTuple):
     path: str
     status: int
     headers: dict[str, str]
-    # The request body of a Graph API request (never of the identity platform's: secrets).
+    # The request body of a Graph API request or a control (never of the identity platform's:
+    # secrets).
     body: bytes = b""
     query: str = ""  # the query string, as sent
     at: float = 0.0  # when it arrived (time.time())
@@ -68,7 +69,9 @@ class Middleware:
         status = 0
         resp: web.StreamResponse | None = None
         # aiohttp keeps what was read: the handler reads the same bytes again.
-        body = await request.read() if path.startswith("/v1.0/") and request.can_read_body else b""
+        # Graph's and the controls' bodies are journaled; the identity platform's never (secrets).
+        journaled = path.startswith(("/v1.0/", "/_emulator/"))
+        body = await request.read() if journaled and request.can_read_body else b""
         try:
             if hit is not None:
                 fault = hit.fault

@@ -30,6 +30,7 @@ from commsgw.emulator._control_journal import (
     delivery,
     entry,
     iso_time,
+    parsed_body,
 )
 from commsgw.emulator._delivery import DeliveryAttempt
 from commsgw.emulator._middleware import RequestRecord
@@ -229,6 +230,10 @@ def _control_event(record: RequestRecord) -> dict[str, Any] | None:
         return None
     match = _CONTROL_ON_CALL.match(record.path)
     title = _CONTROL_TITLES.get(match.group(2)) if match is not None else None
+    if title is not None and match is not None and match.group(2) == "tones":
+        keys = parsed_body(record.body)
+        if isinstance(keys, Mapping) and isinstance(tones := keys.get("tones"), (str, list)):
+            title += f": {', '.join(map(str, tones)) if isinstance(tones, list) else tones}"
     return {
         "kind": "control",
         "actor": "farEnd" if title is not None else "test",
