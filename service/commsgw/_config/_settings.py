@@ -141,8 +141,8 @@ class Settings(RedisSettings):
         "COMMSGW_CA_FILE",
         "",
         _path,
-        "extra CA bundle to trust for Graph and the token authority (default: the emulator's CA "
-        "in emulator mode)",
+        "extra CA bundle to trust for Graph, the token authority and the callback signing keys "
+        "(default: the emulator's CA in emulator mode)",
         group=GRAPH,
     )
     emulator_url: str = setting(
