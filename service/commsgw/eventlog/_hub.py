@@ -7,9 +7,8 @@ buffer: when it overflows, only that subscriber is cut off (SUBSCRIBER_TOO_SLOW)
 and the others go on. A watch resumes from a position by reading the log up to the hub's
 head at the moment it registered, then continues live, so no entry is missed or repeated.
 
-The hub also keeps, per call, the highest DTMF tone sequence id it has handed on
-(`ToneMarks`): every replica's hub sees every entry of a shared log, so the webhook of any
-replica can hold a POST until the tones before its own have gone through the log.
+Other parts follow the call updates dispatched through `Hub.observe_calls` (managed keepAlive,
+the DTMF tone order of `commsgw.notifications`).
 """
 
 from __future__ import annotations
@@ -27,57 +26,6 @@ from graphcomms.v1 import calls_pb2
 log = logging.getLogger("commsgw.hub")
 
 CATCH_UP_PAGE = 500
-TONE_CALLS = 100_000
-
-
-class ToneMarks:
-    """Per (tenant, call), the highest tone sequence id dispatched, and an event per call set
-    when it changes. Bounded: past `max_calls` the least recently toned call is forgotten; a
-    terminated call at once."""
-
-    def __init__(self, max_calls: int = TONE_CALLS) -> None:
-        self._max = max_calls
-        self._highest: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
-        self._changed: dict[tuple[str, str], asyncio.Event] = {}
-
-    def highest(self, key: tuple[str, str]) -> int:
-        """The highest tone sequence id of the call dispatched so far; 0 when none."""
-        return self._highest.get(key, 0)
-
-    def changed(self, key: tuple[str, str]) -> asyncio.Event:
-        """An event set the next time `highest(key)` changes."""
-        ev = self._changed.get(key)
-        if ev is None:
-            if len(self._changed) >= self._max:  # waiters that gave up: wake the oldest
-                self._changed.pop(next(iter(self._changed))).set()
-            ev = self._changed[key] = asyncio.Event()
-        return ev
-
-    def observe(self, e: LogEntry) -> None:
-        cu = e.event.call_update
-        key = (e.tenant_id, e.call_id)
-        if cu.state == calls_pb2.CALL_STATE_TERMINATED:
-            self._highest.pop(key, None)
-        elif (seq := cu.tone_info.sequence_id) > 0:
-            highest = self._highest.get(key, 0)
-            if seq <= highest:
-                log.info(
-                    "tone %d of call %s delivered after tone %d: it came too late to be put "
-                    "in order",
-                    seq,
-                    e.call_id,
-                    highest,
-                )
-                return
-            self._highest[key] = seq
-            self._highest.move_to_end(key)
-            if len(self._highest) > self._max:
-                self._highest.popitem(last=False)
-        else:
-            return
-        ev = self._changed.pop(key, None)
-        if ev is not None:
-            ev.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +108,9 @@ class Hub:
         self._ticker: asyncio.Task[None] | None = None
         self.delivered = 0
         self.cut_for_slowness = 0
-        self.tones = ToneMarks()
-        # Called with every call update dispatched (in log order), e.g. managed keepAlive.
-        self._call_observers: list[Callable[[LogEntry], None]] = [self.tones.observe]
+        # Called with every call update dispatched (in log order): managed keepAlive, the
+        # DTMF tone order.
+        self._call_observers: list[Callable[[LogEntry], None]] = []
 
     async def start(self) -> None:
         self.head = await self._log.start(self.dispatch, on_gap=self.fail_all)

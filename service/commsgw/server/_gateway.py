@@ -188,7 +188,7 @@ class Gateway:
             metrics=self.metrics,
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
-            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
+            tones=ToneOrder(self.hub, s.tone_reorder_window_s),  # follows the hub's calls
             tracing=self.tracing,
         )
         if isinstance(validator, NotificationTokenValidator):
