@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
-from commsgw.eventlog._base import KIND_CALL, EventLog, LogEntry, Position, WatchFilter
+from commsgw.eventlog._base import KIND_CALL, EventLog, LogEntry, Position, WatchFilter, chunks
 from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.hub")
@@ -45,6 +45,20 @@ def _position(e: LogEntry) -> Position:
 
 def _batched(items: list[WatchItem]) -> WatchItem:
     return items[0] if len(items) == 1 else WatchItem(items[-1].position, batch=tuple(items))
+
+
+def _chunks(items: Iterator[WatchItem] | list[WatchItem], size: int) -> Iterator[WatchItem]:
+    """`items` as watch items of up to `size` entries each (one entry alone stays itself):
+    how the catch-up, the snapshot and the live stream batch alike."""
+    return map(_batched, chunks(items, size))
+
+
+def _fresh(queue: collections.deque[LogEntry], skip_through: Position) -> Iterator[WatchItem]:
+    """The queued entries past `skip_through`, each taken off the queue only when asked for."""
+    while queue:
+        e = queue.popleft()
+        if e.position > skip_through:
+            yield WatchItem(e.position, e)
 
 
 class Subscription:
@@ -229,8 +243,8 @@ class Hub:
                     if not page:
                         break
                     matched = [WatchItem(e.position, e) for e in page if flt.matches(e)]
-                    for i in range(0, len(matched), max_batch):
-                        yield _batched(matched[i : i + max_batch])
+                    for item in _chunks(matched, max_batch):
+                        yield item
                     position = cursor = page[-1].position
                     # Entries trimmed while catching up would be a silent gap: refuse it.
                     await self._log.check_resumable(cursor)
@@ -242,8 +256,8 @@ class Hub:
                 latest = [
                     WatchItem(start, e) for e in known if e.position <= start and flt.matches(e)
                 ]
-                for i in range(0, len(latest), max_batch):
-                    yield _batched(latest[i : i + max_batch])
+                for item in _chunks(latest, max_batch):
+                    yield item
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
             else:
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_START)
@@ -269,15 +283,12 @@ class Hub:
                         self.delivered += 1
                         yield WatchItem(position, e)
                         continue
-                    taken: list[WatchItem] = []
-                    while queue and len(taken) < max_batch:
-                        e = queue.popleft()
-                        if e.position > sub.skip_through:
-                            taken.append(WatchItem(e.position, e))
-                    if taken:
-                        position = taken[-1].position
-                        self.delivered += len(taken)
-                        yield _batched(taken)
+                    # One batch, then the checks above again (lost, overflowed) before the next.
+                    taken = next(_chunks(_fresh(queue, sub.skip_through), max_batch), None)
+                    if taken is not None:
+                        position = taken.position
+                        self.delivered += len(taken.batch) or 1
+                        yield taken
                     continue
                 if sub.closing:
                     yield WatchItem(max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL)
