@@ -356,8 +356,8 @@ class Settings(RedisSettings):
         "COMMSGW_GRAPH_HTTP_TRANSPORT",
         "aiohttp",
         _transport,
-        "HTTP client under the Graph client: aiohttp (its client session; the fastest, measured "
-        "in bench/) or httpx (httpx's own pool)",
+        "HTTP client under the Graph client and the callback signing-key fetches: aiohttp (its "
+        "client session; the fastest, bench/ graph_sender) or httpx (httpx's own pool)",
         group=GRAPH,
     )
     # Derived in `resolve()`:
