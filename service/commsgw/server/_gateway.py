@@ -72,6 +72,8 @@ class Gateway:
         self.reconciler: Reconciler | None = None
         self.log: EventLog = make_event_log(settings)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
+        # DTMF order: follows every call update the hub dispatches, from its first.
+        self.tones = ToneOrder(self.hub, settings.tone_reorder_window_s)
         self.tokens = TokenProvider(
             settings,
             tracing=self.tracing,
@@ -188,7 +190,7 @@ class Gateway:
             metrics=self.metrics,
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
-            tones=ToneOrder(self.hub, s.tone_reorder_window_s),  # follows the hub's calls
+            tones=self.tones,
             tracing=self.tracing,
         )
         if isinstance(validator, NotificationTokenValidator):
