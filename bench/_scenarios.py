@@ -526,6 +526,60 @@ async def tracing(ctx: Ctx) -> Result:
     return res
 
 
+# --- the Graph sender: aiohttp's session vs httpx's pool ---------------------------------------
+
+
+async def graph_sender(ctx: Ctx) -> Result:
+    """The two HTTP stacks under the Graph client (COMMSGW_GRAPH_HTTP_TRANSPORT) in the same
+    run: two gateways alike but for it, cancels through each in turn."""
+    res = Result("graph_sender", "Graph sender: gateway CPU per cancel, aiohttp vs httpx")
+    gateways = {
+        name: ctx.gateway(f"gw-sender-{name}", ctx.env(COMMSGW_GRAPH_HTTP_TRANSPORT=name))
+        for name in ("aiohttp", "httpx")
+    }
+    levels = [50] if ctx.smoke else [1, 50]
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    async with running(*gateways.values()):
+        paths = _grpc_paths([(f"{name} sender", gw) for name, gw in gateways.items()])
+        for c in levels:
+            seq = c == 1
+            data = await ctx.run_load(
+                "cancel_runs",
+                ctx.cancel_spec(
+                    paths=paths,
+                    concurrency=c,
+                    n=ctx.count(1000, 100) if seq else 0,
+                    seconds=ctx.secs(20, 5) if seq else ctx.secs(5, 1),
+                    rounds=ctx.rounds,
+                    warmup=50 if seq else c,
+                ),
+            )
+            out[c] = by_path(data, ctx.topo)
+    for c in levels:
+        res.rows.append(
+            Row(
+                "Graph sender CPU per cancel",
+                f"gateway CPU per cancel (µs), {c} in flight: httpx sender vs aiohttp sender",
+                "µs",
+                col(out[c]["httpx sender"], "server_us"),
+                col(out[c]["aiohttp sender"], "server_us"),
+                "recorded (the default is the lower)",
+            )
+        )
+    res.lines += [
+        "Two gateways alike but for COMMSGW_GRAPH_HTTP_TRANSPORT (aiohttp: its client session, "
+        "the default; httpx: httpx's own pool), both over the one TLS context the gateway "
+        "builds. Cancels "
+        + ("one at a time and " if len(levels) > 1 else "")
+        + "50 in flight, the two gateways in turn, "
+        + f"{ctx.rounds} round{'s' if ctx.rounds > 1 else ''}; server CPU is the gateway "
+        "process's user + system time over the run divided by the cancels.",
+    ]
+    for c in levels:
+        res.lines += ["", f"**{c} in flight**", "", *runs_table(out[c], op="cancel", topo=ctx.topo)]
+    return res
+
+
 # --- 4. fan-out --------------------------------------------------------------------------------
 
 
@@ -1149,6 +1203,7 @@ SCENARIOS = {
     "media_cpu": media_cpu,
     "cancel_throughput": cancel_throughput,
     "tracing": tracing,
+    "graph_sender": graph_sender,
     "webhook_ingest": webhook_ingest,
     "fanout": fanout,
     "catch_up": catch_up,

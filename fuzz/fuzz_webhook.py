@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 import atheris
 
 with atheris.instrument_imports():
-    import httpx
     import jwt
     import msgspec
 
     from commsgw._errors import NotificationError
+    from commsgw.graph import Reply
     from commsgw.notifications._jwt import NotificationTokenValidator
     from commsgw.notifications._parse import parse_notifications
 
@@ -41,17 +41,24 @@ KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 JWK = {**msgspec.json.decode(jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key())), "kid": "k1"}
 
 
-def _keys(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/openid"):
-        return httpx.Response(200, json={"jwks_uri": "https://keys.test/jwks"})
-    return httpx.Response(200, json={"keys": [JWK]})
+class _Keys:
+    """The key server, in memory (a `commsgw.graph.Sender`): no network while fuzzing."""
+
+    async def send(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> Reply:
+        doc = {"jwks_uri": "https://keys.test/jwks"} if url.endswith("/openid") else {"keys": [JWK]}
+        return Reply(200, {"content-type": "application/json"}, msgspec.json.encode(doc))
+
+    async def aclose(self) -> None:
+        return None
 
 
 LOOP = asyncio.new_event_loop()
 VALIDATOR = NotificationTokenValidator(
     openid_config_url="https://keys.test/openid",
     audience=AUDIENCE,
-    http=httpx.AsyncClient(transport=httpx.MockTransport(_keys)),
+    sender=_Keys(),
 )
 LOOP.run_until_complete(VALIDATOR.warm())
 NOW = datetime.now(UTC)

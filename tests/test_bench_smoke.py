@@ -26,8 +26,8 @@ def test_bench_smoke_writes_a_report(tmp_path: pathlib.Path) -> None:
     pythonpath = os.pathsep.join(p for p in (*map(str, here), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--no-profile", "--out", str(out),
-         "--only", "cancel_latency,media_cpu,cancel_throughput,tracing,webhook_ingest,fanout,"
-         "catch_up"],
+         "--only", "cancel_latency,media_cpu,cancel_throughput,tracing,graph_sender,"
+         "webhook_ingest,fanout,catch_up"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": pythonpath},
         capture_output=True,

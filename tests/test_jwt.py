@@ -1,5 +1,5 @@
-"""Tests of the notification-token validator against a real local OpenID/JWKS server (aiohttp)
-and real httpx."""
+"""Tests of the notification-token validator against a real local OpenID/JWKS server (aiohttp),
+its keys fetched through each of the gateway's senders (aiohttp's session, httpx's pool)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from aiohttp import web
@@ -23,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from commsgw._errors import NotificationAuthError
+from commsgw.graph import Sender
+from commsgw.graph._transport import AiohttpSender, HttpxSender
 from commsgw.notifications._jwt import (
     InsecureNoValidation,
     NotificationClaims,
@@ -38,8 +39,9 @@ TENANT = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
 ISSUER = "https://api.botframework.com"
 
 
-# httpx builds (slowly) a TLS context per client unless given one; the server is plain HTTP.
+# One TLS context for every sender (building one is slow); the server is plain HTTP.
 _SSL_CONTEXT = ssl.create_default_context()
+SENDERS = {"aiohttp": AiohttpSender, "httpx": HttpxSender}
 
 KEY1 = new_rsa_key()
 KEY2 = new_rsa_key()
@@ -100,7 +102,7 @@ class KeyServer:
         app = web.Application()
         app.router.add_get("/openid", self._config)
         app.router.add_get("/keys", self._jwks)
-        self.runner = web.AppRunner(app)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)  # a stalled handler is cut
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -127,10 +129,14 @@ async def server() -> AsyncIterator[KeyServer]:
         await s.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0, verify=_SSL_CONTEXT) as client:
-        yield client
+@pytest.fixture(params=sorted(SENDERS))
+async def sender(request: pytest.FixtureRequest) -> AsyncIterator[Sender]:
+    """The gateway's HTTP sender the keys are fetched through (COMMSGW_GRAPH_HTTP_TRANSPORT)."""
+    s: Sender = SENDERS[request.param](_SSL_CONTEXT)
+    try:
+        yield s
+    finally:
+        await s.aclose()
 
 
 @pytest.fixture
@@ -140,13 +146,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 def make_validator(
-    server: KeyServer, http: httpx.AsyncClient, clock: Clock
+    server: KeyServer, sender: Sender, clock: Clock
 ) -> Callable[..., NotificationTokenValidator]:
     def make(**kwargs: Any) -> NotificationTokenValidator:
         args: dict[str, Any] = {
             "openid_config_url": server.config_url,
             "audience": AUDIENCE,
-            "http": http,
+            "sender": sender,
+            "timeout_s": 5.0,
             "clock": clock,
         }
         args.update(kwargs)
@@ -473,6 +480,22 @@ async def test_jwks_server_gone_with_keys_cached_still_validates(
     assert http_status_of(exc.value) == 401
     with pytest.raises(NotificationAuthError, match="signing keys unavailable"):
         await validator.warm()
+    # The reason names what failed (the sender's failure kind; the configuration failed
+    # too, the JWKS location was known), not a message to split.
+    assert validator.last_error in (
+        "fetching the JWKS failed (ClientConnectorError)",
+        "fetching the JWKS failed (ConnectError)",
+    )
+
+
+async def test_a_key_server_that_does_not_answer_in_time(
+    make_validator: Callable[..., NotificationTokenValidator], server: KeyServer
+) -> None:
+    server.jwks_delay = 30.0  # the fetch gives up long before
+    v = make_validator(timeout_s=1.0)  # the configuration (fast) on the same connection first
+    with pytest.raises(NotificationAuthError, match=r"JWKS timed out \(1 s\)"):
+        await v.warm()
+    assert not v.keys_loaded
 
 
 async def test_cold_cache_with_endpoint_down(
@@ -557,9 +580,9 @@ def test_real_validator_satisfies_the_protocol(validator: NotificationTokenValid
     assert not v.keys_loaded
 
 
-def test_empty_audience_is_a_configuration_error(http: httpx.AsyncClient) -> None:
+def test_empty_audience_is_a_configuration_error(sender: Sender) -> None:
     with pytest.raises(ValueError):
-        NotificationTokenValidator(openid_config_url="http://x", audience="", http=http)
+        NotificationTokenValidator(openid_config_url="http://x", audience="", sender=sender)
 
 
 # -- insecure mode -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     **{k: KERNEL for k in KERNEL},
     "graph": KERNEL,
     "eventlog": KERNEL,
-    "notifications": KERNEL | {"eventlog"},
+    "notifications": KERNEL | {"eventlog", "graph"},  # graph: its Sender, for the JWKS
     "keepalive": KERNEL | {"eventlog", "graph"},
     "server": KERNEL | {"eventlog", "graph", "notifications", "keepalive"},
     # The emulator answers 400 to what Graph's published metadata does not allow: it judges by

@@ -22,9 +22,8 @@ import pytest
 from commsgw._errors import NotificationTooLarge
 from commsgw.emulator import Emulator
 from commsgw.eventlog import Hub, LogEntry, MemoryEventLog
-from commsgw.eventlog._hub import ToneMarks
 from commsgw.notifications._parse import ParsedNotification, parse_notifications
-from commsgw.notifications._tones import ToneOrder, in_sequence
+from commsgw.notifications._tones import ToneMarks, ToneOrder, in_sequence
 from commsgw.notifications._webhook import http_status_of
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import call_types_pb2, calls_pb2, calls_pb2_grpc
@@ -530,7 +529,7 @@ def test_tone_marks_record_the_highest_forget_terminated_and_stay_bounded(
         marks.observe(_entry(n, item))
     assert marks.highest(key) == 5
     changed = marks.changed(key)
-    with caplog.at_level(logging.INFO, logger="commsgw.hub"):
+    with caplog.at_level(logging.INFO, logger="commsgw.webhook"):
         marks.observe(_entry(9, parse(body(tone_note(a, 4)))[0]))
     assert marks.highest(key) == 5 and not changed.is_set()
     assert "tone 4 of call" in caplog.text and "after tone 5" in caplog.text
@@ -547,12 +546,12 @@ async def test_hold_waits_for_the_hub_and_gives_up_after_the_window() -> None:
     log = MemoryEventLog(max_events=100, max_age_s=60)
     hub = Hub(log, buffer=10)
     await hub.start()
-    order = ToneOrder(hub.tones, window_s=30)
+    order = ToneOrder(hub, window_s=30)  # its marks follow the hub's dispatch
     held = asyncio.create_task(order.hold(parse(body(tone_note(CALL, 3)))))
     await _until(lambda: order.holding == 1)
     await log.append(parse(body(tone_note(CALL, 1))))
     # Woken by tone 1, it waits again (tone 2 is missing): a new event for the call.
-    await _until(lambda: (TENANT, CALL) in hub.tones._changed)
+    await _until(lambda: (TENANT, CALL) in order.marks._changed)
     assert not held.done()
     await log.append(parse(body(tone_note(CALL, 2))))
     await asyncio.wait_for(held, WAIT_S)

@@ -8,7 +8,7 @@ import pytest
 
 from commsgw._config import from_sources
 from commsgw._graphmeta import check_request, model
-from commsgw.graph import ACTIONS
+from commsgw.graph import ACTIONS, OPERATION, Retry
 from helpers.maximal import CASES, NOT_OFFERED, Case, target_of
 
 CALL = "5f1b7d4e-0c1a-4a5b-9d1e-2b3c4d5e6f70"
@@ -28,6 +28,19 @@ def test_each_request_the_catalog_builds_conforms(case: Case) -> None:
     path = "/v1.0" + req.path
     assert target_of(req.method, path) == case.action
     assert check_request(req.method, path, req.body) == []
+
+
+def test_the_operation_read_is_a_get_of_a_comms_operation_graph_allows() -> None:
+    req = OPERATION.build("t-1", CALL, "op-1")
+    assert (req.method, req.path, req.tenant_id, req.body) == (
+        "GET",
+        f"/communications/calls/{CALL}/operations/op-1",
+        "t-1",
+        None,
+    )
+    assert target_of(req.method, "/v1.0" + req.path) == "GET microsoft.graph.commsOperation"
+    assert check_request(req.method, "/v1.0" + req.path, req.body) == []
+    assert OPERATION.retry is Retry.IDEMPOTENT
 
 
 def test_every_rpc_that_reaches_graph_has_a_case() -> None:

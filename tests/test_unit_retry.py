@@ -457,16 +457,16 @@ async def test_the_refresh_is_not_counted_as_an_attempt() -> None:
 
 
 async def test_connection_failures() -> None:
-    unsent = FakeSender(FakeClock(), SendFailed("connect: refused", sent=False), reply(200))
+    unsent = FakeSender(FakeClock(), SendFailed("connect", "refused", sent=False), reply(200))
     assert (await client(unsent).send(REQUEST, retry=UNSAFE, crid="c", timeout=30)).status == 200
     assert len(unsent.sent) == 2
 
-    sent = FakeSender(FakeClock(), SendFailed("reset: by peer", sent=True))
+    sent = FakeSender(FakeClock(), SendFailed("reset", "by peer", sent=True))
     with pytest.raises(GraphOutcomeUnknown):
         await client(sent).send(REQUEST, retry=UNSAFE, crid="c", timeout=30)
     assert len(sent.sent) == 1
 
-    down = FakeSender(FakeClock(), *[SendFailed("connect: refused", sent=False)] * 3)
+    down = FakeSender(FakeClock(), *[SendFailed("connect", "refused", sent=False)] * 3)
     with pytest.raises(GraphUnreachable, match="Graph unreachable: connect: refused"):
         await client(down).send(REQUEST, retry=IDEMPOTENT, crid="c", timeout=30)
     assert len(down.sent) == 3

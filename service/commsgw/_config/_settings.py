@@ -141,8 +141,8 @@ class Settings(RedisSettings):
         "COMMSGW_CA_FILE",
         "",
         _path,
-        "extra CA bundle to trust for Graph and the token authority (default: the emulator's CA "
-        "in emulator mode)",
+        "extra CA bundle to trust for Graph, the token authority and the callback signing keys "
+        "(default: the emulator's CA in emulator mode)",
         group=GRAPH,
     )
     emulator_url: str = setting(
@@ -356,8 +356,8 @@ class Settings(RedisSettings):
         "COMMSGW_GRAPH_HTTP_TRANSPORT",
         "aiohttp",
         _transport,
-        "HTTP client under the Graph client: aiohttp (its client session; the fastest, measured "
-        "in bench/) or httpx (httpx's own pool)",
+        "HTTP client under the Graph client and the callback signing-key fetches: aiohttp (its "
+        "client session; the fastest, bench/ graph_sender) or httpx (httpx's own pool)",
         group=GRAPH,
     )
     # Derived in `resolve()`:

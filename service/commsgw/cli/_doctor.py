@@ -40,7 +40,7 @@ from commsgw import _config
 from commsgw._errors import CommsgwError
 from commsgw.cli._client import Subparsers, subcommand
 from commsgw.eventlog import probe_write
-from commsgw.graph import GRAPH_PERMISSIONS, TokenProvider, ssl_context
+from commsgw.graph import GRAPH_PERMISSIONS, Sender, TokenProvider, make_sender, ssl_context
 from commsgw.notifications import LEEWAY_S, NotificationTokenValidator
 
 
@@ -222,12 +222,15 @@ async def _webhook(http: httpx.AsyncClient, url: str) -> Finding:
     return decide_webhook_reply(url, resp.status_code, resp.content)
 
 
-async def _keys(http: httpx.AsyncClient, settings: _config.Settings) -> Finding:
+async def _keys(sender: Sender, settings: _config.Settings) -> Finding:
     """The keys loaded as the gateway loads them (its validator's cache: the configuration,
     its jwks_uri, at least one usable RSA signing key)."""
     url = settings.notification_openid_url
     validator = NotificationTokenValidator(
-        openid_config_url=url, audience=settings.client_id, http=http
+        openid_config_url=url,
+        audience=settings.client_id,
+        sender=sender,
+        timeout_s=settings.graph_timeout_s,
     )
     try:
         await validator.warm()
@@ -277,12 +280,15 @@ async def diagnose(
     url = webhook_url_of(settings)
     url_finding = decide_webhook_url(url, emulator_mode=settings.emulator_mode)
     findings.append(url_finding)
-    async with httpx.AsyncClient(
-        verify=ssl_context(settings), timeout=settings.graph_timeout_s
-    ) as http:
+    tls = ssl_context(settings)
+    sender = make_sender(settings, tls)  # the gateway's sender, for its key fetches
+    async with httpx.AsyncClient(verify=tls, timeout=settings.graph_timeout_s) as http:
         if url_finding.ok:
             findings.append(await _webhook(http, url))
-        findings.append(await _keys(http, settings))
+        try:
+            findings.append(await _keys(sender, settings))
+        finally:
+            await sender.aclose()
         findings.append(await _event_log(settings))
         date = await _server_date(http, settings.notification_openid_url)
         findings.append(decide_clock(clock(), date))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from commsgw._errors import InvalidArgument, ResumeTokenExpired
 from commsgw._ids import normalize_guid
@@ -233,6 +234,20 @@ class Appended(Protocol):
 
 
 # --- resume tokens -------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in order, in lists of `size` (the last one shorter). Lazy: an item is taken from
+    `items` only when the list it goes in is made, so a queue read through a generator gives up
+    only what is about to be sent."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def encode_token(log_id: str, position: Position) -> str:

@@ -7,9 +7,8 @@ buffer: when it overflows, only that subscriber is cut off (SUBSCRIBER_TOO_SLOW)
 and the others go on. A watch resumes from a position by reading the log up to the hub's
 head at the moment it registered, then continues live, so no entry is missed or repeated.
 
-The hub also keeps, per call, the highest DTMF tone sequence id it has handed on
-(`ToneMarks`): every replica's hub sees every entry of a shared log, so the webhook of any
-replica can hold a POST until the tones before its own have gone through the log.
+Other parts follow the call updates dispatched through `Hub.observe_calls` (managed keepAlive,
+the DTMF tone order of `commsgw.notifications`).
 """
 
 from __future__ import annotations
@@ -17,67 +16,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from commsgw._errors import EventLogUnavailable, ShuttingDown, SubscriberTooSlow
-from commsgw.eventlog._base import KIND_CALL, EventLog, LogEntry, Position, WatchFilter
+from commsgw.eventlog._base import KIND_CALL, EventLog, LogEntry, Position, WatchFilter, chunks
 from graphcomms.v1 import calls_pb2
 
 log = logging.getLogger("commsgw.hub")
 
 CATCH_UP_PAGE = 500
-TONE_CALLS = 100_000
-
-
-class ToneMarks:
-    """Per (tenant, call), the highest tone sequence id dispatched, and an event per call set
-    when it changes. Bounded: past `max_calls` the least recently toned call is forgotten; a
-    terminated call at once."""
-
-    def __init__(self, max_calls: int = TONE_CALLS) -> None:
-        self._max = max_calls
-        self._highest: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
-        self._changed: dict[tuple[str, str], asyncio.Event] = {}
-
-    def highest(self, key: tuple[str, str]) -> int:
-        """The highest tone sequence id of the call dispatched so far; 0 when none."""
-        return self._highest.get(key, 0)
-
-    def changed(self, key: tuple[str, str]) -> asyncio.Event:
-        """An event set the next time `highest(key)` changes."""
-        ev = self._changed.get(key)
-        if ev is None:
-            if len(self._changed) >= self._max:  # waiters that gave up: wake the oldest
-                self._changed.pop(next(iter(self._changed))).set()
-            ev = self._changed[key] = asyncio.Event()
-        return ev
-
-    def observe(self, e: LogEntry) -> None:
-        cu = e.event.call_update
-        key = (e.tenant_id, e.call_id)
-        if cu.state == calls_pb2.CALL_STATE_TERMINATED:
-            self._highest.pop(key, None)
-        elif (seq := cu.tone_info.sequence_id) > 0:
-            highest = self._highest.get(key, 0)
-            if seq <= highest:
-                log.info(
-                    "tone %d of call %s delivered after tone %d: it came too late to be put "
-                    "in order",
-                    seq,
-                    e.call_id,
-                    highest,
-                )
-                return
-            self._highest[key] = seq
-            self._highest.move_to_end(key)
-            if len(self._highest) > self._max:
-                self._highest.popitem(last=False)
-        else:
-            return
-        ev = self._changed.pop(key, None)
-        if ev is not None:
-            ev.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +45,20 @@ def _position(e: LogEntry) -> Position:
 
 def _batched(items: list[WatchItem]) -> WatchItem:
     return items[0] if len(items) == 1 else WatchItem(items[-1].position, batch=tuple(items))
+
+
+def _chunks(items: Iterator[WatchItem] | list[WatchItem], size: int) -> Iterator[WatchItem]:
+    """`items` as watch items of up to `size` entries each (one entry alone stays itself):
+    how the catch-up, the snapshot and the live stream batch alike."""
+    return map(_batched, chunks(items, size))
+
+
+def _fresh(queue: collections.deque[LogEntry], skip_through: Position) -> Iterator[WatchItem]:
+    """The queued entries past `skip_through`, each taken off the queue only when asked for."""
+    while queue:
+        e = queue.popleft()
+        if e.position > skip_through:
+            yield WatchItem(e.position, e)
 
 
 class Subscription:
@@ -160,9 +122,9 @@ class Hub:
         self._ticker: asyncio.Task[None] | None = None
         self.delivered = 0
         self.cut_for_slowness = 0
-        self.tones = ToneMarks()
-        # Called with every call update dispatched (in log order), e.g. managed keepAlive.
-        self._call_observers: list[Callable[[LogEntry], None]] = [self.tones.observe]
+        # Called with every call update dispatched (in log order): managed keepAlive, the
+        # DTMF tone order.
+        self._call_observers: list[Callable[[LogEntry], None]] = []
 
     async def start(self) -> None:
         self.head = await self._log.start(self.dispatch, on_gap=self.fail_all)
@@ -281,8 +243,8 @@ class Hub:
                     if not page:
                         break
                     matched = [WatchItem(e.position, e) for e in page if flt.matches(e)]
-                    for i in range(0, len(matched), max_batch):
-                        yield _batched(matched[i : i + max_batch])
+                    for item in _chunks(matched, max_batch):
+                        yield item
                     position = cursor = page[-1].position
                     # Entries trimmed while catching up would be a silent gap: refuse it.
                     await self._log.check_resumable(cursor)
@@ -294,8 +256,8 @@ class Hub:
                 latest = [
                     WatchItem(start, e) for e in known if e.position <= start and flt.matches(e)
                 ]
-                for i in range(0, len(latest), max_batch):
-                    yield _batched(latest[i : i + max_batch])
+                for item in _chunks(latest, max_batch):
+                    yield item
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_SNAPSHOT_END)
             else:
                 yield WatchItem(start, None, calls_pb2.BOOKMARK_KIND_START)
@@ -321,15 +283,12 @@ class Hub:
                         self.delivered += 1
                         yield WatchItem(position, e)
                         continue
-                    taken: list[WatchItem] = []
-                    while queue and len(taken) < max_batch:
-                        e = queue.popleft()
-                        if e.position > sub.skip_through:
-                            taken.append(WatchItem(e.position, e))
-                    if taken:
-                        position = taken[-1].position
-                        self.delivered += len(taken)
-                        yield _batched(taken)
+                    # One batch, then the checks above again (lost, overflowed) before the next.
+                    taken = next(_chunks(_fresh(queue, sub.skip_through), max_batch), None)
+                    if taken is not None:
+                        position = taken.position
+                        self.delivered += len(taken.batch) or 1
+                        yield taken
                     continue
                 if sub.closing:
                     yield WatchItem(max(position, self.head), None, calls_pb2.BOOKMARK_KIND_FINAL)

@@ -87,7 +87,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from commsgw._errors import EventLogUnavailable, ResumeTokenExpired
-from commsgw.eventlog._base import ZERO, Appended, AppendResult, EventLog, LogEntry, Position
+from commsgw.eventlog._base import (
+    ZERO,
+    Appended,
+    AppendResult,
+    EventLog,
+    LogEntry,
+    Position,
+    chunks,
+)
 from commsgw.eventlog._redis_calls import call_args, latest_ids
 from commsgw.eventlog._redis_connect import RedisTarget, connect, log_prefix
 from commsgw.eventlog._redis_reader import StreamReader
@@ -342,9 +350,9 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
             trimmed = parse_id(trimmed_raw) if trimmed_raw is not None else ZERO
             ids = sorted({p for p in map(parse_id, latest_ids(latest, calls=calls)) if p > trimmed})
             out: list[LogEntry] = []
-            for i in range(0, len(ids), _LATEST_FETCH_CHUNK):
+            for chunk in chunks(ids, _LATEST_FETCH_CHUNK):
                 pipe = self._client.pipeline(transaction=False)
-                for p in ids[i : i + _LATEST_FETCH_CHUNK]:
+                for p in chunk:
                     s = format_id(p)
                     pipe.xrange(self._stream, min=s, max=s, count=1)
                 for rows in await pipe.execute():

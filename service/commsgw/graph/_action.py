@@ -4,7 +4,9 @@ An `Action` names the RPC it serves and the permission it needs, says how a requ
 and written as Graph's request (`build`: validation, path, body), how it may be retried
 (`retry`), in which national clouds Graph offers it, and how Graph's answer becomes the RPC's
 response (`result`). The servicer runs every action the same way; adding an action is adding a
-declaration to the catalog (`commsgw.graph._catalog`).
+declaration to the catalog (`commsgw.graph._catalog`). A `Read` is a request the gateway makes
+on its own account, not an RPC's (e.g. an operation's state when the event log has none),
+declared the same way in the catalog.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -96,6 +98,16 @@ class Action:
     result: Callable[[Answer], Any]
     # The national clouds Graph offers it in; empty: all of them.
     clouds: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[M]):
+    """A Graph request the gateway makes on its own account, declared once: how it is written
+    (`build`, from the ids it reads), how it may be retried, what its answer becomes."""
+
+    retry: Retry
+    build: Callable[..., GraphRequest]
+    result: Callable[[Answer], M]
 
 
 # ---- results shared by several actions ------------------------------------------------------

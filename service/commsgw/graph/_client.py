@@ -205,7 +205,7 @@ class GraphClient:
             self._note(None, started, attempt > 1, span, error="timeout")
             return None, Outcome(timed_out=True), exc
         except SendFailed as exc:
-            self._note(None, started, attempt > 1, span, error=str(exc).split(":", 1)[0])
+            self._note(None, started, attempt > 1, span, error=exc.kind)
             return None, Outcome(sent=exc.sent), exc
         self._note(resp.status, started, attempt > 1, span, resp=resp)
         return resp, Outcome(resp.status), None

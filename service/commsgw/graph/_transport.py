@@ -1,10 +1,16 @@
-"""How requests reach Graph: one connection pool, and what a failed send means.
+"""How requests reach Graph: one TLS context, one connection pool, and what a failed send
+means.
 
-`make_sender` gives the sender the settings ask for: aiohttp's client session (the default) or
-httpx's own transport. Both answer a `Reply` or raise `SendTimeout` (the request was sent, no
-answer came in time) or `SendFailed` (`sent` says whether the request may have reached Graph:
-only a connection that could not be made is provably unsent, so that only then may an unsafe
-request be tried again).
+`ssl_context` builds the TLS trust from the settings, once: the composition root builds it and
+hands it to the sender (MSAL's token requests go through `requests`, with the same CA file).
+`make_sender` gives the sender the settings ask for over that context: aiohttp's client
+session (the default) or httpx's own transport. The Graph client and the notification
+signing-key fetches (OpenID configuration, JWKS) share it. Both senders answer a `Reply` or
+raise `SendTimeout` (the request was sent, no answer came in time) or `SendFailed` (`kind`
+names what failed; `sent` says whether the request may have reached the server: only a
+connection that could not be made is provably unsent, so that only then may an unsafe request
+be tried again). Both send the headers given and none of their own (no User-Agent, no
+Accept-Encoding); an answer compressed anyway is decoded by both (its Content-Encoding).
 
 The aiohttp session is used directly: wrapping it in httpx (httpx-aiohttp) cost about 40% more
 CPU per request in a same-run comparison (an httpx.Request parses its URL and headers in pure
@@ -43,11 +49,23 @@ class SendTimeout(Exception):
 
 
 class SendFailed(Exception):
-    """The request failed without an answer; `sent`: it may have reached Graph."""
+    """The request failed without an answer.
 
-    def __init__(self, what: str, *, sent: bool) -> None:
-        super().__init__(what)
+    Attributes:
+        kind: what failed, the HTTP library's exception name (``ClientConnectorError``,
+            ``ConnectError``, ...): a span's ``error.type``, a message's cause.
+        sent: the request may have reached the server.
+    """
+
+    def __init__(self, kind: str, detail: str = "", *, sent: bool) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
         self.sent = sent
+
+    @classmethod
+    def of(cls, exc: Exception, *, sent: bool) -> SendFailed:
+        """The failure an HTTP library's exception stands for."""
+        return cls(type(exc).__name__, str(exc), sent=sent)
 
 
 class Sender(Protocol):
@@ -86,8 +104,9 @@ class AiohttpSender:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ctx, limit=MAX_CONNECTIONS),
                 trust_env=False,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+                # No User-Agent or Accept-Encoding of aiohttp's: the headers are the caller's,
+                # as with httpx's transport.
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
         return self._session
 
@@ -106,11 +125,11 @@ class AiohttpSender:
             ) as resp:
                 return Reply(resp.status, resp.headers, await resp.read(), resp.reason or "")
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise SendFailed(f"{type(exc).__name__}: {exc}", sent=False) from exc
+            raise SendFailed.of(exc, sent=False) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise SendTimeout(str(exc)) from exc
         except aiohttp.ClientError as exc:
-            raise SendFailed(f"{type(exc).__name__}: {exc}", sent=True) from exc
+            raise SendFailed.of(exc, sent=True) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -148,27 +167,21 @@ class HttpxSender:
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             raise SendTimeout(str(exc)) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise SendFailed(f"{type(exc).__name__}: {exc}", sent=False) from exc
+            raise SendFailed.of(exc, sent=False) from exc
         except httpx.TransportError as exc:
-            raise SendFailed(f"{type(exc).__name__}: {exc}", sent=True) from exc
+            raise SendFailed.of(exc, sent=True) from exc
         return Reply(resp.status_code, resp.headers, content, resp.reason_phrase)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
 
-def make_sender(settings: Settings) -> Sender:
-    """The one connection pool to Graph the settings ask for."""
-    ctx = ssl_context(settings)
+def make_sender(settings: Settings, ctx: ssl.SSLContext) -> Sender:
+    """The one connection pool the settings ask for (COMMSGW_GRAPH_HTTP_TRANSPORT), over `ctx`
+    (`ssl_context(settings)`, built once by the caller)."""
     if settings.graph_http_transport == "aiohttp":
         return AiohttpSender(ctx)
     return HttpxSender(ctx)
-
-
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """An httpx client for the notification signing keys (JWKS): rare requests, their own
-    small pool."""
-    return httpx.AsyncClient(verify=ssl_context(settings), timeout=settings.graph_timeout_s)
 
 
 __all__ = [
@@ -178,7 +191,6 @@ __all__ = [
     "SendFailed",
     "SendTimeout",
     "Sender",
-    "make_http_client",
     "make_sender",
     "ssl_context",
 ]

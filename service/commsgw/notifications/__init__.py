@@ -2,7 +2,9 @@
 
 Owns what arrives from Graph: the HTTP handler, the JWT validation of each POST and the
 translation of commsNotifications into contract Events, which it appends to the event log. May
-import the shared kernel, `commsgw._metrics` and `commsgw.eventlog` (the interface only).
+import the shared kernel, `commsgw._metrics`, `commsgw.eventlog` (the interface only) and
+`commsgw.graph`'s HTTP seam (`Sender`: the signing keys are fetched through the Graph client's
+pool and TLS context).
 """
 
 from commsgw.notifications._jwt import (

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeGuard
 
-import httpx
 import jwt
 
 from commsgw._errors import NotificationAuthError
+from commsgw.graph import Sender
 from commsgw.notifications._keys import ALGORITHM, SigningKeyCache, short_repr
 
 __all__ = [
@@ -105,7 +105,9 @@ class NotificationTokenValidator(SigningKeyCache):
     Args:
         openid_config_url: the OpenID configuration document naming ``jwks_uri``.
         audience: the bot's application (client) id; ``aud`` must equal it.
-        http: the client used to fetch the configuration and the JWKS (its timeouts apply).
+        sender: what fetches the configuration and the JWKS (the gateway's one HTTP sender,
+            `commsgw.graph.Sender`: the Graph client's pool and TLS context).
+        timeout_s: the time each of those fetches may take.
         issuers: accepted ``iss`` values (exact match).
         leeway_s: clock skew allowed on ``exp``/``nbf``/``iat``.
         jwks_refresh_interval_s: age after which cached keys are refreshed (in the
@@ -120,7 +122,8 @@ class NotificationTokenValidator(SigningKeyCache):
         *,
         openid_config_url: str,
         audience: str,
-        http: httpx.AsyncClient,
+        sender: Sender,
+        timeout_s: float = 10.0,
         issuers: Sequence[str] = DEFAULT_ISSUERS,
         leeway_s: float = LEEWAY_S,
         jwks_refresh_interval_s: float = 3600.0,
@@ -131,7 +134,8 @@ class NotificationTokenValidator(SigningKeyCache):
             raise ValueError("audience must not be empty")
         super().__init__(
             openid_config_url=openid_config_url,
-            http=http,
+            sender=sender,
+            timeout_s=timeout_s,
             jwks_refresh_interval_s=jwks_refresh_interval_s,
             unknown_kid_min_interval_s=unknown_kid_min_interval_s,
             clock=clock,

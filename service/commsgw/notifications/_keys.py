@@ -7,6 +7,9 @@ background every ``jwks_refresh_interval_s`` and refetched when a token names an
 hammer the JWKS endpoint. Concurrent validations share one in-flight fetch. When the endpoint is
 down, cached keys keep working; while no key could ever be loaded, every token is refused with
 "signing keys unavailable".
+
+The fetches go through the gateway's one HTTP sender (`commsgw.graph.Sender`, the Graph
+client's connection pool and TLS context: COMMSGW_CA_FILE applies to them as to Graph).
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
-import httpx
 import jwt
 import msgspec
 
 from commsgw._errors import NotificationAuthError
+from commsgw.graph import Sender, SendFailed, SendTimeout
 
 __all__ = ["ALGORITHM", "SigningKeyCache", "short_repr"]
 
@@ -42,13 +45,15 @@ class SigningKeyCache:
         self,
         *,
         openid_config_url: str,
-        http: httpx.AsyncClient,
+        sender: Sender,
+        timeout_s: float,
         jwks_refresh_interval_s: float,
         unknown_kid_min_interval_s: float,
         clock: Callable[[], float],
     ) -> None:
         self._config_url = openid_config_url
-        self._http = http
+        self._sender = sender
+        self._timeout = float(timeout_s)
         self._refresh_interval = float(jwks_refresh_interval_s)
         self._miss_interval = float(unknown_kid_min_interval_s)
         self._clock = clock
@@ -161,11 +166,15 @@ class SigningKeyCache:
 
     async def _get_json(self, url: str, what: str) -> Any:
         try:
-            response = await self._http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as e:
-            raise _KeysUnavailable(f"fetching the {what} failed ({type(e).__name__})") from None
-        if response.status_code != 200:
-            raise _KeysUnavailable(f"fetching the {what} answered HTTP {response.status_code}")
+            response = await self._sender.send(
+                "GET", url, b"", {"Accept": "application/json"}, self._timeout
+            )
+        except SendTimeout:
+            raise _KeysUnavailable(f"fetching the {what} timed out ({self._timeout:g} s)") from None
+        except SendFailed as e:
+            raise _KeysUnavailable(f"fetching the {what} failed ({e.kind})") from None
+        if response.status != 200:
+            raise _KeysUnavailable(f"fetching the {what} answered HTTP {response.status}")
         try:
             return msgspec.json.decode(response.content)
         except (msgspec.MsgspecError, ValueError, RecursionError):

@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import grpc
-import httpx
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2
 
@@ -27,7 +26,7 @@ from commsgw._tracing import Tracing
 from commsgw.eventlog import EventLog, Hub, LogEntry
 from commsgw.eventlog._factory import make_event_log
 from commsgw.graph import GraphClient, TokenProvider
-from commsgw.graph._transport import Sender, make_http_client, make_sender
+from commsgw.graph._transport import Sender, make_sender, ssl_context
 from commsgw.keepalive import KeepAlive, Reconciler, make_registry
 from commsgw.notifications import (
     InsecureNoValidation,
@@ -64,7 +63,6 @@ class Gateway:
         self.metrics = Metrics()
         self.draining = False
         self.ready = False
-        self._http: httpx.AsyncClient | None = None
         self._sender: Sender | None = None
         self._server: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
@@ -74,6 +72,8 @@ class Gateway:
         self.reconciler: Reconciler | None = None
         self.log: EventLog = make_event_log(settings)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
+        # DTMF order: follows every call update the hub dispatches, from its first.
+        self.tones = ToneOrder(self.hub, settings.tone_reorder_window_s)
         self.tokens = TokenProvider(
             settings,
             tracing=self.tracing,
@@ -102,13 +102,13 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         self._warn_about_exposure()
-        self._sender = make_sender(s)
-        self._http = make_http_client(s)
+        self.tls = ssl_context(s)  # the one TLS context: Graph and the signing keys
+        self._sender = make_sender(s, self.tls)
         graph = GraphClient(
             s, self._sender, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
         )
         await self.hub.start()
-        await self._start_http(self._validator(self._http))
+        await self._start_http(self._validator(self._sender))
         if s.emulator_mode and not s.public_webhook_url:
             # The emulator calls back to the local webhook, on the port just bound.
             url = s.local_webhook_url(self.http_port)
@@ -168,13 +168,16 @@ class Gateway:
                 s.http_addr,
             )
 
-    def _validator(self, http: httpx.AsyncClient) -> Validator:
+    def _validator(self, sender: Sender) -> Validator:
         """How the webhook authenticates Graph's callbacks."""
         s = self.settings
         if s.insecure_skip_notification_auth:
             return InsecureNoValidation(default_tenant_id=s.tenant_id)
         return NotificationTokenValidator(
-            openid_config_url=s.notification_openid_url, audience=s.client_id, http=http
+            openid_config_url=s.notification_openid_url,
+            audience=s.client_id,
+            sender=sender,
+            timeout_s=s.graph_timeout_s,
         )
 
     async def _start_http(self, validator: Validator) -> None:
@@ -187,7 +190,7 @@ class Gateway:
             metrics=self.metrics,
             # Room for the resume token and framing around the event in a watch response.
             max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
-            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
+            tones=self.tones,
             tracing=self.tracing,
         )
         if isinstance(validator, NotificationTokenValidator):
@@ -294,8 +297,6 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.log.close()
-        if self._http is not None:
-            await self._http.aclose()
         if self._sender is not None:
             await self._sender.aclose()
 

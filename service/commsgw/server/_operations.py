@@ -14,9 +14,8 @@ import contextlib
 from dataclasses import dataclass
 
 from commsgw._errors import GraphError, OperationNotDone
-from commsgw._graphjson import read_operation
 from commsgw.eventlog import EventLog, Hub, WatchFilter
-from commsgw.graph import GraphClient, GraphRequest, Retry
+from commsgw.graph import OPERATION, GraphClient
 from graphcomms.v1 import calls_pb2
 
 TERMINAL = frozenset({calls_pb2.OPERATION_STATUS_COMPLETED, calls_pb2.OPERATION_STATUS_FAILED})
@@ -55,10 +54,9 @@ class Operations:
     async def _from_graph(
         self, key: tuple[str, str, str], *, crid: str, timeout: float | None
     ) -> Known:
-        tenant, call, op = key
-        req = GraphRequest("GET", f"/communications/calls/{call}/operations/{op}", tenant)
-        answer = await self._graph.send(req, retry=Retry.IDEMPOTENT, crid=crid, timeout=timeout)
-        operation = read_operation(answer.json("a commsOperation"))
+        req = OPERATION.build(*key)
+        answer = await self._graph.send(req, retry=OPERATION.retry, crid=crid, timeout=timeout)
+        operation = OPERATION.result(answer)
         return Known(operation, calls_pb2.OPERATION_SOURCE_GRAPH, answer.request_id)
 
     async def get(self, key: tuple[str, str, str], *, crid: str, timeout: float | None) -> Known:
