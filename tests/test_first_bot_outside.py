@@ -1,7 +1,8 @@
 """The Python first bot as a bot team gets it, outside the repository: a fresh virtualenv in a
-temporary directory, the client installed into it as a package with its testing extra
-(`pip install 'clients/python[testing]'`, a wheel pip builds from the path, not an editable
-install) and pytest, the example's two files copied next to it, and its test run there, green.
+temporary directory, the client installed into it as a package with its testing extra (the
+wheel of clients/python, `pip install 'commsgw_client-0.1.0-py3-none-any.whl[testing]'`, not an
+editable install) and pytest, the example's two files copied next to it, and its test run there,
+green.
 
 What it checks: the package installs with its declared dependencies (nothing comes from this
 repository's .venv or from the base interpreter's site-packages: the virtualenv does not see
@@ -11,7 +12,9 @@ team: `COMMSGW_COMMAND` points the fixture at this repository's `commsgw`.
 
 To keep the cost down the virtualenv is made without pip (`--without-pip`, saving ensurepip's
 few seconds) and this environment's pip installs into it (`pip --python`); pip resolves and
-installs the same as the virtualenv's own pip would, from its usual index and cache.
+installs the same as the virtualenv's own pip would, from its usual index and cache (the
+dependencies, grpcio, protobuf, httpx, pytest, ..., come from there: pip needs its index
+reachable, a warm cache only saves the downloads).
 """
 
 from __future__ import annotations
@@ -50,10 +53,17 @@ def test_the_first_bot_installs_and_passes_from_outside_the_repository(
     python = venv / "bin" / "python"
     made = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], timeout=120)
     assert made.returncode == 0, made.stderr
+    # the wheel of clients/python, built with this environment's setuptools (no download)
+    wheels = tmp_path / "wheels"
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(wheels), str(ROOT / "clients/python")],
+        timeout=120,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = wheels.glob("commsgw_client-*.whl")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
-    installed = _run(
-        [*pip, f"{ROOT / 'clients/python'}[testing]", f"pytest=={pytest.__version__}"], timeout=540
-    )
+    installed = _run([*pip, f"{wheel}[testing]", f"pytest=={pytest.__version__}"], timeout=540)
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     bot_dir = tmp_path / "first-bot"

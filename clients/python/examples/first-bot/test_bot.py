@@ -71,7 +71,9 @@ def test_caller_presses_1_during_the_menu_and_leaves_a_message(
         # the menu plays 30 s unless the bot cancels it
         call_id = emulator.ring(caller="+14255550100", prompt_s=30)
         emulator.set_caller(call_id, speech_after_s=0.2, speech_s=0.5)  # then silence
-        emulator.wait_for_requests(method="POST", path_pattern="/playPrompt$", call_id=call_id)
+        emulator.wait_for_requests(
+            method="POST", path_pattern="/playPrompt$", call_id=call_id, timeout=30
+        )  # the menu started
         emulator.press_tones(call_id, "1")  # while the menu plays
         bot.wait_for_line("hung up")
     finally:
@@ -80,7 +82,8 @@ def test_caller_presses_1_during_the_menu_and_leaves_a_message(
     verify = emulator.verify
     verify(1, method="POST", path_pattern="/answer$", call_id=call_id)
     verify(1, method="POST", path_pattern="/subscribeToTone$", call_id=call_id)
-    verify(1, method="POST", path_pattern="/playPrompt$", body={"clientContext": "menu"})
+    verify(1, method="POST", path_pattern="/playPrompt$", call_id=call_id,
+           body={"clientContext": "menu"})  # fmt: skip
     verify(1, method="POST", path_pattern="/cancelMediaProcessing$", call_id=call_id,
            body={"clientContext": "barge-in"})  # fmt: skip
     verify(1, method="POST", path_pattern="/recordResponse$", call_id=call_id,
@@ -89,9 +92,9 @@ def test_caller_presses_1_during_the_menu_and_leaves_a_message(
     # the menu ended cancelled, as Graph ends a cancelled prompt
     (menu,) = [op for op in emulator.call(call_id).operations if op.client_context == "menu"]
     assert (menu.status, (menu.result_info or {}).get("subcode")) == ("failed", 8508)
-    # the recording was downloaded, with its access token
+    # the recording was downloaded, with its access token as the bearer token (else 401)
     (download,) = emulator.requests(method="GET", path="^/_emulator/recordings/")
-    assert download.status == 200, download
+    assert (download.status, download.headers.get("authorization")) == (200, "Bearer"), download
     (saved,) = tmp_path.glob("*.wav")
     assert download.path.endswith(saved.stem)
     assert saved.read_bytes()[:4] == b"RIFF", saved
