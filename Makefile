@@ -13,7 +13,7 @@ PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
 NODE_TSC := clients/node/node_modules/.bin/tsc
-LINT_DIRS := service tests tools clients/python/commsgw_client $(wildcard bench soak fuzz deploy)
+LINT_DIRS := service tests tools clients/python/commsgw_client clients/python/examples $(wildcard bench soak fuzz deploy)
 DEPLOY_STAMP := $(VENV)/.installed-deploy
 IMAGE ?= commsgw:dev
 EMULATOR_IMAGE ?= commsgw-emulator:dev
@@ -99,6 +99,7 @@ image-emulator:
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/commsgw_client
+	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
 test: $(STAMP) $(BUF) $(NODE_TSC)
