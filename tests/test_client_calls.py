@@ -257,6 +257,24 @@ async def test_a_close_ends_a_watch_waiting_to_resume(flavour: str) -> None:
         assert await asyncio.wait_for(following, 30) is None  # the iteration ended
 
 
+async def test_a_close_from_another_task_ends_a_connected_watch(
+    gateway: Gateway, flavour: str
+) -> None:
+    """A task iterates a watch whose stream is open; a close from another task (another thread
+    for the blocking client) ends that iteration: the loop ends, nothing is raised."""
+    async with open_client(flavour, target(gateway)) as gw:
+        watch = gw.watch_operations(call_ids=[new_guid()])
+
+        async def follow() -> int:
+            return len([response async for response in watch])
+
+        following = asyncio.ensure_future(follow())
+        await eventually(lambda: gateway.hub.subscribers == 1, what="the watch connected")
+        watch.close()
+        assert await asyncio.wait_for(following, 30) <= 1  # at most the start bookmark
+        assert watch.last_error is None
+
+
 # --- the wait's timeouts ----------------------------------------------------------------------
 
 

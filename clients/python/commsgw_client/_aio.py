@@ -1147,9 +1147,11 @@ class OperationWatch:
                 if self._closed.is_set() and err.code() == grpc.StatusCode.CANCELLED:
                     break
                 failure = from_rpc_error(err)
-            except BaseException:  # cancelled, interrupted: the stream goes with it
+            except BaseException as exc:  # cancelled, interrupted: the stream goes with it
                 call.cancel()
                 self._call = None
+                if self._closed.ended_by_close(exc):
+                    break  # close() from another task: the iteration ends, as documented
                 raise
             else:
                 if message is not None:

@@ -27,6 +27,22 @@ class AsyncFlag:
             await asyncio.wait_for(self._event.wait(), timeout)
         return self._event.is_set()
 
+    def ended_by_close(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised in the task iterating the watch, is the close of its stream
+        (a ``close()`` from another task cancels the call, and grpc.aio raises CancelledError
+        in the reader) rather than a cancellation of that task itself."""
+        task = asyncio.current_task()
+        return (
+            self.is_set()
+            and isinstance(exc, asyncio.CancelledError)
+            and (task is None or task.cancelling() == 0)
+        )
+
 
 class Flag(threading.Event):
     """The blocking twin of :class:`AsyncFlag`."""
+
+    def ended_by_close(self, exc: BaseException) -> bool:
+        """Never: a blocking stream closed from another thread ends with CANCELLED, not with an
+        exception of its own."""
+        return False
