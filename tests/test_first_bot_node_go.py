@@ -226,3 +226,40 @@ def test_node_package_installs_outside_the_repo(
         env=env, timeout=180)  # fmt: skip
     out = node_test(project / "dist" / "bot.test.js", project, env)
     assert "ok 1 - the bot answers, is barged in on" in out, out
+
+
+# --- Go ----------------------------------------------------------------------------------------
+
+
+def readme_go_build() -> str:
+    """README's offline GOPATH build, as written there."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"<!-- go-offline-build:start -->\n```sh\n(.*?)```\n<!-- go-offline-build:end -->",
+        text,
+        re.S,
+    )
+    assert block, "README's Go section has no go-offline-build block"
+    return block[1]
+
+
+def test_go_offline_build_and_first_bot(dev: Dev, tmp_path: pathlib.Path) -> None:
+    """README's Go commands, run as written: vet and build everything offline in GOPATH mode,
+    then `go test` of commsgwtest (one test starts a `commsgw dev` of its own with StartDev)
+    and of the first-bot example (on this module's dev)."""
+    if shutil.which("go") is None:
+        missing("Go is not installed (apt-get install golang-go)")
+    for src, package in [
+        ("google.golang.org/grpc", "golang-google-grpc-dev golang-google-protobuf-dev"),
+        ("go.opentelemetry.io/otel", "golang-opentelemetry-otel-dev"),
+    ]:
+        if not (pathlib.Path("/usr/share/gocode/src") / src).is_dir():
+            missing(f"Go sources of {src} are missing (apt-get install {package})")
+    script = readme_go_build()
+    env = env_with(dev, TMPDIR=str(tmp_path), GOTOOLCHAIN="local")
+    env.pop("COMMSGW_BIN")  # the block sets it
+    out = run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, timeout=540)
+    assert re.search(r"^ok\s+commsgw\.internal/clients/go/commsgw/commsgwtest\s", out, re.M), out
+    assert re.search(r"^ok\s+commsgw\.internal/clients/go/examples/first-bot\s", out, re.M), out
+    gopath = next(tmp_path.glob("tmp.*"))
+    assert {"first-bot", "interop"} <= {p.name for p in (gopath / "bin").iterdir()}, out
