@@ -76,7 +76,8 @@ class Dev:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(COMMSGW), "dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
-                 "--http-addr", "127.0.0.1:0", "--state-dir", str(self.state)],
+                 "--http-addr", "127.0.0.1:0", "--state-dir", str(self.state),
+                 "--webhook-drain-s", "0"],  # stops at once
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )  # fmt: skip
         assert self.proc.stdout is not None

@@ -519,7 +519,8 @@ const BANNER = {
  * Starts `commsgw dev` (the emulator and the gateway on it) on free loopback ports (each asked
  * for as port 0, so no port is guessed) with a private state folder, and resolves once it is
  * ready: its banner names the ports it bound, and the emulator answers its health control. No
- * fixed sleep. Rejects, with its stderr, when it exits or is not ready in time.
+ * fixed sleep. It stops at once (--webhook-drain-s 0; `args` may say otherwise). Rejects, with
+ * its stderr, when it exits or is not ready in time.
  */
 export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
   const env = options.env ?? process.env;
@@ -532,6 +533,7 @@ export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
     "--grpc-addr", "127.0.0.1:0",
     "--http-addr", "127.0.0.1:0",
     "--state-dir", stateDir,
+    "--webhook-drain-s", "0", // a test's dev stops at once
     ...(options.args ?? []),
   ];
   const child = spawn(command, argv, { env, stdio: ["ignore", "pipe", "pipe"] });

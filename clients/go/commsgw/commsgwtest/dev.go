@@ -131,7 +131,8 @@ func (t *tail) String() string {
 // StartDev starts `commsgw dev` (the emulator and the gateway on it) on free loopback ports
 // (each asked for as port 0, so no port is guessed) with a private state folder, and returns
 // once it is ready: its banner names the ports it bound and the emulator answers its health
-// control. No fixed sleep. When it exits or is not ready in time, the error holds its output.
+// control. No fixed sleep. It stops at once (--webhook-drain-s 0; Args may say otherwise). When
+// it exits or is not ready in time, the error holds its output.
 func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 	command := opts.Command
 	if command == "" {
@@ -149,7 +150,8 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 		stateDir = dir
 	}
 	args := append([]string{"dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--state-dir", stateDir}, opts.Args...)
+		"--http-addr", "127.0.0.1:0", "--state-dir", stateDir,
+		"--webhook-drain-s", "0"}, opts.Args...) // a test's dev stops at once
 	cmd := exec.Command(command, args...)
 	if opts.Env != nil {
 		cmd.Env = opts.Env
