@@ -122,7 +122,7 @@ type RequestPattern struct {
 	Method      string `json:"method,omitempty"`
 	PathPattern string `json:"pathPattern,omitempty"` // a regular expression searched in the path
 	CallID      string `json:"callId,omitempty"`
-	Status      int    `json:"status,omitempty"`
+	Status      int    `json:"status,omitempty"` // 0: any
 	// Body is a subset of the request's JSON body (objects: these keys, recursively).
 	Body any `json:"body,omitempty"`
 }
