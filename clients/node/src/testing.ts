@@ -31,8 +31,11 @@ export type JsonObject = { [key: string]: Json };
 
 /** POST /_emulator/calls: who rings the bot. */
 export interface RingOptions {
-  /** Where the emulator delivers the call's notifications: the gateway's webhook. */
-  callbackUri: string;
+  /**
+   * Where the emulator delivers the call's notifications: the gateway's webhook. Default: the
+   * control's callbackUri option (a Dev's emulator has its webhook there).
+   */
+  callbackUri?: string;
   /** A phone number ("+1425..."), a user id (GUID) or a whole identitySet. Default: a phone. */
   caller?: string | JsonObject;
   /** The display name of a user caller. */
@@ -197,6 +200,8 @@ export interface EmulatorControlOptions {
   caFile?: string;
   /** The longest one control request may take (ms). Default 10 s. */
   timeoutMs?: number;
+  /** ring()'s callbackUri when it names none (the gateway's webhook). */
+  callbackUri?: string;
 }
 
 /** The emulator's control API at `baseUrl` (https://127.0.0.1:8443, without /_emulator). */
@@ -205,6 +210,7 @@ export class EmulatorControl {
   private readonly ca: string | Buffer;
   private readonly agent: https.Agent;
   private readonly timeoutMs: number;
+  private readonly callbackUri?: string;
 
   constructor(baseUrl: string, opts: EmulatorControlOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
@@ -213,6 +219,7 @@ export class EmulatorControl {
     this.ca = ca;
     this.agent = new https.Agent({ ca, keepAlive: true });
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.callbackUri = opts.callbackUri;
   }
 
   /** Closes the kept-alive connections (call when done; the process can exit without it too). */
@@ -294,8 +301,10 @@ export class EmulatorControl {
   // ---- the far end
 
   /** POST /calls: an incoming call rings the bot; its call id. */
-  async ring(opts: RingOptions): Promise<string> {
-    const r = await this.request<{ id: string }>("POST", "/calls", opts);
+  async ring(opts: RingOptions = {}): Promise<string> {
+    const callbackUri = opts.callbackUri ?? this.callbackUri;
+    if (!callbackUri) throw new Error("ring: no callbackUri (the gateway's webhook), and the control has none by default");
+    const r = await this.request<{ id: string }>("POST", "/calls", { ...opts, callbackUri });
     return r.id;
   }
 
@@ -470,7 +479,7 @@ export const DEV_ENV = {
 } as const;
 
 function dev(target: string, emulatorUrl: string, webhookUrl: string, caFile: string, stop: () => Promise<number>): Dev {
-  const emulator = new EmulatorControl(emulatorUrl, { caFile });
+  const emulator = new EmulatorControl(emulatorUrl, { caFile, callbackUri: webhookUrl });
   return {
     target,
     emulatorUrl,

@@ -42,8 +42,10 @@ test("a bad body and an unknown call reject with the emulator's JSON error body"
 });
 
 test("ring, call, calls, setMedia, deliveryFaults, drop and hangUp reach the far end", async () => {
-  const callId = await emu.ring({ callbackUri: dev.webhookUrl, caller: "+14255550123", answerWindowS: 30 });
-  assert.equal((await emu.call(callId)).state, "incoming");
+  const callId = await emu.ring({ caller: "+14255550123", answerWindowS: 30 }); // to dev.webhookUrl
+  const rung = await emu.call(callId);
+  assert.equal(rung.state, "incoming");
+  assert.equal(rung.callbackUri, dev.webhookUrl);
   assert.deepEqual((await emu.calls()).map((c) => c.id), [callId]);
   assert.deepEqual(await emu.setMedia(callId, { promptS: 7 }), { promptS: 7 });
   const armed = await emu.deliveryFaults(callId, "duplicate", { match: { changeType: "deleted" } });

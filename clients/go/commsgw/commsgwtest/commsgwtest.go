@@ -36,7 +36,8 @@ import (
 // RingOptions is POST /_emulator/calls: who rings the bot. Nil and empty fields are left out
 // (the emulator's defaults).
 type RingOptions struct {
-	// CallbackURI is where the emulator delivers the call's notifications: the gateway's webhook.
+	// CallbackURI is where the emulator delivers the call's notifications: the gateway's webhook
+	// ("": the Emulator's DefaultCallbackURI; a Dev's emulator has its webhook there).
 	CallbackURI string `json:"callbackUri"`
 	// Caller is a phone number ("+1425..."), a user id (GUID) or a whole identitySet (a map).
 	Caller     any    `json:"caller,omitempty"`
@@ -207,6 +208,8 @@ func (e *VerificationError) Error() string {
 type Emulator struct {
 	BaseURL string
 	HTTP    *http.Client // trusts only the emulator's CA
+	// DefaultCallbackURI is Ring's CallbackURI when it names none (the gateway's webhook).
+	DefaultCallbackURI string
 }
 
 // NewEmulator is the control API of the emulator at baseURL whose certificate caPEM issued.
@@ -306,6 +309,12 @@ func (e *Emulator) Reset(ctx context.Context) error {
 
 // Ring is POST /calls: an incoming call rings the bot; its call id.
 func (e *Emulator) Ring(ctx context.Context, opts RingOptions) (string, error) {
+	if opts.CallbackURI == "" {
+		opts.CallbackURI = e.DefaultCallbackURI
+	}
+	if opts.CallbackURI == "" {
+		return "", errors.New("commsgwtest: Ring: no CallbackURI (the gateway's webhook), and no DefaultCallbackURI")
+	}
 	var out struct {
 		ID string `json:"id"`
 	}

@@ -73,12 +73,12 @@ func TestErrorsCarryTheJSONErrorBody(t *testing.T) {
 
 func TestFarEnd(t *testing.T) {
 	ctx, emu := setup(t)
-	callID, err := emu.Ring(ctx, commsgwtest.RingOptions{CallbackURI: dev.WebhookURL, Caller: "+14255550123", AnswerWindowS: f(30)})
+	callID, err := emu.Ring(ctx, commsgwtest.RingOptions{Caller: "+14255550123", AnswerWindowS: f(30)}) // to dev.WebhookURL
 	if err != nil {
 		t.Fatal(err)
 	}
 	call, err := emu.Call(ctx, callID)
-	if err != nil || call["state"] != "incoming" {
+	if err != nil || call["state"] != "incoming" || call["callbackUri"] != dev.WebhookURL {
 		t.Fatalf("call: %v %v", call["state"], err)
 	}
 	calls, err := emu.Calls(ctx)

@@ -56,6 +56,7 @@ func newDev(target, emulatorURL, webhookURL, caFile string, stop func() error) (
 	if err != nil {
 		return nil, err
 	}
+	emu.DefaultCallbackURI = webhookURL
 	return &Dev{Target: target, EmulatorURL: emulatorURL, WebhookURL: webhookURL, CAFile: caFile, Emulator: emu, stop: stop}, nil
 }
 
