@@ -7,7 +7,7 @@ them: `node --test` and `go test` against a `commsgw dev` on free ports.
 - the Node client as a package: `npm pack`, installed offline into a project in a temporary
   directory outside the repository (with a lockfile of the versions the repository pins), the
   example compiled there by that project's TypeScript and its test run there, starting its own
-  `commsgw dev` with the installed helper's `startDev()` (COMMSGW_BIN);
+  `commsgw dev` with the installed helper's `startDev()` (COMMSGW_COMMAND);
 - clients/go: README's offline GOPATH build, run as written (its commands are taken from README),
   which vets and builds everything and runs `go test` of the commsgwtest package and of the
   first-bot example.
@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -118,10 +119,10 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
 
 
 def env_with(dev: Dev | None = None, **extra: str) -> dict[str, str]:
-    """This process's environment with `commsgw` at COMMSGW_BIN, and the shared dev when given
+    """This process's environment with `commsgw` at COMMSGW_COMMAND, and the shared dev when given
     (without it, the helpers start their own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMSGW_DEV_")}
-    env.update(COMMSGW_BIN=str(COMMSGW), **(dev.env if dev else {}), **extra)
+    env.update(COMMSGW_COMMAND=shlex.quote(str(COMMSGW)), **(dev.env if dev else {}), **extra)
     return env
 
 
@@ -258,7 +259,7 @@ def test_go_offline_build_and_first_bot(dev: Dev, tmp_path: pathlib.Path) -> Non
             missing(f"Go sources of {src} are missing (apt-get install {package})")
     script = readme_go_build()
     env = env_with(dev, TMPDIR=str(tmp_path), GOTOOLCHAIN="local")
-    env.pop("COMMSGW_BIN")  # the block sets it
+    env.pop("COMMSGW_COMMAND")  # the block sets it
     out = run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, timeout=540)
     assert re.search(r"^ok\s+commsgw\.internal/clients/go/commsgw/commsgwtest\s", out, re.M), out
     assert re.search(r"^ok\s+commsgw\.internal/clients/go/examples/first-bot\s", out, re.M), out

@@ -177,13 +177,14 @@ export class VerificationError extends Error {
     readonly expected: number | { atLeast: number },
     readonly result: CountResult,
     readonly journal: JournalEntry[],
+    within = "",
   ) {
     const want = typeof expected === "number" ? `${expected}` : `at least ${expected.atLeast}`;
     const lines = journal.map(
       (e) => `  ${e.method} ${e.path} -> ${e.status}${e.body == null ? "" : " " + JSON.stringify(e.body).slice(0, 200)}`,
     );
     super(
-      `expected ${want} request(s) matching ${JSON.stringify(pattern)}, the emulator received ` +
+      `expected ${want} request(s) matching ${JSON.stringify(pattern)}${within}, the emulator received ` +
         `${result.count}; the journal${pattern.callId ? ` of call ${pattern.callId}` : ""} ` +
         `(${journal.length}):\n${lines.join("\n") || "  (empty)"}`,
     );
@@ -374,6 +375,23 @@ export class EmulatorControl {
     throw new VerificationError(pattern, expected, result, journal);
   }
 
+  /**
+   * Waits until at least `count` requests match `pattern` (what the bot has done by then),
+   * polling every 50 ms; a VerificationError listing the journal after `timeoutMs`.
+   */
+  async waitForRequests(pattern: RequestPattern, count = 1, timeoutMs = 10_000): Promise<JournalEntry[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const result = await this.countRequests(pattern);
+      if (result.count >= count) return result.requests;
+      if (Date.now() >= deadline) {
+        const journal = await this.requests(pattern.callId ? { callId: pattern.callId } : {});
+        throw new VerificationError(pattern, { atLeast: count }, result, journal, ` within ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** GET /deliveries: every POST of notifications to a callback. */
   async deliveries(filter: { callId?: string } = {}): Promise<Delivery[]> {
     const r = await this.request<{ value: Delivery[] }>("GET", "/deliveries", undefined, { ...filter });
@@ -458,8 +476,12 @@ export interface Dev {
 }
 
 export interface StartDevOptions {
-  /** The commsgw command. Default: $COMMSGW_BIN, else `commsgw` on PATH. */
-  command?: string;
+  /**
+   * The commsgw command and its first arguments, e.g. ["python", "-m", "commsgw"]. Default:
+   * $COMMSGW_COMMAND (split as a shell would: words, '...' and "..." quoted), else `commsgw` on
+   * PATH.
+   */
+  command?: string[];
   /** More flags of `commsgw dev` (e.g. ["--media-op-seconds", "0.2"]). */
   args?: string[];
   /** Its environment. Default: this process's. */
@@ -518,6 +540,48 @@ export async function useDev(options: StartDevOptions = {}): Promise<Dev> {
   return devFromEnv(options.env ?? process.env) ?? startDev(options);
 }
 
+/**
+ * A command line split as a shell would, without expansions: words apart at whitespace, '...'
+ * literal, "..." with \\ escaping " \\ $ `, and \\ escaping one character outside quotes.
+ */
+export function splitCommand(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let i = 0;
+  const unclosed = (q: string): Error => new Error(`COMMSGW_COMMAND: no closing ${q} in ${line}`);
+  while (i < line.length) {
+    const c = line[i];
+    if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+      i++;
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw unclosed(c);
+      word = (word ?? "") + line.slice(i + 1, end);
+      i = end + 1;
+    } else if (c === '"') {
+      word = word ?? "";
+      for (i++; ; i++) {
+        if (i >= line.length) throw unclosed(c);
+        if (line[i] === '"') break;
+        if (line[i] === "\\" && '"\\$`'.includes(line[i + 1] ?? "")) i++;
+        word += line[i];
+      }
+      i++;
+    } else if (c === "\\" && i + 1 < line.length) {
+      word = (word ?? "") + line[i + 1];
+      i += 2;
+    } else {
+      word = (word ?? "") + c;
+      i++;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  if (!words.length) throw new Error("COMMSGW_COMMAND is empty");
+  return words;
+}
+
 const BANNER = {
   emulatorUrl: /Graph emulator \((https:\/\/[^)\s]+)\)/,
   target: /^\s*gRPC\s+(\S+)/m,
@@ -533,10 +597,11 @@ const BANNER = {
  */
 export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
   const env = options.env ?? process.env;
-  const command = options.command ?? env.COMMSGW_BIN ?? "commsgw";
+  const [command, ...first] = options.command ?? (env.COMMSGW_COMMAND?.trim() ? splitCommand(env.COMMSGW_COMMAND) : ["commsgw"]);
   const ownState = options.stateDir === undefined;
   const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), "commsgw-dev-"));
   const argv = [
+    ...first,
     "dev",
     "--emulator-port", "0",
     "--grpc-addr", "127.0.0.1:0",
@@ -587,7 +652,7 @@ export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
       child.stdout.on("data", check);
       child.once("error", (err) => {
         clearTimeout(timer);
-        reject(new Error(`cannot start ${command} (set COMMSGW_BIN to the commsgw command): ${err.message}`));
+        reject(new Error(`cannot start ${command} (set COMMSGW_COMMAND to the commsgw command): ${err.message}`));
       });
       void exited.then((code) => {
         clearTimeout(timer);

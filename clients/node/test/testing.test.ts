@@ -8,7 +8,7 @@
 import { strict as assert } from "node:assert";
 import { after, before, beforeEach, test } from "node:test";
 import { GatewayClient } from "../src";
-import { Dev, EmulatorControl, EmulatorError, useDev, VerificationError } from "../src/testing";
+import { Dev, EmulatorControl, EmulatorError, splitCommand, useDev, VerificationError } from "../src/testing";
 
 let dev: Dev;
 let emu: EmulatorControl;
@@ -124,6 +124,30 @@ test("reset() empties calls, journal, faults and deliveries", async () => {
 test("downloadRecording: no such recording is the emulator's error, with its status", async () => {
   const err = await rejects(emu.downloadRecording(`${dev.emulatorUrl}/_emulator/recordings/nope`, "wrong"));
   assert.ok([401, 404].includes(err.status), String(err.status));
+});
+
+test("waitForRequests waits for what the bot does, and fails with the journal after its time", async () => {
+  const callId = await emu.ring();
+  const gw = new GatewayClient(dev.target);
+  try {
+    const waited = emu.waitForRequests({ method: "POST", pathPattern: "/answer$", callId }, 1, 20_000);
+    await gw.answerCall(callId);
+    assert.equal((await waited).length, 1);
+  } finally {
+    gw.close();
+  }
+  await assert.rejects(
+    emu.waitForRequests({ method: "POST", pathPattern: "/playPrompt$", callId }, 1, 200),
+    /expected at least 1 request\(s\) matching .*playPrompt.* within 200 ms, the emulator received 0.*\n.*\/answer -> 202/s,
+  );
+});
+
+test("COMMSGW_COMMAND is split as a shell would", () => {
+  assert.deepEqual(splitCommand("python -m commsgw"), ["python", "-m", "commsgw"]);
+  assert.deepEqual(splitCommand(`"/my venv/bin/commsgw"  --x 'a "b' c\\ d`), ["/my venv/bin/commsgw", "--x", 'a "b', "c d"]);
+  assert.deepEqual(splitCommand(`"q\\"q"`), ['q"q']);
+  assert.throws(() => splitCommand(`"open`), /no closing "/);
+  assert.throws(() => splitCommand("  "), /empty/);
 });
 
 async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {

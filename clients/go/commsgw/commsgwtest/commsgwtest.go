@@ -181,13 +181,14 @@ type VerificationError struct {
 	Result   CountResult
 	Journal  []JournalEntry // what the emulator received (of the pattern's call, when it names one)
 	callNote string
+	within   string
 }
 
 func (e *VerificationError) Error() string {
 	pattern, _ := json.Marshal(e.Pattern)
 	var b strings.Builder
-	fmt.Fprintf(&b, "expected %s request(s) matching %s, the emulator received %d; the journal%s (%d):",
-		e.Want, pattern, e.Result.Count, e.callNote, len(e.Journal))
+	fmt.Fprintf(&b, "expected %s request(s) matching %s%s, the emulator received %d; the journal%s (%d):",
+		e.Want, pattern, e.within, e.Result.Count, e.callNote, len(e.Journal))
 	if len(e.Journal) == 0 {
 		b.WriteString("\n  (empty)")
 	}
@@ -426,11 +427,42 @@ func (e *Emulator) verify(ctx context.Context, pattern RequestPattern, want stri
 	if err != nil {
 		return nil, err
 	}
-	note := ""
-	if pattern.CallID != "" {
-		note = " of call " + pattern.CallID
+	return nil, &VerificationError{Pattern: pattern, Want: want, Result: *result, Journal: journal, callNote: callNote(pattern)}
+}
+
+// WaitForRequests waits until at least n requests match pattern (what the bot has done by
+// then), polling every 50 ms; a *VerificationError listing the journal after timeout.
+func (e *Emulator) WaitForRequests(ctx context.Context, pattern RequestPattern, n int, timeout time.Duration) ([]JournalEntry, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		result, err := e.CountRequests(ctx, pattern)
+		if err != nil {
+			return nil, err
+		}
+		if result.Count >= n {
+			return result.Requests, nil
+		}
+		if time.Now().After(deadline) {
+			journal, err := e.Requests(ctx, RequestFilter{CallID: pattern.CallID})
+			if err != nil {
+				return nil, err
+			}
+			return nil, &VerificationError{Pattern: pattern, Want: fmt.Sprintf("at least %d", n), Result: *result,
+				Journal: journal, within: fmt.Sprintf(" within %s", timeout), callNote: callNote(pattern)}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return nil, &VerificationError{Pattern: pattern, Want: want, Result: *result, Journal: journal, callNote: note}
+}
+
+func callNote(p RequestPattern) string {
+	if p.CallID != "" {
+		return " of call " + p.CallID
+	}
+	return ""
 }
 
 // Deliveries is GET /deliveries: every POST of notifications to a callback ("": of every call).

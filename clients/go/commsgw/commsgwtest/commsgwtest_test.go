@@ -202,8 +202,43 @@ func TestStartDev(t *testing.T) {
 	if _, err := os.Stat(own.CAFile); !os.IsNotExist(err) {
 		t.Fatalf("its state folder is left: %v", err)
 	}
-	if _, err := commsgwtest.StartDev(ctx, commsgwtest.StartDevOptions{Command: "/nonexistent/commsgw"}); err == nil ||
-		!strings.Contains(err.Error(), "COMMSGW_BIN") {
+	if _, err := commsgwtest.StartDev(ctx, commsgwtest.StartDevOptions{Command: []string{"/nonexistent/commsgw"}}); err == nil ||
+		!strings.Contains(err.Error(), "COMMSGW_COMMAND") {
 		t.Fatalf("a missing command: %v", err)
+	}
+}
+
+func TestWaitForRequests(t *testing.T) {
+	ctx, emu := setup(t)
+	_, err := emu.DownloadRecording(ctx, dev.EmulatorURL+"/_emulator/recordings/later", "t")
+	if err == nil {
+		t.Fatal("a download of no recording succeeded")
+	}
+	got, err := emu.WaitForRequests(ctx, commsgwtest.RequestPattern{PathPattern: "/recordings/later$"}, 1, 5*time.Second)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("wait: %v %v", got, err)
+	}
+	_, err = emu.WaitForRequests(ctx, commsgwtest.RequestPattern{PathPattern: "/playPrompt$"}, 1, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "within 200ms, the emulator received 0") ||
+		!strings.Contains(err.Error(), "/recordings/later -> ") {
+		t.Fatalf("wait that runs out: %v", err)
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	for line, want := range map[string][]string{
+		"python -m commsgw":                       {"python", "-m", "commsgw"},
+		`"/my venv/bin/commsgw"  --x 'a "b' c\ d`: {"/my venv/bin/commsgw", "--x", `a "b`, "c d"},
+		`"q\"q"`: {`q"q`},
+	} {
+		got, err := commsgwtest.SplitCommand(line)
+		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("SplitCommand(%q) = %q, %v; want %q", line, got, err, want)
+		}
+	}
+	for _, bad := range []string{`"open`, "'open", "  "} {
+		if _, err := commsgwtest.SplitCommand(bad); err == nil {
+			t.Errorf("SplitCommand(%q): no error", bad)
+		}
 	}
 }

@@ -93,7 +93,9 @@ func UseDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 
 // StartDevOptions says how StartDev runs `commsgw dev`.
 type StartDevOptions struct {
-	Command  string   // the commsgw command; default $COMMSGW_BIN, else `commsgw` on PATH
+	// Command is the commsgw command and its first arguments, e.g. {"python", "-m", "commsgw"};
+	// default $COMMSGW_COMMAND (split as a shell would, see SplitCommand), else `commsgw` on PATH.
+	Command  []string
 	Args     []string // more flags of `commsgw dev` (e.g. "--media-op-seconds", "0.2")
 	Env      []string // its environment; default this process's
 	StateDir string   // its state folder; default a new temporary one, removed by Stop
@@ -135,13 +137,18 @@ func (t *tail) String() string {
 // control. No fixed sleep. It stops at once (--webhook-drain-s 0; Args may say otherwise). When
 // it exits or is not ready in time, the error holds its output.
 func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
-	command := opts.Command
-	if command == "" {
-		command = os.Getenv("COMMSGW_BIN")
+	argv := opts.Command
+	if len(argv) == 0 && strings.TrimSpace(os.Getenv("COMMSGW_COMMAND")) != "" {
+		words, err := SplitCommand(os.Getenv("COMMSGW_COMMAND"))
+		if err != nil {
+			return nil, err
+		}
+		argv = words
 	}
-	if command == "" {
-		command = "commsgw"
+	if len(argv) == 0 {
+		argv = []string{"commsgw"}
 	}
+	command := argv[0]
 	stateDir, ownState := opts.StateDir, opts.StateDir == ""
 	if ownState {
 		dir, err := os.MkdirTemp("", "commsgw-dev-")
@@ -150,9 +157,9 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 		}
 		stateDir = dir
 	}
-	args := append([]string{"dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
+	args := append(append(argv[1:len(argv):len(argv)], "dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", "--state-dir", stateDir,
-		"--webhook-drain-s", "0"}, opts.Args...) // a test's dev stops at once
+		"--webhook-drain-s", "0"), opts.Args...) // a test's dev stops at once
 	cmd := exec.Command(command, args...)
 	if opts.Env != nil {
 		cmd.Env = opts.Env
@@ -170,7 +177,7 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		cleanup()
-		return nil, fmt.Errorf("commsgwtest: cannot start %s (set COMMSGW_BIN to the commsgw command): %w", command, err)
+		return nil, fmt.Errorf("commsgwtest: cannot start %s (set COMMSGW_COMMAND to the commsgw command): %w", command, err)
 	}
 	lines := make(chan string)
 	go func() {
@@ -244,4 +251,62 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 		return fail(fmt.Sprintf("the emulator does not answer: %v", err))
 	}
 	return dev, nil
+}
+
+// SplitCommand splits a command line as a shell would, without expansions: words apart at
+// whitespace, '...' literal, "..." with \\ escaping " \\ $ `, and \\ escaping one character outside
+// quotes.
+func SplitCommand(line string) ([]string, error) {
+	var words []string
+	var word strings.Builder
+	inWord := false
+	r := []rune(line)
+	for i := 0; i < len(r); i++ {
+		switch c := r[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			end := i + 1
+			for end < len(r) && r[end] != '\'' {
+				end++
+			}
+			if end >= len(r) {
+				return nil, fmt.Errorf("COMMSGW_COMMAND: no closing ' in %s", line)
+			}
+			word.WriteString(string(r[i+1 : end]))
+			i, inWord = end, true
+		case c == '"':
+			for i++; ; i++ {
+				if i >= len(r) {
+					return nil, fmt.Errorf("COMMSGW_COMMAND: no closing \" in %s", line)
+				}
+				if r[i] == '"' {
+					break
+				}
+				if r[i] == '\\' && i+1 < len(r) && strings.ContainsRune("\"\\$`", r[i+1]) {
+					i++
+				}
+				word.WriteRune(r[i])
+			}
+			inWord = true
+		case c == '\\' && i+1 < len(r):
+			i++
+			word.WriteRune(r[i])
+			inWord = true
+		default:
+			word.WriteRune(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	if len(words) == 0 {
+		return nil, errors.New("COMMSGW_COMMAND is empty")
+	}
+	return words, nil
 }

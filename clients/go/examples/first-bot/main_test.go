@@ -7,7 +7,7 @@ package main
 //
 //	go test ./examples/first-bot/
 //
-// It uses the `commsgw dev` that COMMSGW_DEV_* name, else starts one (COMMSGW_BIN, else
+// It uses the `commsgw dev` that COMMSGW_DEV_* name, else starts one (COMMSGW_COMMAND, else
 // `commsgw` on PATH) on free ports.
 
 import (
@@ -67,10 +67,9 @@ func TestFirstBot(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once Graph has the menu's playPrompt, the caller presses 1 (a condition, not a sleep).
-	eventually(t, func() error {
-		_, err := emu.Verify(ctx, commsgwtest.RequestPattern{Method: "POST", PathPattern: "/playPrompt$", CallID: callID}, 1)
-		return err
-	})
+	if _, err := emu.WaitForRequests(ctx, commsgwtest.RequestPattern{Method: "POST", PathPattern: "/playPrompt$", CallID: callID}, 1, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := emu.PressTones(ctx, callID, "1", commsgwtest.ToneTiming{}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,22 +134,5 @@ func TestFirstBot(t *testing.T) {
 	}
 	if len(wav) != handled.RecordingBytes || !bytes.HasPrefix(wav, []byte("RIFF")) {
 		t.Fatalf("the saved recording: %d bytes (%d downloaded), starts %q", len(wav), handled.RecordingBytes, wav[:4])
-	}
-}
-
-// eventually calls check until it returns nil (every 50 ms, at most 20 s); its last error
-// fails the test.
-func eventually(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

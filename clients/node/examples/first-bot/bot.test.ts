@@ -6,7 +6,7 @@
  *
  *   node --test dist/examples/first-bot/bot.test.js
  *
- * It uses the `commsgw dev` that COMMSGW_DEV_* name, else starts one (COMMSGW_BIN, else
+ * It uses the `commsgw dev` that COMMSGW_DEV_* name, else starts one (COMMSGW_COMMAND, else
  * `commsgw` on PATH) on free ports.
  */
 import { strict as assert } from "node:assert";
@@ -42,7 +42,7 @@ test("the bot answers, is barged in on, records the message, downloads it and ha
   await emu.setCaller(callId, { speechAfterS: 0.2, speechS: 0.5 });
 
   // Once Graph has the menu's playPrompt, the caller presses 1 (a condition, not a sleep).
-  await eventually(() => emu.verify({ method: "POST", pathPattern: "/playPrompt$", callId }, 1));
+  await emu.waitForRequests({ method: "POST", pathPattern: "/playPrompt$", callId }, 1, 20_000);
   await emu.pressTones(callId, "1");
 
   const [handled] = await bot.handled(1, 60_000);
@@ -79,16 +79,3 @@ test("the bot answers, is barged in on, records the message, downloads it and ha
   assert.equal(wav.length, handled.recordingBytes);
   assert.equal(wav.subarray(0, 4).toString("latin1"), "RIFF");
 });
-
-/** `check` until it passes (every 50 ms, at most `timeoutMs`); its last error otherwise. */
-async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
