@@ -8,12 +8,13 @@ national clouds and the contract message its answer becomes. May import the shar
 contract messages; it knows neither gRPC nor the event log.
 """
 
+from commsgw.graph import _validate as validate
 from commsgw.graph._action import Action, Answer, GraphRequest, Retry
 from commsgw.graph._app_roles import GRAPH_PERMISSIONS
 from commsgw.graph._catalog import ACTIONS
 from commsgw.graph._client import GraphClient
 from commsgw.graph._tokens import TokenProvider
-from commsgw.graph._transport import ssl_context
+from commsgw.graph._transport import Sender, make_http_client, make_sender, ssl_context
 
 __all__ = [
     "ACTIONS",
@@ -23,6 +24,10 @@ __all__ = [
     "GraphClient",
     "GraphRequest",
     "Retry",
+    "Sender",
     "TokenProvider",
+    "make_http_client",
+    "make_sender",
     "ssl_context",
+    "validate",
 ]

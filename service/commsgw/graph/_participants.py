@@ -6,8 +6,7 @@ from typing import Any
 
 from commsgw import _permissions as perm
 from commsgw._config import Settings
-from commsgw._graphjson import read_participant
-from commsgw._graphjson._lenient import items
+from commsgw._graphjson import items, read_participant
 from commsgw.graph import _validate as v
 from commsgw.graph._action import (
     Action,

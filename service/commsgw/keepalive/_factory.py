@@ -11,7 +11,7 @@ def make_registry(settings: Settings) -> Registry:
     """The registry for the settings' event log: Redis when the log is shared, else memory."""
     if settings.event_log == "memory":
         return MemoryRegistry()
-    from commsgw.eventlog._factory import redis_target
+    from commsgw.eventlog import redis_target
     from commsgw.keepalive._redis_registry import RedisRegistry  # redis only when used
 
     return RedisRegistry(redis_target(settings), key_prefix=settings.event_log_key)

@@ -6,6 +6,7 @@ one table from errors to gRPC statuses (`_status`) and the `Gateway` that builds
 from Settings. May import every other part of the gateway except the CLI and the emulator.
 """
 
+from commsgw.server._callers import hash_token
 from commsgw.server._gateway import Gateway, serve, until_stopped
 
-__all__ = ["Gateway", "serve", "until_stopped"]
+__all__ = ["Gateway", "hash_token", "serve", "until_stopped"]

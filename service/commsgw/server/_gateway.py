@@ -24,19 +24,17 @@ from commsgw._config import Settings
 from commsgw._errors import CommsgwError
 from commsgw._metrics import Metrics
 from commsgw._tracing import Tracing
-from commsgw.eventlog import EventLog, Hub, LogEntry
-from commsgw.eventlog._factory import make_event_log
-from commsgw.graph import GraphClient, TokenProvider
-from commsgw.graph._transport import Sender, make_http_client, make_sender
+from commsgw.eventlog import EventLog, Hub, LogEntry, make_event_log
+from commsgw.graph import GraphClient, Sender, TokenProvider, make_http_client, make_sender
 from commsgw.keepalive import KeepAlive, Reconciler, make_registry
 from commsgw.notifications import (
     InsecureNoValidation,
     NotificationTokenValidator,
+    ToneOrder,
+    Validator,
     Webhook,
     build_app,
 )
-from commsgw.notifications._tones import ToneOrder
-from commsgw.notifications._webhook import Validator
 from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
 from commsgw.server._interceptor import GatewayInterceptor

@@ -21,7 +21,7 @@ from commsgw._errors import FailedPrecondition, GraphError, InvalidArgument, Ope
 from commsgw._tracing import Link, SpanKind, Tracing, span_context_of
 from commsgw.eventlog import EventLog, Hub, LogEntry, WatchFilter, decode_token, encode_token
 from commsgw.graph import ACTIONS, Action, GraphClient
-from commsgw.graph import _validate as v
+from commsgw.graph import validate as v
 from commsgw.keepalive import Reconciler
 from commsgw.server import _context
 from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
