@@ -79,6 +79,29 @@ def test_every_part_imports_only_what_it_may() -> None:
     assert not broken, "\n".join(broken)
 
 
+# The settings are one bag of every knob: only the composition roots read them. Every other
+# part takes its own small configuration, which server/_configs.py derives from the settings.
+SETTINGS_READERS = ("_config/", "cli/", "emulator/", "server/_configs.py", "server/_gateway.py")
+
+
+def test_only_the_composition_roots_take_the_settings() -> None:
+    readers = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(SETTINGS_READERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = (isinstance(node, ast.Name) and node.id == "Settings") or (
+                isinstance(node, ast.Attribute) and node.attr == "Settings"
+            )
+            imported = isinstance(node, ast.ImportFrom) and any(
+                a.name == "Settings" for a in node.names
+            )
+            if named or imported:
+                readers.append(f"{rel}:{getattr(node, 'lineno', '?')}")
+    assert not readers, "Settings used outside the composition roots:\n" + "\n".join(readers)
+
+
 def test_no_module_imports_one_that_imports_it_back() -> None:
     circles = layers.cycles(layers.graph(ROOT, "commsgw"))
     assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)

@@ -25,7 +25,7 @@ from commsgw.eventlog._base import (
     encode_token,
 )
 from commsgw.eventlog._callstates import Decision, decide, is_stale
-from commsgw.eventlog._factory import make_event_log, probe_write, redis_target
+from commsgw.eventlog._factory import EventLogConfig, make_event_log, probe_write, redis_target
 from commsgw.eventlog._hub import Hub, WatchItem
 from commsgw.eventlog._memory import MemoryEventLog
 
@@ -48,6 +48,7 @@ __all__ = [
     "Appended",
     "Decision",
     "EventLog",
+    "EventLogConfig",
     "Hub",
     "LogEntry",
     "MemoryEventLog",

@@ -3,18 +3,26 @@ error quirks) and app tokens (MSAL).
 
 Owns everything the gateway sends to Microsoft Graph and the identity platform. Each action is
 declared once in the catalog (`ACTIONS`): its validation, Graph path and body, retry class,
-national clouds and the contract message its answer becomes. May import the shared kernel
+national clouds and the contract message its answer becomes. Each part takes its own small
+configuration (`GraphClientConfig`, `TokenConfig`, `TransportConfig`, `RequestConfig`), which
+the gateway derives from its settings. May import the shared kernel
 (`commsgw._config`, `_errors`, `_ids`, `_graphjson`, `_permissions`) and the generated
 contract messages; it knows neither gRPC nor the event log.
 """
 
 from commsgw.graph import _validate as validate
-from commsgw.graph._action import Action, Answer, GraphRequest, Retry
+from commsgw.graph._action import Action, Answer, GraphRequest, RequestConfig, Retry
 from commsgw.graph._app_roles import GRAPH_PERMISSIONS
 from commsgw.graph._catalog import ACTIONS
-from commsgw.graph._client import GraphClient
-from commsgw.graph._tokens import TokenProvider
-from commsgw.graph._transport import Sender, make_http_client, make_sender, ssl_context
+from commsgw.graph._client import GraphClient, GraphClientConfig
+from commsgw.graph._tokens import TokenConfig, TokenProvider
+from commsgw.graph._transport import (
+    Sender,
+    TransportConfig,
+    make_http_client,
+    make_sender,
+    ssl_context,
+)
 
 __all__ = [
     "ACTIONS",
@@ -22,10 +30,14 @@ __all__ = [
     "Action",
     "Answer",
     "GraphClient",
+    "GraphClientConfig",
     "GraphRequest",
+    "RequestConfig",
     "Retry",
     "Sender",
+    "TokenConfig",
     "TokenProvider",
+    "TransportConfig",
     "make_http_client",
     "make_sender",
     "ssl_context",

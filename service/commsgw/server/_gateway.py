@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import signal
+import socket
 import time
 from typing import Any
 
@@ -37,6 +37,7 @@ from commsgw.notifications import (
 )
 from commsgw.server import _grpc, _http
 from commsgw.server._callers import Callers
+from commsgw.server._configs import PartConfigs, part_configs
 from commsgw.server._interceptor import GatewayInterceptor
 from commsgw.server._limits import StreamLimits
 from commsgw.server._loopwatch import LoopWatch
@@ -70,10 +71,12 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self.keepalive: KeepAlive | None = None
         self.reconciler: Reconciler | None = None
-        self.log: EventLog = make_event_log(settings)
+        # Each part's configuration; the callbackUri's is fixed once the HTTP port is bound.
+        self.configs: PartConfigs = part_configs(settings)
+        self.log: EventLog = make_event_log(self.configs.event_log)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
         self.tokens = TokenProvider(
-            settings,
+            self.configs.tokens,
             tracing=self.tracing,
             on_refresh=lambda _t, forced: self.metrics.token_refreshes.labels(
                 str(forced).lower()
@@ -97,34 +100,47 @@ class Gateway:
 
     # ------------------------------------------------------------------ start
 
+    @property
+    def public_webhook_url(self) -> str:
+        """The default callbackUri of the calls made and answered (emulator mode: the local
+        webhook on the port bound)."""
+        return self.configs.servicer.requests.public_webhook_url
+
     async def start(self) -> None:
         s = self.settings
         self._warn_about_exposure()
-        self._sender = make_sender(s)
-        self._http = make_http_client(s)
+        # The HTTP port first: the callbackUri that the parts write (emulator mode: the local
+        # webhook) is known before any of them is built.
+        socks = await _http.bind(self.configs.http)
+        self.http_port = _http.port_of(socks)
+        c = self.configs = part_configs(s, http_port=self.http_port)
+        self._sender = make_sender(c.transport)
+        self._http = make_http_client(c.transport)
         graph = GraphClient(
-            s, self._sender, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
+            c.graph,
+            self._sender,
+            self.tokens,
+            on_attempt=self._on_graph_attempt,
+            tracing=self.tracing,
         )
         await self.hub.start()
-        await self._start_http(self._validator(self._http))
-        if s.emulator_mode and not s.public_webhook_url:
-            # The emulator calls back to the local webhook, on the port just bound.
-            url = s.local_webhook_url(self.http_port)
-            self.settings = s = dataclasses.replace(s, public_webhook_url=url)
+        await self._start_http(self._validator(self._http), socks)
         self.reconciler = Reconciler(
             self.log,
             enabled=s.reconcile_calls,
             on_observed=lambda reason: self.metrics.observed_ends.labels(reason).inc(),
         )
         await self._start_grpc(
-            CallsServicer(s, graph, self.hub, self.log, self.tracing, reconciler=self.reconciler)
+            CallsServicer(
+                c.servicer, graph, self.hub, self.log, self.tracing, reconciler=self.reconciler
+            )
         )
         if s.managed_keepalive:
             self.keepalive = KeepAlive(
-                s,
+                c.keepalive,
                 graph,
                 self.hub,
-                make_registry(s),
+                make_registry(c.event_log),
                 on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
                 reconciler=self.reconciler if s.reconcile_calls else None,
             )
@@ -175,7 +191,7 @@ class Gateway:
             openid_config_url=s.notification_openid_url, audience=s.client_id, http=http
         )
 
-    async def _start_http(self, validator: Validator) -> None:
+    async def _start_http(self, validator: Validator, socks: list[socket.socket]) -> None:
         s = self.settings
         self.webhook = Webhook(
             validator=validator,
@@ -195,10 +211,9 @@ class Gateway:
             self._spawn(self._warm_keys(validator))
         probes = Probes(self.metrics, self._readiness)
         app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
-        self._runner, self.http_port = await _http.listen(app, s)
+        self._runner = await _http.serve(app, socks, self.configs.http)
 
     async def _start_grpc(self, servicer: CallsServicer) -> None:
-        s = self.settings
         interceptor = GatewayInterceptor(
             callers=self.callers,
             metrics=self.metrics,
@@ -207,9 +222,12 @@ class Gateway:
             tracing=self.tracing,
         )
         self._server = _grpc.build(
-            s, servicer=servicer, interceptors=[interceptor], health_servicer=self._health
+            self.configs.grpc,
+            servicer=servicer,
+            interceptors=[interceptor],
+            health_servicer=self._health,
         )
-        self.grpc_port = _grpc.listen(self._server, s)
+        self.grpc_port = _grpc.listen(self._server, self.configs.grpc)
         await self._server.start()
 
     # ------------------------------------------------------------------ health
@@ -294,6 +312,7 @@ class Gateway:
         await self.log.close()
         if self._http is not None:
             await self._http.aclose()
+        self.tokens.close()
         if self._sender is not None:
             await self._sender.aclose()
 
