@@ -1,13 +1,19 @@
 """The process bootstrap: builds every part from Settings and runs gRPC and HTTP on one loop.
 
-`Gateway.start` opens the event log and the hub, then the HTTP side (webhook and probes), then
-the gRPC side; `shutdown` drains and stops them in the reverse order within the grace period.
+`Gateway.start` (or `async with Gateway(...)`) binds the HTTP port, opens the Graph clients,
+the event log and the hub, then serves HTTP (webhook and probes), then gRPC, then starts
+managed keepAlive and the monitors (`Gateway.STEPS`). Each step registers the cleanup of what
+it opened on one `AsyncExitStack`: a start that fails closes what was opened before raising,
+and `stop` closes everything in reverse, every cleanup running even when one fails.
+`shutdown` drains first and stops within the grace period. Each part gets its own small
+configuration, derived from the settings here (`_configs`) and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -15,9 +21,7 @@ import socket
 import time
 from typing import Any
 
-import grpc
 import httpx
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2
 
 from commsgw._config import Settings
@@ -65,10 +69,12 @@ class Gateway:
         self.ready = False
         self._http: httpx.AsyncClient | None = None
         self._sender: Sender | None = None
-        self._server: grpc.aio.Server | None = None
-        self._runner: web.AppRunner | None = None
+        self._http_socks: list[socket.socket] = []
         self._health = health.aio.HealthServicer()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # What start opened, closed by stop; None when not started (or stopped).
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._grace = settings.shutdown_grace_s
+        self.graph: GraphClient | None = None
         self.keepalive: KeepAlive | None = None
         self.reconciler: Reconciler | None = None
         # Each part's configuration; the callbackUri's is fixed once the HTTP port is bound.
@@ -106,49 +112,31 @@ class Gateway:
         webhook on the port bound)."""
         return self.configs.servicer.requests.public_webhook_url
 
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def start(self) -> None:
-        s = self.settings
+        """Open every part, in `STEPS` order. When a step fails, what the steps before it
+        opened is closed again (in reverse) before its error is raised."""
+        if self._stack is not None:
+            raise RuntimeError("Gateway.start called twice")
         self._warn_about_exposure()
-        # The HTTP port first: the callbackUri that the parts write (emulator mode: the local
-        # webhook) is known before any of them is built.
-        socks = await _http.bind(self.configs.http)
-        self.http_port = _http.port_of(socks)
-        c = self.configs = part_configs(s, http_port=self.http_port)
-        self._sender = make_sender(c.transport)
-        self._http = make_http_client(c.transport)
-        graph = GraphClient(
-            c.graph,
-            self._sender,
-            self.tokens,
-            on_attempt=self._on_graph_attempt,
-            tracing=self.tracing,
-        )
-        await self.hub.start()
-        await self._start_http(self._validator(self._http), socks)
-        self.reconciler = Reconciler(
-            self.log,
-            enabled=s.reconcile_calls,
-            on_observed=lambda reason: self.metrics.observed_ends.labels(reason).inc(),
-        )
-        await self._start_grpc(
-            CallsServicer(
-                c.servicer, graph, self.hub, self.log, self.tracing, reconciler=self.reconciler
-            )
-        )
-        if s.managed_keepalive:
-            self.keepalive = KeepAlive(
-                c.keepalive,
-                graph,
-                self.hub,
-                make_registry(c.event_log),
-                on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
-                reconciler=self.reconciler if s.reconcile_calls else None,
-            )
-            await self.keepalive.start()
-        await self._update_health()
-        self._spawn(self._monitor())
-        if s.loop_lag_probe_s > 0:
-            self._spawn(LoopWatch(self.metrics.registry, s.loop_lag_probe_s).run())
+        stack = contextlib.AsyncExitStack()
+        try:
+            for step in self.STEPS:
+                await getattr(self, step)(stack)
+        except BaseException:
+            try:
+                await stack.aclose()
+            except Exception:  # the start's own error is the one to raise
+                log.exception("cleaning up after a failed start")
+            raise
+        self._stack = stack
+        s = self.settings
         log.info(
             "commsgw ready: gRPC %s:%d%s, webhook %s://%s:%d%s, Graph %s%s, event log %s",
             s.grpc_addr.host,
@@ -162,6 +150,135 @@ class Gateway:
             " (emulator)" if s.emulator_mode else "",
             "memory" if s.event_log == "memory" else "redis",
         )
+
+    # Each step opens its part and registers, on the stack, the cleanup of what it opened; the
+    # stack closes them in reverse (monitors, keepAlive, gRPC, HTTP, the log, the Graph
+    # clients, the HTTP port).
+    STEPS = (
+        "_bind_http",
+        "_open_graph",
+        "_open_log",
+        "_serve_http",
+        "_serve_grpc",
+        "_start_keepalive",
+        "_start_monitors",
+    )
+
+    def _on_stop(self, stack: contextlib.AsyncExitStack, what: str, close: Any) -> None:
+        """Register `close` (sync or async) on the stack; a failure is logged with what it
+        closes, then raised once every other cleanup has run."""
+
+        async def cleanup() -> None:
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("stopping %s failed", what)
+                raise
+
+        stack.push_async_callback(cleanup)
+
+    async def _bind_http(self, stack: contextlib.AsyncExitStack) -> None:
+        # The HTTP port first: the callbackUri that the parts write (emulator mode: the local
+        # webhook) is known before any of them is built.
+        socks = await _http.bind(self.configs.http)
+        self._on_stop(stack, "the HTTP listening sockets", functools.partial(_http.close, socks))
+        self._http_socks = socks
+        self.http_port = _http.port_of(socks)
+        self.configs = part_configs(self.settings, http_port=self.http_port)
+
+    async def _open_graph(self, stack: contextlib.AsyncExitStack) -> None:
+        c = self.configs
+        self._on_stop(stack, "the token provider", self.tokens.close)
+        self._sender = sender = make_sender(c.transport)
+        self._on_stop(stack, "the Graph connection pool", sender.aclose)
+        self._http = http = make_http_client(c.transport)
+        self._on_stop(stack, "the signing keys' HTTP client", http.aclose)
+        self.graph = GraphClient(
+            c.graph, sender, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
+        )
+
+    async def _open_log(self, stack: contextlib.AsyncExitStack) -> None:
+        self._on_stop(stack, "the event log", self.log.close)
+        await self.hub.start()
+        self._on_stop(stack, "the hub", self.hub.aclose)
+
+    async def _serve_http(self, stack: contextlib.AsyncExitStack) -> None:
+        s = self.settings
+        assert self._http is not None  # _open_graph's
+        validator = self._validator(self._http)
+        self.webhook = Webhook(
+            validator=validator,
+            log_=self.log,
+            max_bytes=s.webhook_max_bytes,
+            rate=s.webhook_rate,
+            metrics=self.metrics,
+            # Room for the resume token and framing around the event in a watch response.
+            max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
+            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
+            tracing=self.tracing,
+        )
+        probes = Probes(self.metrics, self._readiness)
+        app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
+        runner = await _http.serve(app, self._http_socks, self.configs.http)
+        self._on_stop(stack, "the HTTP server", runner.cleanup)
+        if isinstance(validator, NotificationTokenValidator):
+            # Load the signing keys now rather than on the first callback, so that a key
+            # rotation's unknown kid is fetched at once instead of waiting out the refresh
+            # throttle that the first load would start.
+            self._spawn(stack, "loading the signing keys", self._warm_keys(validator))
+
+    async def _serve_grpc(self, stack: contextlib.AsyncExitStack) -> None:
+        s, c = self.settings, self.configs
+        assert self.graph is not None  # _open_graph's
+        self.reconciler = Reconciler(
+            self.log,
+            enabled=s.reconcile_calls,
+            on_observed=lambda reason: self.metrics.observed_ends.labels(reason).inc(),
+        )
+        servicer = CallsServicer(
+            c.servicer, self.graph, self.hub, self.log, self.tracing, reconciler=self.reconciler
+        )
+        interceptor = GatewayInterceptor(
+            callers=self.callers,
+            metrics=self.metrics,
+            limits=self.limits,
+            draining=lambda: self.draining,
+            tracing=self.tracing,
+        )
+        server = _grpc.build(
+            c.grpc, servicer=servicer, interceptors=[interceptor], health_servicer=self._health
+        )
+        self._on_stop(stack, "the gRPC server", lambda: server.stop(self._grace))
+        self.grpc_port = _grpc.listen(server, c.grpc)
+        await server.start()
+
+    async def _start_keepalive(self, stack: contextlib.AsyncExitStack) -> None:
+        s = self.settings
+        if not s.managed_keepalive:
+            return
+        assert self.graph is not None  # _open_graph's
+        registry = make_registry(self.configs.event_log)
+        self._on_stop(stack, "the keepAlive registry", registry.close)
+        self.keepalive = keepalive = KeepAlive(
+            self.configs.keepalive,
+            self.graph,
+            self.hub,
+            registry,
+            on_outcome=lambda outcome: self.metrics.keepalives.labels(outcome).inc(),
+            reconciler=self.reconciler if s.reconcile_calls else None,
+        )
+        self._on_stop(stack, "managed keepAlive", keepalive.stop)
+        await keepalive.start()
+
+    async def _start_monitors(self, stack: contextlib.AsyncExitStack) -> None:
+        s = self.settings
+        await self._update_health()
+        self._spawn(stack, "the health monitor", self._monitor())
+        if s.loop_lag_probe_s > 0:
+            watch = LoopWatch(self.metrics.registry, s.loop_lag_probe_s)
+            self._spawn(stack, "the loop lag probe", watch.run())
 
     def _warn_about_exposure(self) -> None:
         s = self.settings
@@ -191,45 +308,6 @@ class Gateway:
             openid_config_url=s.notification_openid_url, audience=s.client_id, http=http
         )
 
-    async def _start_http(self, validator: Validator, socks: list[socket.socket]) -> None:
-        s = self.settings
-        self.webhook = Webhook(
-            validator=validator,
-            log_=self.log,
-            max_bytes=s.webhook_max_bytes,
-            rate=s.webhook_rate,
-            metrics=self.metrics,
-            # Room for the resume token and framing around the event in a watch response.
-            max_event_bytes=max(s.max_message_bytes - 512, s.max_message_bytes // 2),
-            tones=ToneOrder(self.hub.tones, s.tone_reorder_window_s),
-            tracing=self.tracing,
-        )
-        if isinstance(validator, NotificationTokenValidator):
-            # Load the signing keys now rather than on the first callback, so that a key
-            # rotation's unknown kid is fetched at once instead of waiting out the refresh
-            # throttle that the first load would start.
-            self._spawn(self._warm_keys(validator))
-        probes = Probes(self.metrics, self._readiness)
-        app = build_app(self.webhook, s.webhook_path, extra_routes=probes.routes())
-        self._runner = await _http.serve(app, socks, self.configs.http)
-
-    async def _start_grpc(self, servicer: CallsServicer) -> None:
-        interceptor = GatewayInterceptor(
-            callers=self.callers,
-            metrics=self.metrics,
-            limits=self.limits,
-            draining=lambda: self.draining,
-            tracing=self.tracing,
-        )
-        self._server = _grpc.build(
-            self.configs.grpc,
-            servicer=servicer,
-            interceptors=[interceptor],
-            health_servicer=self._health,
-        )
-        self.grpc_port = _grpc.listen(self._server, self.configs.grpc)
-        await self._server.start()
-
     # ------------------------------------------------------------------ health
 
     async def _warm_keys(self, validator: NotificationTokenValidator) -> None:
@@ -238,10 +316,15 @@ class Gateway:
         except CommsgwError as err:
             log.warning("notification signing keys not loaded yet: %s", err.message)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, stack: contextlib.AsyncExitStack, what: str, coro: Any) -> None:
+        """Run `coro` as a task, cancelled (and waited for) when the stack closes."""
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        async def cancel() -> None:
+            task.cancel()
+            await asyncio.wait([task])
+
+        self._on_stop(stack, what, cancel)
 
     def _readiness(self) -> Readiness:
         return Readiness(
@@ -298,23 +381,17 @@ class Gateway:
         log.info("stopped")
 
     async def stop(self, grace: float | None = None) -> None:
-        grace = self.settings.shutdown_grace_s if grace is None else grace
-        if not self.draining:
-            await self.drain()
-        for t in list(self._tasks):
-            t.cancel()
-        if self.keepalive is not None:
-            await self.keepalive.stop()
-        if self._server is not None:
-            await self._server.stop(grace)
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self.log.close()
-        if self._http is not None:
-            await self._http.aclose()
-        self.tokens.close()
-        if self._sender is not None:
-            await self._sender.aclose()
+        """Drain, then close every part that `start` opened, in reverse; each cleanup runs
+        even when one before it fails (that failure is logged and raised at the end)."""
+        self._grace = self.settings.shutdown_grace_s if grace is None else grace
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            if not self.draining:
+                await self.drain()
+        finally:
+            await stack.aclose()
 
 
 async def until_stopped() -> None:
@@ -329,12 +406,12 @@ async def until_stopped() -> None:
 
 async def serve(settings: Settings, tracing: Tracing | None = None) -> None:
     """Run until SIGINT or SIGTERM, then drain and stop within the configured grace."""
-    gateway = Gateway(settings, tracing)
-    await gateway.start()
-    # What start-up made (modules, classes, settings, the parts) lives as long as the process:
-    # moved out of the collector's generations, a full collection no longer walks it, which
-    # was the longest stall of the event loop under load (bench --loop-lag; bench/notes.md).
-    gc.collect()
-    gc.freeze()
-    await until_stopped()
-    await gateway.shutdown()
+    async with Gateway(settings, tracing) as gateway:
+        # What start-up made (modules, classes, settings, the parts) lives as long as the
+        # process: moved out of the collector's generations, a full collection no longer walks
+        # it, which was the longest stall of the event loop under load (bench --loop-lag;
+        # bench/notes.md).
+        gc.collect()
+        gc.freeze()
+        await until_stopped()
+        await gateway.shutdown()

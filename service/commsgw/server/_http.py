@@ -66,10 +66,14 @@ async def bind(config: HttpConfig) -> list[socket.socket]:
             sock.listen(BACKLOG)
             sock.setblocking(False)
     except OSError as exc:
-        for sock in socks:
-            sock.close()
+        close(socks)
         raise ConfigError(f"COMMSGW_HTTP_ADDR={addr}: cannot listen ({exc})") from None
     return socks
+
+
+def close(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        sock.close()
 
 
 def port_of(socks: list[socket.socket]) -> int:
