@@ -91,7 +91,8 @@ class Baseline:
         try:
             await eventually(lambda: not self.leaks(), timeout=10, what="nothing left open")
         except AssertionError:
-            assert self.leaks() == []
+            leaks = self.leaks()
+            assert not leaks, "left open:\n" + "\n".join(leaks)
 
 
 class Planted(Exception):

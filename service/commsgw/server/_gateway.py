@@ -54,6 +54,10 @@ SERVICE_NAME = _grpc.SERVICE_NAME
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 HEALTH_INTERVAL_S = 1.0
+# How long a stop lets the signing keys' warm-up finish before cancelling it: cancelled in its
+# TLS handshake, httpx's connection pool (httpcore) does not close the new connection's socket
+# (it closes it on an Exception only, and cancellation is not one).
+KEYS_WARMUP_FINISH_S = 2.0
 
 
 class Gateway:
@@ -227,7 +231,12 @@ class Gateway:
             # Load the signing keys now rather than on the first callback, so that a key
             # rotation's unknown kid is fetched at once instead of waiting out the refresh
             # throttle that the first load would start.
-            self._spawn(stack, "loading the signing keys", self._warm_keys(validator))
+            self._spawn(
+                stack,
+                "loading the signing keys",
+                self._warm_keys(validator),
+                finish_s=KEYS_WARMUP_FINISH_S,
+            )
 
     async def _serve_grpc(self, stack: contextlib.AsyncExitStack) -> None:
         s, c = self.settings, self.configs
@@ -316,11 +325,16 @@ class Gateway:
         except CommsgwError as err:
             log.warning("notification signing keys not loaded yet: %s", err.message)
 
-    def _spawn(self, stack: contextlib.AsyncExitStack, what: str, coro: Any) -> None:
-        """Run `coro` as a task, cancelled (and waited for) when the stack closes."""
+    def _spawn(
+        self, stack: contextlib.AsyncExitStack, what: str, coro: Any, *, finish_s: float = 0.0
+    ) -> None:
+        """Run `coro` as a task; when the stack closes, it gets `finish_s` seconds to end by
+        itself, then it is cancelled and waited for."""
         task = asyncio.get_running_loop().create_task(coro)
 
         async def cancel() -> None:
+            if finish_s > 0:
+                await asyncio.wait([task], timeout=finish_s)
             task.cancel()
             await asyncio.wait([task])
 
