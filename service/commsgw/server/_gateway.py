@@ -81,7 +81,9 @@ class Gateway:
         self.graph: GraphClient | None = None
         self.keepalive: KeepAlive | None = None
         self.reconciler: Reconciler | None = None
-        # Each part's configuration; the callbackUri's is fixed once the HTTP port is bound.
+        # Each part's configuration. The log and the tokens (built here) do not depend on the
+        # port; start's first step binds the HTTP port and derives them again with the port
+        # bound, before any part that writes the callbackUri is built.
         self.configs: PartConfigs = part_configs(settings)
         self.log: EventLog = make_event_log(self.configs.event_log)
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
