@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 from commsgw._config import from_sources
 from commsgw._errors import FailedPrecondition
 from commsgw.emulator import Emulator, Fault
-from commsgw.graph import ACTIONS
+from commsgw.graph import ACTIONS, RequestConfig
 from commsgw.server import Gateway
 from commsgw.testing import free_port
 from graphcomms.v1 import call_types_pb2 as ct
@@ -217,10 +217,10 @@ async def test_bad_input_is_refused_before_graph(
 
 
 def test_no_callback_and_no_public_webhook_is_a_failed_precondition() -> None:
-    # Settings as `serve` builds them without COMMSGW_PUBLIC_WEBHOOK_URL (only a running
-    # gateway in emulator mode derives its local webhook).
-    settings = from_sources({})
-    assert not settings.public_webhook_url
+    # Without COMMSGW_PUBLIC_WEBHOOK_URL outside emulator mode (where the gateway derives its
+    # local webhook), actions are written with no default callbackUri.
+    s = from_sources({})
+    settings = RequestConfig(tenant_id=s.tenant_id, tenants=s.tenants, public_webhook_url="")
     for rpc, request in (
         ("AnswerCall", calls_pb2.AnswerCallRequest(call_id=CALL)),
         ("CreateCall", calls_pb2.CreateCallRequest(targets=[_user()])),

@@ -151,7 +151,7 @@ async def test_create_call_to_a_user_reaches_established_through_the_gateway(
         assert call.targets[0].identity.user.id == USER
         assert resp.graph_request_id and resp.client_request_id
         # The default callback is the gateway's own webhook: the events come back through it.
-        assert call.callback_uri == gw.settings.public_webhook_url
+        assert call.callback_uri == gw.public_webhook_url
         await events.until(state(call.id, calls_pb2.CALL_STATE_ESTABLISHED), "established")
         assert calls_pb2.CALL_STATE_RINGING in events.states(call.id)
     body = sent_body(emu, r"/communications/calls$")
@@ -242,7 +242,7 @@ async def test_an_incoming_call_is_typed_answered_and_established(
     emu: Emulator, gw: Gateway, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
-        call_id = emu.ring(gw.settings.public_webhook_url, caller="+14255550100")
+        call_id = emu.ring(gw.public_webhook_url, caller="+14255550100")
         incoming = await events.until(state(call_id, calls_pb2.CALL_STATE_INCOMING), "incoming")
         cu = incoming.call_update
         assert incoming.change_type == calls_pb2.CHANGE_TYPE_CREATED
@@ -257,7 +257,7 @@ async def test_an_incoming_call_is_typed_answered_and_established(
         )
         assert code == grpc.StatusCode.ABORTED
     body = sent_body(emu, rf"/calls/{call_id}/answer$")
-    assert body["callbackUri"] == gw.settings.public_webhook_url
+    assert body["callbackUri"] == gw.public_webhook_url
     assert body["acceptedModalities"] == ["audio"]
 
 
@@ -265,7 +265,7 @@ async def test_reject_and_redirect_end_an_incoming_call_for_the_bot(
     emu: Emulator, gw: Gateway, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
-        rejected = emu.ring(gw.settings.public_webhook_url)
+        rejected = emu.ring(gw.public_webhook_url)
         await events.until(state(rejected, calls_pb2.CALL_STATE_INCOMING), "incoming")
         await stub.RejectCall(
             calls_pb2.RejectCallRequest(call_id=rejected, reason=calls_pb2.REJECT_REASON_BUSY),
@@ -276,7 +276,7 @@ async def test_reject_and_redirect_end_an_incoming_call_for_the_bot(
             "rejected call deleted",
         )
         assert sent_body(emu, rf"/calls/{rejected}/reject$") == {"reason": "busy"}
-        redirected = emu.ring(gw.settings.public_webhook_url)
+        redirected = emu.ring(gw.public_webhook_url)
         await events.until(state(redirected, calls_pb2.CALL_STATE_INCOMING), "incoming")
         await stub.RedirectCall(
             calls_pb2.RedirectCallRequest(
@@ -498,7 +498,7 @@ async def test_permissions_per_family_and_recording_tokens_only_to_recordings_re
         stub = calls_pb2_grpc.CallsServiceStub(ch)
         user = GraphUser(emu)
         try:
-            call_id = await user.create_call(g.settings.public_webhook_url)
+            call_id = await user.create_call(g.public_webhook_url)
             op_id = await user.record(call_id, "vm")
         finally:
             await user.aclose()

@@ -16,9 +16,9 @@ import pytest
 from commsgw._config import Settings, from_sources
 from commsgw._errors import ConfigError
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
-from commsgw.graph._tokens import TokenProvider
+from commsgw.graph import TokenProvider
 from commsgw.graph._transport import AiohttpSender, HttpxSender
-from commsgw.server._gateway import Gateway
+from commsgw.server import Gateway, part_configs
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.certs import make_ca, make_leaf
 from helpers.emulator import CANCEL_PATH, TOKEN_PATH, GraphUser, fired
@@ -485,4 +485,4 @@ def test_a_non_rsa_app_certificate_is_refused_at_start_up(tmp_path: pathlib.Path
         "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
     }
     with pytest.raises(ConfigError, match=r"AZURE_CLIENT_CERTIFICATE_PATH.*RSA"):
-        TokenProvider(from_sources(env))
+        TokenProvider(part_configs(from_sources(env)).tokens)

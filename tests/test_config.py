@@ -111,7 +111,8 @@ def test_tenants_include_extra() -> None:
 
 
 def test_redis_deployments_become_targets() -> None:
-    from commsgw.eventlog._factory import redis_target
+    from commsgw.eventlog import redis_target
+    from commsgw.server import part_configs
 
     s = from_sources(
         {
@@ -121,11 +122,15 @@ def test_redis_deployments_become_targets() -> None:
             "COMMSGW_EVENT_LOG_MIN_REPLICAS": "1",
         }
     )
-    t = redis_target(s)
+    t = redis_target(part_configs(s).event_log)
     assert (t.sentinels, t.service, t.url) == ((("s1", 26379), ("s2", 26380)), "calls", "")
     assert s.event_log_min_replicas == 1
     c = redis_target(
-        from_sources({"COMMSGW_EVENT_LOG": "redis://n:7000/0", "COMMSGW_EVENT_LOG_CLUSTER": "1"})
+        part_configs(
+            from_sources(
+                {"COMMSGW_EVENT_LOG": "redis://n:7000/0", "COMMSGW_EVENT_LOG_CLUSTER": "1"}
+            )
+        ).event_log
     )
     assert (c.url, c.cluster) == ("redis://n:7000/0", True)
 

@@ -75,7 +75,7 @@ async def _call_in(emu: Emulator, gw: Gateway, stub: Any, needs: str) -> tuple[s
     if needs == "none":
         return "", ""
     if needs == "incoming":
-        call_id = emu.ring(gw.settings.public_webhook_url)
+        call_id = emu.ring(gw.public_webhook_url)
         await eventually(lambda: emu.calls[call_id].state == "incoming", what="incoming")
         return call_id, ""
     resp = await stub.CreateCall(

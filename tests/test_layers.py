@@ -1,5 +1,7 @@
 """The package's layers: each subpackage imports only what its docstring says it may (no
-cycles between concerns). Read from the source, so a new import that breaks the rule fails."""
+cycles between concerns), enters another through its front door (its `__init__`), and no
+module imports one that imports it back, however indirectly (type-only and function-level
+imports included). Read from the source, so a new import that breaks a rule fails."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import ast
 import pathlib
 import subprocess
 import sys
+import textwrap
+
+import pytest
 
 import commsgw
+from helpers import layers
 
 ROOT = pathlib.Path(commsgw.__file__).resolve().parent
 KERNEL = {
@@ -71,6 +77,123 @@ def test_every_part_imports_only_what_it_may() -> None:
             if used not in ALLOWED[part]:
                 broken.append(f"{path.relative_to(ROOT)} imports commsgw.{used}")
     assert not broken, "\n".join(broken)
+
+
+# The settings are one bag of every knob: only the composition roots read them. Every other
+# part takes its own small configuration, which server/_configs.py derives from the settings.
+SETTINGS_READERS = ("_config/", "cli/", "emulator/", "server/_configs.py", "server/_gateway.py")
+
+
+def test_only_the_composition_roots_take_the_settings() -> None:
+    readers = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(SETTINGS_READERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = (isinstance(node, ast.Name) and node.id == "Settings") or (
+                isinstance(node, ast.Attribute) and node.attr == "Settings"
+            )
+            imported = isinstance(node, ast.ImportFrom) and any(
+                a.name == "Settings" for a in node.names
+            )
+            if named or imported:
+                readers.append(f"{rel}:{getattr(node, 'lineno', '?')}")
+    assert not readers, "Settings used outside the composition roots:\n" + "\n".join(readers)
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    circles = layers.cycles(layers.graph(ROOT, "commsgw"))
+    assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def test_no_part_imports_another_parts_private_module() -> None:
+    # `commsgw.<other>._x` is the other part's inside: what it offers is in its __init__.
+    offences = layers.private_imports(ROOT, "commsgw")
+    assert not offences, "\n".join(offences)
+
+
+def _package(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
+    root = tmp_path / "pkg"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.mark.parametrize(
+    "b_imports_a",
+    [
+        "import pkg.a.one\n",
+        "from pkg.a import one\n",
+        "from pkg.a.one import X\n",
+        "from ..a.one import X\n",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a.one import X\n",
+        "def late():\n    from pkg.a.one import X\n    return X\n",
+        # Through the front door: pkg.a's __init__ imports pkg.a.one.
+        "from pkg.a import X\n",
+    ],
+    ids=["import", "from-module", "from-name", "relative", "type-only", "function", "front-door"],
+)
+def test_the_circle_check_catches_every_kind_of_import(
+    tmp_path: pathlib.Path, b_imports_a: str
+) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "from pkg.a.one import X\n",
+            "a/one.py": "from pkg.b.two import Y\nX = 1\n",
+            "b/__init__.py": "",
+            "b/two.py": "Y = 2\n" + b_imports_a,
+        },
+    )
+    circles = layers.cycles(layers.graph(root, "pkg"))
+    assert circles and {"pkg.a.one", "pkg.b.two"} <= set(circles[0])
+
+
+def test_the_circle_check_passes_a_package_without_one(tmp_path: pathlib.Path) -> None:
+    # A submodule importing a sibling (its package's __init__ is loaded already) is no circle;
+    # nor is a one-way chain through front doors.
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "from pkg.a.one import X\n",
+            "a/one.py": "from pkg.a import _two\nfrom pkg.b import Y\nX = 1\n",
+            "a/_two.py": "from typing import TYPE_CHECKING\n",
+            "b/__init__.py": "from pkg.b._impl import Y\n",
+            "b/_impl.py": "Y = 2\n",
+        },
+    )
+    assert layers.cycles(layers.graph(root, "pkg")) == []
+
+
+def test_the_front_door_check_catches_a_private_import(tmp_path: pathlib.Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "from pkg.a._inside import X\n",
+            "a/_inside.py": "X = 1\n",
+            "b/__init__.py": "",
+            "b/uses.py": textwrap.dedent(
+                """\
+                from pkg.a import X
+                from pkg.b import uses
+                def f():
+                    from pkg.a._inside import X
+                    from pkg.a import _inside
+                    return X, _inside
+                """
+            ),
+        },
+    )
+    assert layers.private_imports(root, "pkg") == [
+        "b/uses.py:4 imports pkg.a._inside",
+        "b/uses.py:5 imports pkg.a._inside",
+    ]
 
 
 def test_every_subpackage_says_what_it_owns() -> None:

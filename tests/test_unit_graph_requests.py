@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from commsgw._config import from_sources
 from commsgw._graphmeta import check_request, model
-from commsgw.graph import ACTIONS, OPERATION, Retry
+from commsgw.graph import ACTIONS, OPERATION, RequestConfig, Retry
 from helpers.maximal import CASES, NOT_OFFERED, Case, target_of
 
 CALL = "5f1b7d4e-0c1a-4a5b-9d1e-2b3c4d5e6f70"
-SETTINGS = from_sources(
-    {
-        "AZURE_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "AZURE_CLIENT_ID": "bbbbbbbb-cccc-dddd-eeee-ffffffffffff",
-        "AZURE_CLIENT_SECRET": "s",
-        "COMMSGW_PUBLIC_WEBHOOK_URL": "https://gw.example/api/calls",
-    }
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+REQUESTS = RequestConfig(
+    tenant_id=TENANT, tenants=(TENANT,), public_webhook_url="https://gw.example/api/calls"
 )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.rpc}-{i}" for i, c in enumerate(CASES)])
 def test_each_request_the_catalog_builds_conforms(case: Case) -> None:
-    req = ACTIONS[case.rpc].build(case.make(CALL, "p-1"), SETTINGS)
+    req = ACTIONS[case.rpc].build(case.make(CALL, "p-1"), REQUESTS)
     path = "/v1.0" + req.path
     assert target_of(req.method, path) == case.action
     assert check_request(req.method, path, req.body) == []

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commsgw._config import from_sources
 from commsgw._errors import (
     DeadlineExceeded,
     GraphError,
@@ -24,7 +23,7 @@ from commsgw._errors import (
     GraphTimeout,
     GraphUnreachable,
 )
-from commsgw.graph import GraphClient
+from commsgw.graph import GraphClient, GraphClientConfig
 from commsgw.graph._action import GraphRequest, Retry
 from commsgw.graph._retry import (
     MIN_ATTEMPT_S,
@@ -334,8 +333,13 @@ class FakeTokens:
         return f"tok{self.issued}"
 
 
-SETTINGS = dataclasses.replace(
-    from_sources({}), graph_max_attempts=3, retry_base_s=0.1, retry_max_s=2.0, graph_timeout_s=5.0
+CONFIG = GraphClientConfig(
+    v1_url="https://graph.example/v1.0",
+    timeout_s=5.0,
+    max_attempts=3,
+    retry_base_s=0.1,
+    retry_max_s=2.0,
+    concurrency=256,
 )
 REQUEST = GraphRequest("POST", "/communications/calls/c/x", "tenant", {"clientContext": "c"})
 
@@ -358,7 +362,7 @@ def client(
     """A GraphClient on `sender` and its clock; each attempt's (status, retried) to `attempts`."""
     seen = attempts if attempts is not None else []
     return GraphClient(
-        SETTINGS,
+        CONFIG,
         sender,
         tokens or FakeTokens(),
         rng=Bound(),
@@ -378,7 +382,7 @@ async def test_a_retried_request_is_sent_again_after_the_backoff_with_the_same_i
     assert clock.slept == [0.1, 0.2]
     assert [s.at - 1000.0 for s in sender.sent] == pytest.approx([0.0, 0.1, 0.3])
     for s in sender.sent:
-        assert (s.method, s.url) == ("POST", f"{SETTINGS.graph_v1_url}/communications/calls/c/x")
+        assert (s.method, s.url) == ("POST", f"{CONFIG.v1_url}/communications/calls/c/x")
         assert msgspec.json.decode(s.body) == {"clientContext": "c"}
         assert s.headers["client-request-id"] == "crid-1"
         assert s.headers["Authorization"] == "Bearer tok1"
@@ -403,7 +407,7 @@ async def test_after_the_last_attempt_graphs_error_is_answered() -> None:
     assert info.value.http_status == 503
     assert info.value.reason == "SERVICE_UNAVAILABLE"
     assert info.value.retry_after == 1.0
-    assert len(sender.sent) == SETTINGS.graph_max_attempts
+    assert len(sender.sent) == CONFIG.max_attempts
     assert clock.slept == [0.1, 0.2]
 
 

@@ -7,6 +7,7 @@ become UNSPECIFIED. `write_*` turns contract messages the gateway has validated 
 request JSON. Part of the shared kernel: imports only the generated contract.
 """
 
+from commsgw._graphjson._lenient import INT32, INT64, flag, integer, items, text
 from commsgw._graphjson._read import (
     OPERATION_TYPES,
     call_state,
@@ -35,9 +36,14 @@ from commsgw._graphjson._write import (
 
 __all__ = [
     "GRAPH_TONES",
+    "INT32",
+    "INT64",
     "MODALITIES",
     "OPERATION_TYPES",
     "call_state",
+    "flag",
+    "integer",
+    "items",
     "read_call",
     "read_chat_info",
     "read_direction",
@@ -51,6 +57,7 @@ __all__ = [
     "read_result_info",
     "read_tone_info",
     "short_type_name",
+    "text",
     "write_identity_set",
     "write_invitation",
     "write_media_info",

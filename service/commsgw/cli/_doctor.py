@@ -42,6 +42,7 @@ from commsgw.cli._client import Subparsers, subcommand
 from commsgw.eventlog import probe_write
 from commsgw.graph import GRAPH_PERMISSIONS, Sender, TokenProvider, make_sender, ssl_context
 from commsgw.notifications import LEEWAY_S, NotificationTokenValidator
+from commsgw.server import part_configs
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,11 @@ def _roles_of(token: str) -> list[str]:
 async def _token(settings: _config.Settings, uses: Sequence[str]) -> list[Finding]:
     where = "the emulator" if settings.emulator_mode else settings.authority_host
     try:
-        token = await TokenProvider(settings).token(settings.tenant_id)
+        tokens = TokenProvider(part_configs(settings).tokens)
+        try:
+            token = await tokens.token(settings.tenant_id)
+        finally:
+            tokens.close()
     except CommsgwError as err:
         fix = (
             "start the emulator (`make run`, or `commsgw emulator`) or point "
@@ -260,7 +265,9 @@ async def _event_log(settings: _config.Settings) -> Finding:
             "event log", True, "in memory (this process only: replicas need a shared Redis)"
         )
     try:
-        where = await probe_write(settings)
+        where = await probe_write(
+            part_configs(settings).event_log, timeout_s=settings.graph_timeout_s
+        )
     except CommsgwError as err:
         return Finding(
             "event log",
@@ -280,8 +287,9 @@ async def diagnose(
     url = webhook_url_of(settings)
     url_finding = decide_webhook_url(url, emulator_mode=settings.emulator_mode)
     findings.append(url_finding)
-    tls = ssl_context(settings)
-    sender = make_sender(settings, tls)  # the gateway's sender, for its key fetches
+    transport = part_configs(settings).transport
+    tls = ssl_context(transport)
+    sender = make_sender(transport, tls)  # the gateway's sender, for its key fetches
     async with httpx.AsyncClient(verify=tls, timeout=settings.graph_timeout_s) as http:
         if url_finding.ok:
             findings.append(await _webhook(http, url))

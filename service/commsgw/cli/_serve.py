@@ -254,7 +254,7 @@ def banner(
 
 
 def hash_token(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from commsgw.server._callers import hash_token as sha256
+    from commsgw.server import hash_token as sha256
 
     token = sys.stdin.read().strip() if args.token == "-" else args.token
     if not token:

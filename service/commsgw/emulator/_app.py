@@ -28,9 +28,9 @@ from commsgw.emulator._delivery import DeliveryAttempt, NotificationDispatcher
 from commsgw.emulator._faults import FaultInjector
 from commsgw.emulator._graph_api import GraphApi
 from commsgw.emulator._identity import IdentityPlatform
-from commsgw.emulator._middleware import Middleware, RequestRecord
+from commsgw.emulator._middleware import Middleware
 from commsgw.emulator._remote import FarEnd
-from commsgw.emulator._state import EmulatorState
+from commsgw.emulator._state import EmulatorState, RequestRecord
 from commsgw.emulator._tokens import NOTIFICATION_ISSUER
 
 __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_TENANT_ID", "Emulator", "EmulatorConfig", "RequestRecord"]

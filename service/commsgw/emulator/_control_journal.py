@@ -26,8 +26,7 @@ from commsgw.emulator._control_calls import Handler
 from commsgw.emulator._delivery import DeliveryAttempt
 from commsgw.emulator._errors import bad_request
 from commsgw.emulator._match import body_matches
-from commsgw.emulator._middleware import RequestRecord
-from commsgw.emulator._state import EmulatorState
+from commsgw.emulator._state import EmulatorState, RequestRecord
 
 __all__ = ["JournalRoutes", "body_matches", "call_id_of", "journal", "parsed_body"]
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
 
 from aiohttp import web
 
@@ -14,24 +13,11 @@ from commsgw.emulator._calls import new_id
 from commsgw.emulator._errors import REQUEST_ID, GraphError, default_graph_code, graph_error
 from commsgw.emulator._faults import Fault, FaultInjector
 from commsgw.emulator._identity import AadError, aad_error, default_aad_error, is_token_path
+from commsgw.emulator._state import RequestRecord
 
 _log = logging.getLogger("commsgw.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class RequestRecord(NamedTuple):
-    """One request the emulator answered (``status`` 0 = connection reset by a fault)."""
-
-    method: str
-    path: str
-    status: int
-    headers: dict[str, str]
-    # The request body of a Graph API request or a control (never of the identity platform's:
-    # secrets).
-    body: bytes = b""
-    query: str = ""  # the query string, as sent
-    at: float = 0.0  # when it arrived (time.time())
 
 
 def _fmt_retry_after(value: float) -> str:

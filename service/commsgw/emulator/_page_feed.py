@@ -33,7 +33,7 @@ from commsgw.emulator._control_journal import (
     parsed_body,
 )
 from commsgw.emulator._delivery import DeliveryAttempt
-from commsgw.emulator._middleware import RequestRecord
+from commsgw.emulator._state import RequestRecord
 
 # The result subcodes of a call the other party ended (p2p; a group call everyone else left).
 FAR_END_HANG_UP = {4521, 5002}

@@ -9,7 +9,7 @@ roster, call flow) is wired together here.
 from __future__ import annotations
 
 import pathlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -25,10 +25,22 @@ from commsgw.emulator._parties import Callee, Callees
 from commsgw.emulator._roster import Roster
 from commsgw.emulator._tokens import AccessTokenIssuer, NotificationSigner
 
-if TYPE_CHECKING:
-    from commsgw.emulator._app import RequestRecord
+__all__ = ["REQUEST_ID", "EmulatorState", "RequestRecord", "origin"]
 
-__all__ = ["REQUEST_ID", "EmulatorState", "origin"]
+
+class RequestRecord(NamedTuple):
+    """One request the emulator answered (``status`` 0 = connection reset by a fault)."""
+
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str]
+    # The request body of a Graph API request or a control (never of the identity platform's:
+    # secrets).
+    body: bytes = b""
+    query: str = ""  # the query string, as sent
+    at: float = 0.0  # when it arrived (time.time())
+
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 

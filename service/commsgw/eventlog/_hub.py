@@ -201,6 +201,13 @@ class Hub:
             sub.closing = True
             sub.waiter.set()
 
+    async def aclose(self) -> None:
+        """`close`, then wait for the bookmark timer's task to end."""
+        self.close()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            await asyncio.wait([ticker])
+
     def fail_all(self, restart: Position | None = None) -> None:
         """The log lost entries it cannot recover: end every watch so that it resumes. With
         `restart` (the log was recreated), the head moves to where the new log starts."""

@@ -18,7 +18,6 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from commsgw._config import Settings
 from commsgw._errors import GraphBadResponse
 from commsgw._graphjson import read_call, read_operation
 from commsgw.graph._transport import Reply
@@ -34,6 +33,18 @@ class Retry(enum.Enum):
     # Creates something at Graph: retried only when Graph provably did not act on it (429, and
     # connection failures before the request was sent).
     UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestConfig:
+    """What writing an action's Graph request needs of the gateway's configuration."""
+
+    # The tenant acted in when a request names none.
+    tenant_id: str
+    # The tenants a request may name (the configured one and COMMSGW_EXTRA_TENANTS).
+    tenants: tuple[str, ...]
+    # The default callbackUri (the webhook as Graph reaches it); "" for none.
+    public_webhook_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +104,7 @@ class Action:
     permission: str
     retry: Retry
     # Checks the RPC's request (InvalidArgument/FailedPrecondition) and writes Graph's request.
-    build: Callable[[Any, Settings], GraphRequest]
+    build: Callable[[Any, RequestConfig], GraphRequest]
     # Graph's answer as the RPC's response message.
     result: Callable[[Answer], Any]
     # The national clouds Graph offers it in; empty: all of them.

@@ -15,13 +15,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import msgspec
 
 from commsgw import __version__
-from commsgw._config import Settings
 from commsgw._errors import (
     DeadlineExceeded,
     GraphError,
@@ -54,12 +54,28 @@ class Tokens(Protocol):
     async def token(self, tenant: str, *, stale: str | None = None) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class GraphClientConfig:
+    """What the Graph client needs of the gateway's configuration."""
+
+    # Graph's v1.0 base URL, e.g. https://graph.microsoft.com/v1.0.
+    v1_url: str
+    # The longest single request (the caller's deadline cuts it shorter).
+    timeout_s: float
+    # Attempts per request for the retryable failures, and the backoff between them.
+    max_attempts: int
+    retry_base_s: float
+    retry_max_s: float
+    # Requests in flight at most.
+    concurrency: int
+
+
 class GraphClient:
     """Graph's calls API, as the gateway uses it."""
 
     def __init__(
         self,
-        settings: Settings,
+        config: GraphClientConfig,
         sender: Sender,
         tokens: Tokens,
         *,
@@ -68,21 +84,21 @@ class GraphClient:
         on_attempt: Callable[[int | None, float, bool], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self._s = settings
+        self._config = config
         self._tracing = tracing or Tracing()
         self._sender = sender
         self._tokens = tokens
         self._clock = clock or LoopClock()
         self._policy = Policy(
-            max_attempts=settings.graph_max_attempts,
-            base_s=settings.retry_base_s,
-            max_s=settings.retry_max_s,
+            max_attempts=config.max_attempts,
+            base_s=config.retry_base_s,
+            max_s=config.retry_max_s,
             rng=rng or random.Random(),
         )
         self._on_attempt = on_attempt
         # Bounds the requests in flight so that a burst of cancels cannot exceed Graph's
         # per-app budget; waiting for a slot counts against the caller's deadline.
-        self._slots = asyncio.Semaphore(settings.graph_concurrency)
+        self._slots = asyncio.Semaphore(config.concurrency)
 
     async def send(
         self, req: GraphRequest, *, retry: Retry, crid: str, timeout: float | None = None
@@ -91,7 +107,7 @@ class GraphClient:
 
         `timeout` is what is left of the caller's deadline (seconds), None for no deadline.
         """
-        url = f"{self._s.graph_v1_url}{req.path}"
+        url = f"{self._config.v1_url}{req.path}"
         body = msgspec.json.encode(req.body) if req.body is not None else b""
         resp = await self._send(
             req.method, url, body, tenant=req.tenant_id, crid=crid, timeout=timeout, retry=retry
@@ -127,7 +143,7 @@ class GraphClient:
             except TimeoutError:
                 raise _deadline_error(crid) from None
             try:
-                per_try = attempt_timeout(self._s.graph_timeout_s, clock.now(), deadline)
+                per_try = attempt_timeout(self._config.timeout_s, clock.now(), deadline)
                 resp, outcome, failure = await self._attempt(
                     method, url, body, _headers(token, crid, body), per_try, attempt, crid
                 )

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from commsgw import _permissions as perm
-from commsgw._config import Settings
 from commsgw._errors import InvalidArgument
 from commsgw.graph import _validate as v
 from commsgw.graph._action import (
     Action,
     GraphRequest,
+    RequestConfig,
     Retry,
     ack_result,
     call_result,
@@ -35,7 +35,7 @@ _REJECT_REASONS = {
 }
 
 
-def _create(r: calls_pb2.CreateCallRequest, s: Settings) -> GraphRequest:
+def _create(r: calls_pb2.CreateCallRequest, s: RequestConfig) -> GraphRequest:
     tenant = v.tenant(s, r.tenant_id)
     body: dict[str, Any] = {
         "@odata.type": "#microsoft.graph.call",
@@ -75,11 +75,11 @@ def _create(r: calls_pb2.CreateCallRequest, s: Settings) -> GraphRequest:
     return GraphRequest("POST", CALLS, tenant, body)
 
 
-def _get(r: calls_pb2.GetCallRequest, s: Settings) -> GraphRequest:
+def _get(r: calls_pb2.GetCallRequest, s: RequestConfig) -> GraphRequest:
     return GraphRequest("GET", calls_path(v.call_id(r.call_id)), v.tenant(s, r.tenant_id))
 
 
-def _answer(r: calls_pb2.AnswerCallRequest, s: Settings) -> GraphRequest:
+def _answer(r: calls_pb2.AnswerCallRequest, s: RequestConfig) -> GraphRequest:
     if not 0 <= r.participant_capacity <= MAX_PARTICIPANT_CAPACITY:
         raise InvalidArgument(
             f"participant_capacity must be 0 to {MAX_PARTICIPANT_CAPACITY}",
@@ -96,7 +96,7 @@ def _answer(r: calls_pb2.AnswerCallRequest, s: Settings) -> GraphRequest:
     return GraphRequest("POST", calls_path(call, "/answer"), v.tenant(s, r.tenant_id), body)
 
 
-def _reject(r: calls_pb2.RejectCallRequest, s: Settings) -> GraphRequest:
+def _reject(r: calls_pb2.RejectCallRequest, s: RequestConfig) -> GraphRequest:
     reason = _REJECT_REASONS.get(r.reason)
     if reason is None:
         raise InvalidArgument("reason is not a known RejectReason", reason="INVALID_REJECT_REASON")
@@ -108,7 +108,7 @@ def _reject(r: calls_pb2.RejectCallRequest, s: Settings) -> GraphRequest:
     return GraphRequest("POST", calls_path(call, "/reject"), v.tenant(s, r.tenant_id), body)
 
 
-def _redirect(r: calls_pb2.RedirectCallRequest, s: Settings) -> GraphRequest:
+def _redirect(r: calls_pb2.RedirectCallRequest, s: RequestConfig) -> GraphRequest:
     body: dict[str, Any] = {
         "targets": v.invitations(r.targets, "targets", most=MAX_REDIRECT_TARGETS)
     }
@@ -121,7 +121,7 @@ def _redirect(r: calls_pb2.RedirectCallRequest, s: Settings) -> GraphRequest:
     return GraphRequest("POST", calls_path(call, "/redirect"), v.tenant(s, r.tenant_id), body)
 
 
-def _transfer(r: calls_pb2.TransferCallRequest, s: Settings) -> GraphRequest:
+def _transfer(r: calls_pb2.TransferCallRequest, s: RequestConfig) -> GraphRequest:
     if not r.HasField("transfer_target"):
         raise InvalidArgument("transfer_target is required", reason="NO_TARGET")
     target = v.invitations([r.transfer_target], "transfer_target", most=1)[0]
@@ -140,11 +140,11 @@ def _transfer(r: calls_pb2.TransferCallRequest, s: Settings) -> GraphRequest:
     return GraphRequest("POST", calls_path(call, "/transfer"), v.tenant(s, r.tenant_id), body)
 
 
-def _hang_up(r: calls_pb2.HangUpCallRequest, s: Settings) -> GraphRequest:
+def _hang_up(r: calls_pb2.HangUpCallRequest, s: RequestConfig) -> GraphRequest:
     return GraphRequest("DELETE", calls_path(v.call_id(r.call_id)), v.tenant(s, r.tenant_id))
 
 
-def _keep_alive(r: calls_pb2.KeepAliveRequest, s: Settings) -> GraphRequest:
+def _keep_alive(r: calls_pb2.KeepAliveRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     return GraphRequest("POST", calls_path(call, "/keepAlive"), v.tenant(s, r.tenant_id), {})
 

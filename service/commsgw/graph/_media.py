@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from commsgw import _permissions as perm
-from commsgw._config import Settings
 from commsgw._errors import InvalidArgument
 from commsgw.graph import _validate as v
-from commsgw.graph._action import Action, GraphRequest, Retry, calls_path, operation_result
+from commsgw.graph._action import (
+    Action,
+    GraphRequest,
+    RequestConfig,
+    Retry,
+    calls_path,
+    operation_result,
+)
 from graphcomms.v1 import calls_pb2
 
 MAX_PLAY_PROMPTS = 20
@@ -23,23 +29,23 @@ _RECORDING_STATUSES = {
 }
 
 
-def _action(r: Any, s: Settings, name: str, body: dict[str, Any]) -> GraphRequest:
+def _action(r: Any, s: RequestConfig, name: str, body: dict[str, Any]) -> GraphRequest:
     """POST /communications/calls/{id}/{name} with `body` and the request's clientContext."""
     call = v.call_id(r.call_id)
     body["clientContext"] = v.client_context(r.client_context)
     return GraphRequest("POST", calls_path(call, f"/{name}"), v.tenant(s, r.tenant_id), body)
 
 
-def _cancel(r: calls_pb2.CancelMediaProcessingRequest, s: Settings) -> GraphRequest:
+def _cancel(r: calls_pb2.CancelMediaProcessingRequest, s: RequestConfig) -> GraphRequest:
     return _action(r, s, "cancelMediaProcessing", {})
 
 
-def _play(r: calls_pb2.PlayPromptRequest, s: Settings) -> GraphRequest:
+def _play(r: calls_pb2.PlayPromptRequest, s: RequestConfig) -> GraphRequest:
     prompts = v.prompts(r.prompts, least=1, most=MAX_PLAY_PROMPTS)
     return _action(r, s, "playPrompt", {"prompts": prompts})
 
 
-def _record(r: calls_pb2.RecordResponseRequest, s: Settings) -> GraphRequest:
+def _record(r: calls_pb2.RecordResponseRequest, s: RequestConfig) -> GraphRequest:
     body: dict[str, Any] = {
         "prompts": v.prompts(r.prompts, least=0, most=MAX_RECORD_PROMPTS),
         "bargeInAllowed": r.barge_in_allowed,
@@ -59,11 +65,11 @@ def _record(r: calls_pb2.RecordResponseRequest, s: Settings) -> GraphRequest:
     return _action(r, s, "recordResponse", body)
 
 
-def _subscribe(r: calls_pb2.SubscribeToToneRequest, s: Settings) -> GraphRequest:
+def _subscribe(r: calls_pb2.SubscribeToToneRequest, s: RequestConfig) -> GraphRequest:
     return _action(r, s, "subscribeToTone", {})
 
 
-def _send_tones(r: calls_pb2.SendDtmfTonesRequest, s: Settings) -> GraphRequest:
+def _send_tones(r: calls_pb2.SendDtmfTonesRequest, s: RequestConfig) -> GraphRequest:
     body: dict[str, Any] = {"tones": v.tones(r.tones)}
     if not 0 <= r.delay_between_tones_ms <= MAX_DTMF_DELAY_MS:
         raise InvalidArgument(
@@ -74,15 +80,15 @@ def _send_tones(r: calls_pb2.SendDtmfTonesRequest, s: Settings) -> GraphRequest:
     return _action(r, s, "sendDtmfTones", body)
 
 
-def _mute(r: calls_pb2.MuteRequest, s: Settings) -> GraphRequest:
+def _mute(r: calls_pb2.MuteRequest, s: RequestConfig) -> GraphRequest:
     return _action(r, s, "mute", {})
 
 
-def _unmute(r: calls_pb2.UnmuteRequest, s: Settings) -> GraphRequest:
+def _unmute(r: calls_pb2.UnmuteRequest, s: RequestConfig) -> GraphRequest:
     return _action(r, s, "unmute", {})
 
 
-def _recording_status(r: calls_pb2.UpdateRecordingStatusRequest, s: Settings) -> GraphRequest:
+def _recording_status(r: calls_pb2.UpdateRecordingStatusRequest, s: RequestConfig) -> GraphRequest:
     status = _RECORDING_STATUSES.get(r.status)
     if status is None:
         raise InvalidArgument(

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from commsgw import _permissions as perm
-from commsgw._config import Settings
-from commsgw._graphjson import read_participant
-from commsgw._graphjson._lenient import items
+from commsgw._graphjson import items, read_participant
 from commsgw.graph import _validate as v
 from commsgw.graph._action import (
     Action,
     Answer,
     GraphRequest,
+    RequestConfig,
     Retry,
     ack_result,
     calls_path,
@@ -24,7 +23,7 @@ from graphcomms.v1 import calls_pb2
 MAX_INVITE = 5
 
 
-def _list(r: calls_pb2.ListParticipantsRequest, s: Settings) -> GraphRequest:
+def _list(r: calls_pb2.ListParticipantsRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     return GraphRequest("GET", calls_path(call, "/participants"), v.tenant(s, r.tenant_id))
 
@@ -38,7 +37,7 @@ def _listed(answer: Answer) -> calls_pb2.ListParticipantsResponse:
     )
 
 
-def _invite(r: calls_pb2.InviteParticipantsRequest, s: Settings) -> GraphRequest:
+def _invite(r: calls_pb2.InviteParticipantsRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     body = {
         "participants": v.invitations(r.participants, "participants", most=MAX_INVITE),
@@ -48,20 +47,20 @@ def _invite(r: calls_pb2.InviteParticipantsRequest, s: Settings) -> GraphRequest
     return GraphRequest("POST", path, v.tenant(s, r.tenant_id), body)
 
 
-def _mute(r: calls_pb2.MuteParticipantRequest, s: Settings) -> GraphRequest:
+def _mute(r: calls_pb2.MuteParticipantRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}/mute")
     body = {"clientContext": v.client_context(r.client_context)}
     return GraphRequest("POST", path, v.tenant(s, r.tenant_id), body)
 
 
-def _remove(r: calls_pb2.RemoveParticipantRequest, s: Settings) -> GraphRequest:
+def _remove(r: calls_pb2.RemoveParticipantRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}")
     return GraphRequest("DELETE", path, v.tenant(s, r.tenant_id))
 
 
-def _start_hold_music(r: calls_pb2.StartHoldMusicRequest, s: Settings) -> GraphRequest:
+def _start_hold_music(r: calls_pb2.StartHoldMusicRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}/startHoldMusic")
     body: dict[str, Any] = {"clientContext": v.client_context(r.client_context)}
@@ -73,7 +72,7 @@ def _start_hold_music(r: calls_pb2.StartHoldMusicRequest, s: Settings) -> GraphR
     return GraphRequest("POST", path, v.tenant(s, r.tenant_id), body)
 
 
-def _stop_hold_music(r: calls_pb2.StopHoldMusicRequest, s: Settings) -> GraphRequest:
+def _stop_hold_music(r: calls_pb2.StopHoldMusicRequest, s: RequestConfig) -> GraphRequest:
     call = v.call_id(r.call_id)
     path = calls_path(call, f"/participants/{v.participant_id(r.participant_id)}/stopHoldMusic")
     body = {"clientContext": v.client_context(r.client_context)}

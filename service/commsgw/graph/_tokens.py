@@ -12,7 +12,7 @@ import logging
 import pathlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msal
@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from commsgw._config import CLOUDS, Settings
+from commsgw._config import CLOUDS
 from commsgw._errors import ConfigError, TokenError
 from commsgw._tracing import SpanKind, Tracing
 
@@ -93,29 +93,49 @@ def load_certificate_credential(path: pathlib.Path, password: str) -> dict[str, 
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    """The app's identity and where its tokens come from."""
+
+    # The default tenant (GUID) and the app (client) id.
+    tenant_id: str
+    client_id: str
+    # The token authority (e.g. https://login.microsoftonline.com) and the scope asked for.
+    authority_host: str
+    scope: str
+    # The credential: a secret, or a PEM with the certificate and its private key.
+    client_secret: str = field(default="", repr=False)
+    certificate_path: pathlib.Path | None = None
+    certificate_password: str = field(default="", repr=False)
+    # Extra CA bundle to trust for the authority; the longest request.
+    ca_file: pathlib.Path | None = None
+    timeout_s: float = 10.0
+
+
 class TokenProvider:
     """App-only tokens for the configured app, per tenant."""
 
     def __init__(
         self,
-        settings: Settings,
+        config: TokenConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[str, bool], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self._settings = settings
+        self._config = config
         self._tracing = tracing or Tracing()
         self._clock = clock
         self._on_refresh = on_refresh
         self._credential: str | dict[str, str]
-        if settings.client_certificate_path is not None:
+        if config.certificate_path is not None:
             self._credential = load_certificate_credential(
-                settings.client_certificate_path, settings.client_certificate_password
+                config.certificate_path, config.certificate_password
             )
         else:
-            self._credential = settings.client_secret
+            self._credential = config.client_secret
         self._apps: dict[str, Any] = {}
+        self._sessions: list[_Session] = []
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.healthy: bool | None = None  # None until the first acquisition
@@ -123,15 +143,16 @@ class TokenProvider:
     def _app(self, tenant: str) -> Any:
         app = self._apps.get(tenant)
         if app is None:
-            s = self._settings
-            session = _Session(s.graph_timeout_s)
+            s = self._config
+            session = _Session(s.timeout_s)
+            self._sessions.append(session)
             session.verify = str(s.ca_file) if s.ca_file is not None else True
             app = msal.ConfidentialClientApplication(
                 s.client_id,
                 client_credential=self._credential,
                 authority=f"{s.authority_host}/{tenant}",
                 http_client=session,
-                timeout=s.graph_timeout_s,
+                timeout=s.timeout_s,
                 # Instance discovery asks Microsoft's global host about the authority: right
                 # for the national clouds' hosts, impossible for another one (the emulator).
                 instance_discovery=s.authority_host in KNOWN_AUTHORITIES,
@@ -143,7 +164,7 @@ class TokenProvider:
         app = self._app(tenant)
         if force:
             app.remove_tokens_for_client()
-        result: dict[str, Any] = app.acquire_token_for_client(scopes=[self._settings.scope])
+        result: dict[str, Any] = app.acquire_token_for_client(scopes=[self._config.scope])
         return result
 
     async def token(self, tenant: str, *, stale: str | None = None) -> str:
@@ -196,6 +217,13 @@ class TokenProvider:
                 self._on_refresh(tenant, force)
             return value
 
+    def close(self) -> None:
+        """Close MSAL's HTTP sessions (their pooled connections to the authority)."""
+        for session in self._sessions:
+            session.close()
+        self._sessions.clear()
+        self._apps.clear()
+
     async def warm(self) -> None:
         """Acquire the default tenant's token (readiness check at start-up)."""
-        await self.token(self._settings.tenant_id)
+        await self.token(self._config.tenant_id)

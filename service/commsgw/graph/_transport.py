@@ -19,6 +19,7 @@ Python, and the adapter translates both ways).
 
 from __future__ import annotations
 
+import pathlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-from commsgw._config import Settings
 from commsgw._errors import ConfigError
 
 MAX_CONNECTIONS = 256
@@ -76,19 +76,38 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext:
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """How the gateway reaches Graph over HTTP."""
+
+    # Extra CA bundle to trust (the emulator's CA), else the system's trust only.
+    ca_file: pathlib.Path | None
+    # The HTTP client under the Graph client: "aiohttp" or "httpx".
+    kind: str
+    # The signing-key fetches' timeout (Graph requests carry their own).
+    timeout_s: float
+    # Whether the CA is the local emulator's (a missing one gets a hint to start it).
+    emulator_mode: bool
+
+
+def ssl_context(config: TransportConfig) -> ssl.SSLContext:
     """The TLS trust for Graph: the system's, plus COMMSGW_CA_FILE (the emulator's CA)."""
     ctx = ssl.create_default_context()
-    if settings.ca_file is None:
+    if config.ca_file is None:
         return ctx
-    if not settings.ca_file.is_file():
+    if not config.ca_file.is_file():
         hint = (
             " (start the emulator first: `commsgw emulator`, or `make run` which starts both)"
-            if settings.emulator_mode
+            if config.emulator_mode
             else ""
         )
-        raise ConfigError(f"COMMSGW_CA_FILE={settings.ca_file}: no such file{hint}")
-    ctx.load_verify_locations(cafile=str(settings.ca_file))
+        raise ConfigError(f"COMMSGW_CA_FILE={config.ca_file}: no such file{hint}")
+    try:
+        ctx.load_verify_locations(cafile=str(config.ca_file))
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"COMMSGW_CA_FILE={config.ca_file}: not a PEM CA bundle ({exc})"
+        ) from None
     return ctx
 
 
@@ -176,10 +195,10 @@ class HttpxSender:
         await self._transport.aclose()
 
 
-def make_sender(settings: Settings, ctx: ssl.SSLContext) -> Sender:
-    """The one connection pool the settings ask for (COMMSGW_GRAPH_HTTP_TRANSPORT), over `ctx`
-    (`ssl_context(settings)`, built once by the caller)."""
-    if settings.graph_http_transport == "aiohttp":
+def make_sender(config: TransportConfig, ctx: ssl.SSLContext) -> Sender:
+    """The one connection pool the configuration asks for (COMMSGW_GRAPH_HTTP_TRANSPORT), over
+    `ctx` (`ssl_context(config)`, built once by the caller)."""
+    if config.kind == "aiohttp":
         return AiohttpSender(ctx)
     return HttpxSender(ctx)
 
@@ -191,6 +210,7 @@ __all__ = [
     "SendFailed",
     "SendTimeout",
     "Sender",
+    "TransportConfig",
     "make_sender",
     "ssl_context",
 ]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from commsgw._config import Settings
 from commsgw._errors import FailedPrecondition, InvalidArgument
 from commsgw._graphjson import (
     GRAPH_TONES,
@@ -27,6 +26,7 @@ from commsgw._graphjson import (
 )
 from commsgw._graphmeta import model
 from commsgw._ids import normalize_guid
+from commsgw.graph._action import RequestConfig
 from graphcomms.v1 import call_types_pb2
 
 MAX_CLIENT_CONTEXT: Final = 256
@@ -84,17 +84,17 @@ def participant_id(raw: str) -> str:
     return raw
 
 
-def tenant(settings: Settings, raw: str) -> str:
+def tenant(config: RequestConfig, raw: str) -> str:
     """The tenant to act in: the configured one when `raw` is empty."""
     if not raw:
-        return settings.tenant_id
+        return config.tenant_id
     t = normalize_guid(raw)
     if t is None:
         raise InvalidArgument(
             f"tenant_id {raw[:64]!r} is not a GUID (a tenant id is the directory's GUID)",
             reason="UNKNOWN_TENANT",
         )
-    if t not in settings.tenants:
+    if t not in config.tenants:
         raise InvalidArgument(
             "tenant_id is not a tenant this gateway is configured for", reason="UNKNOWN_TENANT"
         )
@@ -130,13 +130,13 @@ def https_url(raw: str, what: str, reason: str) -> str:
     return raw
 
 
-def callback_uri(settings: Settings, raw: str, *, required: bool) -> str | None:
+def callback_uri(config: RequestConfig, raw: str, *, required: bool) -> str | None:
     """The caller's callback URI (https), else the gateway's public webhook URL when the action
     needs one (so that the call's notifications come back to the gateway)."""
     if raw:
         return https_url(raw, "callback_uri", "INVALID_CALLBACK_URI")
-    if settings.public_webhook_url:
-        url: str = settings.public_webhook_url
+    if config.public_webhook_url:
+        url: str = config.public_webhook_url
         return url
     if required:
         raise FailedPrecondition(

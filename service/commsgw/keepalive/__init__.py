@@ -13,8 +13,17 @@ Graph's idle limit with no sign of life, is reported ended to every subscriber t
 `commsgw.graph`.
 """
 
-from commsgw.keepalive._keeper import KeepAlive
+from commsgw.keepalive._factory import make_registry
+from commsgw.keepalive._keeper import KeepAlive, KeepAliveConfig
 from commsgw.keepalive._reconcile import Reconciler, call_of_path
-from commsgw.keepalive._registry import MemoryRegistry, Registry, make_registry
+from commsgw.keepalive._registry import MemoryRegistry, Registry
 
-__all__ = ["KeepAlive", "MemoryRegistry", "Reconciler", "Registry", "call_of_path", "make_registry"]
+__all__ = [
+    "KeepAlive",
+    "KeepAliveConfig",
+    "MemoryRegistry",
+    "Reconciler",
+    "Registry",
+    "call_of_path",
+    "make_registry",
+]

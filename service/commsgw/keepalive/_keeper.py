@@ -7,15 +7,15 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from commsgw._config import Settings
 from commsgw._errors import (
     CommsgwError,
     GraphError,
 )
 from commsgw.eventlog import Hub, LogEntry
-from commsgw.graph import ACTIONS, GraphClient
+from commsgw.graph import ACTIONS, GraphClient, RequestConfig
 from commsgw.keepalive._reconcile import DEADLINE_PASSED, GRAPH_NOT_FOUND, Reconciler, expired
 from commsgw.keepalive._registry import Registry
 from graphcomms.v1 import calls_pb2
@@ -38,12 +38,21 @@ LEASE_FRACTION = 0.9
 GRAPH_IDLE_LIMIT_S = 2700.0
 
 
+@dataclass(frozen=True, slots=True)
+class KeepAliveConfig:
+    """How often each call gets its keepAlive, and how its request is written and bounded."""
+
+    requests: RequestConfig
+    interval_s: float
+    request_timeout_s: float
+
+
 class KeepAlive:
     """Managed keepAlive for every live call in the event log (see the package docstring)."""
 
     def __init__(
         self,
-        settings: Settings,
+        config: KeepAliveConfig,
         graph: GraphClient,
         hub: Hub,
         registry: Registry,
@@ -52,7 +61,7 @@ class KeepAlive:
         reconciler: Reconciler | None = None,
         idle_limit_s: float = GRAPH_IDLE_LIMIT_S,
     ) -> None:
-        self._s = settings
+        self._config = config
         self._reconciler = reconciler
         self.idle_limit_s = idle_limit_s
         # Per call, the loop time of its last sign of life: a keepAlive that succeeded (or a
@@ -62,7 +71,7 @@ class KeepAlive:
         self._hub = hub
         self._registry = registry
         self._on_outcome = on_outcome
-        self.interval = settings.keepalive_interval_s
+        self.interval = config.interval_s
         self.retry_s = min(60.0, self.interval / 3)
         self._tick = min(1.0, self.interval / 10)
         self.due: dict[str, tuple[float, str]] = {}  # call id -> (loop time, tenant)
@@ -155,9 +164,14 @@ class KeepAlive:
                 self._next(call, tenant, self.interval)
                 return
             action = ACTIONS["KeepAlive"]
-            req = action.build(calls_pb2.KeepAliveRequest(call_id=call, tenant_id=tenant), self._s)
+            req = action.build(
+                calls_pb2.KeepAliveRequest(call_id=call, tenant_id=tenant), self._config.requests
+            )
             await self._graph.send(
-                req, retry=action.retry, crid=str(uuid.uuid4()), timeout=self._s.graph_timeout_s
+                req,
+                retry=action.retry,
+                crid=str(uuid.uuid4()),
+                timeout=self._config.request_timeout_s,
             )
         except GraphError as err:
             if err.http_status == 404:  # the call has ended: nothing more to keep alive

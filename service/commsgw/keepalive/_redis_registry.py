@@ -8,7 +8,7 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from commsgw.eventlog._redis_connect import RedisTarget, connect, log_prefix
+from commsgw.eventlog import RedisTarget, connect, log_prefix
 from commsgw.keepalive._registry import Registry
 
 log = logging.getLogger("commsgw.keepalive")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import abc
 
-from commsgw._config import Settings
-
 
 class Registry(abc.ABC):
     @abc.abstractmethod
@@ -56,13 +54,3 @@ class MemoryRegistry(Registry):
 
     async def release(self, call_id: str) -> None:
         return None
-
-
-def make_registry(settings: Settings) -> Registry:
-    """The registry for the settings' event log: Redis when the log is shared, else memory."""
-    if settings.event_log == "memory":
-        return MemoryRegistry()
-    from commsgw.eventlog._factory import redis_target
-    from commsgw.keepalive._redis_registry import RedisRegistry  # redis only when used
-
-    return RedisRegistry(redis_target(settings), key_prefix=settings.event_log_key)

@@ -14,7 +14,8 @@ from commsgw.notifications._jwt import (
     NotificationTokenValidator,
 )
 from commsgw.notifications._parse import ParsedNotification, parse_notifications
-from commsgw.notifications._webhook import Webhook, build_app
+from commsgw.notifications._tones import ToneOrder
+from commsgw.notifications._webhook import Validator, Webhook, build_app
 
 __all__ = [
     "LEEWAY_S",
@@ -22,6 +23,8 @@ __all__ = [
     "NotificationClaims",
     "NotificationTokenValidator",
     "ParsedNotification",
+    "ToneOrder",
+    "Validator",
     "Webhook",
     "build_app",
     "parse_notifications",

@@ -12,6 +12,7 @@ from typing import Any, Final
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from commsgw._graphjson import (
+    items,
     read_chat_info,
     read_direction,
     read_invitation,
@@ -20,7 +21,6 @@ from commsgw._graphjson import (
     read_participant_info,
     read_tone_info,
 )
-from commsgw._graphjson._lenient import items
 from commsgw.notifications._fields import as_str
 from graphcomms.v1 import calls_pb2
 

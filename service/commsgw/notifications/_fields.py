@@ -12,8 +12,7 @@ from typing import Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from commsgw._graphjson import read_result_info
-from commsgw._graphjson._lenient import INT32, INT64, flag, integer, text
+from commsgw._graphjson import INT32, INT64, flag, integer, read_result_info, text
 from graphcomms.v1 import calls_pb2
 
 __all__ = [

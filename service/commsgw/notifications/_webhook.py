@@ -31,7 +31,7 @@ from commsgw._errors import (
 )
 from commsgw._metrics import Metrics
 from commsgw._tracing import SpanKind, Tracing, context_from, traceparent_of
-from commsgw.eventlog._base import AppendResult, EventLog
+from commsgw.eventlog import AppendResult, EventLog
 from commsgw.notifications._jwt import NotificationClaims
 from commsgw.notifications._parse import parse_notifications
 from commsgw.notifications._tones import ToneOrder, in_sequence

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -14,7 +16,7 @@ from google.rpc import error_details_pb2, status_pb2  # noqa: F401
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from commsgw._config import Settings
+from commsgw._config import Address
 from commsgw._errors import ConfigError
 from commsgw.server._wire import lenient_deserializer, serialize
 from graphcomms.v1 import calls_pb2, errors_pb2  # noqa: F401
@@ -23,7 +25,26 @@ SERVICE = calls_pb2.DESCRIPTOR.services_by_name["CallsService"]
 SERVICE_NAME = SERVICE.full_name
 
 
-def options(s: Settings) -> list[tuple[str, int]]:
+@dataclass(frozen=True, slots=True)
+class GrpcConfig:
+    """Where the gRPC server listens, its TLS, its connection limits and whether it serves
+    reflection."""
+
+    addr: Address
+    tls_cert: pathlib.Path | None
+    tls_key: pathlib.Path | None
+    # Callers' CA: with it, mutual TLS (a client certificate is required).
+    client_ca: pathlib.Path | None
+    keepalive_time_s: float
+    keepalive_timeout_s: float
+    max_connection_age_s: float
+    max_connection_age_grace_s: float
+    max_message_bytes: int
+    max_streams: int
+    reflection: bool
+
+
+def options(s: GrpcConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.keepalive_time_ms", int(s.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1000)),
@@ -65,7 +86,7 @@ def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
 
 
 def build(
-    s: Settings,
+    s: GrpcConfig,
     *,
     servicer: Any,
     interceptors: list[grpc.aio.ServerInterceptor],
@@ -81,18 +102,16 @@ def build(
     return server
 
 
-def listen(server: grpc.aio.Server, s: Settings) -> int:
+def listen(server: grpc.aio.Server, s: GrpcConfig) -> int:
     """Add the listening port (TLS, mutual TLS or plaintext); the port bound."""
     try:
-        if s.grpc_tls_cert is not None and s.grpc_tls_key is not None:
+        if s.tls_cert is not None and s.tls_key is not None:
             creds = grpc.ssl_server_credentials(
-                [(s.grpc_tls_key.read_bytes(), s.grpc_tls_cert.read_bytes())],
-                root_certificates=(
-                    s.grpc_client_ca.read_bytes() if s.grpc_client_ca is not None else None
-                ),
-                require_client_auth=s.grpc_client_ca is not None,
+                [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+                root_certificates=(s.client_ca.read_bytes() if s.client_ca is not None else None),
+                require_client_auth=s.client_ca is not None,
             )
-            return server.add_secure_port(str(s.grpc_addr), creds)
-        return server.add_insecure_port(str(s.grpc_addr))
+            return server.add_secure_port(str(s.addr), creds)
+        return server.add_insecure_port(str(s.addr))
     except RuntimeError as exc:
-        raise ConfigError(f"COMMSGW_GRPC_ADDR={s.grpc_addr}: cannot listen ({exc})") from None
+        raise ConfigError(f"COMMSGW_GRPC_ADDR={s.addr}: cannot listen ({exc})") from None

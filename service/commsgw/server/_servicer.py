@@ -16,12 +16,11 @@ from typing import Any, TypeVar
 import grpc
 from opentelemetry.trace import set_span_in_context
 
-from commsgw._config import Settings
 from commsgw._errors import FailedPrecondition, GraphError, InvalidArgument, OperationNotDone
 from commsgw._tracing import Link, SpanKind, Tracing, span_context_of
 from commsgw.eventlog import EventLog, Hub, LogEntry, WatchFilter, decode_token, encode_token
-from commsgw.graph import ACTIONS, Action, GraphClient
-from commsgw.graph import _validate as v
+from commsgw.graph import ACTIONS, Action, GraphClient, RequestConfig
+from commsgw.graph import validate as v
 from commsgw.keepalive import Reconciler
 from commsgw.server import _context
 from commsgw.server._operations import DEADLINE_MARGIN_S, Operations
@@ -48,12 +47,25 @@ def _redact(response: R, rpc: _context.RpcContext) -> R:
     return response_for(response, rpc.identity.reads_recordings)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServicerConfig:
+    """What the RPCs need of the gateway's configuration."""
+
+    # How each action's Graph request is written (default tenant, tenants, callbackUri).
+    requests: RequestConfig
+    # The national cloud (some actions exist in some clouds only).
+    cloud: str
+    # The longest WaitOperation without a deadline, and the idle watches' bookmark period.
+    max_wait_s: float
+    bookmark_interval_s: float
+
+
 class CallsServicer:
     """graphcomms.v1.CallsService."""
 
     def __init__(
         self,
-        settings: Settings,
+        config: ServicerConfig,
         graph: GraphClient,
         hub: Hub,
         log: EventLog,
@@ -61,7 +73,7 @@ class CallsServicer:
         *,
         reconciler: Reconciler | None = None,
     ) -> None:
-        self._settings = settings
+        self._config = config
         self._reconciler = reconciler
         self._tracing = tracing or Tracing()
         self._graph = graph
@@ -94,10 +106,10 @@ class CallsServicer:
         )
 
     async def _run(self, action: Action, request: Any, context: Context) -> Any:
-        req = action.build(request, self._settings)
-        if action.clouds and self._settings.cloud not in action.clouds:
+        req = action.build(request, self._config.requests)
+        if action.clouds and self._config.cloud not in action.clouds:
             raise FailedPrecondition(
-                f"Graph does not offer {action.rpc} in the {self._settings.cloud} cloud",
+                f"Graph does not offer {action.rpc} in the {self._config.cloud} cloud",
                 reason="NOT_IN_THIS_CLOUD",
             )
         rpc, crid = self._begin(context, req.tenant_id)
@@ -115,7 +127,7 @@ class CallsServicer:
 
     def _operation_key(self, request: Any) -> tuple[str, str, str]:
         return (
-            v.tenant(self._settings, request.tenant_id),
+            v.tenant(self._config.requests, request.tenant_id),
             v.call_id(request.call_id),
             v.operation_id(request.operation_id),
         )
@@ -141,7 +153,7 @@ class CallsServicer:
         self, request: calls_pb2.WaitOperationRequest, context: Context
     ) -> calls_pb2.WaitOperationResponse:
         key = self._operation_key(request)
-        wait_s = self._settings.max_wait_s
+        wait_s = self._config.max_wait_s
         if request.HasField("timeout"):
             asked = request.timeout.ToTimedelta().total_seconds()
             if not 0 < asked <= MAX_WAIT_S:
@@ -157,7 +169,7 @@ class CallsServicer:
         context.set_trailing_metadata(((CLIENT_REQUEST_ID_KEY, crid),))
         try:
             operation = await self._operations.wait(
-                key, crid=crid, wait_s=wait_s, bookmark_interval=self._settings.bookmark_interval_s
+                key, crid=crid, wait_s=wait_s, bookmark_interval=self._config.bookmark_interval_s
             )
         except OperationNotDone as err:
             if isinstance(err.operation, calls_pb2.Operation):  # it goes out in the details
@@ -195,7 +207,7 @@ class CallsServicer:
             flt,
             resume=resume,
             snapshot=request.include_snapshot and resume is None,
-            bookmark_interval=self._settings.bookmark_interval_s,
+            bookmark_interval=self._config.bookmark_interval_s,
             max_batch=max(1, request.max_events_per_response),
         ):
             token = encode_token(log_id, item.position)
