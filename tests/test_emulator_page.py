@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from commsgw.emulator import Emulator
-from commsgw.emulator._state import RequestRecord
 from commsgw.emulator._page_feed import Cursor, is_stale, notification_title, request_title
+from commsgw.emulator._state import RequestRecord
 from helpers.emulator import CallbackReceiver
 from helpers.emulator_calls import (
     SERVICE_HOSTED,

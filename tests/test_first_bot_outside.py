@@ -27,6 +27,8 @@ import sys
 
 import pytest
 
+from helpers.wheels import build_wheels
+
 ROOT = pathlib.Path(__file__).parents[1]
 EXAMPLE = ROOT / "clients/python/examples/first-bot"
 
@@ -55,11 +57,7 @@ def test_the_first_bot_installs_and_passes_from_outside_the_repository(
     assert made.returncode == 0, made.stderr
     # the wheel of clients/python, built with this environment's setuptools (no download)
     wheels = tmp_path / "wheels"
-    built = _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(wheels), str(ROOT / "clients/python")],
-        timeout=120,
-    )  # fmt: skip
+    built = build_wheels([ROOT / "clients/python"], wheels, cwd=ROOT)
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = wheels.glob("commsgw_client-*.whl")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]

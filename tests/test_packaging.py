@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 import commsgw
+from helpers.wheels import build_wheels
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EMULATOR_SRC = ROOT / "service" / "commsgw" / "emulator"
@@ -35,11 +36,8 @@ INSTALL_HINT = "pip install commsgw-emulator==0.1.0"
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
     """Both wheels, built from the tree as the Dockerfile's builder builds them."""
     out = tmp_path_factory.mktemp("wheels")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(out), ".", "./service/emulator"],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+    built = build_wheels([".", "./service/emulator"], out, cwd=ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
     found = {p.name.split("-")[0]: zipfile.ZipFile(p) for p in out.glob("*.whl")}
     assert set(found) == {"commsgw", "commsgw_emulator"}, sorted(found)
     return found

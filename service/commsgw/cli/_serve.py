@@ -182,7 +182,7 @@ async def _dev(
         await emulator.stop()
         raise
     grpc_target = reachable(settings.grpc_addr.host, gateway.grpc_port)
-    webhook = gateway.settings.public_webhook_url  # the gateway's: the real port, set at start
+    webhook = gateway.public_webhook_url  # the real port, bound at start
     prog = program()
     commands = try_it(grpc_target, emulator.base_url, webhook, emulator.ca_path)
     print(banner(emulator.base_url, grpc_target, webhook, commands, prog), flush=True)
