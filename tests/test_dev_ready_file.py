@@ -231,6 +231,20 @@ def test_every_field_of_the_ready_file_reaches_what_it_names(tmp_path: pathlib.P
     assert not ready.exists(), "a clean stop removes the ready file"
 
 
+def test_dev_help_names_both_options_and_their_variables() -> None:
+    text = subprocess.run(
+        [sys.executable, "-m", "commsgw", "dev", "--help"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    for flag, variable in (
+        ("--ready-file PATH", READY_FILE_VARIABLE),
+        ("--exit-with-parent", EXIT_WITH_PARENT_VARIABLE),
+    ):
+        option = " ".join(text.split(f"\n  {flag}", 1)[1].split("\n  --", 1)[0].split())
+        assert f"env {variable})" in option, (flag, option)
+    assert all(f'"{field}"' in " ".join(text.split()) for field in FIELDS), text
+
+
 @pytest.mark.e2e
 def test_a_bad_ready_file_stops_dev_before_it_starts(tmp_path: pathlib.Path) -> None:
     where = tmp_path / "none" / "ready.json"

@@ -455,7 +455,7 @@ def add_commands(sub: Subparsers) -> None:
         help="once the emulator and the gateway serve, write there (atomically: a temporary "
         'file renamed) one JSON object: {"target": gRPC host:port, "webhookUrl", '
         '"emulatorUrl", "emulatorCaFile": the CA\'s path, "pid"}, the real ports (0 '
-        f"resolved); removed on a clean stop. Default ${READY_FILE_VARIABLE}, else none",
+        f"resolved); removed on a clean stop (default: none; env {READY_FILE_VARIABLE})",
     )
     dev_p.add_argument(
         "--exit-with-parent",
@@ -463,9 +463,7 @@ def add_commands(sub: Subparsers) -> None:
         const=True,
         default=None,
         help="Linux: stop (as on SIGTERM) when the process that started this one dies, so a "
-        "dev a test started never outlives it. Default $"
-        + EXIT_WITH_PARENT_VARIABLE
-        + " (true/false), else off",
+        f"dev a test started never outlives it (default: off; env {EXIT_WITH_PARENT_VARIABLE})",
     )
     _config.add_arguments(dev_p, defaults=DEV_DEFAULTS)
 
