@@ -311,7 +311,9 @@ async def _dev(
         await emulator.stop()
         raise
     grpc_target = reachable(settings.grpc_addr.host, gateway.grpc_port)
-    webhook = gateway.settings.public_webhook_url  # the gateway's: the real port, set at start
+    # The webhook the gateway gives the emulator (its rule in emulator mode: the configured
+    # public URL, else the local webhook on the port it bound).
+    webhook = settings.public_webhook_url or settings.local_webhook_url(gateway.http_port)
     prog = program()
     commands = try_it(grpc_target, emulator.base_url, webhook, emulator.ca_path)
     print(banner(emulator.base_url, grpc_target, webhook, commands, prog), flush=True)
