@@ -4,9 +4,12 @@ driven through the real client; and run_commsgw_dev's start, stop and failures."
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shlex
+import signal
+import subprocess
 import sys
 import time
 
@@ -184,8 +187,61 @@ def test_run_commsgw_dev_starts_ready_and_stops_on_sigterm(tmp_path: pathlib.Pat
         assert dev.ca_file == tmp_path / "state" / "emulator-ca.pem" and dev.ca_file.is_file()
         assert dev.emulator.health().timings["mediaOpSeconds"] == 0.25
         assert dev.env["COMMSGW_TARGET"] == dev.target
+        ready = json.loads((tmp_path / "ready.json").read_text())  # where the addresses came from
+        assert (ready["target"], ready["emulatorUrl"], ready["pid"]) == (
+            dev.target, dev.emulator_url, dev.process.pid
+        )  # fmt: skip
+        assert "--exit-with-parent" in dev.process.args
     assert dev.process.returncode == 0
     assert "commsgw is running on the Graph emulator" in dev.log_path.read_text()
+
+
+HOLDER = """
+import signal, sys
+from commsgw_client.testing import run_commsgw_dev
+with run_commsgw_dev(sys.argv[1]) as dev:
+    print(dev.process.pid, flush=True)
+    signal.pause()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie not reaped yet counts: it runs no more)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@e2e
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--exit-with-parent is Linux's")
+def test_a_dev_does_not_outlive_the_test_process_that_started_it(tmp_path: pathlib.Path) -> None:
+    """The test process killed with SIGKILL (no cleanup of its own runs): its dev stops."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    dev_pid = 0
+    try:
+        line = holder.stdout.readline()
+        assert line.strip().isdigit(), f"no dev started: {line!r}"
+        dev_pid = int(line)
+        holder.kill()
+        holder.wait(30)
+        deadline = time.monotonic() + 30
+        while not _gone(dev_pid):
+            assert time.monotonic() < deadline, "the dev outlived the test process"
+            time.sleep(0.02)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        holder.stdout.close()
+        if dev_pid and not _gone(dev_pid):
+            os.kill(dev_pid, signal.SIGKILL)
+    assert not (tmp_path / "ready.json").exists()  # it stopped cleanly
+    assert "has exited: stopping" in (tmp_path / "commsgw-dev.log").read_text()
 
 
 @e2e

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,38 +63,34 @@ def run(argv: list[str], *, cwd: pathlib.Path, env: dict[str, str], timeout: flo
 
 
 class Dev:
-    """`commsgw dev` on free loopback ports (each asked for as port 0; the banner says which),
-    its state and log under `folder`; stopped with SIGINT."""
-
-    BANNER = {
-        "emulator_url": re.compile(r"Graph emulator \((https://[^)\s]+)\)"),
-        "target": re.compile(r"^\s*gRPC\s+(\S+)", re.M),
-        "webhook_url": re.compile(r"^\s*webhook\s+(https?://\S+)", re.M),
-    }
+    """`commsgw dev` on free loopback ports (each asked for as port 0; its ready file says which),
+    its state, log and ready file under `folder`; stopped with SIGINT, and on its own if this
+    process dies."""
 
     def __init__(self, folder: pathlib.Path) -> None:
         self.state = folder / "state"
         self.log = folder / "dev.log"
+        ready_file = folder / "ready.json"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(COMMSGW), "dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
                  "--http-addr", "127.0.0.1:0", "--state-dir", str(self.state),
+                 "--ready-file", str(ready_file), "--exit-with-parent",
                  "--webhook-drain-s", "0"],  # stops at once
-                stdout=subprocess.PIPE, stderr=log, text=True,
+                stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        assert self.proc.stdout is not None
-        banner = ""
-        found: dict[str, str] = {}
-        while len(found) < len(self.BANNER):  # the banner comes once both servers listen
-            line = self.proc.stdout.readline()
-            assert line, f"commsgw dev exited: {banner}{self.log.read_text()}"
-            banner += line
-            found = {k: m[1] for k, p in self.BANNER.items() if (m := p.search(banner))}
+        deadline = time.monotonic() + 60
+        while not ready_file.exists():  # written once both servers serve
+            code = self.proc.poll()
+            assert code is None, f"commsgw dev exited ({code}): {self.log.read_text()}"
+            assert time.monotonic() < deadline, f"no ready file: {self.log.read_text()}"
+            time.sleep(0.02)
+        ready = json.loads(ready_file.read_text())
         self.env = {
-            "COMMSGW_DEV_TARGET": found["target"],
-            "COMMSGW_DEV_EMULATOR_URL": found["emulator_url"],
-            "COMMSGW_DEV_WEBHOOK_URL": found["webhook_url"],
-            "COMMSGW_DEV_CA_FILE": str(self.state / "emulator-ca.pem"),
+            "COMMSGW_DEV_TARGET": ready["target"],
+            "COMMSGW_DEV_EMULATOR_URL": ready["emulatorUrl"],
+            "COMMSGW_DEV_WEBHOOK_URL": ready["webhookUrl"],
+            "COMMSGW_DEV_CA_FILE": ready["emulatorCaFile"],
         }
 
     def stop(self) -> int:
@@ -104,8 +101,6 @@ class Dev:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
         return self.proc.returncode
 
 
@@ -154,6 +149,56 @@ def test_node_testing_helper(node_dist: pathlib.Path, dev: Dev) -> None:
 def test_node_first_bot(node_dist: pathlib.Path, dev: Dev) -> None:
     out = node_test(node_dist / "examples" / "first-bot" / "bot.test.js", NODE_DIR, env_with(dev))
     assert "ok 1 - the bot answers, is barged in on" in out, out
+
+
+HOLD_NODE = """
+const { startDev } = require(process.argv[1]);
+startDev({ stateDir: process.argv[2] }).then(
+  () => { console.log("ready"); setInterval(() => {}, 1 << 30); },
+  (err) => { console.error(err); process.exit(1); },
+);
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie not reaped yet counts: it runs no more)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--exit-with-parent is Linux's")
+def test_node_start_dev_does_not_outlive_its_process(
+    node_dist: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A Node process that started a dev with startDev() killed with SIGKILL (none of its own
+    cleanup runs): the dev stops, removing its ready file."""
+    holder = subprocess.Popen(
+        ["node", "-e", HOLD_NODE, str(node_dist / "src" / "testing.js"), str(tmp_path)],
+        env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    dev_pid = 0
+    try:
+        line = holder.stdout.readline()
+        assert line == "ready\n", line + holder.stdout.read()
+        dev_pid = json.loads((tmp_path / "ready.json").read_text())["pid"]
+        holder.kill()
+        holder.wait(30)
+        deadline = time.monotonic() + 30
+        while not _gone(dev_pid):
+            assert time.monotonic() < deadline, "the dev outlived the Node process"
+            time.sleep(0.02)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        holder.stdout.close()
+        if dev_pid and not _gone(dev_pid):
+            os.kill(dev_pid, signal.SIGKILL)
+    assert not (tmp_path / "ready.json").exists()  # it stopped cleanly
 
 
 def _lockfile(tarball: pathlib.Path, deps: dict[str, str]) -> dict[str, object]:

@@ -582,24 +582,48 @@ export function splitCommand(line: string): string[] {
   return words;
 }
 
-const BANNER = {
-  emulatorUrl: /Graph emulator \((https:\/\/[^)\s]+)\)/,
-  target: /^\s*gRPC\s+(\S+)/m,
-  webhookUrl: /^\s*webhook\s+(https?:\/\/\S+)/m,
-};
+/** What `commsgw dev --ready-file` writes once both servers serve: the addresses it bound. */
+interface ReadyFile {
+  target: string;
+  webhookUrl: string;
+  emulatorUrl: string;
+  emulatorCaFile: string;
+  pid: number;
+}
+
+/** The ready file once `commsgw dev` has written it (atomically), or undefined before. */
+function readReadyFile(file: string): ReadyFile | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const ready = JSON.parse(text) as Partial<ReadyFile>;
+  const missing = ["target", "webhookUrl", "emulatorUrl", "emulatorCaFile", "pid"].filter((k) => !(k in ready));
+  if (missing.length) throw new Error(`commsgw dev's ready file ${file} lacks ${missing.join(", ")}: ${text}`);
+  return ready as ReadyFile;
+}
+
+/** How often startDev looks for the ready file while it waits (ms). */
+const READY_POLL_MS = 20;
 
 /**
  * Starts `commsgw dev` (the emulator and the gateway on it) on free loopback ports (each asked
  * for as port 0, so no port is guessed) with a private state folder, and resolves once it is
- * ready: its banner names the ports it bound, and the emulator answers its health control. No
- * fixed sleep. It stops at once (--webhook-drain-s 0; `args` may say otherwise). Rejects, with
- * its stderr, when it exits or is not ready in time.
+ * ready: it has written its ready file (--ready-file: the addresses it bound, once both servers
+ * serve). It stops at once (--webhook-drain-s 0; `args` may say otherwise), and on its own when
+ * this process dies (--exit-with-parent). Rejects, with the end of its output, when it exits
+ * first or is not ready in time.
  */
 export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
   const env = options.env ?? process.env;
   const [command, ...first] = options.command ?? (env.COMMSGW_COMMAND?.trim() ? splitCommand(env.COMMSGW_COMMAND) : ["commsgw"]);
   const ownState = options.stateDir === undefined;
   const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), "commsgw-dev-"));
+  const readyFile = path.join(stateDir, "ready.json");
+  rmSync(readyFile, { force: true });
   const argv = [
     ...first,
     "dev",
@@ -607,17 +631,20 @@ export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
     "--grpc-addr", "127.0.0.1:0",
     "--http-addr", "127.0.0.1:0",
     "--state-dir", stateDir,
+    "--ready-file", readyFile,
+    "--exit-with-parent", // never outlives this process
     "--webhook-drain-s", "0", // a test's dev stops at once
     ...(options.args ?? []),
   ];
   const child = spawn(command, argv, { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
+  let output = "";
+  const keep = (chunk: string): void => {
+    output = (output + chunk).slice(-20_000);
+  };
   child.stdout.setEncoding("utf8");
   child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-20_000);
-  });
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
   const exited = new Promise<number>((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
   const cleanup = (): void => {
     if (ownState) rmSync(stateDir, { recursive: true, force: true });
@@ -637,34 +664,34 @@ export async function startDev(options: StartDevOptions = {}): Promise<Dev> {
 
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   try {
-    const found = await new Promise<{ target: string; emulatorUrl: string; webhookUrl: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`commsgw dev was not ready within ${timeoutMs} ms`)), timeoutMs);
-      const check = (chunk: string): void => {
-        stdout += chunk;
-        const m = Object.fromEntries(Object.entries(BANNER).map(([k, re]) => [k, re.exec(stdout)?.[1]]));
-        if (m.target && m.emulatorUrl && m.webhookUrl) {
-          clearTimeout(timer);
-          child.stdout.off("data", check);
-          child.stdout.resume(); // the rest of its output is not needed
-          resolve(m as { target: string; emulatorUrl: string; webhookUrl: string });
+    const found = await new Promise<ReadyFile>((resolve, reject) => {
+      let poll: NodeJS.Timeout | undefined;
+      const timer = setTimeout(() => finish(new Error(`commsgw dev was not ready within ${timeoutMs} ms (no ready file ${readyFile})`)), timeoutMs);
+      const finish = (err: Error | undefined, ready?: ReadyFile): void => {
+        clearTimeout(timer);
+        clearTimeout(poll);
+        if (err) reject(err);
+        else resolve(ready as ReadyFile);
+      };
+      const look = (): void => {
+        try {
+          const ready = readReadyFile(readyFile);
+          if (ready) finish(undefined, ready);
+          else poll = setTimeout(look, READY_POLL_MS);
+        } catch (err) {
+          finish(err as Error);
         }
       };
-      child.stdout.on("data", check);
-      child.once("error", (err) => {
-        clearTimeout(timer);
-        reject(new Error(`cannot start ${command} (set COMMSGW_COMMAND to the commsgw command): ${err.message}`));
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`commsgw dev exited (${code}) before it was ready`));
-      });
+      child.once("error", (err) => finish(new Error(`cannot start ${command} (set COMMSGW_COMMAND to the commsgw command): ${err.message}`)));
+      void exited.then((code) => finish(new Error(`commsgw dev exited (${code}) before it was ready`)));
+      look();
     });
-    const started = dev(found.target, found.emulatorUrl, found.webhookUrl, path.join(stateDir, "emulator-ca.pem"), stop);
+    const started = dev(found.target, found.emulatorUrl, found.webhookUrl, found.emulatorCaFile, stop);
     await started.emulator.health();
     return started;
   } catch (err) {
     await stop();
     const why = err instanceof Error ? err.message : String(err);
-    throw new Error(`${why}\n${command} ${argv.join(" ")}\nits output:\n${stdout}${stderr}`);
+    throw new Error(`${why}\n${command} ${argv.join(" ")}\nits output ends:\n${output}`);
   }
 }

@@ -10,9 +10,10 @@ It is also a pytest plugin (registered by the package's ``pytest11`` entry point
 the extra is enough; with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` give ``-p commsgw_client.testing``):
 
 - ``commsgw_dev`` (session): ``commsgw dev`` (the gateway on the emulator) started once on free
-  loopback ports, its state (and the emulator's CA) in a temporary directory, ready when the
-  emulator's health and the gateway's ``/readyz`` answer; stopped with SIGTERM at the end
-  (killed if it has not stopped within 30 s). A :class:`CommsgwDev`: ``target`` (the gateway's
+  loopback ports (each asked for as 0), its state (and the emulator's CA) in a temporary
+  directory, ready when it has written its ``--ready-file`` (the addresses it bound); stopped
+  with SIGTERM at the end (killed if it has not stopped within 30 s), and on its own when the
+  test process dies (``--exit-with-parent``). A :class:`CommsgwDev`: ``target`` (the gateway's
   gRPC address), ``emulator`` (an :class:`EmulatorClient`), ``webhook_url``, ``ca_file``, ...
 - ``commsgw`` (each test): the same, with the emulator reset before the test.
 
@@ -39,7 +40,6 @@ import pathlib
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -777,17 +777,6 @@ def commsgw_command(environ: Mapping[str, str] | None = None) -> list[str]:
     )
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _tail(path: pathlib.Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -846,90 +835,91 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
     return process.returncode
 
 
+READY_POLL_S = 0.02  # how often the ready file's existence is looked at while waiting
+
+
+def _read_ready_file(path: pathlib.Path) -> dict[str, Any] | None:
+    """The ready file ``commsgw dev`` writes (atomically) once it serves, or None before."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    record = json.loads(text)
+    missing = {"target", "webhookUrl", "emulatorUrl", "emulatorCaFile", "pid"} - set(record)
+    if missing:
+        raise CommsgwDevError(f"commsgw dev's ready file {path} lacks {sorted(missing)}: {text}")
+    return dict(record)
+
+
 def _start(
     directory: pathlib.Path,
     command: Sequence[str],
     args: Sequence[str],
     environ: Mapping[str, str],
     timeout: float,
-) -> CommsgwDev | None:
-    """One try on fresh free ports; None when one of them was taken meanwhile."""
-    grpc_port, http_port, emulator_port = _free_ports(3)
+) -> CommsgwDev:
+    """``commsgw dev`` on ports it chooses (each asked for as 0), ready when it has written its
+    ready file (``--ready-file``: the ports it bound); it stops when this process dies
+    (``--exit-with-parent``)."""
     state_dir = directory / "state"
-    ca_file = state_dir / "emulator-ca.pem"
-    emulator_url = f"https://127.0.0.1:{emulator_port}"
-    webhook_url = f"http://127.0.0.1:{http_port}/api/calls"
+    ready_file = directory / "ready.json"
+    ready_file.unlink(missing_ok=True)
     env = {
         # the webhook keeps accepting callbacks after SIGTERM this long: no need in a test
         "COMMSGW_WEBHOOK_DRAIN_S": "0",
         **environ,
-        "COMMSGW_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-        "COMMSGW_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "COMMSGW_EMULATOR_URL": emulator_url,
+        "COMMSGW_GRPC_ADDR": "127.0.0.1:0",
+        "COMMSGW_HTTP_ADDR": "127.0.0.1:0",
+        "COMMSGW_EMULATOR_URL": "https://127.0.0.1:0",
         "COMMSGW_STATE_DIR": str(state_dir),
     }
+    flags = ["--emulator-port", "0", "--ready-file", str(ready_file), "--exit-with-parent"]
     log_path = directory / "commsgw-dev.log"
-    start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*command, "dev", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    emulator: EmulatorClient | None = None
+        try:
+            process = subprocess.Popen(
+                [*command, "dev", *flags, *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise CommsgwDevError(
+                f"cannot start {shlex.join(command)} (set COMMSGW_COMMAND to the commsgw "
+                f"command): {exc}"
+            ) from None
     deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(timeout=2.0) as http:
-            while True:
-                if emulator is None and ca_file.is_file():
-                    # the emulator writes its CA before it listens; verify against it
-                    with contextlib.suppress(ssl.SSLError):  # not all written yet
-                        emulator = EmulatorClient(
-                            emulator_url, ca_file=ca_file, callback_uri=webhook_url
-                        )
-                if emulator is not None and _ready(emulator, http_port, http):
-                    return CommsgwDev(
-                        target=f"127.0.0.1:{grpc_port}",
-                        webhook_url=webhook_url,
-                        emulator_url=emulator_url,
-                        ca_file=ca_file,
-                        state_dir=state_dir,
-                        log_path=log_path,
-                        emulator=emulator,
-                        process=process,
-                    )
-                code = process.poll()
-                if code is not None:
-                    output = log_path.read_bytes()[start:].decode(errors="replace")
-                    if code == 2 and "cannot listen on" in output:
-                        if emulator is not None:
-                            emulator.close()
-                        return None
-                    raise CommsgwDevError(
-                        f"commsgw dev exited ({code}) before it was ready; its log "
-                        f"{log_path} ends:\n{_tail(log_path)}"
-                    )
-                if time.monotonic() >= deadline:
-                    raise CommsgwDevError(
-                        f"commsgw dev was not ready within {timeout:g} s (the emulator's health "
-                        f"and the gateway's /readyz); its log {log_path} ends:\n{_tail(log_path)}"
-                    )
-                time.sleep(0.05)
+        while (ready := _read_ready_file(ready_file)) is None:
+            code = process.poll()
+            if code is not None:
+                raise CommsgwDevError(
+                    f"commsgw dev exited ({code}) before it was ready; its log "
+                    f"{log_path} ends:\n{_tail(log_path)}"
+                )
+            if time.monotonic() >= deadline:
+                raise CommsgwDevError(
+                    f"commsgw dev was not ready within {timeout:g} s (no ready file "
+                    f"{ready_file}); its log {log_path} ends:\n{_tail(log_path)}"
+                )
+            time.sleep(READY_POLL_S)
+        emulator = EmulatorClient(
+            ready["emulatorUrl"], ca_file=ready["emulatorCaFile"], callback_uri=ready["webhookUrl"]
+        )
+        return CommsgwDev(
+            target=ready["target"],
+            webhook_url=ready["webhookUrl"],
+            emulator_url=ready["emulatorUrl"],
+            ca_file=pathlib.Path(ready["emulatorCaFile"]),
+            state_dir=state_dir,
+            log_path=log_path,
+            emulator=emulator,
+            process=process,
+        )
     except BaseException:
-        if emulator is not None:
-            emulator.close()
         _terminate(process)
         raise
-
-
-def _ready(emulator: EmulatorClient, http_port: int, http: httpx.Client) -> bool:
-    try:
-        emulator.health()
-        return http.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
-    except (EmulatorError, httpx.HTTPError):
-        return False
 
 
 @contextlib.contextmanager
@@ -941,12 +931,13 @@ def run_commsgw_dev(
     command: Sequence[str] | None = None,
     timeout: float = 60.0,
 ) -> Iterator[CommsgwDev]:
-    """``commsgw dev`` on free loopback ports, its state and log in ``directory``, until the
-    block ends (SIGTERM, then SIGKILL after 30 s). ``args`` are more flags of ``commsgw dev``
-    (``--media-op-seconds 0.2``); ``env`` replaces the environment it inherits; ``command``
-    the command found by :func:`commsgw_command`. Ready when the emulator's health and the
-    gateway's ``/readyz`` answer, within ``timeout`` seconds; a port taken meanwhile is tried
-    again on others (three times)."""
+    """``commsgw dev`` on free loopback ports, its state, log and ready file in ``directory``,
+    until the block ends (SIGTERM, then SIGKILL after 30 s) or this process dies (it exits with
+    its parent). ``args`` are more flags of ``commsgw dev`` (``--media-op-seconds 0.2``);
+    ``env`` replaces the environment it inherits; ``command`` the command found by
+    :func:`commsgw_command`. Each port is asked for as 0 (no port is guessed, so none can be
+    taken meanwhile); ready when ``commsgw dev`` has written its ready file (both servers
+    serve), within ``timeout`` seconds."""
     if _MISSING_HTTPX is not None:
         raise ImportError(
             "commsgw_client.testing needs httpx: pip install 'commsgw-client[testing]'"
@@ -955,16 +946,7 @@ def run_commsgw_dev(
     cmd = list(command) if command is not None else commsgw_command(environ)
     folder = pathlib.Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    dev = None
-    for _ in range(3):
-        dev = _start(folder, cmd, args, environ, timeout)
-        if dev is not None:
-            break
-    if dev is None:
-        raise CommsgwDevError(
-            f"commsgw dev found no free ports in three tries; its log {folder} ends:\n"
-            f"{_tail(folder / 'commsgw-dev.log')}"
-        )
+    dev = _start(folder, cmd, args, environ, timeout)
     try:
         yield dev
     finally:

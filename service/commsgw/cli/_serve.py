@@ -5,14 +5,21 @@ Both servers build their Settings the same way (flag, else environment, else def
 defaults to text logs) and check that every address they listen on is free before anything
 starts, so that an address in use is one line naming it (exit 2), not a traceback or gRPC's
 own log line.
+
+`commsgw dev --ready-file PATH` is the machine-readable side of its banner: once both servers
+serve, one JSON object with the addresses they bound (port 0 resolved), written atomically and
+removed on a clean stop; `--exit-with-parent` stops it when the process that started it dies
+(the testing helpers pass both).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import importlib
+import json
 import logging
 import os
 import pathlib
@@ -20,11 +27,14 @@ import shlex
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 from commsgw import _config, _logging, _tracing
+from commsgw._config._values import _bool
 from commsgw._errors import CommsgwError, ConfigError
 from commsgw.cli import _demo
 from commsgw.cli._client import DEFAULT_TARGET, Subparsers, subcommand
@@ -127,7 +137,116 @@ def _emulator_address(settings: _config.Settings, args: argparse.Namespace) -> t
     return url.hostname or "127.0.0.1", port
 
 
+READY_FILE_VARIABLE = "COMMSGW_DEV_READY_FILE"
+EXIT_WITH_PARENT_VARIABLE = "COMMSGW_DEV_EXIT_WITH_PARENT"
+PARENT_POLL_S = 0.2  # without pidfds, how often --exit-with-parent looks at getppid()
+_PIDFD_OPEN: Callable[[int], int] | None = getattr(os, "pidfd_open", None)  # Linux only
+
+
+def ready_file_path(flag: str | None, environ: Mapping[str, str]) -> pathlib.Path | None:
+    """Where `commsgw dev` says it is ready: --ready-file, else $COMMSGW_DEV_READY_FILE (an empty
+    one: nowhere), as an absolute path whose folder exists. ConfigError naming the source."""
+    source = "--ready-file" if flag is not None else f"${READY_FILE_VARIABLE}"
+    raw = flag if flag is not None else environ.get(READY_FILE_VARIABLE, "")
+    if not raw.strip():
+        if flag is not None:
+            raise ConfigError("--ready-file: empty path")
+        return None
+    path = pathlib.Path(raw).expanduser().absolute()
+    if path.is_dir():
+        raise ConfigError(f"{source}={raw}: is a folder; give the path of a file to write")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{source}={raw}: no folder {path.parent} to write it in")
+    return path
+
+
+def exits_with_parent(flag: bool | None, environ: Mapping[str, str]) -> bool:
+    """--exit-with-parent, else $COMMSGW_DEV_EXIT_WITH_PARENT (true/false, 1/0, yes/no, on/off)."""
+    if flag is not None:
+        return flag
+    raw = environ.get(EXIT_WITH_PARENT_VARIABLE, "")
+    try:
+        return _bool(raw)
+    except ValueError:
+        raise ConfigError(f"${EXIT_WITH_PARENT_VARIABLE}={raw}: expected true or false") from None
+
+
+def ready_record(
+    target: str, webhook_url: str, emulator_url: str, emulator_ca: pathlib.Path, pid: int
+) -> dict[str, Any]:
+    """What the ready file holds: where the gateway (gRPC), its webhook and the emulator (with
+    its CA, an absolute path) are, and the process to signal."""
+    return {
+        "target": target,
+        "webhookUrl": webhook_url,
+        "emulatorUrl": emulator_url,
+        "emulatorCaFile": str(emulator_ca.absolute()),
+        "pid": pid,
+    }
+
+
+def write_ready_file(path: pathlib.Path, record: Mapping[str, Any]) -> None:
+    """Write `record` as one JSON object atomically: a temporary file in the same folder, renamed
+    over `path`, so that a reader sees no file or all of it."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # readable as any file written here (mkstemp's is 0600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def remove_ready_file(path: pathlib.Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def orphaned(parent: int, current: int) -> bool:
+    """The parent `commsgw dev` started under has died: it was re-parented (to init, or to a
+    subreaper), so getppid() no longer names the process it had at start."""
+    return current != parent
+
+
+async def until_orphaned(
+    parent: int,
+    getppid: Callable[[], int] = os.getppid,
+    interval: float = PARENT_POLL_S,
+    pidfd_open: Callable[[int], int] | None = _PIDFD_OPEN,
+) -> None:
+    """Return once `parent` has exited: when its pidfd (Linux 5.3+) turns readable, on the event
+    loop, else when getppid() no longer names it (looked at every `interval` seconds)."""
+    fd = None
+    if pidfd_open is not None:
+        with contextlib.suppress(OSError):  # gone already, or a kernel without pidfds
+            fd = pidfd_open(parent)
+    if fd is not None:
+        try:
+            if orphaned(parent, getppid()):  # it died (its pid taken again) before the open
+                return
+            exited = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(fd, exited.set)
+            try:
+                await exited.wait()
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+        return
+    while not orphaned(parent, getppid()):  # noqa: ASYNC110 - nothing to wait on but a syscall
+        await asyncio.sleep(interval)
+
+
 def dev(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    parent = os.getppid()  # first: a parent that dies after this is seen
+    ready_file = ready_file_path(args.ready_file, environ)
+    watch_parent = exits_with_parent(args.exit_with_parent, environ)
+    if watch_parent and not sys.platform.startswith("linux"):
+        raise ConfigError("--exit-with-parent is for Linux only")
     settings = _config.from_sources(environ, args, defaults=DEV_DEFAULTS)
     if not settings.emulator_mode:
         raise ConfigError(
@@ -139,7 +258,15 @@ def dev(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     check_can_listen(host, port, "COMMSGW_EMULATOR_URL / --emulator-port")
     check_can_listen(settings.grpc_addr.host, settings.grpc_addr.port, "COMMSGW_GRPC_ADDR")
     check_can_listen(settings.http_addr.host, settings.http_addr.port, "COMMSGW_HTTP_ADDR")
-    return _run_server(settings, environ, lambda tracing: _dev(settings, args, environ, tracing))
+    if ready_file is not None:
+        remove_ready_file(ready_file)  # a stale one (an earlier run killed) is not this one
+    return _run_server(
+        settings,
+        environ,
+        lambda tracing: _dev(
+            settings, args, environ, tracing, ready_file, parent if watch_parent else None
+        ),
+    )
 
 
 async def _dev(
@@ -147,6 +274,8 @@ async def _dev(
     args: argparse.Namespace,
     environ: Mapping[str, str],
     tracing: _tracing.Tracing,
+    ready_file: pathlib.Path | None = None,
+    parent: int | None = None,
 ) -> None:
     from commsgw.emulator import Emulator, EmulatorConfig  # dev() checked that it is installed
     from commsgw.server import Gateway, until_stopped
@@ -186,9 +315,34 @@ async def _dev(
     prog = program()
     commands = try_it(grpc_target, emulator.base_url, webhook, emulator.ca_path)
     print(banner(emulator.base_url, grpc_target, webhook, commands, prog), flush=True)
-    await until_stopped()
+    try:
+        if ready_file is not None:
+            record = ready_record(
+                grpc_target, webhook, emulator.base_url, emulator.ca_path, os.getpid()
+            )
+            await asyncio.to_thread(write_ready_file, ready_file, record)
+        await _until_stopped(until_stopped, parent)
+    finally:
+        if ready_file is not None:
+            remove_ready_file(ready_file)  # first: no reader takes a stopping dev for ready
     await gateway.shutdown()
     await emulator.stop()
+
+
+async def _until_stopped(stopped: Callable[[], Any], parent: int | None) -> None:
+    """Until SIGINT or SIGTERM, or (with a parent to watch) until the parent has died."""
+    signalled = asyncio.ensure_future(stopped())
+    if parent is None:
+        await signalled
+        return
+    parent_died = asyncio.ensure_future(until_orphaned(parent))
+    done, pending = await asyncio.wait(
+        {signalled, parent_died}, return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in pending:
+        task.cancel()
+    if parent_died in done:
+        log.warning("commsgw dev: its parent process %d has exited: stopping", parent)
 
 
 def reachable(host: str, port: int) -> str:
@@ -285,13 +439,31 @@ def add_commands(sub: Subparsers) -> None:
         "no Azure tenant needed. Takes every setting of `commsgw serve` (logs default to text "
         "here). Ctrl-C stops both.",
         dev,
-        usage="%(prog)s [--emulator-port PORT] [--SETTING VALUE ...]",
+        usage="%(prog)s [--emulator-port PORT] [--ready-file PATH] [--exit-with-parent] "
+        "[--SETTING VALUE ...]",
     )
     dev_p.add_argument(
         "--emulator-port",
         type=int,
         default=None,
         help="emulator HTTPS port, 0 for a free one (default: the port of COMMSGW_EMULATOR_URL)",
+    )
+    dev_p.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        default=None,
+        help="once the emulator and the gateway serve, write there (atomically: a temporary "
+        'file renamed) one JSON object: {"target": gRPC host:port, "webhookUrl", '
+        '"emulatorUrl", "emulatorCaFile": the CA\'s path, "pid"}, the real ports (0 '
+        f"resolved); removed on a clean stop (default: none; env {READY_FILE_VARIABLE})",
+    )
+    dev_p.add_argument(
+        "--exit-with-parent",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Linux: stop (as on SIGTERM) when the process that started this one dies, so a "
+        f"dev a test started never outlives it (default: off; env {EXIT_WITH_PARENT_VARIABLE})",
     )
     _config.add_arguments(dev_p, defaults=DEV_DEFAULTS)
 

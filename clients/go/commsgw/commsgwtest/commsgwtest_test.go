@@ -3,14 +3,20 @@ package commsgwtest_test
 // commsgwtest against a real `commsgw dev` (the one COMMSGW_DEV_* name, else one it starts):
 // the verbs reach their controls, errors carry the emulator's JSON error body, Verify fails with
 // a message that lists the journal, Reset empties what a test left; StartDev starts and stops
-// one of its own.
+// one of its own, which stops when the process that started it is killed.
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +25,19 @@ import (
 
 var dev *commsgwtest.Dev
 
+// holdEnv names the state folder of a dev this test binary, run again as a holder, starts and
+// keeps until it is killed (TestStartDevDoesNotOutliveItsProcess).
+const holdEnv = "COMMSGWTEST_HOLD_DEV"
+
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdEnv); dir != "" {
+		if _, err := commsgwtest.StartDev(context.Background(), commsgwtest.StartDevOptions{StateDir: dir}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		select {} // until killed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	d, err := commsgwtest.UseDev(ctx, commsgwtest.StartDevOptions{})
 	cancel()
@@ -205,6 +223,56 @@ func TestStartDev(t *testing.T) {
 	if _, err := commsgwtest.StartDev(ctx, commsgwtest.StartDevOptions{Command: []string{"/nonexistent/commsgw"}}); err == nil ||
 		!strings.Contains(err.Error(), "COMMSGW_COMMAND") {
 		t.Fatalf("a missing command: %v", err)
+	}
+}
+
+// gone says whether a process has exited (a zombie not reaped yet runs no more).
+func gone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) == 0 || fields[0] == "Z" || fields[0] == "X"
+}
+
+func TestStartDevDoesNotOutliveItsProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("--exit-with-parent is Linux's")
+	}
+	dir := t.TempDir()
+	holder := exec.Command(os.Args[0], "-test.run=^$")
+	holder.Env = append(os.Environ(), holdEnv+"="+dir)
+	holder.Stderr = os.Stderr
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the holder started no dev: %q %v", line, err)
+	}
+	readyFile := filepath.Join(dir, "ready.json")
+	data, err := os.ReadFile(readyFile)
+	var ready struct{ PID int }
+	if err != nil || json.Unmarshal(data, &ready) != nil || ready.PID == 0 {
+		t.Fatalf("ready file: %s %v", data, err)
+	}
+	_ = holder.Process.Kill() // SIGKILL: none of its own cleanup runs
+	_ = holder.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for !gone(ready.PID) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(ready.PID, syscall.SIGKILL)
+			t.Fatal("the dev outlived the process that started it")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(readyFile); !os.IsNotExist(err) {
+		t.Fatalf("the dev did not stop cleanly: its ready file is left (%v)", err)
 	}
 }
 

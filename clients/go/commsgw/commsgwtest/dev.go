@@ -1,15 +1,13 @@
 package commsgwtest
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -103,11 +101,37 @@ type StartDevOptions struct {
 	ReadyTimeout time.Duration
 }
 
-var banner = map[string]*regexp.Regexp{
-	"emulator": regexp.MustCompile(`Graph emulator \((https://[^)\s]+)\)`),
-	"target":   regexp.MustCompile(`(?m)^\s*gRPC\s+(\S+)`),
-	"webhook":  regexp.MustCompile(`(?m)^\s*webhook\s+(https?://\S+)`),
+// readyFile is what `commsgw dev --ready-file` writes once both servers serve: the addresses it
+// bound (port 0 resolved).
+type readyFile struct {
+	Target         string `json:"target"`
+	WebhookURL     string `json:"webhookUrl"`
+	EmulatorURL    string `json:"emulatorUrl"`
+	EmulatorCAFile string `json:"emulatorCaFile"`
+	PID            int    `json:"pid"`
 }
+
+// readReadyFile is the ready file once `commsgw dev` has written it (atomically), or nil before.
+func readReadyFile(path string) (*readyFile, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ready readyFile
+	if err := json.Unmarshal(data, &ready); err != nil {
+		return nil, fmt.Errorf("commsgw dev's ready file %s: %w", path, err)
+	}
+	if ready.Target == "" || ready.WebhookURL == "" || ready.EmulatorURL == "" || ready.EmulatorCAFile == "" || ready.PID == 0 {
+		return nil, fmt.Errorf("commsgw dev's ready file %s lacks a field: %s", path, data)
+	}
+	return &ready, nil
+}
+
+// readyPoll is how often StartDev looks for the ready file while it waits.
+const readyPoll = 20 * time.Millisecond
 
 // tail keeps the last bytes written to it (a process's stderr, for errors).
 type tail struct {
@@ -133,9 +157,10 @@ func (t *tail) String() string {
 
 // StartDev starts `commsgw dev` (the emulator and the gateway on it) on free loopback ports
 // (each asked for as port 0, so no port is guessed) with a private state folder, and returns
-// once it is ready: its banner names the ports it bound and the emulator answers its health
-// control. No fixed sleep. It stops at once (--webhook-drain-s 0; Args may say otherwise). When
-// it exits or is not ready in time, the error holds its output.
+// once it is ready: it has written its ready file (--ready-file: the addresses it bound, once
+// both servers serve). It stops at once (--webhook-drain-s 0; Args may say otherwise), and on
+// its own when this process dies (--exit-with-parent). When it exits first or is not ready in
+// time, the error holds the end of its output.
 func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 	argv := opts.Command
 	if len(argv) == 0 && strings.TrimSpace(os.Getenv("COMMSGW_COMMAND")) != "" {
@@ -157,19 +182,20 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 		}
 		stateDir = dir
 	}
+	readyPath := filepath.Join(stateDir, "ready.json")
+	_ = os.Remove(readyPath)
+	// It never outlives this process (--exit-with-parent) and a test's dev stops at once
+	// (--webhook-drain-s 0).
 	args := append(append(argv[1:len(argv):len(argv)], "dev", "--emulator-port", "0", "--grpc-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--state-dir", stateDir,
-		"--webhook-drain-s", "0"), opts.Args...) // a test's dev stops at once
+		"--http-addr", "127.0.0.1:0", "--state-dir", stateDir, "--ready-file", readyPath,
+		"--exit-with-parent", "--webhook-drain-s", "0"), opts.Args...)
 	cmd := exec.Command(command, args...)
 	if opts.Env != nil {
 		cmd.Env = opts.Env
 	}
-	stderr := &tail{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
+	output := &tail{}
+	cmd.Stdout = output
+	cmd.Stderr = output
 	cleanup := func() {
 		if ownState {
 			os.RemoveAll(stateDir)
@@ -179,34 +205,28 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 		cleanup()
 		return nil, fmt.Errorf("commsgwtest: cannot start %s (set COMMSGW_COMMAND to the commsgw command): %w", command, err)
 	}
-	lines := make(chan string)
-	go func() {
-		scanner := bufio.NewScanner(stdout)
-		for scanner.Scan() {
-			lines <- scanner.Text()
-		}
-		close(lines)
-		io.Copy(io.Discard, stdout) //nolint:errcheck // what is left after a long line
-	}()
-	var once sync.Once
+	exited := make(chan struct{}) // closed once it has exited; waitErr is then how
 	var waitErr error
-	wait := func() error {
-		once.Do(func() { waitErr = cmd.Wait() })
-		return waitErr
-	}
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	stop := func() error {
 		defer cleanup()
-		if cmd.ProcessState == nil {
+		select {
+		case <-exited:
+		default:
 			_ = cmd.Process.Signal(os.Interrupt)
 			timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 			defer timer.Stop()
+			<-exited
 		}
-		if err := wait(); err != nil {
+		if waitErr != nil {
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) {
-				return err
+			if !errors.As(waitErr, &exit) {
+				return waitErr
 			}
-			return fmt.Errorf("commsgw dev: %w", err)
+			return fmt.Errorf("commsgw dev: %w", waitErr)
 		}
 		return nil
 	}
@@ -219,31 +239,29 @@ func StartDev(ctx context.Context, opts StartDevOptions) (*Dev, error) {
 	defer cancel()
 	fail := func(why string) (*Dev, error) {
 		_ = stop()
-		return nil, fmt.Errorf("commsgwtest: %s\n%s %s\nits output:\n%s", why, command, strings.Join(args, " "), stderr.String())
+		return nil, fmt.Errorf("commsgwtest: %s\n%s %s\nits output ends:\n%s", why, command, strings.Join(args, " "), output.String())
 	}
-	var out strings.Builder
-	found := map[string]string{}
-	for len(found) < len(banner) {
+	ticker := time.NewTicker(readyPoll)
+	defer ticker.Stop()
+	var ready *readyFile
+	for ready == nil {
+		found, err := readReadyFile(readyPath)
+		if err != nil {
+			return fail(err.Error())
+		}
+		if found != nil {
+			ready = found
+			break
+		}
 		select {
-		case line, ok := <-lines:
-			if !ok {
-				return fail(fmt.Sprintf("commsgw dev exited before it was ready (%v)\n%s", wait(), out.String()))
-			}
-			out.WriteString(line + "\n")
-			for k, re := range banner {
-				if m := re.FindStringSubmatch(out.String()); m != nil {
-					found[k] = m[1]
-				}
-			}
+		case <-exited:
+			return fail(fmt.Sprintf("commsgw dev exited before it was ready (%v)", waitErr))
 		case <-ctx.Done():
-			return fail(fmt.Sprintf("commsgw dev was not ready within %s\n%s", timeout, out.String()))
+			return fail(fmt.Sprintf("commsgw dev was not ready within %s (no ready file %s)", timeout, readyPath))
+		case <-ticker.C:
 		}
 	}
-	go func() { // the rest of its output is not needed
-		for range lines {
-		}
-	}()
-	dev, err := newDev(found["target"], found["emulator"], found["webhook"], filepath.Join(stateDir, "emulator-ca.pem"), stop)
+	dev, err := newDev(ready.Target, ready.EmulatorURL, ready.WebhookURL, ready.EmulatorCAFile, stop)
 	if err != nil {
 		return fail(err.Error())
 	}
