@@ -5,16 +5,18 @@ The marker is the HTML comment right above the fence (above the fence's own star
 as `<!-- emulator-controls:start -->`, when it has one); a block without one fails:
 
 - `<!-- run: sh -->`, `<!-- run: sh call=incoming -->`, `<!-- run: python call=established -->`:
-  run here. `sh` blocks run in bash (`-euo pipefail`) from the repository's root; `python` blocks
-  are a script run with this Python and the call's id as its one argument. `call=incoming` gives
-  the block a call the emulator just rang into the gateway (in `CALL`), `call=established` one
-  the gateway has answered. The block is written for `make run`'s addresses; those (and only
+  run here. `sh` blocks run in bash (`-euo pipefail`) from the repository's root (`cwd=tmp`: from
+  an empty temporary directory, for a block that writes files); `python` blocks are a script run
+  with this Python and the call's id as its one argument. `call=incoming` gives the block a call
+  the emulator just rang into the gateway (in `CALL`), `call=established` one the gateway has
+  answered, `call=recorded` one with a finished recording (`RECORDING_URL`, `RECORDING_TOKEN`:
+  its location and access token). The block is written for `make run`'s addresses; those (and only
   those: `ADDRESSES`) are replaced by the test dev's, which also stand in COMMSGW_TARGET,
   COMMSGW_EMULATOR_URL, COMMSGW_STATE_DIR and COMMSGW_DEV_*.
 - `<!-- run-by: tests/test_x.py (tag) -->`: another test reads the block between
   `<!-- tag:start -->` and `<!-- tag:end -->` and runs it; checked here that it names the tag.
-- `<!-- excerpt: path -->`: lines of a file that runs elsewhere; each of its lines is checked to
-  be one of that file's, in order.
+- `<!-- excerpt: path -->`: lines of a file that runs elsewhere; each of its lines (but a `...`
+  line, which stands for lines left out) is checked to be one of that file's, in order.
 - `<!-- not-run: reason -->`: cannot run here (a Docker daemon, a real tenant, a registry, a
   process that serves until interrupted, a sketch with your own values); the reason is
   required, and each file it names must exist.
@@ -42,7 +44,8 @@ FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!--\s*(run|run-by|excerpt|not-run):\s*(.*?)\s*-->$")
 COMMENT = re.compile(r"^<!--.*-->$")
 KINDS = {"sh", "python"}
-CALLS = {"none", "incoming", "established"}
+CALLS = {"none", "incoming", "established", "recorded"}
+CWDS = {"root", "tmp"}
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,17 @@ class Block:
     def where(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
-    def run_spec(self) -> tuple[str, str]:
-        """(sh | python, none | incoming | established) of a `run:` block."""
+    def run_spec(self) -> tuple[str, str, str]:
+        """(sh | python, none | incoming | established | recorded, root | tmp) of a `run:`
+        block."""
         words = self.arg.split()
         assert words and words[0] in KINDS, f"{self.where}: `run:` takes one of {KINDS}"
         options = dict(w.split("=", 1) for w in words[1:])
-        assert set(options) <= {"call"}, f"{self.where}: unknown options {options}"
-        call = options.get("call", "none")
+        assert set(options) <= {"call", "cwd"}, f"{self.where}: unknown options {options}"
+        call, cwd = options.get("call", "none"), options.get("cwd", "root")
         assert call in CALLS, f"{self.where}: call= takes one of {CALLS}"
-        return words[0], call
+        assert cwd in CWDS, f"{self.where}: cwd= takes one of {CWDS}"
+        return words[0], call, cwd
 
 
 def blocks(path: pathlib.Path) -> list[Block]:
@@ -140,7 +145,7 @@ def test_excerpts_are_lines_of_their_files_in_order() -> None:
         assert source.is_file(), f"{b.where}: {b.arg} is missing"
         lines = iter(line.strip() for line in source.read_text().splitlines())
         for wanted in (line.strip() for line in b.code.splitlines()):
-            if wanted and not any(line == wanted for line in lines):
+            if wanted and wanted != "..." and not any(line == wanted for line in lines):
                 pytest.fail(f"{b.where}: {wanted!r} is not (in this order) a line of {b.arg}")
 
 
@@ -188,22 +193,31 @@ def _wait_state(dev: CommsgwDev, call_id: str, state: str, timeout: float = 20) 
         time.sleep(0.02)
 
 
-def _call(dev: CommsgwDev, call: str) -> str:
+def _call(dev: CommsgwDev, call: str) -> dict[str, str]:
+    """The variables of a block's call: CALL, and for a recorded one RECORDING_URL/_TOKEN."""
     if call == "none":
-        return ""
+        return {"CALL": ""}
     call_id = dev.emulator.ring(caller="+14255550100")
     _wait_state(dev, call_id, "incoming")
-    if call == "established":
+    env = {"CALL": call_id}
+    if call in ("established", "recorded"):
         with SyncGatewayClient(dev.target) as gw:
             gw.answer_call(call_id, timeout=10)
-        _wait_state(dev, call_id, "established")
-    return call_id
+            _wait_state(dev, call_id, "established")
+            if call == "recorded":
+                op = gw.record_response(
+                    call_id, max_record_duration_seconds=2, wait=True, timeout=30
+                )
+                assert op.recording_location and op.recording_access_token, op
+                env["RECORDING_URL"] = op.recording_location
+                env["RECORDING_TOKEN"] = op.recording_access_token
+    return env
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.where for b in RUNNABLE])
 def test_the_block_runs_as_written(block: Block, dev: CommsgwDev, tmp_path: pathlib.Path) -> None:
-    kind, call = block.run_spec()
+    kind, call, cwd = block.run_spec()
     if re.search(r"\b(npx|node) ", block.code) and (
         shutil.which("node") is None or not (ROOT / "clients/node/node_modules").is_dir()
     ):
@@ -213,7 +227,7 @@ def test_the_block_runs_as_written(block: Block, dev: CommsgwDev, tmp_path: path
         _missing("buf is not installed: `make run` installs it into tools/node_modules")
     dev.check_running()
     dev.emulator.reset()
-    call_id = _call(dev, call)
+    call_env = _call(dev, call)
     code = _for(dev, block.code)
     env = {
         **os.environ,
@@ -222,16 +236,23 @@ def test_the_block_runs_as_written(block: Block, dev: CommsgwDev, tmp_path: path
         "COMMSGW_DEV_EMULATOR_URL": dev.emulator_url,
         "COMMSGW_DEV_WEBHOOK_URL": dev.webhook_url,
         "COMMSGW_DEV_CA_FILE": str(dev.ca_file),
-        "CALL": call_id,
+        **call_env,
     }
+    (tmp_path / "cwd").mkdir()
     if kind == "sh":
         argv = ["bash", "-euo", "pipefail", "-c", code]
     else:
         script = tmp_path / "block.py"
         script.write_text(code)
-        argv = [sys.executable, str(script), call_id]
+        argv = [sys.executable, str(script), call_env["CALL"]]
     proc = subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        argv,
+        cwd=ROOT if cwd == "root" else tmp_path / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     output = f"{block.where} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     assert proc.returncode == 0, output
