@@ -141,7 +141,7 @@ graph-metadata: $(RUN_STAMP)
 	@test -n "$(METADATA)" -a -n "$(COMMIT)" || { echo "usage: make graph-metadata METADATA=path/to/clean_v10_metadata/cleanMetadata.xml COMMIT=<msgraph-metadata commit>" >&2; exit 2; }
 	$(PY) tools/graph_metadata.py "$(METADATA)" "$(COMMIT)"
 
-## docs: rewrite README's settings table from the code
+## docs: rewrite the settings table of docs/settings.md from the code
 docs: $(STAMP)
 	$(PY) tools/readme_settings.py
 

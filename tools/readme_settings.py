@@ -1,4 +1,4 @@
-"""Rewrite README.md's settings table from commsgw._config.SETTINGS (`make docs`)."""
+"""Rewrite the settings table of docs/settings.md from commsgw._config.SETTINGS (`make docs`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pathlib
 
 from commsgw._config import settings_table
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+SETTINGS_DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
@@ -19,10 +19,12 @@ def table() -> str:
 
 
 def main() -> None:
-    text = README.read_text()
+    text = SETTINGS_DOC.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{SETTINGS_DOC} has no {START} ... {END} markers")
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
+    SETTINGS_DOC.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
 
 
 if __name__ == "__main__":
