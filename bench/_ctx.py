@@ -157,9 +157,22 @@ def batched_cpu_rows(
     batched: tuple[str, Sequence[dict[str, Any]]],
     single: Sequence[dict[str, Any]],
     bare: Sequence[dict[str, Any]],
+    *,
+    per_post: bool = False,
 ) -> list[Row]:
     """The fan-out CPU rows: the gateway in batches against the bare one-message-per-event
-    cost (the target: at most half of it), and the gateway one message per event beside it."""
+    cost, and the gateway one message per event beside it.
+
+    With `per_post` (4a, 4b: live fan-out, where each POST's ingest is in the same CPU
+    reading and nothing is queued to batch) the rows are the CPU per POST, ingest plus
+    delivery, recorded without a target; otherwise (4c: a backlog delivered from the log,
+    where batching applies) per delivered event, the batched one at most half the bare one."""
+    if per_post:
+        metric, key = "server CPU per POST, ingest plus delivery (µs)", "cpu_us_per_post"
+        return [
+            compare(scenario, f"{metric}: {name} vs bare", "µs", runs, bare, key)
+            for name, runs in (batched, ("gateway (one message per event)", single))
+        ]
     metric, key = "server CPU per delivered event (µs)", "cpu_us_per_delivered"
     name, runs = batched
     return [

@@ -310,8 +310,9 @@ async def subscribe(spec: Spec) -> dict[str, Any]:
             received += len(events)
             first_ns = first_ns or now
             last_ns = now
-            if expect and received >= expect:
+            if expect and received >= expect and not done.is_set():
                 done.set()
+                print("DONE", flush=True)  # the driver reads the servers' CPU now
 
     tasks = []
     for i in range(streams):
@@ -399,6 +400,8 @@ async def post(spec: Spec) -> dict[str, Any]:
             else:
                 lag.append((now - due) * 1000)
             await sem.acquire()
+            if i == 0:
+                print("FIRST", flush=True)  # the driver starts its CPU reading now
             t = asyncio.create_task(send(i))
             tasks.add(t)
             t.add_done_callback(tasks.discard)

@@ -166,6 +166,8 @@ class Load:
         self.spec_path.write_text(json.dumps({**spec, "out": str(self.out)}))
         self.proc: asyncio.subprocess.Process | None = None
         self.ready = asyncio.Event()
+        # Marker lines the process printed (READY, and for the fan-out FIRST and DONE).
+        self._lines: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self, *, stdin: bool = False) -> None:
@@ -186,8 +188,27 @@ class Load:
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         async for line in self.proc.stdout:
-            if line.strip() == b"READY":
+            mark = line.strip().decode(errors="replace")
+            self._line(mark).set()
+            if mark == "READY":
                 self.ready.set()
+
+    def _line(self, mark: str) -> asyncio.Event:
+        return self._lines.setdefault(mark, asyncio.Event())
+
+    async def wait_line(self, mark: str, timeout: float, *, required: bool = True) -> bool:
+        """Wait until the process prints the line `mark`: True when it did; False (or, when
+        `required`, RuntimeError) when it exited or `timeout` passed first."""
+        assert self.proc is not None
+        seen = self._line(mark)
+        waiter = asyncio.ensure_future(seen.wait())
+        exited = asyncio.ensure_future(self.proc.wait())
+        await asyncio.wait({waiter, exited}, timeout=timeout, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        exited.cancel()
+        if not seen.is_set() and required:
+            raise RuntimeError(f"{self.mode} load never printed {mark}: {self.stderr()}")
+        return seen.is_set()
 
     async def wait_ready(self, timeout: float) -> None:
         assert self.proc is not None

@@ -618,10 +618,7 @@ async def _fanout_run(
         await wait_streams(servers, subscribers)
         watched = ctx.loop_lag and not servers[0].name.startswith("bare")
         stalls0 = await servers[0].histograms(*STALL_METRICS) if watched else {}
-        cpu0 = [s.cpu() for s in servers]
-        cores0 = core_times()
-        task = await profiled(ctx, profile_as, servers[0], seconds * 0.8) if profile_as else None
-        posted = await ctx.run_load(
+        poster = ctx.load(
             "post",
             {
                 "urls": urls,
@@ -632,16 +629,34 @@ async def _fanout_run(
             },
             unpinned=unpinned,
         )
+        await poster.start()
+        # The servers' CPU over the delivery only: from the poster's first POST ("FIRST") to
+        # the subscribers' last expected event ("DONE"); not the load processes' start-up, nor
+        # the streams' teardown when the subscriber process ends.
+        await poster.wait_line("FIRST", 60)
+        cpu0 = [s.cpu() for s in servers]
+        cores0 = core_times()
+        t0 = time.monotonic()
+        task = await profiled(ctx, profile_as, servers[0], seconds * 0.8) if profile_as else None
+        posted = await poster.result(600)
         if task:
             await task
-        sub.close_stdin()
-        got = await sub.result(90)
+        # Every expected event delivered: read then. Otherwise (events still in flight after
+        # the drain, or lost) at the subscribers' end, as before.
+        all_in = await sub.wait_line("DONE", 30, required=False)
         cpu = [s.cpu() - c for s, c in zip(servers, cpu0, strict=True)]
         cores1 = core_times()
+        t1 = time.monotonic()
+        sub.close_stdin()
+        got = await sub.result(90)
+        if not all_in:
+            cpu = [s.cpu() - c for s, c in zip(servers, cpu0, strict=True)]
+            cores1 = core_times()
+            t1 = time.monotonic()
         stalls = _delta(stalls0, await servers[0].histograms(*STALL_METRICS)) if watched else {}
     finally:
         sub.kill()
-    wall = max(1e-9, (time.time_ns() - posted["started_ns"]) / 1e9)
+    wall = max(1e-9, t1 - t0)  # the CPU reading's window
     mine = ctx.topo.every if unpinned else ctx.topo.server
     lat: list[float] = got["latencies"]
     received = max(1, got["received"])
@@ -660,6 +675,7 @@ async def _fanout_run(
         # Server CPU from the first POST to the last event: per delivered event (all servers)
         # and per posted event for each server.
         "cpu_us_per_delivered": sum(cpu) / received * 1e6,
+        "cpu_us_per_post": sum(cpu) / max(1, posted["sent"]) * 1e6,
         "cpu_us_per_posted": [c / max(1, posted["sent"]) * 1e6 for c in cpu],
         # Busy time of the servers' core(s) (of every core, unpinned), the servers' own share
         # of it, and the busy time of the other core(s).
@@ -852,7 +868,11 @@ async def fanout(ctx: Ctx) -> Result:
                 )
             )
         res.rows += batched_cpu_rows(
-            f"{label} fan-out CPU", (gwb, runs[f"{label} {gwb}"]), runs[f"{label} {gw}"], bare_runs
+            f"{label} fan-out CPU",
+            (gwb, runs[f"{label} {gwb}"]),
+            runs[f"{label} {gw}"],
+            bare_runs,
+            per_post=True,
         )
     res.lines += [
         f"Signed POSTs (one notification each, send time in clientContext) at a fixed rate for "

@@ -4,6 +4,7 @@ limits, graceful drain of a real process on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -302,6 +303,46 @@ async def test_metrics_move_with_traffic(
     assert metric(after, "commsgw_events_delivered_total") >= 1
     assert metric(after, "commsgw_token_refreshes_total", forced="false") >= 1
     assert "commsgw_rpc_duration_seconds_bucket" in after
+
+
+async def test_successes_are_logged_at_debug_and_failures_at_info(
+    emulator: Emulator,
+    gateway: Gateway,
+    stub: calls_pb2_grpc.CallsServiceStub,
+    graph_user: GraphUser,
+    poster: Poster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    with caplog.at_level(logging.DEBUG, logger="commsgw"):
+        await stub.CancelMediaProcessing(calls_pb2.CancelMediaProcessingRequest(call_id=call_id))
+        assert (
+            await code_of(
+                stub.CancelMediaProcessing(
+                    calls_pb2.CancelMediaProcessingRequest(call_id=new_guid())
+                )
+            )
+            == grpc.StatusCode.NOT_FOUND
+        )
+        assert (await poster.post([])).status_code == 202
+        assert (await poster.post([], token="not-a-jwt")).status_code == 401
+
+    def lines(name: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == name]
+
+    ok, missing = lines("commsgw.rpc")
+    assert (ok.levelno, ok.code, ok.caller) == (logging.DEBUG, "OK", "local")
+    assert ok.duration_ms > 0 and ok.graph_request_id
+    assert (missing.levelno, missing.code) == (logging.INFO, "NOT_FOUND")
+    # The emulator's own callbacks (the call's state) are POSTs too: every 202 is DEBUG.
+    posts = lines("commsgw.webhook")
+    accepted = [r for r in posts if r.status == 202]
+    assert accepted and {(r.levelno, r.tenant) for r in accepted} == {(logging.DEBUG, TENANT)}
+    (refused,) = [r for r in posts if r.status != 202]
+    assert (refused.levelno, refused.status) == (logging.INFO, 401)
+    assert refused.reason.startswith("malformed token")
+    metrics = (await poster.http.get(f"http://127.0.0.1:{gateway.http_port}/metrics")).text
+    assert metric(metrics, "commsgw_webhook_duration_seconds_count") >= 2
 
 
 async def test_stream_limits(emulator: Emulator, tmp_path: pathlib.Path) -> None:

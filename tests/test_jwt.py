@@ -348,6 +348,17 @@ REFUSED: dict[str, tuple[Callable[[Clock], str | None], str]] = {
     "hs256_public_pem": (lambda c: bearer(_hs256_with_public_pem(c)), "algorithm"),
     "garbage": (lambda c: bearer("not.a.jwt"), "malformed"),
     "garbage_one_part": (lambda c: bearer("abcdef"), "malformed"),
+    # The header is read before the key is chosen: outside base64url's alphabet, or not an
+    # object, it is malformed (not a search for a key it might name).
+    "header_not_base64url": (
+        lambda c: bearer("e30*" + sign(claims_for(c))[sign(claims_for(c)).index(".") :]),
+        "malformed",
+    ),
+    "header_not_an_object": (
+        lambda c: bearer("WzFd" + sign(claims_for(c))[sign(claims_for(c)).index(".") :]),
+        "malformed",
+    ),
+    "four_segments": (lambda c: bearer(sign(claims_for(c)) + ".e30"), "malformed"),
     "no_kid": (lambda c: bearer(sign(claims_for(c), kid=None)), "kid"),
     "missing_header": (lambda c: None, "missing"),
     "empty_header": (lambda c: "", "missing"),

@@ -42,6 +42,10 @@ class Metrics:
             "commsgw_webhook_requests", "Webhook POSTs by HTTP status answered", ["status"],
             registry=r,
         )  # fmt: skip
+        self.webhook_latency = Histogram(
+            "commsgw_webhook_duration_seconds", "Webhook POST duration, until its answer",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.notifications = Counter(
             "commsgw_notifications", "Notifications by outcome", ["outcome"], registry=r
         )

@@ -12,6 +12,7 @@ says why; the token itself never appears in a message.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import math
 import time
@@ -21,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeGuard
 
 import jwt
+import msgspec
 
 from commsgw._errors import NotificationAuthError
 from commsgw.graph import Sender
@@ -89,6 +91,31 @@ def _bearer_token(authorization_header: str | None) -> str:
     if len(token) > _MAX_TOKEN_LENGTH:
         raise NotificationAuthError("Bearer token too long")
     return token
+
+
+# base64url's alphabet onto base64's, for binascii's strict decoder.
+_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+_HEADER_DECODER: Final = msgspec.json.Decoder()
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of `token`, read to choose the key, before PyJWT verifies the whole token
+    (header included) with it. Not `jwt.get_unverified_header`: that decodes and checks every
+    segment, the signature's byte by byte in Python (27 µs a token here), which `jwt.decode`
+    then does again; only the header is needed to pick the key."""
+    segment = token.split(".", 1)[0] if token.count(".") == 2 else ""
+    try:
+        raw = segment.encode("ascii").translate(_URLSAFE)
+        header = _HEADER_DECODER.decode(
+            binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
+        )
+    except (ValueError, binascii.Error, msgspec.DecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise NotificationAuthError(
+            "malformed token: its header is not a base64url-encoded JSON object"
+        )
+    return header
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
@@ -167,10 +194,7 @@ class NotificationTokenValidator(SigningKeyCache):
                 self._maybe_refresh()
                 return result
             self._verified.pop(token, None)
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError, TypeError) as e:
-            raise NotificationAuthError(f"malformed token: {_safe(e)}") from None
+        header = _unverified_header(token)
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise NotificationAuthError(

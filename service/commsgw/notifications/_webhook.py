@@ -144,6 +144,7 @@ class Webhook:
         self._metrics = metrics
         # Labelled metric children, looked up once (`labels()` costs more than `inc()`).
         self._by_status: dict[int, Any] = {}
+        self._duration = metrics.webhook_latency
         self._outcomes: dict[str, Any] = {
             k: metrics.notifications.labels(k) for k in ("accepted", "duplicate", "rejected")
         }
@@ -166,13 +167,21 @@ class Webhook:
             self._outcomes["duplicate"].inc(outcome.duplicates)
         if status in (400, 401, 413):
             self._outcomes["rejected"].inc()
-        log.info(
+        elapsed = time.perf_counter() - started
+        self._duration.observe(elapsed)
+        # An accepted POST is a DEBUG line (its count, notifications and duration are in the
+        # metrics); every refusal stays INFO. The check first: building the fields costs too.
+        level = logging.DEBUG if status == 202 else logging.INFO
+        if not log.isEnabledFor(level):
+            return response
+        log.log(
+            level,
             "webhook POST %d",
-            response.status,
+            status,
             extra={
                 "webhook": request.path,
-                "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
                 "source": request.remote,
                 "tenant": outcome.tenant,
                 "notifications": outcome.appended + outcome.duplicates,

@@ -5,7 +5,8 @@
   Graph or streamed) and makes the identity available to the servicer,
 - enforces the stream limits (in total and per caller),
 - translates errors into statuses (via `commsgw.server._status`, the one place that maps them),
-- counts and times the call and writes one structured log line for it.
+- counts and times the call and writes one structured log line for it (DEBUG when it
+  succeeded, INFO otherwise).
 
 Health and reflection are not wrapped: they are public and cheap.
 """
@@ -126,7 +127,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             )
         children[0].inc()
         children[1].observe(elapsed)
-        log.info(
+        # A call that succeeded is a DEBUG line (its count and duration are in the metrics);
+        # every other outcome stays INFO. The check first: building the fields costs too.
+        level = logging.DEBUG if code is grpc.StatusCode.OK else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        log.log(
+            level,
             "rpc %s %s",
             name,
             code.name,
