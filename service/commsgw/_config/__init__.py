@@ -19,6 +19,7 @@ from commsgw._config._resolve import resolve
 from commsgw._config._settings import DEFAULT_STATE_DIR, SETTINGS, Setting, Settings, setting
 from commsgw._config._sources import add_arguments, from_sources, settings_table
 from commsgw._config._values import Address
+from commsgw._config._values import _bool as parse_bool  # a boolean setting's spellings
 
 __all__ = [
     "CLOUDS",
@@ -36,6 +37,7 @@ __all__ = [
     "Settings",
     "add_arguments",
     "from_sources",
+    "parse_bool",
     "resolve",
     "setting",
     "settings_table",

@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from commsgw import _config, _logging, _tracing
-from commsgw._config._values import _bool
 from commsgw._errors import CommsgwError, ConfigError
 from commsgw.cli import _demo
 from commsgw.cli._client import DEFAULT_TARGET, Subparsers, subcommand
@@ -166,7 +165,7 @@ def exits_with_parent(flag: bool | None, environ: Mapping[str, str]) -> bool:
         return flag
     raw = environ.get(EXIT_WITH_PARENT_VARIABLE, "")
     try:
-        return _bool(raw)
+        return _config.parse_bool(raw)
     except ValueError:
         raise ConfigError(f"${EXIT_WITH_PARENT_VARIABLE}={raw}: expected true or false") from None
 
