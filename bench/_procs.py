@@ -47,7 +47,18 @@ def imported_from(env_pythonpath: str) -> str:
         text=True,
         check=False,
     )
-    return ", ".join(out.stdout.split()) or f"(failed: {out.stderr.strip()[-200:]})"
+    return ", ".join(_shown(path) for path in out.stdout.split()) or (
+        f"(failed: {out.stderr.strip()[-200:]})"
+    )
+
+
+def _shown(path: str) -> str:
+    """A path as the report shows it: relative to this checkout when inside it (this tree's
+    code), else only its last three parts (an A/B worktree's): never a machine's folders."""
+    p = pathlib.Path(path).resolve()
+    if p.is_relative_to(ROOT.resolve()):
+        return f"./{p.relative_to(ROOT.resolve())}"
+    return f".../{'/'.join(p.parts[-3:])}"
 
 
 class Server(GatewayProcess):
