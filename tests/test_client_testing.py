@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from commsgw_client.testing import (
     commsgw_command,
     run_commsgw_dev,
 )
+from helpers.orphans import reap, wait_gone
 
 e2e = pytest.mark.e2e
 
@@ -205,15 +205,6 @@ with run_commsgw_dev(sys.argv[1]) as dev:
 """
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie not reaped yet counts: it runs no more)."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 @e2e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--exit-with-parent is Linux's")
 def test_a_dev_does_not_outlive_the_test_process_that_started_it(tmp_path: pathlib.Path) -> None:
@@ -229,17 +220,10 @@ def test_a_dev_does_not_outlive_the_test_process_that_started_it(tmp_path: pathl
         dev_pid = int(line)
         holder.kill()
         holder.wait(30)
-        deadline = time.monotonic() + 30
-        while not _gone(dev_pid):
-            assert time.monotonic() < deadline, "the dev outlived the test process"
-            time.sleep(0.02)
+        wait_gone(dev_pid, lambda: "the dev outlived the test process")
     finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
+        reap(holder, dev_pid)
         holder.stdout.close()
-        if dev_pid and not _gone(dev_pid):
-            os.kill(dev_pid, signal.SIGKILL)
     assert not (tmp_path / "ready.json").exists()  # it stopped cleanly
     assert "has exited: stopping" in (tmp_path / "commsgw-dev.log").read_text()
 

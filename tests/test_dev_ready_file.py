@@ -32,6 +32,7 @@ from commsgw.cli._serve import (
     write_ready_file,
 )
 from commsgw_client.testing import EmulatorClient
+from helpers.orphans import gone, reap, wait_gone
 
 FIELDS = {"target", "webhookUrl", "emulatorUrl", "emulatorCaFile", "pid"}
 
@@ -257,15 +258,6 @@ def test_a_bad_ready_file_stops_dev_before_it_starts(tmp_path: pathlib.Path) -> 
     assert not (tmp_path / "state").exists()  # nothing started
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie not reaped yet counts: it runs no more)."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 PARENT = """
 import signal, subprocess, sys
 subprocess.Popen(sys.argv[1:], stdout=open({log!r}, "ab"), stderr=subprocess.STDOUT)
@@ -291,19 +283,12 @@ def test_a_dev_whose_parent_is_killed_stops_and_removes_its_ready_file(
         dev_log.touch()
         record = wait_for_ready_file(ready, parent, dev_log)
         dev_pid = int(str(record["pid"]))
-        assert not _gone(dev_pid)
+        assert not gone(dev_pid)
         parent.send_signal(signal.SIGKILL)
         assert parent.wait(30) == -signal.SIGKILL
-        deadline = time.monotonic() + 30
-        while not _gone(dev_pid):
-            assert time.monotonic() < deadline, f"dev outlived its parent:\n{_log_tail(dev_log)}"
-            time.sleep(0.02)
+        wait_gone(dev_pid, lambda: f"dev outlived its parent:\n{_log_tail(dev_log)}")
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        if dev_pid and not _gone(dev_pid):
-            os.kill(dev_pid, signal.SIGKILL)
+        reap(parent, dev_pid)
     assert not ready.exists(), "it stopped cleanly: the ready file is removed"
     text = dev_log.read_text()
     assert f"its parent process {parent.pid} has exited: stopping" in text, text

@@ -34,6 +34,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from helpers.orphans import reap, wait_gone
+
 pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -160,15 +162,6 @@ startDev({ stateDir: process.argv[2] }).then(
 """
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie not reaped yet counts: it runs no more)."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--exit-with-parent is Linux's")
 def test_node_start_dev_does_not_outlive_its_process(
     node_dist: pathlib.Path, tmp_path: pathlib.Path
@@ -187,17 +180,10 @@ def test_node_start_dev_does_not_outlive_its_process(
         dev_pid = json.loads((tmp_path / "ready.json").read_text())["pid"]
         holder.kill()
         holder.wait(30)
-        deadline = time.monotonic() + 30
-        while not _gone(dev_pid):
-            assert time.monotonic() < deadline, "the dev outlived the Node process"
-            time.sleep(0.02)
+        wait_gone(dev_pid, lambda: "the dev outlived the Node process")
     finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
+        reap(holder, dev_pid)
         holder.stdout.close()
-        if dev_pid and not _gone(dev_pid):
-            os.kill(dev_pid, signal.SIGKILL)
     assert not (tmp_path / "ready.json").exists()  # it stopped cleanly
 
 
