@@ -105,10 +105,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/commsgw_client
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
-## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
+## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the
+## in-process coverage of the gateway and the Python client and fails below its floor
+## ([tool.coverage] in pyproject.toml; `make test COV=` measures nothing)
+COV ?= --cov --cov-report=term:skip-covered
 test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest -m "not failover" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not failover" $(COV) $(PYTEST_ARGS)
 
 ## test-failover: a Redis failover under two gateway replicas (a primary, a replica and three
 ## Sentinels of its own on free loopback ports; kill -9 of the primary), with
@@ -149,7 +152,7 @@ docs: $(STAMP)
 	$(PY) tools/readme_settings.py
 
 clean:
-	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 ## soak: a gateway process under steady load for 10 minutes, report in soak/results (not in CI)
 soak: $(VENV)/.installed-soak
