@@ -4,17 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-# Two install stamps: RUN_STAMP has what running needs (the gateway, its client library and the
-# Graph emulator, which is its own distribution: service/emulator/pyproject.toml);
-# STAMP adds the `dev` extra (tests, linters, type checker, codegen) for test/lint/typecheck/gen.
+# Two install stamps, each made once per change of its inputs (the three pyproject.toml files):
+# RUN_STAMP has what running needs (the gateway, its client library and the Graph emulator, which
+# is its own distribution: service/emulator/pyproject.toml); STAMP, for lint, typecheck, test and
+# gen, installs in one pip run all that those need: the same three projects with the `dev` and
+# `deploy` extras (tests, linters, type checker, codegen, the deployment files' checkers). It
+# also stands for RUN_STAMP, so `make run` after `make test` installs nothing.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
+INSTALL_INPUTS := pyproject.toml clients/python/pyproject.toml service/emulator/pyproject.toml
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(grpc_tools.__path__[0], "_proto"))')
 BUF := tools/node_modules/.bin/buf
 NODE_TSC := clients/node/node_modules/.bin/tsc
 LINT_DIRS := service tests tools clients/python/commsgw_client clients/python/examples $(wildcard bench soak fuzz deploy)
-DEPLOY_STAMP := $(VENV)/.installed-deploy
 IMAGE ?= commsgw:dev
 EMULATOR_IMAGE ?= commsgw-emulator:dev
 # The Kubernetes version the manifests are validated against (a schema kubernetes-validate ships).
@@ -24,14 +27,20 @@ KUBERNETES_VERSION ?= 1.37.0
 
 venv: $(STAMP)
 
-$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml service/emulator/pyproject.toml
+$(RUN_STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e clients/python -e . -e service/emulator
 	touch $(RUN_STAMP)
 
-$(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+$(STAMP): $(INSTALL_INPUTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e clients/python -e '.[dev,deploy]' -e service/emulator
+	touch $(STAMP) $(RUN_STAMP)
+
+# bench, soak, fuzz: their extra on top of the dev install, once per change of the inputs.
+$(VENV)/.installed-bench $(VENV)/.installed-soak $(VENV)/.installed-fuzz: $(VENV)/.installed-%: $(STAMP)
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
 
 $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --silent
@@ -58,21 +67,16 @@ unasync: $(STAMP)
 
 ## lint: buf lint (STANDARD) on the contract, ruff on the code, _sync.py generated from _aio.py,
 ## the deployment files
-lint: $(STAMP) $(BUF)
+lint: $(STAMP) $(BUF) lint-deploy
 	$(BUF) lint
 	bash tools/buf-breaking.sh
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(PY) tools/unasync.py --check
-	$(MAKE) --no-print-directory lint-deploy
-
-$(DEPLOY_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e '.[deploy]'
-	touch $(DEPLOY_STAMP)
 
 ## lint-deploy: hadolint on the Dockerfile (warnings fail), the Kubernetes manifests against
 ## their schemas (strict), compose.yaml with `docker compose config` where Compose exists
-lint-deploy: $(DEPLOY_STAMP)
+lint-deploy: $(STAMP)
 	$(BIN)/hadolint --no-color --failure-threshold warning Dockerfile
 	$(BIN)/kubernetes-validate --strict --kubernetes-version $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml deploy/kubernetes/secret.yaml.example
 	@if docker compose version >/dev/null 2>&1; then \
@@ -101,10 +105,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/commsgw_client
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
-## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis
+## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the
+## in-process coverage of the gateway and the Python client and fails below its floor
+## ([tool.coverage] in pyproject.toml; `make test COV=` measures nothing)
+COV ?= --cov --cov-report=term:skip-covered
 test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest -m "not failover" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not failover" $(COV) $(PYTEST_ARGS)
 
 ## test-failover: a Redis failover under two gateway replicas (a primary, a replica and three
 ## Sentinels of its own on free loopback ports; kill -9 of the primary), with
@@ -118,8 +125,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not e2e and not failover" $(PYTEST_ARGS)
 
 ## bench: every scenario against its baseline; report and plots in bench/results/
-bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+bench: $(VENV)/.installed-bench
 	bash tools/ensure-redis.sh
 	$(PY) -m bench $(BENCH_ARGS)
 
@@ -146,15 +152,13 @@ docs: $(STAMP)
 	$(PY) tools/readme_settings.py
 
 clean:
-	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 ## soak: a gateway process under steady load for 10 minutes, report in soak/results (not in CI)
-soak: $(STAMP)
-	$(PY) -m pip install -q -e '.[soak]'
+soak: $(VENV)/.installed-soak
 	$(PY) -m soak $(SOAK_ARGS)
 
 ## fuzz: coverage-guided fuzzing of the webhook parser and token validator (not in CI)
-fuzz: $(STAMP)
-	$(PY) -m pip install -q -e '.[fuzz]'
+fuzz: $(VENV)/.installed-fuzz
 	mkdir -p .fuzz-corpus && cp -n fuzz/corpus/* .fuzz-corpus/
 	$(PY) fuzz/fuzz_webhook.py .fuzz-corpus -max_total_time=$${FUZZ_SECONDS:-600}

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from commsgw._logging import JsonFormatter
 from commsgw.emulator import Emulator
@@ -36,6 +37,7 @@ from helpers import logscan
 from helpers.emulator import GraphUser, running_emulator
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.notifications import Poster
+from helpers.tracing import traced_gateway
 
 LOG_DIR_KEY = pytest.StashKey[pathlib.Path]()
 TMP_FACTORY_KEY = pytest.StashKey[pytest.TempPathFactory]()
@@ -176,8 +178,12 @@ async def graph_user(emulator: Emulator) -> AsyncIterator[GraphUser]:
 
 @pytest.fixture
 async def poster(emulator: Emulator, gateway: Gateway) -> AsyncIterator[Poster]:
-    p = Poster(emulator, gateway)
-    try:
+    async with Poster(emulator, gateway) as p:
         yield p
-    finally:
-        await p.http.aclose()
+
+
+@pytest.fixture
+async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
+    """An in-process gateway whose spans go, unbatched, to the in-memory exporter it yields."""
+    async with traced_gateway(emulator) as pair:
+        yield pair

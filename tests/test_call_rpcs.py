@@ -529,13 +529,10 @@ async def test_the_last_state_of_an_unfinished_wait_is_redacted_too(
         running_gateway(settings) as g,
         grpc.aio.insecure_channel(f"127.0.0.1:{g.grpc_port}") as ch,
     ):
-        poster = Poster(emu, g)
-        try:
+        async with Poster(emu, g) as poster:
             note = op_notification(call_id, op_id, status="running")
             note["resourceData"]["recordingAccessToken"] = "rec-secret-42"
             assert (await poster.post([note])).status_code == 202
-        finally:
-            await poster.http.aclose()
         stub = calls_pb2_grpc.CallsServiceStub(ch)
         request = calls_pb2.WaitOperationRequest(
             call_id=call_id, operation_id=op_id, timeout=duration_pb2.Duration(nanos=200_000_000)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry import baggage, context, trace
@@ -27,19 +26,13 @@ from helpers.ids import new_guid
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
 from helpers.proxy import Proxy
-from helpers.tracing import continues, rpc_span, rpc_spans, traced_gateway
+from helpers.tracing import continues, rpc_span, rpc_spans, traceparent
 from helpers.watch import started
 
 pytestmark = pytest.mark.e2e
 
 FAST = RetryPolicy(initial_backoff=0.05, max_backoff=0.5)
 PROMPT_URI = "https://cdn.example/hello.wav"
-
-
-@pytest.fixture
-async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
-    async with traced_gateway(emulator) as gw_exporter:
-        yield gw_exporter
 
 
 @pytest.fixture
@@ -100,11 +93,8 @@ async def test_a_resumed_watch_carries_the_context_it_was_started_in(
     flavour: str,
 ) -> None:
     gw, exporter = traced
-    proxy = Proxy(gw.grpc_port)
-    await proxy.start()
-    poster = Poster(emulator, gw)
-    call_id, ops = new_guid(), [new_guid(), new_guid()]
-    try:
+    async with Proxy(gw.grpc_port) as proxy, Poster(emulator, gw) as poster:
+        call_id, ops = new_guid(), [new_guid(), new_guid()]
         async with open_client(flavour, f"127.0.0.1:{proxy.port}", retry=FAST) as client:
             with tracer.start_as_current_span("watcher") as caller:
                 watch = client.watch_operations(call_ids=[call_id], bookmarks=False)
@@ -121,9 +111,6 @@ async def test_a_resumed_watch_carries_the_context_it_was_started_in(
             await poster.post([op_notification(call_id, ops[1])])
             got.append(await asyncio.wait_for(rest, 10))
             watch.close()
-    finally:
-        await poster.http.aclose()
-        await proxy.cut()
     assert [r.event.operation_update.operation.id for r in got] == ops
     await rpc_span(exporter, "WatchOperations", count=2)
     streams = rpc_spans(exporter, "WatchOperations")
@@ -160,7 +147,7 @@ def test_what_the_configured_propagator_writes_is_sent(tracer: trace.Tracer) -> 
             md = dict(_common.call_metadata(None))
     finally:
         context.detach(token)
-    assert md["traceparent"] == f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"
+    assert md["traceparent"] == traceparent(sc.trace_id, sc.span_id, flags=sc.trace_flags)
     assert md["baggage"] == "tenant=contoso"
     assert all(k == k.lower() for k in md)
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from helpers.cli import DevProcess
+from helpers.cli import DevProcess, client_env, run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -51,30 +51,19 @@ STORY = [
 ]
 
 
-def _client_env() -> dict[str, str]:
-    """This process's environment without a single COMMSGW_ variable: what the printed
-    commands need must be in them."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("COMMSGW_")}
-
-
 async def test_dev_then_demo_tells_the_ivr_story(tmp_path: pathlib.Path) -> None:
     """The demo from its variables (each named in its help): COMMSGW_TARGET, ..._EMULATOR_URL,
     ..._PUBLIC_WEBHOOK_URL and ..._STATE_DIR (where the emulator's CA is)."""
     async with DevProcess(tmp_path) as dev:
         env = {
-            **_client_env(),
             "COMMSGW_TARGET": dev.target,
             "COMMSGW_EMULATOR_URL": dev.env["COMMSGW_EMULATOR_URL"],
             "COMMSGW_PUBLIC_WEBHOOK_URL": f"http://127.0.0.1:{dev.http_port}/api/calls",
             "COMMSGW_STATE_DIR": dev.env["COMMSGW_STATE_DIR"],
         }
-        demo = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "commsgw", "demo", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(demo.communicate(), 90)
-        text = out.decode()
-        assert demo.returncode == 0, text + err.decode()
+        demo = await run_demo(cwd=tmp_path, timeout=90, **env)
+        text = demo.out
+        assert demo.code == 0, text + demo.err
         assert re.search(r"[^\n]*\n".join(STORY), text), text
         assert "recordingAccessToken" not in text and "access_token" not in text
     assert dev.returncode == 0
@@ -124,12 +113,12 @@ async def test_dev_on_ports_chosen_with_0_prints_commands_that_work_as_printed(
 
         here = os.getcwd()  # where DevProcess runs `commsgw dev`
         watcher = await asyncio.create_subprocess_exec(
-            *watch, env=_client_env(), cwd=here,
+            *watch, env=client_env(), cwd=here,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
             run = await asyncio.create_subprocess_exec(
-                *demo, env=_client_env(), cwd=here,
+                *demo, env=client_env(), cwd=here,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             out, err = await asyncio.wait_for(run.communicate(), 90)
@@ -158,28 +147,22 @@ async def test_demo_names_the_step_that_did_not_come(tmp_path: pathlib.Path) -> 
     """A gateway whose webhook is not where the emulator calls back: the incoming call never
     reaches the watch, and the demo says so in one line, exit 1."""
     async with DevProcess(tmp_path) as dev:
-        demo = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "commsgw", "demo", "--target", dev.target,
+        demo = await run_demo(
+            "--target", dev.target,
             "--emulator", dev.env["COMMSGW_EMULATOR_URL"],
             "--emulator-ca", str(tmp_path / "state" / "emulator-ca.pem"),
             "--webhook", "http://127.0.0.1:9/api/calls", "--step-timeout", "3",
-            env=_client_env(), cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(demo.communicate(), 60)
-    assert demo.returncode == 1, out.decode() + err.decode()
-    assert "2. the emulator rings the bot" in out.decode()
-    lines = err.decode().strip().splitlines()
+    assert demo.code == 1, demo.out + demo.err
+    assert "2. the emulator rings the bot" in demo.out
+    lines = demo.err.strip().splitlines()
     assert lines == ["demo: step 3 (the INCOMING call update) did not come within 3 s"], lines
 
 
 async def _demo(*args: str, cwd: pathlib.Path, **env: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "commsgw", "demo", *args, env={**_client_env(), **env}, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    done = await run_demo(*args, cwd=cwd, **env)
+    return done.code, done.out, done.err
 
 
 async def test_demo_without_the_emulators_ca_names_where_it_looked(tmp_path: pathlib.Path) -> None:

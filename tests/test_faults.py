@@ -70,11 +70,8 @@ async def notification_round_trip(emulator: Emulator, gw: Gateway) -> None:
         )
         first = await call.read()
         assert first.bookmark.kind == calls_pb2.BOOKMARK_KIND_SNAPSHOT_END
-        poster = Poster(emulator, gw)
-        try:
+        async with Poster(emulator, gw) as poster:
             assert (await poster.post([op_notification(call_id, op)])).status_code == 202
-        finally:
-            await poster.http.aclose()
         got = await asyncio.wait_for(call.read(), 10)
         call.cancel()
     assert got.event.operation_update.operation.id == op
@@ -281,28 +278,27 @@ async def test_jwks_down_cached_keys_keep_working_unknown_kid_is_401(
 ) -> None:
     gw = Gateway(gateway_settings(emulator))
     await gw.start()
-    poster = Poster(emulator, gw)
-    try:
-        await warm_notification_keys(gw)
-        assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
-        emulator.faults.add(Fault(path_pattern=JWKS_PATHS, count=-1, **fault))
-        await notification_round_trip(emulator, gw)  # cached keys keep working
-        r = await poster.post([op_notification(new_guid(), new_guid())], token=poster.token())
-        assert r.status_code == 202
-        r = await poster.post(
-            [op_notification(new_guid(), new_guid())], token=poster.token(kid="never-seen")
-        )
-        assert r.status_code == 401
-        assert fired(emulator, JWKS_PATHS)  # the unknown kid's fetch found the JWKS down
-        emulator.rotate_notification_key(keep_old=False)  # Graph rotates while JWKS is down
-        codes = await asyncio.gather(
-            *(poster.post([op_notification(new_guid(), new_guid())]) for _ in range(20))
-        )
-        assert {c.status_code for c in codes} == {401}  # refused, Graph redelivers; no 500
-        assert any(r.path.endswith("/keys") or "OpenId" in r.path for r in emulator.request_log)
-    finally:
-        await poster.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as poster:
+        try:
+            await warm_notification_keys(gw)
+            assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
+            emulator.faults.add(Fault(path_pattern=JWKS_PATHS, count=-1, **fault))
+            await notification_round_trip(emulator, gw)  # cached keys keep working
+            r = await poster.post([op_notification(new_guid(), new_guid())], token=poster.token())
+            assert r.status_code == 202
+            r = await poster.post(
+                [op_notification(new_guid(), new_guid())], token=poster.token(kid="never-seen")
+            )
+            assert r.status_code == 401
+            assert fired(emulator, JWKS_PATHS)  # the unknown kid's fetch found the JWKS down
+            emulator.rotate_notification_key(keep_old=False)  # Graph rotates while JWKS is down
+            codes = await asyncio.gather(
+                *(poster.post([op_notification(new_guid(), new_guid())]) for _ in range(20))
+            )
+            assert {c.status_code for c in codes} == {401}  # refused, Graph redelivers; no 500
+            assert any(r.path.endswith("/keys") or "OpenId" in r.path for r in emulator.request_log)
+        finally:
+            await gw.stop(0)
 
 
 async def test_jwks_stalled_on_an_unknown_kid_does_not_block_known_keys(
@@ -310,24 +306,27 @@ async def test_jwks_stalled_on_an_unknown_kid_does_not_block_known_keys(
 ) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_GRAPH_TIMEOUT_S="3"))
     await gw.start()
-    poster = Poster(emulator, gw)
-    try:
-        await warm_notification_keys(gw)
-        assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
-        emulator.faults.add(Fault(path_pattern=JWKS_PATHS, delay_s=2, passthrough=True, count=-1))
-        stalled = asyncio.create_task(
-            poster.post([op_notification(new_guid(), new_guid())], token=poster.token(kid="new"))
-        )
-        # The unknown kid's fetch is stalled at the JWKS.
-        await eventually(lambda: fired(emulator, JWKS_PATHS), what="the JWKS fetch stalls")
-        t0 = time.monotonic()
-        r = await poster.post([op_notification(new_guid(), new_guid())])
-        assert r.status_code == 202
-        assert time.monotonic() - t0 < 1  # a known key does not wait for the fetch
-        assert (await stalled).status_code == 401
-    finally:
-        await poster.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as poster:
+        try:
+            await warm_notification_keys(gw)
+            assert (await poster.post([op_notification(new_guid(), new_guid())])).status_code == 202
+            emulator.faults.add(
+                Fault(path_pattern=JWKS_PATHS, delay_s=2, passthrough=True, count=-1)
+            )
+            stalled = asyncio.create_task(
+                poster.post(
+                    [op_notification(new_guid(), new_guid())], token=poster.token(kid="new")
+                )
+            )
+            # The unknown kid's fetch is stalled at the JWKS.
+            await eventually(lambda: fired(emulator, JWKS_PATHS), what="the JWKS fetch stalls")
+            t0 = time.monotonic()
+            r = await poster.post([op_notification(new_guid(), new_guid())])
+            assert r.status_code == 202
+            assert time.monotonic() - t0 < 1  # a known key does not wait for the fetch
+            assert (await stalled).status_code == 401
+        finally:
+            await gw.stop(0)
 
 
 # --- subscribers ----------------------------------------------------------------------------
@@ -379,57 +378,56 @@ async def snapshot_token(stub: calls_pb2_grpc.CallsServiceStub, **req: Any) -> s
 async def test_subscriber_that_never_reads(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_SUBSCRIBER_BUFFER="50"))
     await gw.start()
-    poster = Poster(emulator, gw)
-    target = f"127.0.0.1:{gw.grpc_port}"
-    call_id = new_guid()
-    ops = [new_guid() for _ in range(600)]
-    try:
-        async with grpc.aio.insecure_channel(target) as ch:
-            stub = calls_pb2_grpc.CallsServiceStub(ch)
-            token = await snapshot_token(stub, call_ids=[call_id])
-            # Opened and never read; big events (8 KB each) fill the HTTP/2 windows at once.
-            idle = stub.WatchOperations(
-                calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
-            )
-            await idle.wait_for_connection()
-            reader = asyncio.create_task(
-                read_all(
-                    target,
-                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token),
-                    len(ops),
+    async with Poster(emulator, gw) as poster:
+        target = f"127.0.0.1:{gw.grpc_port}"
+        call_id = new_guid()
+        ops = [new_guid() for _ in range(600)]
+        try:
+            async with grpc.aio.insecure_channel(target) as ch:
+                stub = calls_pb2_grpc.CallsServiceStub(ch)
+                token = await snapshot_token(stub, call_ids=[call_id])
+                # Opened and never read; big events (8 KB each) fill the HTTP/2 windows at once.
+                idle = stub.WatchOperations(
+                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
                 )
-            )
-            pad = "p" * 8000
-            t0 = time.monotonic()
-            for i in range(0, len(ops), 20):
-                batch = [op_notification(call_id, o, ctx=pad) for o in ops[i : i + 20]]
-                assert (await poster.post(batch)).status_code == 202
-            # Ingestion is not slowed by the idle subscriber, nor is the reading one.
-            assert time.monotonic() - t0 < 10
-            got, _ = await reader
-            assert got == ops
-            # Memory stays bounded: its buffer was dropped when it overflowed.
-            assert sum(len(s.queue) for s in gw.hub._everything) == 0
-            assert all(len(s.queue) <= 50 for v in gw.hub._by_call.values() for s in v)
-            # When it finally reads, it is told it was too slow, and resuming loses nothing.
-            seen: list[str] = []
-            last = token
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                async for r in idle:
-                    last = r.resume_token
-                    if r.WhichOneof("kind") == "event":
-                        seen.append(r.event.operation_update.operation.id)
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert error_details(info.value)[0].reason == "SUBSCRIBER_TOO_SLOW"
-            rest, _ = await read_all(
-                target,
-                calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=last),
-                len(ops) - len(seen),
-            )
-            assert seen + rest == ops
-    finally:
-        await poster.http.aclose()
-        await gw.stop(0)
+                await idle.wait_for_connection()
+                reader = asyncio.create_task(
+                    read_all(
+                        target,
+                        calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token),
+                        len(ops),
+                    )
+                )
+                pad = "p" * 8000
+                t0 = time.monotonic()
+                for i in range(0, len(ops), 20):
+                    batch = [op_notification(call_id, o, ctx=pad) for o in ops[i : i + 20]]
+                    assert (await poster.post(batch)).status_code == 202
+                # Ingestion is not slowed by the idle subscriber, nor is the reading one.
+                assert time.monotonic() - t0 < 10
+                got, _ = await reader
+                assert got == ops
+                # Memory stays bounded: its buffer was dropped when it overflowed.
+                assert sum(len(s.queue) for s in gw.hub._everything) == 0
+                assert all(len(s.queue) <= 50 for v in gw.hub._by_call.values() for s in v)
+                # When it finally reads, it is told it was too slow, and resuming loses nothing.
+                seen: list[str] = []
+                last = token
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async for r in idle:
+                        last = r.resume_token
+                        if r.WhichOneof("kind") == "event":
+                            seen.append(r.event.operation_update.operation.id)
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert error_details(info.value)[0].reason == "SUBSCRIBER_TOO_SLOW"
+                rest, _ = await read_all(
+                    target,
+                    calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=last),
+                    len(ops) - len(seen),
+                )
+                assert seen + rest == ops
+        finally:
+            await gw.stop(0)
 
 
 class CuttingProxy:
@@ -488,39 +486,42 @@ class CuttingProxy:
 async def test_subscribers_that_disconnect_mid_message(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator))
     await gw.start()
-    poster = Poster(emulator, gw)
-    target = f"127.0.0.1:{gw.grpc_port}"
-    call_id = new_guid()
-    ops = [new_guid() for _ in range(40)]
-    pad = "m" * 30_000  # each event spans several TCP reads
-    try:
-        async with grpc.aio.insecure_channel(target) as ch:
-            token = await snapshot_token(calls_pb2_grpc.CallsServiceStub(ch), call_ids=[call_id])
-        for i in range(0, len(ops), 10):
-            batch = [op_notification(call_id, o, ctx=pad) for o in ops[i : i + 10]]
-            assert (await poster.post(batch)).status_code == 202
-        before = gw.limits.open
-        async with CuttingProxy(gw.grpc_port, cut_after=40_000) as proxy:
-            for _ in range(15):
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{proxy.port}") as ch:
-                    call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
-                        calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
-                    )
-                    with pytest.raises(grpc.aio.AioRpcError):
-                        async for _ in call:
-                            pass
-            assert proxy.cuts >= 15
-        # The gateway let go of every cut stream: no subscription, no stream slot left.
-        await eventually(lambda: not gw.hub.subscribers and gw.limits.open == before, interval=0.05)
-        got, _ = await read_all(
-            target,
-            calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token),
-            len(ops),
-        )
-        assert got == ops
-    finally:
-        await poster.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as poster:
+        target = f"127.0.0.1:{gw.grpc_port}"
+        call_id = new_guid()
+        ops = [new_guid() for _ in range(40)]
+        pad = "m" * 30_000  # each event spans several TCP reads
+        try:
+            async with grpc.aio.insecure_channel(target) as ch:
+                token = await snapshot_token(
+                    calls_pb2_grpc.CallsServiceStub(ch), call_ids=[call_id]
+                )
+            for i in range(0, len(ops), 10):
+                batch = [op_notification(call_id, o, ctx=pad) for o in ops[i : i + 10]]
+                assert (await poster.post(batch)).status_code == 202
+            before = gw.limits.open
+            async with CuttingProxy(gw.grpc_port, cut_after=40_000) as proxy:
+                for _ in range(15):
+                    async with grpc.aio.insecure_channel(f"127.0.0.1:{proxy.port}") as ch:
+                        call = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
+                            calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token)
+                        )
+                        with pytest.raises(grpc.aio.AioRpcError):
+                            async for _ in call:
+                                pass
+                assert proxy.cuts >= 15
+            # The gateway let go of every cut stream: no subscription, no stream slot left.
+            await eventually(
+                lambda: not gw.hub.subscribers and gw.limits.open == before, interval=0.05
+            )
+            got, _ = await read_all(
+                target,
+                calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=token),
+                len(ops),
+            )
+            assert got == ops
+        finally:
+            await gw.stop(0)
 
 
 async def test_webhook_clients_that_vanish_mid_body(emulator: Emulator) -> None:

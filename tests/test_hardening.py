@@ -146,11 +146,8 @@ async def test_recording_token_only_for_recordings_read(
         collect_md(sstub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), bearer("recorder"))
     )
     await started(secured, 2)
-    poster = Poster(emulator, secured)
-    try:
+    async with Poster(emulator, secured) as poster:
         assert (await poster.post([record_done(call_id, op, "rec-secret-42")])).status_code == 202
-    finally:
-        await poster.http.aclose()
     w, r = await watcher, await recorder
     wop = w.event.operation_update.operation
     rop = r.event.operation_update.operation
@@ -394,16 +391,15 @@ async def test_message_size_limit(emulator: Emulator) -> None:
 async def test_webhook_rate_limit_per_source(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_WEBHOOK_RATE="2"))
     await gw.start()
-    poster = Poster(emulator, gw)
-    try:
-        codes = [(await poster.post([])).status_code for _ in range(10)]
-        assert codes[:4] == [202] * 4  # the burst (twice the rate)
-        assert 429 in codes[4:]
-        r = await poster.post([])
-        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
-    finally:
-        await poster.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as poster:
+        try:
+            codes = [(await poster.post([])).status_code for _ in range(10)]
+            assert codes[:4] == [202] * 4  # the burst (twice the rate)
+            assert 429 in codes[4:]
+            r = await poster.post([])
+            assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        finally:
+            await gw.stop(0)
 
 
 async def test_graph_concurrency_limit(emulator: Emulator, graph_user: GraphUser) -> None:

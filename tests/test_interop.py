@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -52,10 +52,11 @@ from graphcomms.v1 import calls_pb2
 from helpers.emulator import GraphUser
 from helpers.gateway import gateway_settings, webhook_url
 from helpers.ids import new_guid
+from helpers.interop import Example, GoExample, NodeExample, run_json_lines
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
 from helpers.proxy import Proxy
-from helpers.tracing import continues, rpc_span, rpc_spans, traced_gateway, traceparent
+from helpers.tracing import continues, rpc_span, rpc_spans, traceparent
 from helpers.watch import first_bookmark, started
 
 pytestmark = pytest.mark.e2e
@@ -202,37 +203,12 @@ def go_check() -> Iterator[GoCheck]:
         check.close()
 
 
-async def run_json_lines(*argv: str, timeout: float = 20) -> tuple[int, list[dict[str, Any]], str]:
-    """Run a command; its exit code, its stdout's JSON lines and its stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-        raise AssertionError(
-            f"{argv[0]} timed out; stdout={out.decode()} stderr={err.decode()}"
-        ) from None
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-    return proc.returncode or 0, lines, err.decode()
-
-
 async def run_node(*args: str, timeout: float = 20) -> tuple[int, list[dict[str, Any]], str]:
     example = NODE_DIR / "dist" / "examples" / "interop.js"
     return await run_json_lines("node", str(example), *args, timeout=timeout)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
-    """A gateway whose spans go to an in-memory exporter."""
-    async with traced_gateway(emulator) as gw_exporter:
-        yield gw_exporter
 
 
 # The trace ids of the remote spans the examples make their calls in.
@@ -265,15 +241,12 @@ async def assert_calls_continue_the_callers_trace(
     assert continues(await rpc_span(exporter, "PlayPrompt")) == (TRACE_A, SPAN_A)
     assert continues(await rpc_span(exporter, "WaitOperation")) == (TRACE_A, SPAN_A)
 
-    poster = Poster(emulator, gw)
-    try:
+    async with Poster(emulator, gw) as poster:
         watch = (f"{dash}max-events", "1", f"{dash}traceparent", traceparent(TRACE_B, SPAN_B))
         watching = asyncio.create_task(run(*common, *watch))
         await started(gw, 1)
         assert (await poster.post([op_notification(call_id, new_guid())])).status_code == 202
         code, _lines, err = await watching  # exit 0 once it got the event
-    finally:
-        await poster.http.aclose()
     assert code == 0, err
     assert continues(await rpc_span(exporter, "WatchOperations")) == (TRACE_B, SPAN_B)
 
@@ -390,53 +363,6 @@ async def test_node_reports_errors_on_one_line(node_dist: pathlib.Path, gateway:
     assert len(err.strip().splitlines()) == 1
 
 
-async def test_node_plays_a_prompt_and_waits_for_it(
-    node_dist: pathlib.Path, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
-) -> None:
-    emulator.media_op_seconds = SHORT_OP_S
-    target = f"127.0.0.1:{gateway.grpc_port}"
-    call_id = await graph_user.create_call(webhook_url(gateway))
-    code, lines, err = await run_node(
-        "--target", target, "--call-id", call_id, "--play", PROMPT_URI, "--wait",
-    )  # fmt: skip
-    assert code == 0, err
-    assert [list(x) for x in lines] == [["play"], ["operation"]]
-    started, done = lines[0]["play"]["operation"], lines[1]["operation"]
-    assert started["type"] == "OPERATION_TYPE_PLAY_PROMPT"
-    assert started["status"] in NOT_DONE
-    assert lines[0]["play"]["graphRequestId"]
-    assert (done["id"], done["status"]) == (started["id"], "OPERATION_STATUS_COMPLETED")
-    await assert_gateway_knows(target, call_id, done["id"], calls_pb2.OPERATION_STATUS_COMPLETED)
-
-
-async def test_node_reports_operation_not_done_with_the_last_operation(
-    node_dist: pathlib.Path, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
-) -> None:
-    emulator.media_op_seconds = LONG_OP_S
-    call_id = await graph_user.create_call(webhook_url(gateway))
-    code, lines, err = await run_node(
-        "--target", f"127.0.0.1:{gateway.grpc_port}", "--call-id", call_id,
-        "--play", PROMPT_URI, "--wait", "--wait-ms", "1000",
-    )  # fmt: skip
-    assert code == 1
-    assert [list(x) for x in lines] == [["play"], ["notDone"]]
-    last = lines[1]["notDone"]
-    assert last["id"] == lines[0]["play"]["operation"]["id"]
-    assert last["status"] in NOT_DONE
-    assert err.strip().startswith("error: DEADLINE_EXCEEDED:")
-    assert "reason=OPERATION_NOT_DONE" in err
-
-
-async def test_node_sends_the_active_trace_context(
-    node_dist: pathlib.Path,
-    emulator: Emulator,
-    traced: tuple[Gateway, InMemorySpanExporter],
-    graph_user: GraphUser,
-) -> None:
-    # The wait is made after awaits: the context stays the active one across them.
-    await assert_calls_continue_the_callers_trace(run_node, "--", emulator, traced, graph_user)
-
-
 async def test_node_client_works_without_opentelemetry(node_dist: pathlib.Path) -> None:
     """@opentelemetry/api is optional: when it cannot be loaded the client sends no trace
     context (and needs nothing more)."""
@@ -468,52 +394,72 @@ def test_go_stubs_compile(go_check: GoCheck) -> None:
     assert code == 0, f"go vet ./... in clients/go failed:\n{out}"
 
 
-async def test_go_plays_a_prompt_and_waits_for_it(
-    go_check: GoCheck, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
+# --- 2b. what both examples do, each test once per language -----------------------------------
+
+
+@pytest.fixture(params=["node", "go"])
+async def example(request: pytest.FixtureRequest) -> Example:
+    """The Node example (compiled by tsc) or the Go one (built after `go vet`)."""
+    if request.param == "node":
+        dist: pathlib.Path = request.getfixturevalue("node_dist")
+        return NodeExample(("node", str(dist / "examples" / "interop.js")))
+    go_check: GoCheck = request.getfixturevalue("go_check")
+    return GoExample((str(await asyncio.to_thread(go_check.binary)),))
+
+
+async def test_an_example_plays_a_prompt_and_waits_for_it(
+    example: Example, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
 ) -> None:
-    binary = await asyncio.to_thread(go_check.binary)
     emulator.media_op_seconds = SHORT_OP_S
     target = f"127.0.0.1:{gateway.grpc_port}"
     call_id = await graph_user.create_call(webhook_url(gateway))
-    code, lines, err = await run_json_lines(
-        str(binary), "-target", target, "-call-id", call_id, "-play", PROMPT_URI, "-wait"
+    f = example.flag
+    code, lines, err = await example.run(
+        f("target"), target, f("call-id"), call_id, f("play"), PROMPT_URI, f("wait")
     )
     assert code == 0, err
-    assert len(lines) == 2
-    started, done = lines[0]["operation"], lines[1]
+    assert len(lines) == 2, lines
+    played, done = example.played(lines[0]), example.waited(lines[1])
+    started = played["operation"]
     assert started["type"] == "OPERATION_TYPE_PLAY_PROMPT"
     assert started["status"] in NOT_DONE
+    assert played["graphRequestId"]
     assert (done["id"], done["status"]) == (started["id"], "OPERATION_STATUS_COMPLETED")
     await assert_gateway_knows(target, call_id, done["id"], calls_pb2.OPERATION_STATUS_COMPLETED)
 
-    # The wait runs out first: the last known operation, then the error with its reason.
+
+async def test_an_example_reports_operation_not_done_with_the_last_operation(
+    example: Example, emulator: Emulator, gateway: Gateway, graph_user: GraphUser
+) -> None:
+    """The wait runs out first: the last known operation, then the error with its reason."""
     emulator.media_op_seconds = LONG_OP_S
-    code, lines, err = await run_json_lines(
-        str(binary), "-target", target, "-call-id", call_id, "-play", PROMPT_URI, "-wait",
-        "-wait-timeout", "1s",
+    call_id = await graph_user.create_call(webhook_url(gateway))
+    f = example.flag
+    code, lines, err = await example.run(
+        f("target"), f"127.0.0.1:{gateway.grpc_port}", f("call-id"), call_id,
+        f("play"), PROMPT_URI, f("wait"), *example.wait_at_most(1),
     )  # fmt: skip
     assert code == 1
-    assert len(lines) == 2
-    assert lines[1]["id"] == lines[0]["operation"]["id"]
-    assert lines[1]["status"] in NOT_DONE
-    assert err.strip().startswith("error: DeadlineExceeded:")
-    assert "(reason=OPERATION_NOT_DONE)" in err
+    assert len(lines) == 2, lines
+    last = example.not_done(lines[1])
+    assert last["id"] == example.played(lines[0])["operation"]["id"]
+    assert last["status"] in NOT_DONE
+    assert err.strip().startswith(example.deadline_exceeded), err
+    assert example.not_done_reason in err
 
 
-async def test_go_sends_the_trace_context_of_its_calls(
-    go_check: GoCheck,
+async def test_an_example_sends_the_trace_context_of_its_calls(
+    example: Example,
     emulator: Emulator,
     traced: tuple[Gateway, InMemorySpanExporter],
     graph_user: GraphUser,
 ) -> None:
-    """PlayPrompt and commsgw.Wait's WaitOperation (the unary interceptor), WatchOperations (the
-    stream interceptor)."""
-    binary = str(await asyncio.to_thread(go_check.binary))
-
-    async def run_go(*args: str) -> tuple[int, list[dict[str, Any]], str]:
-        return await run_json_lines(binary, *args)
-
-    await assert_calls_continue_the_callers_trace(run_go, "-", emulator, traced, graph_user)
+    """PlayPrompt and the wait's WaitOperation (Go: the unary interceptor; Node: the context
+    stays the active one across the awaits before the wait), WatchOperations (Go: the stream
+    interceptor)."""
+    await assert_calls_continue_the_callers_trace(
+        example.run, example.dash, emulator, traced, graph_user
+    )
 
 
 # --- 3. a generic reflection-based client -----------------------------------------------------
@@ -628,67 +574,65 @@ async def test_cancel_errors_are_typed(
 
 
 async def test_watch_resumes_after_the_connection_drops(gateway: Gateway, poster: Poster) -> None:
-    proxy = Proxy(gateway.grpc_port)
-    await proxy.start()
-    call_id = new_guid()
-    ops = [new_guid() for _ in range(6)]
-    async with GatewayClient(f"127.0.0.1:{proxy.port}", retry=FAST) as gw:
-        watch = gw.watch_operations(call_ids=[call_id], bookmarks=False)
-        first = asyncio.create_task(take(watch, 2))
-        await started(gateway, 1)
-        await poster.post([op_notification(call_id, o) for o in ops[:2]])
-        got = await first
-        token = watch.resume_token
-        assert token == got[-1].resume_token
-        await proxy.cut()
-        # While the client cannot reach the gateway, more events are stored.
-        await poster.post([op_notification(call_id, o) for o in ops[2:5]])
-        rest = asyncio.create_task(take(watch, 4))
-        # The cut, then at least one reconnect refused while nothing listens.
-        await eventually(lambda: watch.reconnects >= 2, what="a failed reconnect")
-        await proxy.start()
-        await started(gateway, 1)
-        await poster.post([op_notification(call_id, ops[5])])
-        got += await rest
-        watch.close()
-    ids = [r.event.operation_update.operation.id for r in got]
-    assert ids == ops
-    assert watch.reconnects >= 1
-    assert isinstance(watch.last_error, UnavailableError)
-    assert watch.resume_token == got[-1].resume_token
+    async with Proxy(gateway.grpc_port) as proxy:
+        call_id = new_guid()
+        ops = [new_guid() for _ in range(6)]
+        async with GatewayClient(f"127.0.0.1:{proxy.port}", retry=FAST) as gw:
+            watch = gw.watch_operations(call_ids=[call_id], bookmarks=False)
+            first = asyncio.create_task(take(watch, 2))
+            await started(gateway, 1)
+            await poster.post([op_notification(call_id, o) for o in ops[:2]])
+            got = await first
+            token = watch.resume_token
+            assert token == got[-1].resume_token
+            await proxy.cut()
+            # While the client cannot reach the gateway, more events are stored.
+            await poster.post([op_notification(call_id, o) for o in ops[2:5]])
+            rest = asyncio.create_task(take(watch, 4))
+            # The cut, then at least one reconnect refused while nothing listens.
+            await eventually(lambda: watch.reconnects >= 2, what="a failed reconnect")
+            await proxy.start()
+            await started(gateway, 1)
+            await poster.post([op_notification(call_id, ops[5])])
+            got += await rest
+            watch.close()
+        ids = [r.event.operation_update.operation.id for r in got]
+        assert ids == ops
+        assert watch.reconnects >= 1
+        assert isinstance(watch.last_error, UnavailableError)
+        assert watch.resume_token == got[-1].resume_token
 
 
 async def test_watch_resumes_after_subscriber_too_slow(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_SUBSCRIBER_BUFFER="5"))
     await gw.start()
-    p = Poster(emulator, gw)
-    try:
-        # Without BDP probing the client's flow-control window stays small, so a reader that
-        # pauses makes the gateway's per-subscriber buffer overflow.
-        async with GatewayClient(
-            f"127.0.0.1:{gw.grpc_port}", retry=FAST, options=[("grpc.http2.bdp_probe", 0)]
-        ) as client:
-            call_id = new_guid()
-            watch = client.watch_operations(call_ids=[call_id], bookmarks=False)
-            first = asyncio.create_task(take(watch, 1))
-            await started(gw, 1)
-            ops = [new_guid() for _ in range(200)]
-            await p.post([op_notification(call_id, ops[0])])
-            got = await first
-            big = "x" * 2000
-            for i in range(1, 200, 40):
-                batch = [op_notification(call_id, o, ctx=big) for o in ops[i : i + 40]]
-                assert (await p.post(batch)).status_code == 202
-            await eventually(lambda: gw.hub.cut_for_slowness, what="the subscriber is cut")
-            got += await take(watch, 199)
-            watch.close()
-        assert [r.event.operation_update.operation.id for r in got] == ops
-        assert isinstance(watch.last_error, ResourceExhaustedError)
-        assert watch.last_error.reason == "SUBSCRIBER_TOO_SLOW"
-        assert watch.reconnects >= 1
-    finally:
-        await p.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as p:
+        try:
+            # Without BDP probing the client's flow-control window stays small, so a reader that
+            # pauses makes the gateway's per-subscriber buffer overflow.
+            async with GatewayClient(
+                f"127.0.0.1:{gw.grpc_port}", retry=FAST, options=[("grpc.http2.bdp_probe", 0)]
+            ) as client:
+                call_id = new_guid()
+                watch = client.watch_operations(call_ids=[call_id], bookmarks=False)
+                first = asyncio.create_task(take(watch, 1))
+                await started(gw, 1)
+                ops = [new_guid() for _ in range(200)]
+                await p.post([op_notification(call_id, ops[0])])
+                got = await first
+                big = "x" * 2000
+                for i in range(1, 200, 40):
+                    batch = [op_notification(call_id, o, ctx=big) for o in ops[i : i + 40]]
+                    assert (await p.post(batch)).status_code == 202
+                await eventually(lambda: gw.hub.cut_for_slowness, what="the subscriber is cut")
+                got += await take(watch, 199)
+                watch.close()
+            assert [r.event.operation_update.operation.id for r in got] == ops
+            assert isinstance(watch.last_error, ResourceExhaustedError)
+            assert watch.last_error.reason == "SUBSCRIBER_TOO_SLOW"
+            assert watch.reconnects >= 1
+        finally:
+            await gw.stop(0)
 
 
 async def test_watch_surfaces_out_of_range_after_a_restart_with_a_new_log(
@@ -698,42 +642,43 @@ async def test_watch_surfaces_out_of_range_after_a_restart_with_a_new_log(
     settings = gateway_settings(emulator, COMMSGW_GRPC_ADDR=f"127.0.0.1:{port}")
     gw = Gateway(settings)
     await gw.start()
-    p = Poster(emulator, gw)
-    try:
-        async with GatewayClient(f"127.0.0.1:{port}", retry=FAST) as client:
-            call_id = new_guid()
-            watch = client.watch_operations(call_ids=[call_id])
-            first = asyncio.create_task(take(watch, 1))
-            await started(gw, 1)
-            await p.post([op_notification(call_id, new_guid())])
-            got = await first
-            assert watch.resume_token == got[0].resume_token
-            # The replica drains (final bookmark, UNAVAILABLE) and stops; its in-memory log
-            # is gone.
-            await gw.drain()
-            bookmark = await asyncio.wait_for(anext(watch), 5)
-            assert bookmark.bookmark.kind == calls_pb2.BOOKMARK_KIND_FINAL
+    async with Poster(emulator, gw) as p:
+        try:
+            async with GatewayClient(f"127.0.0.1:{port}", retry=FAST) as client:
+                call_id = new_guid()
+                watch = client.watch_operations(call_ids=[call_id])
+                first = asyncio.create_task(take(watch, 1))
+                await started(gw, 1)
+                await p.post([op_notification(call_id, new_guid())])
+                got = await first
+                assert watch.resume_token == got[0].resume_token
+                # The replica drains (final bookmark, UNAVAILABLE) and stops; its in-memory log
+                # is gone.
+                await gw.drain()
+                bookmark = await asyncio.wait_for(anext(watch), 5)
+                assert bookmark.bookmark.kind == calls_pb2.BOOKMARK_KIND_FINAL
+                await gw.stop(0)
+                assert watch.resume_token == bookmark.resume_token  # bookmarks move the token
+                reconnects = watch.reconnects
+                failing = asyncio.create_task(anext(watch))
+                # The stream's end, then at least one reconnect refused while nothing listens.
+                await eventually(
+                    lambda: watch.reconnects >= reconnects + 2, what="a failed reconnect"
+                )
+                assert not failing.done()
+                gw = Gateway(settings)
+                await gw.start()
+                with pytest.raises(ResumeTokenExpiredError) as info:
+                    await asyncio.wait_for(failing, 10)
+                assert info.value.code == grpc.StatusCode.OUT_OF_RANGE
+                assert info.value.reason == "RESUME_TOKEN_EXPIRED"
+                assert isinstance(watch.last_error, UnavailableError)
+                assert watch.resume_token == bookmark.resume_token
+                # After OUT_OF_RANGE the iterator is finished.
+                with pytest.raises(StopAsyncIteration):
+                    await anext(watch)
+        finally:
             await gw.stop(0)
-            assert watch.resume_token == bookmark.resume_token  # bookmarks move the token
-            reconnects = watch.reconnects
-            failing = asyncio.create_task(anext(watch))
-            # The stream's end, then at least one reconnect refused while nothing listens.
-            await eventually(lambda: watch.reconnects >= reconnects + 2, what="a failed reconnect")
-            assert not failing.done()
-            gw = Gateway(settings)
-            await gw.start()
-            with pytest.raises(ResumeTokenExpiredError) as info:
-                await asyncio.wait_for(failing, 10)
-            assert info.value.code == grpc.StatusCode.OUT_OF_RANGE
-            assert info.value.reason == "RESUME_TOKEN_EXPIRED"
-            assert isinstance(watch.last_error, UnavailableError)
-            assert watch.resume_token == bookmark.resume_token
-            # After OUT_OF_RANGE the iterator is finished.
-            with pytest.raises(StopAsyncIteration):
-                await anext(watch)
-    finally:
-        await p.http.aclose()
-        await gw.stop(0)
 
 
 async def test_sync_client_cancels_watches_and_resumes(
@@ -788,40 +733,22 @@ async def _backlog(gateway: Gateway, emulator: Emulator, n: int) -> tuple[str, s
     call_id = new_guid()
     ops = [new_guid() for _ in range(n)]
     token = await first_bookmark(f"127.0.0.1:{gateway.grpc_port}", call_id)
-    poster = Poster(emulator, gateway)
-    try:
+    async with Poster(emulator, gateway) as poster:
         assert (await poster.post([op_notification(call_id, o) for o in ops])).status_code == 202
-    finally:
-        await poster.http.aclose()
     return call_id, token, ops
 
 
-async def test_node_takes_a_backlog_in_batches_one_event_at_a_time(
-    node_dist: pathlib.Path, gateway: Gateway, emulator: Emulator
+async def test_an_example_takes_a_backlog_in_batches_one_event_at_a_time(
+    example: Example, gateway: Gateway, emulator: Emulator
 ) -> None:
     call_id, token, ops = await _backlog(gateway, emulator, 20)
-    code, lines, err = await run_node(
-        "--target", f"127.0.0.1:{gateway.grpc_port}", "--call-id", call_id,
-        "--resume", token, "--max-events", "20",
+    f = example.flag
+    code, lines, err = await example.run(
+        f("target"), f"127.0.0.1:{gateway.grpc_port}", f("call-id"), call_id,
+        f("resume"), token, f("max-events"), "20",
     )  # fmt: skip
     assert code == 0, err
-    events = [x["response"] for x in lines if "event" in x.get("response", {})]
-    assert [e["event"]["operationUpdate"]["operation"]["id"] for e in events] == ops
-    assert not any(e.get("batch") for e in events)
-    assert len({e["resumeToken"] for e in events}) == 20
-
-
-async def test_go_takes_a_backlog_in_batches_one_event_at_a_time(
-    go_check: GoCheck, gateway: Gateway, emulator: Emulator
-) -> None:
-    binary = str(await asyncio.to_thread(go_check.binary))
-    call_id, token, ops = await _backlog(gateway, emulator, 20)
-    code, lines, err = await run_json_lines(
-        binary, "-target", f"127.0.0.1:{gateway.grpc_port}", "-call-id", call_id,
-        "-resume", token, "-max-events", "20",
-    )  # fmt: skip
-    assert code == 0, err
-    events = [x for x in lines if "event" in x]
+    events = example.events(lines)
     assert [e["event"]["operationUpdate"]["operation"]["id"] for e in events] == ops
     assert not any(e.get("batch") for e in events)
     assert len({e["resumeToken"] for e in events}) == 20

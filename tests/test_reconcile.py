@@ -212,54 +212,50 @@ async def test_a_stale_state_is_delivered_flagged_and_does_not_become_the_calls_
         tenant = emu.calls[call_id].tenant_id
         before = await gw.log.latest_call((tenant, call_id))
         assert before is not None
-        poster = Poster(emu, gw)
-        try:
-            async with watching(gw, call_id) as w:
-                # Graph delivers an old "establishing" late, after "established".
-                r = await poster.post(
-                    [call_notification(call_id, "establishing")],
-                    token=poster.token(tenant_id=tenant),
-                )
-                assert r.status_code == 202
-                await eventually(lambda: w.updates, what="the late update delivered")
-                late = w.updates[0]
-                assert late.state == pb.CALL_STATE_ESTABLISHING and late.stale
-                assert late.origin == pb.CALL_UPDATE_ORIGIN_GRAPH
-                # A fresh state after it is not stale.
-                r = await poster.post(
-                    [call_notification(call_id, "hold")], token=poster.token(tenant_id=tenant)
-                )
-                assert r.status_code == 202
-                await eventually(lambda: len(w.updates) >= 2, what="the hold update")
-                assert not w.updates[1].stale
-                r = await poster.post(
-                    [call_notification(call_id, "established")],
-                    token=poster.token(tenant_id=tenant),
-                )
-                await eventually(lambda: len(w.updates) >= 3, what="back from hold")
-                assert not w.updates[2].stale
-                r = await poster.post(
-                    [call_notification(call_id, "incoming")], token=poster.token(tenant_id=tenant)
-                )
-                await eventually(lambda: len(w.updates) >= 4, what="a late incoming")
-                assert w.updates[3].stale
-                # The snapshot and the log's index: the call is established (the update before
-                # the stale one), not incoming.
-                snap = await collect(
-                    w.stub,
-                    pb.WatchOperationsRequest(
-                        call_ids=[call_id], include_call_updates=True, include_snapshot=True
-                    ),
-                    1,
-                )
-                assert [s.event.call_update.state for s in snap] == [pb.CALL_STATE_ESTABLISHED]
-                assert not snap[0].event.call_update.stale
-                latest = await gw.log.latest_call((tenant, call_id))
-                assert latest is not None and latest.position > before.position
-                assert latest.event.call_update.state == pb.CALL_STATE_ESTABLISHED
-                assert not latest.event.call_update.stale
-        finally:
-            await poster.http.aclose()
+        async with Poster(emu, gw) as poster, watching(gw, call_id) as w:
+            # Graph delivers an old "establishing" late, after "established".
+            r = await poster.post(
+                [call_notification(call_id, "establishing")],
+                token=poster.token(tenant_id=tenant),
+            )
+            assert r.status_code == 202
+            await eventually(lambda: w.updates, what="the late update delivered")
+            late = w.updates[0]
+            assert late.state == pb.CALL_STATE_ESTABLISHING and late.stale
+            assert late.origin == pb.CALL_UPDATE_ORIGIN_GRAPH
+            # A fresh state after it is not stale.
+            r = await poster.post(
+                [call_notification(call_id, "hold")], token=poster.token(tenant_id=tenant)
+            )
+            assert r.status_code == 202
+            await eventually(lambda: len(w.updates) >= 2, what="the hold update")
+            assert not w.updates[1].stale
+            r = await poster.post(
+                [call_notification(call_id, "established")],
+                token=poster.token(tenant_id=tenant),
+            )
+            await eventually(lambda: len(w.updates) >= 3, what="back from hold")
+            assert not w.updates[2].stale
+            r = await poster.post(
+                [call_notification(call_id, "incoming")], token=poster.token(tenant_id=tenant)
+            )
+            await eventually(lambda: len(w.updates) >= 4, what="a late incoming")
+            assert w.updates[3].stale
+            # The snapshot and the log's index: the call is established (the update before
+            # the stale one), not incoming.
+            snap = await collect(
+                w.stub,
+                pb.WatchOperationsRequest(
+                    call_ids=[call_id], include_call_updates=True, include_snapshot=True
+                ),
+                1,
+            )
+            assert [s.event.call_update.state for s in snap] == [pb.CALL_STATE_ESTABLISHED]
+            assert not snap[0].event.call_update.stale
+            latest = await gw.log.latest_call((tenant, call_id))
+            assert latest is not None and latest.position > before.position
+            assert latest.event.call_update.state == pb.CALL_STATE_ESTABLISHED
+            assert not latest.event.call_update.stale
 
 
 async def test_two_replicas_store_one_observed_end(emu: Emulator, user: GraphUser) -> None:

@@ -80,11 +80,8 @@ class Scene:
         raise AssertionError("no START bookmark")
 
     async def post(self, *notes: dict[str, Any]) -> None:
-        poster = Poster(self.emulator, self.gateway)
-        try:
+        async with Poster(self.emulator, self.gateway) as poster:
             assert (await poster.post(list(notes))).status_code == 202
-        finally:
-            await poster.http.aclose()
 
     async def post_both(self) -> None:
         await self.post(

@@ -721,6 +721,9 @@ async def test_on_a_redis_cluster(make_log: MakeLog, tmp_path: pathlib.Path) -> 
         assert {"1", "2"} <= set(op_ids(await b.latest_operations()))
         keys = {k.decode() async for k in node.scan_iter(match="*")}
         assert keys and all(k.startswith(a.key_prefix + ":") for k in keys)
+        # Closed while the node is up: the cluster client closes its node connections then.
+        await a.close()
+        await b.close()
     finally:
         await node.aclose()
         proc.terminate()

@@ -6,7 +6,6 @@ with a real OTLP/gRPC receiver started here. No span attribute carries a secret.
 from __future__ import annotations
 
 import pathlib
-from collections.abc import AsyncIterator
 from concurrent import futures
 from typing import Any
 
@@ -24,23 +23,12 @@ from helpers.gateway import process_env, webhook_url
 from helpers.logscan import leaks
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
-from helpers.tracing import traced_gateway
+from helpers.tracing import spans_named, traceparent
 
 pytestmark = pytest.mark.e2e
 
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_ID = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
-
-
-@pytest.fixture
-async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpanExporter]]:
-    async with traced_gateway(emulator) as pair:
-        yield pair
-
-
-def _named(exporter: InMemorySpanExporter, name: str) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.name == name]
+TRACE_ID, PARENT_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
+TRACEPARENT = traceparent(TRACE_ID, PARENT_ID)
 
 
 async def test_an_rpc_continues_the_callers_trace_and_each_graph_attempt_is_a_child(
@@ -58,14 +46,18 @@ async def test_an_rpc_continues_the_callers_trace_and_each_graph_attempt_is_a_ch
             timeout=10,
         )
     name = "graphcomms.v1.CallsService/CancelMediaProcessing"
-    rpc = await eventually(lambda: _named(exporter, name), what="the RPC's span")
+    rpc = await eventually(lambda: spans_named(exporter, name), what="the RPC's span")
     span = rpc[0]
-    assert format(span.context.trace_id, "032x") == TRACE_ID
-    assert format(span.parent.span_id, "016x") == PARENT_ID
+    assert span.context.trace_id == TRACE_ID
+    assert span.parent.span_id == PARENT_ID
     assert span.attributes["rpc.grpc.status_code"] == 0
     assert span.attributes["commsgw.graph_request_id"]
     attempts = sorted(
-        (s for s in _named(exporter, "graph POST") if s.parent.span_id == span.context.span_id),
+        (
+            s
+            for s in spans_named(exporter, "graph POST")
+            if s.parent.span_id == span.context.span_id
+        ),
         key=lambda s: s.attributes["commsgw.graph.attempt"],
     )
     assert [a.attributes["http.response.status_code"] for a in attempts] == [503, 200]
@@ -75,16 +67,18 @@ async def test_an_rpc_continues_the_callers_trace_and_each_graph_attempt_is_a_ch
         attempts[0].attributes["commsgw.client_request_id"]
         == span.attributes["commsgw.client_request_id"]
     )
-    assert _named(exporter, "token acquisition"), "no span for the token acquisition"
+    assert spans_named(exporter, "token acquisition"), "no span for the token acquisition"
 
 
 async def test_a_webhook_post_and_its_deliveries_are_linked(
     traced: tuple[Gateway, InMemorySpanExporter], emulator: Emulator
 ) -> None:
     gw, exporter = traced
-    poster = Poster(emulator, gw)
-    call_id, op_id = "7e7b6b3a-1111-4c2b-9a5e-0a1b2c3d4e5f", "9a8b7c6d-2222-4e5f-8a9b-1c2d3e4f5a6b"
-    try:
+    async with Poster(emulator, gw) as poster:
+        call_id, op_id = (
+            "7e7b6b3a-1111-4c2b-9a5e-0a1b2c3d4e5f",
+            "9a8b7c6d-2222-4e5f-8a9b-1c2d3e4f5a6b",
+        )
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
             watch = calls_pb2_grpc.CallsServiceStub(ch).WatchOperations(
                 calls_pb2.WatchOperationsRequest(call_ids=[call_id])
@@ -95,16 +89,14 @@ async def test_a_webhook_post_and_its_deliveries_are_linked(
             got = await watch.read()
             assert got.event.operation_update.operation.id == op_id
             watch.cancel()
-    finally:
-        await poster.http.aclose()
-    post = (await eventually(lambda: _named(exporter, "webhook POST"), what="POST span"))[0]
+    post = (await eventually(lambda: spans_named(exporter, "webhook POST"), what="POST span"))[0]
     assert post.attributes["http.response.status_code"] == 202
     children = {
         s.name for s in exporter.get_finished_spans() if s.parent is not None
         and s.parent.span_id == post.context.span_id
     }  # fmt: skip
     assert children == {"validate token", "parse", "append"}
-    deliver = (await eventually(lambda: _named(exporter, "deliver"), what="delivery span"))[0]
+    deliver = (await eventually(lambda: spans_named(exporter, "deliver"), what="delivery span"))[0]
     assert [link.context.span_id for link in deliver.links] == [post.context.span_id]
     assert deliver.context.trace_id != post.context.trace_id  # a link, not a parent
 
@@ -115,18 +107,15 @@ async def test_no_span_attribute_carries_a_secret(
     gw, exporter = traced
     call_id = await graph_user.create_call(webhook_url(gw))
     await graph_user.record(call_id, "vm")
-    poster = Poster(emulator, gw)
-    try:
+    async with Poster(emulator, gw) as poster:
         note = op_notification(call_id, "5a4b3c2d-3333-4e5f-8a9b-2c3d4e5f6a7b")
         note["resourceData"]["recordingAccessToken"] = "rec-secret-42"
         assert (await poster.post([note])).status_code == 202
-    finally:
-        await poster.http.aclose()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
         await calls_pb2_grpc.CallsServiceStub(ch).CancelMediaProcessing(
             calls_pb2.CancelMediaProcessingRequest(call_id=call_id), timeout=10
         )
-    await eventually(lambda: _named(exporter, "webhook POST"), what="spans")
+    await eventually(lambda: spans_named(exporter, "webhook POST"), what="spans")
     spans = exporter.get_finished_spans()
     assert len(spans) >= 5
     text = "\n".join(f"{s.name} {dict(s.attributes or {})} {s.events} {s.status}" for s in spans)

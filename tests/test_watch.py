@@ -143,34 +143,33 @@ async def test_resume_with_non_matching_events_in_between(
 async def test_expired_and_foreign_tokens(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_EVENT_LOG_MAX_EVENTS="5"))
     await gw.start()
-    p = Poster(emulator, gw)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
-            stub = calls_pb2_grpc.CallsServiceStub(ch)
-            call_id = new_guid()
-            first = asyncio.create_task(
-                collect(stub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), 1)
-            )
-            await started(gw, 1)
-            await p.post([op_notification(call_id, new_guid())])
-            token = (await first)[0].resume_token
-            await p.post([op_notification(call_id, new_guid()) for _ in range(10)])
-            for bad, code, reason in [
-                (token, grpc.StatusCode.OUT_OF_RANGE, "RESUME_TOKEN_EXPIRED"),
-                (_foreign(token), grpc.StatusCode.OUT_OF_RANGE, "RESUME_TOKEN_EXPIRED"),
-                ("garbage!", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_RESUME_TOKEN"),
-            ]:
-                with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await collect(
-                        stub,
-                        calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=bad),
-                        1,
-                    )
-                assert info.value.code() == code
-                assert error_details(info.value)[0].reason == reason
-    finally:
-        await p.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as p:
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+                stub = calls_pb2_grpc.CallsServiceStub(ch)
+                call_id = new_guid()
+                first = asyncio.create_task(
+                    collect(stub, calls_pb2.WatchOperationsRequest(call_ids=[call_id]), 1)
+                )
+                await started(gw, 1)
+                await p.post([op_notification(call_id, new_guid())])
+                token = (await first)[0].resume_token
+                await p.post([op_notification(call_id, new_guid()) for _ in range(10)])
+                for bad, code, reason in [
+                    (token, grpc.StatusCode.OUT_OF_RANGE, "RESUME_TOKEN_EXPIRED"),
+                    (_foreign(token), grpc.StatusCode.OUT_OF_RANGE, "RESUME_TOKEN_EXPIRED"),
+                    ("garbage!", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_RESUME_TOKEN"),
+                ]:
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await collect(
+                            stub,
+                            calls_pb2.WatchOperationsRequest(call_ids=[call_id], resume_token=bad),
+                            1,
+                        )
+                    assert info.value.code() == code
+                    assert error_details(info.value)[0].reason == reason
+        finally:
+            await gw.stop(0)
 
 
 def _foreign(token: str) -> str:
@@ -204,81 +203,84 @@ async def test_snapshot_then_bookmark_then_live(
 async def test_idle_stream_gets_progress_bookmarks(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_BOOKMARK_INTERVAL_S="0.2"))
     await gw.start()
-    p = Poster(emulator, gw)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
-            stub = calls_pb2_grpc.CallsServiceStub(ch)
-            watched, unwatched = new_guid(), new_guid()
-            call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(call_ids=[watched]))
-            it = call.__aiter__()
-            first = await anext(it)
-            assert first.bookmark.kind == calls_pb2.BOOKMARK_KIND_START
-            await p.post([op_notification(unwatched, new_guid())])
-            bm = await anext(it)
-            assert bm.bookmark.kind == calls_pb2.BOOKMARK_KIND_PROGRESS
-            call.cancel()
-            # The bookmark moved past the unwatched event: resuming from it sees only later ones.
-            later = new_guid()
-            await p.post([op_notification(watched, later)])
-            got = await collect(
-                stub,
-                calls_pb2.WatchOperationsRequest(call_ids=[watched], resume_token=bm.resume_token),
-                1,
-            )
-            assert got[0].event.operation_update.operation.id == later
-    finally:
-        await p.http.aclose()
-        await gw.stop(0)
+    async with Poster(emulator, gw) as p:
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
+                stub = calls_pb2_grpc.CallsServiceStub(ch)
+                watched, unwatched = new_guid(), new_guid()
+                call = stub.WatchOperations(calls_pb2.WatchOperationsRequest(call_ids=[watched]))
+                it = call.__aiter__()
+                first = await anext(it)
+                assert first.bookmark.kind == calls_pb2.BOOKMARK_KIND_START
+                await p.post([op_notification(unwatched, new_guid())])
+                bm = await anext(it)
+                assert bm.bookmark.kind == calls_pb2.BOOKMARK_KIND_PROGRESS
+                call.cancel()
+                # The bookmark moved past the unwatched event: resuming from it sees only
+                # later ones.
+                later = new_guid()
+                await p.post([op_notification(watched, later)])
+                got = await collect(
+                    stub,
+                    calls_pb2.WatchOperationsRequest(
+                        call_ids=[watched], resume_token=bm.resume_token
+                    ),
+                    1,
+                )
+                assert got[0].event.operation_update.operation.id == later
+        finally:
+            await gw.stop(0)
 
 
 async def test_slow_subscriber_is_cut_while_fast_one_keeps_up(emulator: Emulator) -> None:
     gw = Gateway(gateway_settings(emulator, COMMSGW_SUBSCRIBER_BUFFER="300"))
     await gw.start()
-    p = Poster(emulator, gw)
-    try:
-        target = f"127.0.0.1:{gw.grpc_port}"
-        # The slow client never reads; without BDP probing its window stays small.
-        async with (
-            grpc.aio.insecure_channel(target, options=[("grpc.http2.bdp_probe", 0)]) as slow_ch,
-            grpc.aio.insecure_channel(target) as fast_ch,
-        ):
-            slow = calls_pb2_grpc.CallsServiceStub(slow_ch).WatchOperations(
-                calls_pb2.WatchOperationsRequest()
-            )
-            await slow.wait_for_connection()
-            fast_stub = calls_pb2_grpc.CallsServiceStub(fast_ch)
-            fast_got: list[Resp] = []
-
-            async def read_fast() -> None:
-                async for r in fast_stub.WatchOperations(calls_pb2.WatchOperationsRequest()):
-                    if r.WhichOneof("kind") == "event":
-                        fast_got.append(r)
-
-            fast = asyncio.create_task(read_fast())
-            await started(gw, 2)
-            call_id = new_guid()
-            big = "x" * 200
-            posted = 0
-            for _ in range(30):
-                batch = [op_notification(call_id, new_guid(), ctx=big) for _ in range(100)]
-                assert (await p.post(batch)).status_code == 202
-                posted += len(batch)
-                # The fast subscriber keeps up: it has everything before the next batch.
-                await eventually(
-                    lambda n=posted: len(fast_got) >= n, interval=0.005, what="the fast one has all"
+    async with Poster(emulator, gw) as p:
+        try:
+            target = f"127.0.0.1:{gw.grpc_port}"
+            # The slow client never reads; without BDP probing its window stays small.
+            async with (
+                grpc.aio.insecure_channel(target, options=[("grpc.http2.bdp_probe", 0)]) as slow_ch,
+                grpc.aio.insecure_channel(target) as fast_ch,
+            ):
+                slow = calls_pb2_grpc.CallsServiceStub(slow_ch).WatchOperations(
+                    calls_pb2.WatchOperationsRequest()
                 )
-            assert not fast.done(), "the fast subscriber was cut off"
-            fast.cancel()
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                async with asyncio.timeout(20):
-                    async for _ in slow:
-                        pass
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert error_details(info.value)[0].reason == "SUBSCRIBER_TOO_SLOW"
-            assert gw.hub.cut_for_slowness == 1
-    finally:
-        await p.http.aclose()
-        await gw.stop(0)
+                await slow.wait_for_connection()
+                fast_stub = calls_pb2_grpc.CallsServiceStub(fast_ch)
+                fast_got: list[Resp] = []
+
+                async def read_fast() -> None:
+                    async for r in fast_stub.WatchOperations(calls_pb2.WatchOperationsRequest()):
+                        if r.WhichOneof("kind") == "event":
+                            fast_got.append(r)
+
+                fast = asyncio.create_task(read_fast())
+                await started(gw, 2)
+                call_id = new_guid()
+                big = "x" * 200
+                posted = 0
+                for _ in range(30):
+                    batch = [op_notification(call_id, new_guid(), ctx=big) for _ in range(100)]
+                    assert (await p.post(batch)).status_code == 202
+                    posted += len(batch)
+                    # The fast subscriber keeps up: it has everything before the next batch.
+                    await eventually(
+                        lambda n=posted: len(fast_got) >= n,
+                        interval=0.005,
+                        what="the fast one has all",
+                    )
+                assert not fast.done(), "the fast subscriber was cut off"
+                fast.cancel()
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async with asyncio.timeout(20):
+                        async for _ in slow:
+                            pass
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert error_details(info.value)[0].reason == "SUBSCRIBER_TOO_SLOW"
+                assert gw.hub.cut_for_slowness == 1
+        finally:
+            await gw.stop(0)
 
 
 @pytest.mark.parametrize(

@@ -32,11 +32,13 @@ async def run_cli(
     stdin: bytes | None = None,
     timeout: float = 60,
     cwd: str | os.PathLike[str] | None = None,
+    base_env: Mapping[str, str] | None = None,
 ) -> Result:
-    """`python -m commsgw ARGS` to its end; `env` is added to this process's environment."""
+    """`python -m commsgw ARGS` to its end; `env` is added to `base_env` (by default this
+    process's environment)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "commsgw", *args,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        env={**(os.environ if base_env is None else base_env), **(env or {})}, cwd=cwd,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -47,6 +49,17 @@ async def run_cli(
         await proc.wait()
         raise
     return Result(proc.returncode or 0, out.decode(), err.decode())
+
+
+def client_env() -> dict[str, str]:
+    """This process's environment without a single COMMSGW_ variable (what a newcomer's shell
+    has): what a printed command needs must be in it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COMMSGW_")}
+
+
+async def run_demo(*args: str, cwd: pathlib.Path, timeout: float = 60, **env: str) -> Result:
+    """`commsgw demo ARGS` to its end, in `client_env()` plus `env`."""
+    return await run_cli("demo", *args, env=env, base_env=client_env(), cwd=cwd, timeout=timeout)
 
 
 class DevProcess:

@@ -44,12 +44,22 @@ def call_notification(call_id: str, state: str) -> dict[str, Any]:
 
 
 class Poster:
-    """Posts signed commsNotifications to a gateway's webhook, as Graph does."""
+    """Posts signed commsNotifications to a gateway's webhook, as Graph does. An async context
+    manager: `async with Poster(emulator, gateway) as poster:` closes its HTTP client."""
 
     def __init__(self, emulator: Emulator, gateway: Gateway) -> None:
         self.emulator = emulator
         self.url = webhook_url(gateway)
         self.http = httpx.AsyncClient()
+
+    async def __aenter__(self) -> Poster:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     def token(self, **kwargs: Any) -> str:
         kwargs.setdefault("tenant_id", TENANT)

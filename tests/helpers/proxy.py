@@ -17,6 +17,18 @@ class Proxy:
         self.conns: set[asyncio.StreamWriter] = set()
         self.accepted = 0
 
+    async def __aenter__(self) -> Proxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection, unless cut already."""
+        if self.server is not None and self.server.is_serving():
+            await self.cut()
+
     async def start(self) -> None:
         self.server = await asyncio.start_server(
             self._handle, "127.0.0.1", self.port, reuse_address=True

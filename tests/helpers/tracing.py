@@ -35,15 +35,24 @@ async def traced_gateway(
         tracing.shutdown()
 
 
-def traceparent(trace_id: int, span_id: int, sampled: bool = True) -> str:
-    """The W3C traceparent of a span."""
-    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+def traceparent(
+    trace_id: int, span_id: int, sampled: bool = True, *, flags: int | None = None
+) -> str:
+    """The W3C traceparent of a span: its trace flags are `flags` when given (all of them, the
+    random-trace-id bit of Trace Context level 2 included), else just the sampled bit."""
+    if flags is None:
+        flags = 1 if sampled else 0
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+def spans_named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    """The finished spans called `name` ("graph POST", "deliver", ...), oldest first."""
+    return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
 def rpc_spans(exporter: InMemorySpanExporter, method: str) -> list[ReadableSpan]:
     """The finished server spans of one RPC (`method`: "PlayPrompt", ...)."""
-    name = f"{SERVICE}/{method}"
-    return [s for s in exporter.get_finished_spans() if s.name == name]
+    return spans_named(exporter, f"{SERVICE}/{method}")
 
 
 async def rpc_span(exporter: InMemorySpanExporter, method: str, count: int = 1) -> ReadableSpan:

@@ -33,13 +33,15 @@ class Bot:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.output.append(line)
+                self.lines.put(line)
 
     def wait_for_line(self, text: str, timeout: float = 30) -> None:
         while True:
@@ -58,6 +60,7 @@ class Bot:
         if self.process.poll() is None:
             self.process.terminate()
         self.process.wait(timeout=30)
+        self._reader.join(timeout=30)  # it ends with the pipe, which it then closes
 
 
 def test_caller_presses_1_during_the_menu_and_leaves_a_message(
