@@ -105,13 +105,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/commsgw_client
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
+# pytest-xdist workers for `make test` and `make test-fast`: TEST_WORKERS=0 runs in one process.
+# loadgroup keeps each xdist_group (a module's costly fixture, a shared build folder) on one.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
+
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the
 ## in-process coverage of the gateway and the Python client and fails below its floor
 ## ([tool.coverage] in pyproject.toml; `make test COV=` measures nothing)
 COV ?= --cov --cov-report=term:skip-covered
 test: $(STAMP) $(BUF) $(NODE_TSC)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest -m "not failover" $(COV) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not failover" $(XDIST) $(COV) $(PYTEST_ARGS)
 
 ## test-failover: a Redis failover under two gateway replicas (a primary, a replica and three
 ## Sentinels of its own on free loopback ports; kill -9 of the primary), with
@@ -122,7 +127,7 @@ test-failover: $(STAMP)
 ## test-fast: the fast tier, under a minute: everything but the end-to-end tests (marked e2e)
 test-fast: $(STAMP)
 	bash tools/ensure-redis.sh
-	$(BIN)/pytest -m "not e2e and not failover" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not e2e and not failover" $(XDIST) $(PYTEST_ARGS)
 
 ## bench: every scenario against its baseline; report and plots in bench/results/
 bench: $(VENV)/.installed-bench

@@ -24,6 +24,7 @@ import pathlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -42,6 +43,7 @@ from helpers.tracing import traced_gateway
 LOG_DIR_KEY = pytest.StashKey[pathlib.Path]()
 TMP_FACTORY_KEY = pytest.StashKey[pytest.TempPathFactory]()
 LEAKS_KEY = pytest.StashKey[dict[pathlib.Path, list[str]]]()
+LEAKS_OUTPUT = "commsgw_leaked_secrets"  # a pytest-xdist worker's findings, for its controller
 
 
 class _RawHandler(logging.Handler):
@@ -117,6 +119,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         files += sorted(factory.getbasetemp().rglob("*.log"))
     found, _ = logscan.scan(files)
     found = {**config.stash[LEAKS_KEY], **found}
+    if hasattr(config, "workeroutput"):  # a pytest-xdist worker: its controller reports
+        config.workeroutput[LEAKS_OUTPUT] = {str(path): what for path, what in found.items()}
+        return
     if not found:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -130,6 +135,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("secrets leaked into the logs:", *lines, sep="\n")
     if session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist, each worker scans its own logs: the controller gathers what it found."""
+    leaks = getattr(node, "workeroutput", {}).get(LEAKS_OUTPUT, {})
+    node.config.stash[LEAKS_KEY].update({pathlib.Path(p): what for p, what in leaks.items()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -35,7 +35,10 @@ from helpers.emulator_calls import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("chromium"),  # one pytest-xdist worker starts the browser, once
+]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

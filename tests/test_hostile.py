@@ -43,7 +43,10 @@ from helpers.polling import eventually
 from helpers.status import error_details
 from helpers.watch import first_bookmark
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("hostile"),  # one pytest-xdist worker runs the module's stack
+]
 
 T = TypeVar("T")
 RSS_TOLERANCE_KB = 30 * 1024

@@ -561,6 +561,10 @@ async def spawn_redis(port: int) -> asyncio.subprocess.Process:
         "",
         "--appendonly",
         "no",
+        # A replica's full sync starts at once, not after Redis's default 5 s wait for more
+        # replicas to share one diskless transfer.
+        "--repl-diskless-sync-delay",
+        "0",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

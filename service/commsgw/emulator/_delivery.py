@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +24,13 @@ import httpx
 from commsgw.emulator._match import body_matches
 
 _log = logging.getLogger("commsgw.emulator")
+
+
+@functools.cache
+def _default_trust() -> ssl.SSLContext:
+    """httpx's default trust for https callbacks (certifi's store), loaded once per process:
+    loading it takes tens of milliseconds, and a test suite may start an emulator per test."""
+    return httpx.create_ssl_context()
 
 
 class DeliveryAttempt(NamedTuple):
@@ -106,7 +115,8 @@ class NotificationDispatcher:
         self.retries = retries
         self.backoff_s = backoff_s
         self.batch = batch
-        self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
+        trust = _default_trust() if verify is True else verify
+        self._client = httpx.AsyncClient(verify=trust, timeout=timeout_s)
         self._lanes: dict[str, _Lane] = {}
         self.attempts: list[DeliveryAttempt] = []
         self.dropped: list[dict[str, Any]] = []
