@@ -34,11 +34,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytestmark = [
-    pytest.mark.e2e,
-    # tsc writes clients/node/dist, as test_interop does: one pytest-xdist worker.
-    pytest.mark.xdist_group("clients-node"),
-]
+pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "clients" / "node"
