@@ -106,9 +106,9 @@ typecheck: $(STAMP)
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
 # pytest-xdist workers for `make test` and `make test-fast`: TEST_WORKERS=0 runs in one process.
-# loadgroup keeps each xdist_group (a module's costly fixture, a shared build folder) on one.
+# loadfile keeps each module on one worker (tests/conftest.py: SAME_WORKER keeps some together).
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadgroup
+XDIST = -n $(TEST_WORKERS) --dist loadfile
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the
 ## in-process coverage of the gateway and the Python client and fails below its floor

@@ -137,6 +137,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# Under `--dist loadfile`, modules that must share a pytest-xdist worker: both compile clients/node
+# into clients/node/dist (tsc), which two workers must not write at once.
+SAME_WORKER = {
+    "tests/test_first_bot_node_go.py": "clients/node",
+    "tests/test_interop.py": "clients/node",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (each module on one worker: module-wide fixtures start once), with the
+    modules of SAME_WORKER together. (pytest-xdist's loadgroup marks do not take with pytest 9's
+    node ids.)"""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class _ByFile(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SAME_WORKER.get(path, path)
+
+    return _ByFile(config, log)
+
+
 def pytest_testnodedown(node: Any, error: object) -> None:
     """Under pytest-xdist, each worker scans its own logs: the controller gathers what it found."""
     leaks = getattr(node, "workeroutput", {}).get(LEAKS_OUTPUT, {})

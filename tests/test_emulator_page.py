@@ -35,10 +35,7 @@ from helpers.emulator_calls import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.xdist_group("chromium"),  # one pytest-xdist worker starts the browser, once
-]
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -36,11 +36,7 @@ import pytest
 
 from helpers.orphans import reap, wait_gone
 
-pytestmark = [
-    pytest.mark.e2e,
-    # tsc writes clients/node/dist, as test_interop does: one pytest-xdist worker.
-    pytest.mark.xdist_group("clients-node"),
-]
+pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "clients" / "node"

@@ -43,10 +43,7 @@ from helpers.polling import eventually
 from helpers.status import error_details
 from helpers.watch import first_bookmark
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.xdist_group("hostile"),  # one pytest-xdist worker runs the module's stack
-]
+pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 RSS_TOLERANCE_KB = 30 * 1024

@@ -59,11 +59,7 @@ from helpers.proxy import Proxy
 from helpers.tracing import continues, rpc_span, rpc_spans, traceparent
 from helpers.watch import first_bookmark, started
 
-pytestmark = [
-    pytest.mark.e2e,
-    # tsc writes clients/node/dist, as test_first_bot_node_go does: one pytest-xdist worker.
-    pytest.mark.xdist_group("clients-node"),
-]
+pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "clients" / "node"

@@ -27,10 +27,7 @@ from helpers.wheels import build_wheels
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EMULATOR_SRC = ROOT / "service" / "commsgw" / "emulator"
 EMULATOR_PYPROJECT = ROOT / "service" / "emulator" / "pyproject.toml"
-pytestmark = [
-    pytest.mark.e2e,  # builds wheels, runs the commands
-    pytest.mark.xdist_group("wheels"),  # one pytest-xdist worker builds them, once
-]
+pytestmark = pytest.mark.e2e  # builds wheels, runs the commands
 
 INSTALL_HINT = "pip install commsgw-emulator==0.1.0"
 

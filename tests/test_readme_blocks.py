@@ -215,7 +215,6 @@ def _call(dev: CommsgwDev, call: str) -> dict[str, str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("readme-dev")  # one pytest-xdist worker runs the module's dev
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.where for b in RUNNABLE])
 def test_the_block_runs_as_written(block: Block, dev: CommsgwDev, tmp_path: pathlib.Path) -> None:
     kind, call, cwd = block.run_spec()
