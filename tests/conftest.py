@@ -35,7 +35,8 @@ from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
 from graphcomms.v1 import calls_pb2_grpc
 from helpers import logscan
-from helpers.emulator import GraphUser, running_emulator
+from helpers.emulator import CallbackReceiver, GraphUser, running_emulator
+from helpers.emulator_calls import Graph, emulator_and_graph
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.notifications import Poster
 from helpers.tracing import traced_gateway
@@ -222,3 +223,18 @@ async def traced(emulator: Emulator) -> AsyncIterator[tuple[Gateway, InMemorySpa
     """An in-process gateway whose spans go, unbatched, to the in-memory exporter it yields."""
     async with traced_gateway(emulator) as pair:
         yield pair
+
+
+@pytest.fixture
+async def emu_graph(tmp_path: pathlib.Path) -> AsyncIterator[tuple[Emulator, Graph]]:
+    """An emulator with no ring delay and 50 ms media operations, and Graph's API on it as the
+    bot (a module needing other timings defines its own)."""
+    async with emulator_and_graph(tmp_path, ring_s=0, media_op_seconds=0.05) as pair:
+        yield pair
+
+
+@pytest.fixture
+async def rx() -> AsyncIterator[CallbackReceiver]:
+    """The bot's callback URL: a receiver answering 202 to every notification."""
+    async with CallbackReceiver() as r:
+        yield r

@@ -5,8 +5,6 @@ out of order), and a per-call prompt duration (to cancel a prompt while it plays
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from helpers.emulator_calls import (
     SERVICE_HOSTED,
     USER_2,
     Graph,
-    emulator_and_graph,
     last_state,
     of_call,
     op_done,
@@ -37,18 +34,6 @@ MEETING = {
     "@odata.type": "#microsoft.graph.organizerMeetingInfo",
     "organizer": {"user": {"id": USER_2}},
 }
-
-
-@pytest.fixture
-async def emu_graph(tmp_path: pathlib.Path) -> AsyncIterator[tuple[Emulator, Graph]]:
-    async with emulator_and_graph(tmp_path, ring_s=0, media_op_seconds=0.05) as pair:
-        yield pair
-
-
-@pytest.fixture
-async def rx() -> AsyncIterator[CallbackReceiver]:
-    async with CallbackReceiver() as r:
-        yield r
 
 
 async def _ring(graph: Graph, rx: CallbackReceiver, **body: Any) -> str:

@@ -5,8 +5,6 @@ body subset) and ``POST /_emulator/reset``."""
 from __future__ import annotations
 
 import datetime as dt
-import pathlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,7 +16,6 @@ from helpers.emulator_calls import (
     USER_ID,
     Graph,
     call_body,
-    emulator_and_graph,
     last_state,
     prompt,
     target,
@@ -26,18 +23,6 @@ from helpers.emulator_calls import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def emu_graph(tmp_path: pathlib.Path) -> AsyncIterator[tuple[Emulator, Graph]]:
-    async with emulator_and_graph(tmp_path, ring_s=0, media_op_seconds=0.05) as pair:
-        yield pair
-
-
-@pytest.fixture
-async def rx() -> AsyncIterator[CallbackReceiver]:
-    async with CallbackReceiver() as r:
-        yield r
 
 
 async def _journal(graph: Graph, **params: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pathlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -27,7 +26,6 @@ from helpers.emulator import CallbackReceiver
 from helpers.emulator_calls import (
     SERVICE_HOSTED,
     Graph,
-    emulator_and_graph,
     last_state,
     op_done,
     prompt,
@@ -83,12 +81,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-@pytest.fixture
-async def emu_graph(tmp_path: pathlib.Path) -> AsyncIterator[tuple[Emulator, Graph]]:
-    async with emulator_and_graph(tmp_path, ring_s=0, media_op_seconds=0.05) as pair:
-        yield pair
 
 
 @pytest.fixture
