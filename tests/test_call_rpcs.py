@@ -41,21 +41,10 @@ def _user(uid: str = USER) -> ct.InvitationParticipantInfo:
 
 
 @pytest.fixture
-async def emu(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
+    """Faster than conftest's: rings in 50 ms, media operations of 200 ms."""
     async with running_emulator(tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2) as e:
         yield e
-
-
-@pytest.fixture
-async def gw(emu: Emulator) -> AsyncIterator[Gateway]:
-    async with running_gateway(gateway_settings(emu)) as g:
-        yield g
-
-
-@pytest.fixture
-async def stub(gw: Gateway) -> AsyncIterator[calls_pb2_grpc.CallsServiceStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
-        yield calls_pb2_grpc.CallsServiceStub(ch)
 
 
 class Events:
@@ -115,9 +104,9 @@ def state(call_id: str, s: int) -> Callable[[Event], bool]:
     )
 
 
-def sent_body(emu: Emulator, path: str) -> dict[str, Any]:
+def sent_body(emulator: Emulator, path: str) -> dict[str, Any]:
     """The JSON body of the last request Graph got on `path` (the emulator keeps them)."""
-    sent = emu.requests_to(path, "POST")
+    sent = emulator.requests_to(path, "POST")
     assert sent, f"nothing sent to {path}"
     data: dict[str, Any] = json.loads(sent[-1].body)
     return data
@@ -139,7 +128,7 @@ async def established_call(stub: calls_pb2_grpc.CallsServiceStub, events: Events
 
 
 async def test_create_call_to_a_user_reaches_established_through_the_gateway(
-    emu: Emulator, gw: Gateway, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
         resp = await stub.CreateCall(
@@ -151,17 +140,17 @@ async def test_create_call_to_a_user_reaches_established_through_the_gateway(
         assert call.targets[0].identity.user.id == USER
         assert resp.graph_request_id and resp.client_request_id
         # The default callback is the gateway's own webhook: the events come back through it.
-        assert call.callback_uri == gw.public_webhook_url
+        assert call.callback_uri == gateway.public_webhook_url
         await events.until(state(call.id, calls_pb2.CALL_STATE_ESTABLISHED), "established")
         assert calls_pb2.CALL_STATE_RINGING in events.states(call.id)
-    body = sent_body(emu, r"/communications/calls$")
+    body = sent_body(emulator, r"/communications/calls$")
     assert body["mediaConfig"]["@odata.type"] == "#microsoft.graph.serviceHostedMediaConfig"
     assert body["requestedModalities"] == ["audio"]
     assert body["targets"][0]["identity"]["user"]["id"] == USER
 
 
 async def test_create_call_to_a_phone_comes_from_an_application_instance(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     resp = await stub.CreateCall(
         calls_pb2.CreateCallRequest(
@@ -177,13 +166,13 @@ async def test_create_call_to_a_phone_comes_from_an_application_instance(
         timeout=10,
     )
     assert resp.call.id
-    body = sent_body(emu, r"/communications/calls$")
+    body = sent_body(emulator, r"/communications/calls$")
     assert body["source"]["identity"]["applicationInstance"]["id"] == APP_INSTANCE
     assert body["targets"][0]["identity"]["phone"]["id"] == "+14255550123"
 
 
 async def test_create_call_joins_a_meeting_by_its_join_url_or_its_id(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     tenant, organizer = "72f988bf-86f1-41af-91ab-2d7cd011db47", USER
     url = (
@@ -191,7 +180,7 @@ async def test_create_call_joins_a_meeting_by_its_join_url_or_its_id(
         f"%7b%22Tid%22%3a%22{tenant}%22%2c%22Oid%22%3a%22{organizer}%22%7d"
     )
     await stub.CreateCall(calls_pb2.CreateCallRequest(join_url=url), timeout=10)
-    body = sent_body(emu, r"/communications/calls$")
+    body = sent_body(emulator, r"/communications/calls$")
     assert body["chatInfo"]["threadId"] == "19:meeting_NTg0NmQ3@thread.v2"
     assert body["chatInfo"]["messageId"] == "0"
     assert body["meetingInfo"]["organizer"]["user"] == {"id": organizer, "tenantId": tenant}
@@ -202,7 +191,7 @@ async def test_create_call_joins_a_meeting_by_its_join_url_or_its_id(
         ),
         timeout=10,
     )
-    body = sent_body(emu, r"/communications/calls$")
+    body = sent_body(emulator, r"/communications/calls$")
     assert body["meetingInfo"] == {
         "@odata.type": "#microsoft.graph.joinMeetingIdMeetingInfo",
         "joinMeetingId": "123456789",
@@ -230,19 +219,19 @@ async def test_get_call_and_hang_up_then_the_ended_call_is_not_found(
         assert code == grpc.StatusCode.NOT_FOUND, rpc
 
 
-async def test_keep_alive(emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub) -> None:
+async def test_keep_alive(emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub) -> None:
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
     resp = await stub.KeepAlive(calls_pb2.KeepAliveRequest(call_id=call_id), timeout=10)
     assert resp.graph_request_id
-    assert emu.requests_to(rf"/calls/{call_id}/keepAlive$", "POST")
+    assert emulator.requests_to(rf"/calls/{call_id}/keepAlive$", "POST")
 
 
 async def test_an_incoming_call_is_typed_answered_and_established(
-    emu: Emulator, gw: Gateway, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
-        call_id = emu.ring(gw.public_webhook_url, caller="+14255550100")
+        call_id = emulator.ring(gateway.public_webhook_url, caller="+14255550100")
         incoming = await events.until(state(call_id, calls_pb2.CALL_STATE_INCOMING), "incoming")
         cu = incoming.call_update
         assert incoming.change_type == calls_pb2.CHANGE_TYPE_CREATED
@@ -256,16 +245,16 @@ async def test_an_incoming_call_is_typed_answered_and_established(
             stub.AnswerCall(calls_pb2.AnswerCallRequest(call_id=call_id), timeout=10)
         )
         assert code == grpc.StatusCode.ABORTED
-    body = sent_body(emu, rf"/calls/{call_id}/answer$")
-    assert body["callbackUri"] == gw.public_webhook_url
+    body = sent_body(emulator, rf"/calls/{call_id}/answer$")
+    assert body["callbackUri"] == gateway.public_webhook_url
     assert body["acceptedModalities"] == ["audio"]
 
 
 async def test_reject_and_redirect_end_an_incoming_call_for_the_bot(
-    emu: Emulator, gw: Gateway, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
-        rejected = emu.ring(gw.public_webhook_url)
+        rejected = emulator.ring(gateway.public_webhook_url)
         await events.until(state(rejected, calls_pb2.CALL_STATE_INCOMING), "incoming")
         await stub.RejectCall(
             calls_pb2.RejectCallRequest(call_id=rejected, reason=calls_pb2.REJECT_REASON_BUSY),
@@ -275,8 +264,8 @@ async def test_reject_and_redirect_end_an_incoming_call_for_the_bot(
             lambda e: e.call_id == rejected and e.change_type == calls_pb2.CHANGE_TYPE_DELETED,
             "rejected call deleted",
         )
-        assert sent_body(emu, rf"/calls/{rejected}/reject$") == {"reason": "busy"}
-        redirected = emu.ring(gw.public_webhook_url)
+        assert sent_body(emulator, rf"/calls/{rejected}/reject$") == {"reason": "busy"}
+        redirected = emulator.ring(gateway.public_webhook_url)
         await events.until(state(redirected, calls_pb2.CALL_STATE_INCOMING), "incoming")
         await stub.RedirectCall(
             calls_pb2.RedirectCallRequest(
@@ -288,17 +277,17 @@ async def test_reject_and_redirect_end_an_incoming_call_for_the_bot(
             lambda e: e.call_id == redirected and e.change_type == calls_pb2.CHANGE_TYPE_DELETED,
             "redirected call deleted",
         )
-    body = sent_body(emu, rf"/calls/{redirected}/redirect$")
+    body = sent_body(emulator, rf"/calls/{redirected}/redirect$")
     assert body["timeout"] == 20 and body["targets"][0]["identity"]["user"]["id"] == USER
 
 
 async def test_transfer_goes_through_its_states_and_a_failed_one_comes_back(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     target = _user("22222222-3333-4444-5555-666666666666")
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
-        emu.fail_next_transfer(call_id)
+        emulator.fail_next_transfer(call_id)
         await stub.TransferCall(
             calls_pb2.TransferCallRequest(call_id=call_id, transfer_target=target), timeout=10
         )
@@ -333,7 +322,7 @@ async def _wait(stub: calls_pb2_grpc.CallsServiceStub, call_id: str, op_id: str)
 
 
 async def test_record_response_completes_with_a_downloadable_recording(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
@@ -349,7 +338,7 @@ async def test_record_response_completes_with_a_downloadable_recording(
         timeout=10,
     )
     assert resp.operation.type == calls_pb2.OPERATION_TYPE_RECORD
-    body = sent_body(emu, rf"/calls/{call_id}/recordResponse$")
+    body = sent_body(emulator, rf"/calls/{call_id}/recordResponse$")
     assert body["stopTones"] == ["#", "*"]
     assert body["maxRecordDurationInSeconds"] == 3 and body["playBeep"] is False
     done = await _wait(stub, call_id, resp.operation.id)
@@ -359,7 +348,7 @@ async def test_record_response_completes_with_a_downloadable_recording(
 
 
 async def test_tones_arrive_typed_after_subscribe_to_tone(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
@@ -368,7 +357,7 @@ async def test_tones_arrive_typed_after_subscribe_to_tone(
         )
         assert sub.operation.type == calls_pb2.OPERATION_TYPE_SUBSCRIBE_TO_TONE
         assert sub.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED
-        emu.press_tones(call_id, "5#")
+        emulator.press_tones(call_id, "5#")
         last = await events.until(
             lambda e: e.call_id == call_id and e.call_update.tone_info.tone == ct.TONE_POUND,
             "the pound tone",
@@ -383,7 +372,7 @@ async def test_tones_arrive_typed_after_subscribe_to_tone(
 
 
 async def test_dtmf_mute_unmute_and_recording_status(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
@@ -393,7 +382,7 @@ async def test_dtmf_mute_unmute_and_recording_status(
         ),
         timeout=10,
     )
-    assert sent_body(emu, rf"/calls/{call_id}/sendDtmfTones$")["tones"] == ["tone1", "star"]
+    assert sent_body(emulator, rf"/calls/{call_id}/sendDtmfTones$")["tones"] == ["tone1", "star"]
     done = await _wait(stub, call_id, dtmf.operation.id)
     assert done.status == calls_pb2.OPERATION_STATUS_COMPLETED
     assert done.completion_reason == "completedSuccessfully"
@@ -416,14 +405,14 @@ async def test_dtmf_mute_unmute_and_recording_status(
         assert resp.operation.type == kind, rpc
         assert resp.operation.status == calls_pb2.OPERATION_STATUS_COMPLETED, rpc
         assert resp.location.endswith(resp.operation.id), rpc
-    assert sent_body(emu, rf"/calls/{call_id}/updateRecordingStatus$")["status"] == "recording"
+    assert sent_body(emulator, rf"/calls/{call_id}/updateRecordingStatus$")["status"] == "recording"
 
 
 # ---- participants -----------------------------------------------------------------------
 
 
 async def test_participants_listed_invited_muted_and_removed(
-    emu: Emulator, stub: calls_pb2_grpc.CallsServiceStub
+    emulator: Emulator, stub: calls_pb2_grpc.CallsServiceStub
 ) -> None:
     async with Events(stub) as events:
         call_id = await established_call(stub, events)
@@ -455,7 +444,7 @@ async def test_participants_listed_invited_muted_and_removed(
         calls_pb2.RemoveParticipantRequest(call_id=call_id, participant_id=pid), timeout=10
     )
     await eventually(
-        lambda: emu.requests_to(rf"/calls/{call_id}/participants/{pid}$", "DELETE"),
+        lambda: emulator.requests_to(rf"/calls/{call_id}/participants/{pid}$", "DELETE"),
         what="the removal sent",
     )
     final = await stub.ListParticipants(
@@ -488,15 +477,15 @@ async def test_get_operation_asks_graph_when_the_log_does_not_know_it(
 
 
 async def test_permissions_per_family_and_recording_tokens_only_to_recordings_readers(
-    emu: Emulator, tmp_path: pathlib.Path
+    emulator: Emulator, tmp_path: pathlib.Path
 ) -> None:
-    settings = gateway_settings(emu, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
+    settings = gateway_settings(emulator, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
     async with (
         running_gateway(settings) as g,
         grpc.aio.insecure_channel(f"127.0.0.1:{g.grpc_port}") as ch,
     ):
         stub = calls_pb2_grpc.CallsServiceStub(ch)
-        user = GraphUser(emu)
+        user = GraphUser(emulator)
         try:
             call_id = await user.create_call(g.public_webhook_url)
             op_id = await user.record(call_id, "vm")
@@ -521,15 +510,15 @@ async def test_permissions_per_family_and_recording_tokens_only_to_recordings_re
 
 
 async def test_the_last_state_of_an_unfinished_wait_is_redacted_too(
-    emu: Emulator, tmp_path: pathlib.Path
+    emulator: Emulator, tmp_path: pathlib.Path
 ) -> None:
-    settings = gateway_settings(emu, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
+    settings = gateway_settings(emulator, COMMSGW_CALLERS_FILE=str(callers_file(tmp_path)))
     call_id, op_id = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "2d3e4f5a-6b7c-4d8e-9fa0-1b2c3d4e5f6a"
     async with (
         running_gateway(settings) as g,
         grpc.aio.insecure_channel(f"127.0.0.1:{g.grpc_port}") as ch,
     ):
-        async with Poster(emu, g) as poster:
+        async with Poster(emulator, g) as poster:
             note = op_notification(call_id, op_id, status="running")
             note["resourceData"]["recordingAccessToken"] = "rec-secret-42"
             assert (await poster.post([note])).status_code == 202
