@@ -362,20 +362,16 @@ class RedisEventLog(StreamReader, GroupCommitWriter, EventLog):
         return out
 
     async def latest_operation(self, key: tuple[str, str, str]) -> LogEntry | None:
-        try:
-            raw = await self._client.hget(self._meta_keys[3], operation_field(key))
-            if raw is None:
-                return None
-            s = format_id(parse_id(raw))
-            rows = await self._client.xrange(self._stream, min=s, max=s, count=1)
-        except RedisError as exc:
-            raise EventLogUnavailable(f"the event log (Redis) cannot be read: {exc}") from exc
-        found = entries_of(rows)
-        return found[0] if found else None  # trimmed since: the log no longer knows it
+        return await self._indexed(operation_field(key))
 
     async def latest_call(self, key: tuple[str, str]) -> LogEntry | None:
+        return await self._indexed(operation_field(key))
+
+    async def _indexed(self, field: bytes) -> LogEntry | None:
+        """The entry the latest-state index names for ``field`` (None: none, or trimmed since:
+        the log no longer knows it)."""
         try:
-            raw = await self._client.hget(self._meta_keys[3], operation_field(key))
+            raw = await self._client.hget(self._meta_keys[3], field)
             if raw is None:
                 return None
             s = format_id(parse_id(raw))
