@@ -480,23 +480,9 @@ async def tracing(ctx: Ctx) -> Result:
         ),
     )
     levels = [50] if ctx.smoke else [1, 50]
-    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
     async with running(receiver, off, on):
-        for c in levels:
-            paths = _grpc_paths([("tracing off", off), ("tracing on", on)])
-            seq = c == 1
-            data = await ctx.run_load(
-                "cancel_runs",
-                ctx.cancel_spec(
-                    paths=paths,
-                    concurrency=c,
-                    n=ctx.count(1000, 100) if seq else 0,
-                    seconds=ctx.secs(20, 5) if seq else ctx.secs(3, 1),
-                    rounds=ctx.rounds,
-                    warmup=50 if seq else c,
-                ),
-            )
-            out[c] = by_path(data, ctx.topo)
+        paths = _grpc_paths([("tracing off", off), ("tracing on", on)])
+        out = await _cancels_in_turn(ctx, paths, levels, burst_s=ctx.secs(3, 1))
         await asyncio.sleep(0.6)  # the last export
         async with httpx.AsyncClient() as http:
             spans = (await http.get(receiver.url("/spans"))).json()
@@ -526,6 +512,29 @@ async def tracing(ctx: Ctx) -> Result:
     return res
 
 
+async def _cancels_in_turn(
+    ctx: Ctx, paths: list[dict[str, Any]], levels: list[int], *, burst_s: float
+) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """Cancels through each of ``paths`` in turn at each concurrency of ``levels``: one at a time
+    a fixed count, more in flight for ``burst_s``; the runs by path, per level."""
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for c in levels:
+        seq = c == 1
+        data = await ctx.run_load(
+            "cancel_runs",
+            ctx.cancel_spec(
+                paths=paths,
+                concurrency=c,
+                n=ctx.count(1000, 100) if seq else 0,
+                seconds=ctx.secs(20, 5) if seq else burst_s,
+                rounds=ctx.rounds,
+                warmup=50 if seq else c,
+            ),
+        )
+        out[c] = by_path(data, ctx.topo)
+    return out
+
+
 # --- the Graph sender: aiohttp's session vs httpx's pool ---------------------------------------
 
 
@@ -538,23 +547,9 @@ async def graph_sender(ctx: Ctx) -> Result:
         for name in ("aiohttp", "httpx")
     }
     levels = [50] if ctx.smoke else [1, 50]
-    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
     async with running(*gateways.values()):
         paths = _grpc_paths([(f"{name} sender", gw) for name, gw in gateways.items()])
-        for c in levels:
-            seq = c == 1
-            data = await ctx.run_load(
-                "cancel_runs",
-                ctx.cancel_spec(
-                    paths=paths,
-                    concurrency=c,
-                    n=ctx.count(1000, 100) if seq else 0,
-                    seconds=ctx.secs(20, 5) if seq else ctx.secs(5, 1),
-                    rounds=ctx.rounds,
-                    warmup=50 if seq else c,
-                ),
-            )
-            out[c] = by_path(data, ctx.topo)
+        out = await _cancels_in_turn(ctx, paths, levels, burst_s=ctx.secs(5, 1))
     for c in levels:
         res.rows.append(
             Row(
