@@ -89,8 +89,15 @@ async def main() -> None:
     p.add_argument("--n", type=int, default=300, help="operations counted")
     p.add_argument("--streams", type=int, default=200, help="fan-out: streams open")
     p.add_argument("--rev-root", type=pathlib.Path, default=ROOT)
+    p.add_argument(
+        "--cprofile",
+        type=pathlib.Path,
+        metavar="OUT",
+        help="run the gateway under cProfile instead of callgrind and write its stats to OUT "
+        "(start-up and warm-up included: read the per-call figures of the hot path)",
+    )
     args = p.parse_args()
-    if shutil.which("valgrind") is None:
+    if args.cprofile is None and shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed")
     work = pathlib.Path(tempfile.mkdtemp(prefix="commsgw-instr-"))
     emu = Emulator(EmulatorConfig(port=0, state_dir=work / "emulator"))
@@ -110,10 +117,15 @@ async def main() -> None:
             "COMMSGW_BOOKMARK_INTERVAL_S": "3600",
         },
         work / "gateway.log",
-        argv=[
-            *("valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=no"),
-            *(f"--callgrind-out-file={out}", sys.executable, "-m", "commsgw", "serve"),
-        ],
+        argv=(
+            [sys.executable, "-m", "cProfile", "-o", str(args.cprofile.resolve())]
+            + ["-m", "commsgw", "serve"]
+            if args.cprofile
+            else [
+                *("valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=no"),
+                *(f"--callgrind-out-file={out}", sys.executable, "-m", "commsgw", "serve"),
+            ]
+        ),
         cwd=ROOT,
     )
     n = args.n
@@ -136,6 +148,9 @@ async def main() -> None:
         if gw.proc is not None and gw.proc.poll() is None:
             gw.terminate(timeout=300)
         await emu.stop()
+    if args.cprofile:
+        print(json.dumps({"workload": args.workload, "n": n, "cprofile": str(args.cprofile)}))
+        return
     total = _total(out)
     print(
         json.dumps(
@@ -155,10 +170,14 @@ async def main() -> None:
 
 
 async def _measured(gw: GatewayProcess, run: Any) -> None:
-    """Instrumentation on around `run()` only; the gateway's counters are read at its exit."""
-    _control(gw.pid, "-i", "on")
+    """Instrumentation on around `run()` only; the gateway's counters are read at its exit.
+    (Under cProfile there is nothing to switch: the whole process is profiled.)"""
+    counting = "valgrind" in gw.argv
+    if counting:
+        _control(gw.pid, "-i", "on")
     await run()
-    _control(gw.pid, "-i", "off")
+    if counting:
+        _control(gw.pid, "-i", "off")
 
 
 async def _cancel(gw: GatewayProcess, calls: list[str], n: int) -> None:

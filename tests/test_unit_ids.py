@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commsgw._ids import normalize_guid
+from commsgw._ids import new_guid, normalize_guid
 
 GUID = "57dab8b1-894c-409a-b240-bd8beae78896"
 CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -73,3 +73,18 @@ def test_the_result_is_canonical_or_none(raw: str) -> None:
     if got is not None:
         assert CANONICAL.fullmatch(got)
         assert normalize_guid(got) == got
+
+
+def test_new_guid_is_a_lower_case_dashed_version_4_rfc_4122_guid() -> None:
+    seen = set()
+    variants = set()
+    for _ in range(2000):
+        g = new_guid()
+        parsed = uuid.UUID(g)
+        assert str(parsed) == g  # lower-case, dashed, 36 characters
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        variants.add(g[19])
+        seen.add(g)
+    assert len(seen) == 2000
+    assert variants == set("89ab")  # every variant nibble occurs

@@ -3,6 +3,7 @@ URLs (and sometimes in braces); everything the gateway compares is lower-case da
 
 from __future__ import annotations
 
+import os
 import re
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
@@ -26,3 +27,11 @@ def normalize_guid(raw: str) -> str | None:
 def normalize_id(raw: str) -> str:
     """A GUID as lower-case dashed; any other id stripped but otherwise unchanged."""
     return normalize_guid(raw) or raw.strip()
+
+
+def new_guid() -> str:
+    """A new random (version 4) GUID, lower-case dashed: what `str(uuid.uuid4())` gives, at a
+    third of its cost (no UUID object), for the client-request-id of every Graph request."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"

@@ -10,7 +10,6 @@ redirect 1 to 25 targets ringing 15 to 90 s; callbackUri and media URIs https.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ from commsgw._graphjson import (
     write_participant_info,
 )
 from commsgw._graphmeta import model
-from commsgw._ids import normalize_guid
+from commsgw._ids import new_guid, normalize_guid
 from commsgw.graph._action import RequestConfig
 from graphcomms.v1 import call_types_pb2
 
@@ -112,7 +111,7 @@ def client_context(raw: str) -> str:
 
 def client_request_id(raw: str | None) -> str:
     """The caller's x-client-request-id, or a new one."""
-    crid = raw or str(uuid.uuid4())
+    crid = raw or new_guid()
     if len(crid) > MAX_CLIENT_REQUEST_ID or not crid.isprintable():
         raise InvalidArgument(
             f"x-client-request-id must be printable and at most {MAX_CLIENT_REQUEST_ID} characters",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from commsgw._errors import (
     CommsgwError,
     GraphError,
 )
+from commsgw._ids import new_guid
 from commsgw.eventlog import Hub, LogEntry
 from commsgw.graph import ACTIONS, GraphClient, RequestConfig
 from commsgw.keepalive._reconcile import DEADLINE_PASSED, GRAPH_NOT_FOUND, Reconciler, expired
@@ -170,7 +170,7 @@ class KeepAlive:
             await self._graph.send(
                 req,
                 retry=action.retry,
-                crid=str(uuid.uuid4()),
+                crid=new_guid(),
                 timeout=self._config.request_timeout_s,
             )
         except GraphError as err:

@@ -259,7 +259,7 @@ class Gateway:
             tracing=self.tracing,
         )
         server = _grpc.build(
-            c.grpc, servicer=servicer, interceptors=[interceptor], health_servicer=self._health
+            c.grpc, servicer=servicer, wrap=interceptor.wrap, health_servicer=self._health
         )
         self._on_stop(stack, "the gRPC server", lambda: server.stop(self._grace))
         self.grpc_port = _grpc.listen(server, c.grpc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,13 @@ def options(s: GrpcConfig) -> list[tuple[str, int]]:
     ]
 
 
-def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
-    """The RPCs of graphcomms.v1.CallsService, each served by the servicer's method of the same
-    name, with lenient request decoding and pre-serialised responses allowed."""
+Wrap = Callable[[str, "grpc.RpcMethodHandler[Any, Any]"], "grpc.RpcMethodHandler[Any, Any]"]
+
+
+def service_handlers(servicer: Any, wrap: Wrap) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The RPCs of graphcomms.v1.CallsService by method name, each served by the servicer's
+    method of the same name, with lenient request decoding and pre-serialised responses
+    allowed, and each passed once through `wrap` (the gateway's guard) with its full name."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in SERVICE.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
@@ -77,23 +82,30 @@ def service_handler(servicer: Any) -> grpc.GenericRpcHandler:
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
-        handlers[method.name] = make(
-            behaviour,
-            request_deserializer=lenient_deserializer(request_type),
-            response_serializer=serialize,
+        handlers[method.name] = wrap(
+            f"/{SERVICE_NAME}/{method.name}",
+            make(
+                behaviour,
+                request_deserializer=lenient_deserializer(request_type),
+                response_serializer=serialize,
+            ),
         )
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+    return handlers
 
 
 def build(
     s: GrpcConfig,
     *,
     servicer: Any,
-    interceptors: list[grpc.aio.ServerInterceptor],
+    wrap: Wrap,
     health_servicer: health.aio.HealthServicer,
 ) -> grpc.aio.Server:
-    server = grpc.aio.server(interceptors=interceptors, options=options(s))
-    server.add_generic_rpc_handlers((service_handler(servicer),))
+    server = grpc.aio.server(options=options(s))
+    # A generic handler, not `add_registered_method_handlers`: with grpcio 1.85 the registered
+    # path executed about 12% more instructions per cancel (bench._instr, same run).
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE_NAME, service_handlers(servicer, wrap)),)
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if s.reflection:
         reflection.enable_server_reflection(

@@ -1,4 +1,6 @@
-"""The gateway's server interceptor: around every CallsService handler it
+"""The gateway's guard around every CallsService handler. Each handler is wrapped once, when
+the server is built (`GatewayInterceptor.wrap`), not per call: a grpc.aio server interceptor
+would run a coroutine and build a new handler for every RPC. Around each call it
 
 - refuses new calls while the gateway drains (UNAVAILABLE),
 - authenticates the caller and checks the method's permission (before anything is sent to
@@ -56,7 +58,7 @@ def _check_request(request: Any) -> None:
         raise InvalidArgument(request.problem, reason="MALFORMED_REQUEST")
 
 
-class GatewayInterceptor(grpc.aio.ServerInterceptor):
+class GatewayInterceptor:
     def __init__(
         self,
         *,
@@ -156,17 +158,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         info.client_request_id = info.client_request_id or err.metadata.get("client_request_id", "")
         await abort(context, err)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` (of the full method name `method`) guarded; a method that needs no
+        permission (none of CallsService's) is returned as it is."""
         permission = PERMISSION_BY_METHOD.get(method)
-        if handler is None or permission is None:
+        if permission is None:
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -180,7 +178,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        raise TypeError(f"{method}: only unary and server-streaming handlers are guarded")
 
     def _unary(
         self, method: str, permission: str, inner: Callable[[Any, Context], Awaitable[Any]]
