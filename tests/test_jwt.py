@@ -19,16 +19,20 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import RSAAlgorithm
 
 from commsgw._errors import NotificationAuthError
 from commsgw.graph import Sender
 from commsgw.graph._transport import AiohttpSender, HttpxSender
 from commsgw.notifications._jwt import (
+    _DECODER,
     InsecureNoValidation,
     NotificationClaims,
     NotificationTokenValidator,
     NotificationValidator,
+    _Jws,
 )
 from commsgw.notifications._webhook import http_status_of
 from helpers.certs import new_ec_key, new_rsa_key
@@ -634,3 +638,50 @@ async def test_verified_token_cache_still_checks_time_and_key(
     await validator.validate(bearer(sign(claims_for(clock), key=KEY2, kid="k2")))
     with pytest.raises(NotificationAuthError, match="unknown signing key"):
         await validator.validate(bearer(token))
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Segments near the edge of the rule: base64url text, "=" padding, junk bytes.
+_SEGMENTS = st.one_of(
+    st.binary(max_size=40),
+    st.text(alphabet=_ALPHABET + "=", max_size=40).map(str.encode),
+    st.builds(
+        lambda raw, pad, junk: base64.urlsafe_b64encode(raw).rstrip(b"=") + pad + junk,
+        st.binary(max_size=30),
+        st.sampled_from([b"", b"=", b"==", b"===", b"===="]),
+        st.sampled_from([b"", b"!", b"+", b"/", b" ", b"\n", b"\x00", b"\xff"]),
+    ),
+)
+
+
+def _outcome(decode: Callable[[bytes, str], bytes], segment: bytes) -> tuple[str, Any]:
+    try:
+        return ("ok", decode(segment, "payload"))
+    except jwt.DecodeError as err:
+        return ("DecodeError", str(err))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SEGMENTS)
+def test_the_fast_segment_check_agrees_with_pyjwts_on_every_input(segment: bytes) -> None:
+    assert _outcome(_Jws._decode_base64url_segment, segment) == _outcome(
+        jwt.PyJWS._decode_base64url_segment, segment
+    )
+
+
+def test_a_token_with_junk_in_its_signature_is_refused_as_pyjwt_refuses_it() -> None:
+    key = new_rsa_key()
+    token = jwt.encode({"aud": AUDIENCE}, key, algorithm="RS256")
+    head, payload, sig = token.split(".")
+    for bad in (
+        f"{head}.{payload}.{sig[:-1]}!",
+        f"{head}.{payload}.{sig}===",
+        f"{head}!.{payload}.{sig}",
+    ):
+        with pytest.raises(jwt.DecodeError):
+            _DECODER.decode(bad, key.public_key(), algorithms=["RS256"], audience=AUDIENCE)
+        with pytest.raises(jwt.DecodeError):
+            jwt.decode(bad, key.public_key(), algorithms=["RS256"], audience=AUDIENCE)
+    assert _DECODER.decode(token, key.public_key(), algorithms=["RS256"], audience=AUDIENCE) == {
+        "aud": AUDIENCE
+    }
