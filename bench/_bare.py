@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import importlib
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -236,6 +237,10 @@ async def serve(grpc_port: int, http_port: int) -> None:
 
 def main() -> None:
     loop = sys.argv[3] if len(sys.argv) > 3 else "uvloop"
+    # Modules to load before serving (comma-separated): the cold-start floor that carries the
+    # libraries every gateway must load (MSAL, PyJWT with cryptography, the contract).
+    for module in filter(None, (sys.argv[4] if len(sys.argv) > 4 else "").split(",")):
+        importlib.import_module(module)
     main_with_loop(loop, lambda: serve(int(sys.argv[1]), int(sys.argv[2])))
 
 

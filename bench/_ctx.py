@@ -411,12 +411,20 @@ class Ctx:
             out.append((self.ab.label, self.gateway(f"{name}-ab", env, ab=True, **kw)))
         return out
 
-    def bare(self, name: str = "bare", *, loop: str = "uvloop", unpinned: bool = False) -> Server:
-        """The bare server (`bench._bare`) on the same event loop as the gateway."""
+    def bare(
+        self,
+        name: str = "bare",
+        *,
+        loop: str = "uvloop",
+        unpinned: bool = False,
+        imports: Sequence[str] = (),
+    ) -> Server:
+        """The bare server (`bench._bare`) on the same event loop as the gateway, having
+        imported `imports` first."""
         s = Server(
             name, [], {}, self.workdir, topo=self.topo, cores=self._cores("server", unpinned)
         )
-        s.argv = module_argv("bench._bare", s.grpc_port, s.http_port, loop)
+        s.argv = module_argv("bench._bare", s.grpc_port, s.http_port, loop, ",".join(imports))
         return s
 
     def floor(self, kind: str) -> Server:

@@ -765,6 +765,9 @@ def _fanout_table(
     return out
 
 
+HALF = "4a half rate"
+
+
 async def fanout(ctx: Ctx) -> Result:
     res = Result("fanout", "4. Fan-out")
     seconds = ctx.secs(5, 1.5)
@@ -804,6 +807,26 @@ async def fanout(ctx: Ctx) -> Result:
                         )
                     )
                     rates[key] = f"{subs:,}, {rate:,.0f}"
+            if label == "4a" and b is not None:
+                # 4a at half its rate, the gateway and bare only: where the gateway's core is
+                # about as busy as it was at 2,000 events/s on the machine 4a's target was set
+                # on, so that queueing at a saturated core and stalls can be told apart.
+                for r in range(ctx.rounds):
+                    for name, server, url, k in in_turn([variants[0], variants[-1]], r):
+                        key = f"{HALF} {name}"
+                        runs.setdefault(key, []).append(
+                            await _fanout_run(
+                                ctx,
+                                servers=[server],
+                                urls=[url],
+                                subscribers=subs,
+                                per_call=per_call,
+                                rate=rate / 2,
+                                seconds=seconds,
+                                batch=k,
+                            )
+                        )
+                        rates[key] = f"{subs:,}, {rate / 2:,.0f}"
             if ctx.profile:  # an extra, unreported run under the profiler
                 await _fanout_run(
                     ctx,
@@ -860,6 +883,19 @@ async def fanout(ctx: Ctx) -> Result:
                     kind="ratio",
                     limit=0.9,
                     higher_is_better=True,
+                )
+            )
+        if label == "4a" and f"{HALF} bare" in runs:
+            res.rows.append(
+                compare(
+                    f"{HALF} fan-out",
+                    f"{a_subs:,} subscribers of one call each, {a_rate / 2:,.0f} events/s: "
+                    "p99 (ms), gateway vs bare",
+                    "ms",
+                    runs[f"{HALF} gateway"],
+                    runs[f"{HALF} bare"],
+                    "p99",
+                    "recorded (4a at the reference machine's load)",
                 )
             )
         res.rows += batched_cpu_rows(
@@ -1140,6 +1176,12 @@ async def redis_fanout(ctx: Ctx) -> Result:
 # --- cold start and idle RSS -------------------------------------------------------------------
 
 
+LIBS = "bare server + required libraries"
+# What the gateway cannot run without, whatever its own code: MSAL (which imports requests),
+# PyJWT's RSA algorithms (cryptography) and the generated contract with its gRPC stubs.
+REQUIRED_IMPORTS = ("msal", "jwt.algorithms", "graphcomms.v1.calls_pb2_grpc")
+
+
 async def cold_start(ctx: Ctx) -> Result:
     res = Result("cold_start", "Cold start and idle RSS")
     n = max(ctx.rounds, ctx.count(5, 2))
@@ -1150,6 +1192,9 @@ async def cold_start(ctx: Ctx) -> Result:
         makers.append((ctx.ab.label, lambda i: ctx.gateway(f"gw-cold-ab-{i}", ctx.env(), ab=True)))
     else:
         makers.insert(0, ("bare server", lambda i: ctx.bare(f"bare-cold-{i}")))
+        makers.append(
+            (LIBS, lambda i: ctx.bare(f"bare-libs-cold-{i}", imports=REQUIRED_IMPORTS))
+        )
     starts: dict[str, list[float]] = {}
     rss: dict[str, list[float]] = {}
     for i in range(n):
@@ -1198,11 +1243,25 @@ async def cold_start(ctx: Ctx) -> Result:
                 kind="max",
                 limit=75.5001,
             ),
+            Row(
+                "idle RSS",
+                f"RSS of an idle process (MB): gateway vs {LIBS}",
+                "MB",
+                rss["gateway"],
+                rss[LIBS],
+                "recorded (proposed: <= 1.1x this floor)",
+            ),
         ]
     res.lines += [
         f"{n} starts each, interleaved, of `python -m commsgw serve` (against the emulator: MSAL "
         "token, health SERVING) and of "
-        + (f"{other}" if ctx.ab else "the bare server (same stack, no gateway code)")
+        + (
+            f"{other}"
+            if ctx.ab
+            else "the bare server (same stack, no gateway code), and of the bare server having "
+            f"imported what every gateway must load ({', '.join(REQUIRED_IMPORTS)}: the "
+            "MSAL, PyJWT and contract the design names)"
+        )
         + f", each on the server's core; a bare `python -c pass` takes {interp:.0f} ms here.",
         "",
         "| process | start to SERVING ms, median (min-max) | idle RSS MB |",
