@@ -118,8 +118,10 @@ async def main() -> None:
         },
         work / "gateway.log",
         argv=(
-            [sys.executable, "-m", "cProfile", "-o", str(args.cprofile.resolve())]
-            + ["-m", "commsgw", "serve"]
+            [
+                *(sys.executable, "-m", "cProfile", "-o", str(args.cprofile.resolve())),
+                *("-m", "commsgw", "serve"),
+            ]
             if args.cprofile
             else [
                 *("valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=no"),

@@ -1192,9 +1192,7 @@ async def cold_start(ctx: Ctx) -> Result:
         makers.append((ctx.ab.label, lambda i: ctx.gateway(f"gw-cold-ab-{i}", ctx.env(), ab=True)))
     else:
         makers.insert(0, ("bare server", lambda i: ctx.bare(f"bare-cold-{i}")))
-        makers.append(
-            (LIBS, lambda i: ctx.bare(f"bare-libs-cold-{i}", imports=REQUIRED_IMPORTS))
-        )
+        makers.append((LIBS, lambda i: ctx.bare(f"bare-libs-cold-{i}", imports=REQUIRED_IMPORTS)))
     starts: dict[str, list[float]] = {}
     rss: dict[str, list[float]] = {}
     for i in range(n):
