@@ -16,7 +16,7 @@ import pytest
 from commsgw._config import Settings, from_sources
 from commsgw._errors import ConfigError
 from commsgw.emulator import Emulator, EmulatorConfig, Fault
-from commsgw.graph import TokenProvider
+from commsgw.graph import TokenProvider, make_sender, ssl_context
 from commsgw.graph._transport import AiohttpSender, HttpxSender
 from commsgw.server import Gateway, part_configs
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
@@ -474,7 +474,7 @@ async def test_certificate_credential_against_a_custom_authority(tmp_path: pathl
             await gw.stop(0)
 
 
-def test_a_non_rsa_app_certificate_is_refused_at_start_up(tmp_path: pathlib.Path) -> None:
+async def test_a_non_rsa_app_certificate_is_refused_at_start_up(tmp_path: pathlib.Path) -> None:
     _, ca_cert, ca_key = make_ca("app CA")
     app = make_leaf(ca_cert, ca_key, "bot-app", server=False)  # an EC key
     pem = tmp_path / "app.pem"
@@ -484,5 +484,10 @@ def test_a_non_rsa_app_certificate_is_refused_at_start_up(tmp_path: pathlib.Path
         "AZURE_CLIENT_ID": new_guid(),
         "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
     }
-    with pytest.raises(ConfigError, match=r"AZURE_CLIENT_CERTIFICATE_PATH.*RSA"):
-        TokenProvider(part_configs(from_sources(env)).tokens)
+    configs = part_configs(from_sources(env))
+    sender = make_sender(configs.transport, ssl_context(configs.transport))
+    try:
+        with pytest.raises(ConfigError, match=r"AZURE_CLIENT_CERTIFICATE_PATH.*RSA"):
+            TokenProvider(configs.tokens, sender=sender)
+    finally:
+        await sender.aclose()

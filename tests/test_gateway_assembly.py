@@ -210,9 +210,7 @@ async def test_as_a_context_manager_it_serves_then_leaves_nothing_open(
     await baseline.assert_nothing_left()
 
 
-@pytest.mark.parametrize(
-    ("part", "name"), [("log", "close"), ("hub", "aclose"), ("tokens", "close")]
-)
+@pytest.mark.parametrize(("part", "name"), [("log", "close"), ("hub", "aclose")])
 async def test_a_stop_whose_one_cleanup_fails_runs_every_other_and_raises_it(
     emulator: Emulator, part: str, name: str
 ) -> None:

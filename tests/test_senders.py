@@ -102,21 +102,19 @@ def _validator(gw: Gateway) -> NotificationTokenValidator:
 
 
 @pytest.mark.e2e
-async def test_graph_and_the_signing_keys_go_through_the_one_tls_context(
+async def test_graph_the_signing_keys_and_msal_go_through_the_one_tls_context(
     emulator: Emulator, stack: str
 ) -> None:
     # The TLS context counts the client handshakes made with it (OpenSSL's session stats).
-    env = {"COMMSGW_GRAPH_HTTP_TRANSPORT": stack}
+    env = {"COMMSGW_GRAPH_HTTP_TRANSPORT": stack, "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH": "true"}
     async with running_gateway(gateway_settings(emulator, **env)) as gw:
-        # At start the gateway's only HTTPS through its sender is the key fetch (MSAL has its
-        # own requests session): the handshakes counted on gw.tls are the key fetch's.
-        await eventually(lambda: _validator(gw).keys_loaded, what="the signing keys loaded")
+        # Without validation there is no key fetch, and no Graph request was made yet: the
+        # start-up's only HTTPS was MSAL's (the authority's discovery and the token), and its
+        # handshake is on gw.tls.
+        assert emulator.requests_to(r"/oauth2/v2.0/token$")
         assert not emulator.requests_to(r"/communications/")
+        assert not emulator.requests_to(r"^/v1/\.well-known/")  # the callback signing keys
         assert gw.tls.session_stats()["connect"] >= 1
-
-    skip_keys = {**env, "COMMSGW_INSECURE_SKIP_NOTIFICATION_AUTH": "true"}
-    async with running_gateway(gateway_settings(emulator, **skip_keys)) as gw:
-        assert gw.tls.session_stats()["connect"] == 0  # no key fetch without validation
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
             stub = calls_pb2_grpc.CallsServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as err:  # an answer from Graph: 404
@@ -125,7 +123,11 @@ async def test_graph_and_the_signing_keys_go_through_the_one_tls_context(
                 )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         assert emulator.requests_to(r"/cancelMediaProcessing$")
-        assert gw.tls.session_stats()["connect"] >= 1  # Graph's handshake, on the same context
+
+    checked = {"COMMSGW_GRAPH_HTTP_TRANSPORT": stack}
+    async with running_gateway(gateway_settings(emulator, **checked)) as gw:
+        await eventually(lambda: _validator(gw).keys_loaded, what="the signing keys loaded")
+        assert gw.tls.session_stats()["connect"] >= 1  # the token's and the keys' handshakes
 
 
 @pytest.mark.e2e

@@ -189,11 +189,12 @@ def _roles_of(token: str) -> list[str]:
 async def _token(settings: _config.Settings, uses: Sequence[str]) -> list[Finding]:
     where = "the emulator" if settings.emulator_mode else settings.authority_host
     try:
-        tokens = TokenProvider(part_configs(settings).tokens)
+        configs = part_configs(settings)
+        sender = make_sender(configs.transport, ssl_context(configs.transport))
         try:
-            token = await tokens.token(settings.tenant_id)
+            token = await TokenProvider(configs.tokens, sender=sender).token(settings.tenant_id)
         finally:
-            tokens.close()
+            await sender.aclose()
     except CommsgwError as err:
         fix = (
             "start the emulator (`make run`, or `commsgw emulator`) or point "

@@ -1,22 +1,25 @@
 """App tokens for Graph from MSAL, cached, acquired off the event loop, one refresh at a time.
 
-MSAL is synchronous (it uses `requests`), so every MSAL call runs in a worker thread. Tokens
-are cached here per tenant until shortly before they expire, so the hot path never leaves the
-event loop; MSAL's own in-memory cache is the second level.
+MSAL is synchronous, so every MSAL call runs in a worker thread. Its HTTP requests (the token
+endpoint, instance discovery) go through the gateway's own `Sender` on the event loop
+(`_LoopHttpClient`): one HTTP stack and one TLS context for Graph, the signing keys and the
+authority. Tokens are cached here per tenant until shortly before they expire, so the hot path
+never leaves the event loop; MSAL's own in-memory cache is the second level.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import msal
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from commsgw._config import CLOUDS
 from commsgw._errors import ConfigError, TokenError
 from commsgw._tracing import SpanKind, Tracing
+from commsgw.graph._transport import Sender, SendTimeout
 
 log = logging.getLogger("commsgw.auth")
 
@@ -33,28 +37,74 @@ KNOWN_AUTHORITIES = frozenset(c.authority_host for c in CLOUDS.values())
 EXPIRY_MARGIN_S = 300.0
 
 
-class _Session(requests.Session):
-    """MSAL's HTTP session: every request has a timeout, and the CA it was given is used.
+class _HttpError(Exception):
+    """An HTTP answer of status 400 or more, raised where MSAL asks for it."""
 
-    requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's own `verify`
-    (psf/requests#3829), and MSAL does not pass its timeout on every request.
-    """
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.default_timeout = timeout
+@dataclass(frozen=True, slots=True)
+class _Response:
+    """MSAL's response shape (msal.oauth2cli.http.Response)."""
 
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        return super().request(method, url, *args, **kwargs)
+    status_code: int
+    text: str
+    headers: Mapping[str, str]
 
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        if verify is None:
-            verify = self.verify
-        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise _HttpError(f"HTTP {self.status_code}")
+
+
+class _LoopHttpClient:
+    """MSAL's HTTP client (msal.oauth2cli.http.HttpClient): each request is sent by the
+    gateway's `Sender` on the event loop `loop`, while MSAL's thread waits for the answer.
+
+    Called from MSAL's worker thread only (never on the loop, which would deadlock); a request
+    that has no answer within its timeout (MSAL's, else the configured one) raises
+    `SendTimeout`, and `SendFailed` for a request that failed: MSAL passes both on, and
+    `TokenProvider.token` turns them into a TokenError."""
+
+    def __init__(self, sender: Sender, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self._sender = sender
+        self._loop = loop
+        self._timeout_s = timeout_s
+
+    def _send(
+        self, method: str, url: str, params: Any, data: Any, headers: Any, timeout: Any
+    ) -> _Response:
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        hdrs = {str(k): str(v) for k, v in (headers or {}).items()}
+        if isinstance(data, dict):
+            body = urlencode(data).encode()
+            if not any(k.lower() == "content-type" for k in hdrs):
+                hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        elif isinstance(data, str):
+            body = data.encode()
+        else:
+            body = data or b""
+        timeout_s = float(timeout) if isinstance(timeout, int | float) else self._timeout_s
+        future = asyncio.run_coroutine_threadsafe(
+            self._sender.send(method, url, body, hdrs, timeout_s), self._loop
+        )
+        try:
+            # The sender's own timeout ends the request; this one only bounds a loop that
+            # stopped running (a gateway stopping) so that MSAL's thread is never left behind.
+            reply = future.result(timeout_s + 5.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise SendTimeout(f"no answer from {urlsplit(url).netloc} in {timeout_s:g} s") from None
+        return _Response(reply.status, reply.content.decode("utf-8", "replace"), reply.headers)
+
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kw: Any
+    ) -> _Response:
+        return self._send("POST", url, params, data, headers, kw.get("timeout"))
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **kw: Any) -> _Response:
+        return self._send("GET", url, params, None, headers, kw.get("timeout"))
+
+    def close(self) -> None:
+        """Nothing to close: the sender belongs to the gateway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +157,7 @@ class TokenConfig:
     client_secret: str = field(default="", repr=False)
     certificate_path: pathlib.Path | None = None
     certificate_password: str = field(default="", repr=False)
-    # Extra CA bundle to trust for the authority; the longest request.
-    ca_file: pathlib.Path | None = None
+    # The longest request to the authority (the sender's TLS context says whom it trusts).
     timeout_s: float = 10.0
 
 
@@ -119,11 +168,13 @@ class TokenProvider:
         self,
         config: TokenConfig,
         *,
+        sender: Sender,
         clock: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[str, bool], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self._config = config
+        self._sender = sender
         self._tracing = tracing or Tracing()
         self._clock = clock
         self._on_refresh = on_refresh
@@ -135,23 +186,19 @@ class TokenProvider:
         else:
             self._credential = config.client_secret
         self._apps: dict[str, Any] = {}
-        self._sessions: list[_Session] = []
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.healthy: bool | None = None  # None until the first acquisition
 
-    def _app(self, tenant: str) -> Any:
+    def _app(self, tenant: str, loop: asyncio.AbstractEventLoop) -> Any:
         app = self._apps.get(tenant)
         if app is None:
             s = self._config
-            session = _Session(s.timeout_s)
-            self._sessions.append(session)
-            session.verify = str(s.ca_file) if s.ca_file is not None else True
             app = msal.ConfidentialClientApplication(
                 s.client_id,
                 client_credential=self._credential,
                 authority=f"{s.authority_host}/{tenant}",
-                http_client=session,
+                http_client=_LoopHttpClient(self._sender, loop, s.timeout_s),
                 timeout=s.timeout_s,
                 # Instance discovery asks Microsoft's global host about the authority: right
                 # for the national clouds' hosts, impossible for another one (the emulator).
@@ -160,8 +207,10 @@ class TokenProvider:
             self._apps[tenant] = app
         return app
 
-    def _acquire_blocking(self, tenant: str, force: bool) -> dict[str, Any]:
-        app = self._app(tenant)
+    def _acquire_blocking(
+        self, tenant: str, force: bool, loop: asyncio.AbstractEventLoop
+    ) -> dict[str, Any]:
+        app = self._app(tenant, loop)
         if force:
             app.remove_tokens_for_client()
         result: dict[str, Any] = app.acquire_token_for_client(scopes=[self._config.scope])
@@ -184,6 +233,7 @@ class TokenProvider:
             if cached is not None and cached.value != stale and cached.expires_at - now > 0:
                 return cached.value
             force = stale is not None
+            loop = asyncio.get_running_loop()
             try:
                 if self._tracing.enabled:
                     with self._tracing.tracer.start_as_current_span(
@@ -191,10 +241,12 @@ class TokenProvider:
                         kind=SpanKind.CLIENT,
                         attributes={"commsgw.tenant_id": tenant, "commsgw.token.forced": force},
                     ):
-                        result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
+                        result = await asyncio.to_thread(
+                            self._acquire_blocking, tenant, force, loop
+                        )
                 else:
-                    result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
-            except Exception as exc:  # requests/MSAL failures: network, TLS, bad authority
+                    result = await asyncio.to_thread(self._acquire_blocking, tenant, force, loop)
+            except Exception as exc:  # MSAL and HTTP failures: network, TLS, bad authority
                 self.healthy = False
                 log.warning("token acquisition failed for tenant %s: %s", tenant, type(exc))
                 raise TokenError(
@@ -218,10 +270,7 @@ class TokenProvider:
             return value
 
     def close(self) -> None:
-        """Close MSAL's HTTP sessions (their pooled connections to the authority)."""
-        for session in self._sessions:
-            session.close()
-        self._sessions.clear()
+        """Forget the MSAL applications (their token caches); the sender is the caller's."""
         self._apps.clear()
 
     async def warm(self) -> None:

@@ -2,10 +2,10 @@
 means.
 
 `ssl_context` builds the TLS trust from the settings, once: the composition root builds it and
-hands it to the sender (MSAL's token requests go through `requests`, with the same CA file).
-`make_sender` gives the sender the settings ask for over that context: aiohttp's client
-session (the default) or httpx's own transport. The Graph client and the notification
-signing-key fetches (OpenID configuration, JWKS) share it. Both senders answer a `Reply` or
+hands it to the sender. `make_sender` gives the sender the settings ask for over that context:
+aiohttp's client session (the default) or httpx's own transport. The Graph client, the
+notification signing-key fetches (OpenID configuration, JWKS) and MSAL's requests to the token
+authority (`graph._tokens`) share it. Both senders answer a `Reply` or
 raise `SendTimeout` (the request was sent, no answer came in time) or `SendFailed` (`kind`
 names what failed; `sent` says whether the request may have reached the server: only a
 connection that could not be made is provably unsent, so that only then may an unsafe request

@@ -51,7 +51,6 @@ def token_config(s: Settings) -> TokenConfig:
         client_secret=s.client_secret,
         certificate_path=s.client_certificate_path,
         certificate_password=s.client_certificate_password,
-        ca_file=s.ca_file,
         timeout_s=s.graph_timeout_s,
     )
 

@@ -88,13 +88,8 @@ class Gateway:
         self.hub = Hub(self.log, buffer=settings.subscriber_buffer, on_dispatch=self._lag)
         # DTMF order: follows every call update the hub dispatches, from its first.
         self.tones = ToneOrder(self.hub, settings.tone_reorder_window_s)
-        self.tokens = TokenProvider(
-            self.configs.tokens,
-            tracing=self.tracing,
-            on_refresh=lambda _t, forced: self.metrics.token_refreshes.labels(
-                str(forced).lower()
-            ).inc(),
-        )
+        # Graph's app tokens: made with the sender, by start's `_open_graph`.
+        self.tokens: TokenProvider
         self.callers = Callers.load(settings.callers_file) if settings.callers_file else None
         self.limits = StreamLimits(settings.max_streams, settings.max_streams_per_caller)
         self.metrics.registry.register(HubCollector(self.hub, self.limits))
@@ -197,10 +192,20 @@ class Gateway:
 
     async def _open_graph(self, stack: contextlib.AsyncExitStack) -> None:
         c = self.configs
-        self._on_stop(stack, "the token provider", self.tokens.close)
-        self.tls = ssl_context(c.transport)  # the one TLS context: Graph and the signing keys
+        # The one TLS context: Graph, the signing keys and the token authority (MSAL's requests
+        # go through the same sender).
+        self.tls = ssl_context(c.transport)
         self._sender = sender = make_sender(c.transport, self.tls)
         self._on_stop(stack, "the Graph connection pool", sender.aclose)
+        self.tokens = TokenProvider(
+            c.tokens,
+            sender=sender,
+            tracing=self.tracing,
+            on_refresh=lambda _t, forced: self.metrics.token_refreshes.labels(
+                str(forced).lower()
+            ).inc(),
+        )
+        self._on_stop(stack, "the token provider", self.tokens.close)
         self.graph = GraphClient(
             c.graph, sender, self.tokens, on_attempt=self._on_graph_attempt, tracing=self.tracing
         )
