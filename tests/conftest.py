@@ -141,8 +141,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # Under `--dist loadfile`, modules that must share a pytest-xdist worker: both compile clients/node
 # into clients/node/dist (tsc), which two workers must not write at once.
 SAME_WORKER = {
-    "tests/test_first_bot_node_go.py": "clients/node",
-    "tests/test_interop.py": "clients/node",
+    "tests/clients/test_first_bot_node_go.py": "clients/node",
+    "tests/clients/test_interop.py": "clients/node",
 }
 
 
