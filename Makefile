@@ -106,11 +106,8 @@ typecheck: $(STAMP)
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
 # pytest-xdist workers for `make test` and `make test-fast`: TEST_WORKERS=0 runs in one process.
-# loadfile keeps each module on one worker (tests/conftest.py: SAME_WORKER keeps some together,
-# BY_TEST spreads some, LONGEST_FIRST orders them). Three on two cores: the end-to-end tests
-# spend much of their time waiting on processes, sockets and timers (measured: the whole suite
-# 4 min 35 s on two workers, 3 min 52 s on three).
-TEST_WORKERS ?= 3
+# loadfile keeps each module on one worker (tests/conftest.py: SAME_WORKER keeps some together).
+TEST_WORKERS ?= 2
 XDIST = -n $(TEST_WORKERS) --dist loadfile
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the
