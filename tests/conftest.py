@@ -231,8 +231,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    async with running_emulator(tmp_path / "emulator", media_op_seconds=5.0) as emu:
+async def emulator(
+    tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Emulator]:
+    """The HTTPS Graph emulator: media operations of 5 s, unless the module or test asks for
+    other timings with `pytest.mark.emulator_timings(ring_s=..., media_op_seconds=...)`."""
+    marker = request.node.get_closest_marker("emulator_timings")
+    timings = {"media_op_seconds": 5.0, **(marker.kwargs if marker is not None else {})}
+    async with running_emulator(tmp_path / "emulator", **timings) as emu:
         yield emu
 
 
