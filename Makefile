@@ -122,7 +122,7 @@ test: $(STAMP) $(BUF) $(NODE_TSC)
 ## Sentinels of its own on free loopback ports; kill -9 of the primary), with
 ## COMMSGW_EVENT_LOG_MIN_REPLICAS 0 and 1; prints the counts (about a minute, bounded)
 test-failover: $(STAMP)
-	$(BIN)/pytest tests/test_failover.py -m failover -q -s $(PYTEST_ARGS)
+	$(BIN)/pytest tests/eventlog/test_failover.py -m failover -q -s $(PYTEST_ARGS)
 
 ## test-fast: the fast tier, under a minute: everything but the end-to-end tests (marked e2e)
 test-fast: $(STAMP)

@@ -141,23 +141,73 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # Under `--dist loadfile`, modules that must share a pytest-xdist worker: both compile clients/node
 # into clients/node/dist (tsc), which two workers must not write at once.
 SAME_WORKER = {
-    "tests/test_first_bot_node_go.py": "clients/node",
-    "tests/test_interop.py": "clients/node",
+    "tests/clients/test_first_bot_node_go.py": "clients/node",
+    "tests/clients/test_interop.py": "clients/node",
 }
+# Modules whose tests share nothing wider than a test (no module or session fixture), long ones:
+# each of their tests is a unit of its own, so that the workers share them.
+BY_TEST = {
+    "tests/test_bench_smoke.py",
+    "tests/server/test_faults.py",
+    "tests/cli/test_rpc_commands.py",
+    "tests/cli/test_dev.py",
+}
+# The longest units (`--durations`), handed out first, longest first, so that none is left
+# for the end with one worker busy and the other idle; the rest follow, most tests first.
+LONGEST_FIRST = [
+    "tests/test_bench_smoke.py",
+    "clients/node",
+    "tests/test_readme_blocks.py",
+    "tests/notifications/test_hostile_input.py",
+    "tests/cli/test_watch_command.py",
+    "tests/server/test_replicas.py",
+    "tests/server/test_faults.py",
+    "tests/cli/test_rpc_commands.py",
+    "tests/cli/test_dev.py",
+    "tests/clients/test_first_bot_outside.py",
+]
+
+
+def _scope(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path in BY_TEST:
+        return nodeid
+    return SAME_WORKER.get(path, path)
+
+
+def _rank(scope: str) -> int:
+    path = scope.split("::", 1)[0]
+    key = SAME_WORKER.get(path, path)
+    return LONGEST_FIRST.index(key) if key in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile` (each module on one worker: module-wide fixtures start once), with the
-    modules of SAME_WORKER together. (pytest-xdist's loadgroup marks do not take with pytest 9's
-    node ids.)"""
+    modules of SAME_WORKER together, those of BY_TEST a test at a time, and LONGEST_FIRST
+    handed out first. (pytest-xdist's loadgroup marks do not take with pytest 9's node ids.)"""
     if config.getoption("dist") != "loadfile":
         return None
+    from collections import OrderedDict
+
     from xdist.scheduler import LoadFileScheduling
 
+    class _Queue(OrderedDict[str, Any]):
+        """The work queue (scopes in the order xdist puts them, most tests first), handing out
+        the best ranked scope first."""
+
+        def popitem(self, last: bool = True) -> tuple[str, Any]:
+            if last or not self:
+                return super().popitem(last)
+            scope = min(self, key=_rank)
+            return scope, self.pop(scope)
+
     class _ByFile(LoadFileScheduling):
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.workqueue = _Queue()
+
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return SAME_WORKER.get(path, path)
+            return _scope(nodeid)
 
     return _ByFile(config, log)
 
@@ -181,8 +231,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    async with running_emulator(tmp_path / "emulator", media_op_seconds=5.0) as emu:
+async def emulator(
+    tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Emulator]:
+    """The HTTPS Graph emulator: media operations of 5 s, unless the module or test asks for
+    other timings with `pytest.mark.emulator_timings(ring_s=..., media_op_seconds=...)`."""
+    marker = request.node.get_closest_marker("emulator_timings")
+    timings = {"media_op_seconds": 5.0, **(marker.kwargs if marker is not None else {})}
+    async with running_emulator(tmp_path / "emulator", **timings) as emu:
         yield emu
 
 

@@ -1,4 +1,4 @@
-"""Helpers for tests/test_emulator_calls.py: a Graph client with an app token, request bodies,
+"""Helpers for tests/emulator/test_calls_api.py: a Graph client with an app token, request bodies,
 and reading the notifications a CallbackReceiver recorded."""
 
 from __future__ import annotations

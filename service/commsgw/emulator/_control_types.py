@@ -68,7 +68,11 @@ class CalleeBody(_Body):
     ring_s: float | None = None
 
 
-class FaultBody(_Body):
+# Frozen, as _Body's options otherwise: `emulator._faults.Fault` extends it with the
+# validation and the matching, and a fault never changes once added.
+class FaultBody(
+    msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=False, frozen=True
+):
     """One injected fault: the next ``count`` requests (-1: all until cleared) whose path
     matches the regular expression ``pathPattern`` (and ``method``) sleep ``delayS``, then drop
     the connection (``resetConnection``), pass on (``passthrough``), or answer ``status``

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 import uuid
@@ -15,8 +14,7 @@ import msgspec
 from commsgw.emulator._control_types import FaultBody
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(FaultBody, frozen=True):
     """One injected fault.
 
     ``path_pattern`` is a regular expression searched (``re.search``) in the request path (no
@@ -29,22 +27,11 @@ class Fault:
     ``retry_after`` is set and ``body`` (default: a Graph error body with ``error_code``, or an
     AAD error body on the token endpoint). ``headers`` are added to the response.
 
-    Over HTTP the same fields are camelCase (``pathPattern``, ``retryAfter``, ``errorCode``,
-    ``delayS``, ``resetConnection``): :meth:`from_json` / :meth:`to_json`.
+    The fields are the control API's `FaultBody` (the wire declaration the OpenAPI document
+    is made from), camelCase over HTTP (``pathPattern``, ``retryAfter``, ``errorCode``,
+    ``delayS``, ``resetConnection``): :meth:`from_json` / :meth:`to_json`; this class adds
+    their validation and the matching.
     """
-
-    path_pattern: str = ".*"
-    method: str | None = None
-    status: int = 503
-    count: int = 1
-    retry_after: float | None = None
-    error_code: str | None = None
-    delay_s: float = 0.0
-    body: dict[str, Any] | None = None
-    reset_connection: bool = False
-    passthrough: bool = False
-    headers: dict[str, str] | None = None
-    message: str | None = None
 
     def __post_init__(self) -> None:
         re.compile(self.path_pattern)
@@ -62,17 +49,16 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         """The fault as the control API shows it (camelCase: ``pathPattern``, ...)."""
-        out: dict[str, Any] = msgspec.to_builtins(FaultBody(**dataclasses.asdict(self)))
+        out: dict[str, Any] = msgspec.to_builtins(self)
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         """A fault from the control API's JSON (camelCase); ValueError names a bad field."""
         try:
-            body = msgspec.convert(dict(data), FaultBody)
+            return msgspec.convert(dict(data), cls)
         except msgspec.ValidationError as exc:
             raise ValueError(str(exc)) from None
-        return cls.from_body(body)
 
     @classmethod
     def from_body(cls, body: FaultBody) -> Fault:

@@ -29,7 +29,7 @@ import pytest
 
 from helpers.wheels import build_wheels
 
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "clients/python/examples/first-bot"
 
 pytestmark = pytest.mark.e2e

@@ -4,8 +4,6 @@ the emulator, whose operation notifications come back through the gateway's webh
 from __future__ import annotations
 
 import json
-import pathlib
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -17,21 +15,14 @@ from commsgw_client import InvalidArgumentError
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.client_flavours import FLAVOURS, open_client
-from helpers.emulator import running_emulator
 from helpers.maximal import USER, invitation
 from helpers.polling import eventually
 from helpers.status import error_details
 
-pytestmark = pytest.mark.e2e
+# Faster than conftest's emulator: rings in 50 ms, media operations of 200 ms.
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator_timings(ring_s=0.05, media_op_seconds=0.2)]
 
 MUSIC = ct.MediaInfo(uri="https://cdn.example/hold.wav")
-
-
-@pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    """Faster than conftest's: rings in 50 ms, media operations of 200 ms."""
-    async with running_emulator(tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2) as e:
-        yield e
 
 
 async def _established(

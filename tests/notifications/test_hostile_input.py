@@ -74,6 +74,7 @@ class EmulatorThread:
         self.run(self.emulator.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def open_fds(pid: int) -> int:

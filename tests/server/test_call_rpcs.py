@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,13 +22,14 @@ from commsgw.server import Gateway
 from graphcomms.v1 import call_types_pb2 as ct
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
 from helpers.callers import bearer, callers_file
-from helpers.emulator import GraphUser, running_emulator
+from helpers.emulator import GraphUser
 from helpers.gateway import gateway_settings, running_gateway
 from helpers.notifications import Poster, op_notification
 from helpers.polling import eventually
 from helpers.status import error_details
 
-pytestmark = pytest.mark.e2e
+# Faster than conftest's emulator: rings in 50 ms, media operations of 200 ms.
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator_timings(ring_s=0.05, media_op_seconds=0.2)]
 
 USER = "11111111-2222-3333-4444-555555555555"
 APP_INSTANCE = "66666666-7777-8888-9999-000000000000"
@@ -38,13 +39,6 @@ Event = calls_pb2.Event
 
 def _user(uid: str = USER) -> ct.InvitationParticipantInfo:
     return ct.InvitationParticipantInfo(identity=ct.IdentitySet(user=ct.Identity(id=uid)))
-
-
-@pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    """Faster than conftest's: rings in 50 ms, media operations of 200 ms."""
-    async with running_emulator(tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2) as e:
-        yield e
 
 
 class Events:

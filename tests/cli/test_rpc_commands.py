@@ -5,33 +5,21 @@ lifecycle, media (with --wait), participants and operations, their short output,
 from __future__ import annotations
 
 import json
-import pathlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from commsgw.emulator import Emulator, EmulatorConfig
+from commsgw.emulator import Emulator
 from commsgw.server._gateway import Gateway
 from helpers.cli import Result, run_cli
 from helpers.emulator_calls import USER_2, USER_3, USER_ID
 from helpers.gateway import webhook_url
 from helpers.polling import eventually
 
-pytestmark = pytest.mark.e2e
+# Prompts short enough to wait for (conftest's emulator, used by its gateway).
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator_timings(media_op_seconds=1.5)]
 
 MENU = "https://cdn.contoso.com/ivr/menu.wav"
-
-
-@pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    """The emulator, with prompts short enough to wait for (conftest's `gateway` uses this one
-    in this module)."""
-    emu = Emulator(EmulatorConfig(port=0, state_dir=tmp_path / "emulator", media_op_seconds=1.5))
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 def cli(gateway: Gateway) -> Callable[..., Awaitable[Result]]:

@@ -644,6 +644,7 @@ def _seqs(events: Sequence[calls_pb2.Event]) -> list[int]:
     return [e.call_update.tone_info.sequence_id for e in events]
 
 
+@pytest.mark.e2e
 async def test_packaged_completions_reach_an_operation_subscriber_once_each(
     gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, poster: Any
 ) -> None:
@@ -673,6 +674,7 @@ async def test_packaged_completions_reach_an_operation_subscriber_once_each(
         watch.close()
 
 
+@pytest.mark.e2e
 async def test_incoming_call_arrives_typed_with_its_answer_deadline(
     gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, poster: Any
 ) -> None:
@@ -700,6 +702,7 @@ async def test_incoming_call_arrives_typed_with_its_answer_deadline(
         watch.close()
 
 
+@pytest.mark.e2e
 async def test_tones_in_one_post_are_delivered_in_sequence(
     gateway: Gateway, stub: calls_pb2_grpc.CallsServiceStub, poster: Any
 ) -> None:
@@ -724,6 +727,7 @@ async def test_tones_in_one_post_are_delivered_in_sequence(
         watch.close()
 
 
+@pytest.mark.e2e
 async def test_tones_posted_out_of_order_are_delivered_in_order(emulator: Emulator) -> None:
     # A long window: tone 2 can only have gone out before its window because tone 1 came.
     async with (
@@ -751,6 +755,7 @@ async def test_tones_posted_out_of_order_are_delivered_in_order(emulator: Emulat
             watch.close()
 
 
+@pytest.mark.e2e
 async def test_a_missing_tone_is_released_after_the_window_and_a_late_one_still_delivered(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -779,6 +784,7 @@ async def test_a_missing_tone_is_released_after_the_window_and_a_late_one_still_
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@pytest.mark.e2e
 async def test_tone_order_across_two_gateways_sharing_a_redis_log(emulator: Emulator) -> None:
     prefix = f"commsgw-test-tones-{uuid.uuid4().hex[:12]}"
     env = {

@@ -13,7 +13,7 @@ them: `node --test` and `go test` against a `commsgw dev` on free ports.
   first-bot example.
 
 A missing toolchain skips with the install step in the reason; with COMMSGW_INTEROP_STRICT=1 (CI)
-it fails instead, as in test_interop.
+it fails instead, as in tests/clients/test_interop.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from helpers.orphans import reap, wait_gone
 
 pytestmark = pytest.mark.e2e
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "clients" / "node"
 GO_DIR = ROOT / "clients" / "go"
 TSC = NODE_DIR / "node_modules" / ".bin" / "tsc"

@@ -1,5 +1,5 @@
 """What `commsgw dev` prints to try it: the client commands with the flags its addresses need
-(pure decisions; tests/test_dev.py runs the printed commands)."""
+(pure decisions; tests/cli/test_dev.py runs the printed commands)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,7 @@ and the blocking client (the one generated from the other).
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -29,7 +27,7 @@ from commsgw_client import (
 from commsgw_client._common import wait_after, wait_for
 from graphcomms.v1 import call_types_pb2, calls_pb2
 from helpers.client_flavours import FLAVOURS, open_client
-from helpers.emulator import GraphUser, running_emulator
+from helpers.emulator import GraphUser
 from helpers.gateway import webhook_url
 from helpers.ids import new_guid
 from helpers.polling import eventually
@@ -41,15 +39,8 @@ COMPLETED = calls_pb2.OPERATION_STATUS_COMPLETED
 FAILED = calls_pb2.OPERATION_STATUS_FAILED
 NOT_DONE = {calls_pb2.OPERATION_STATUS_NOT_STARTED, calls_pb2.OPERATION_STATUS_RUNNING}
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    """The emulator, with short media operations (conftest's `gateway` and `graph_user` use
-    this one in this module)."""
-    async with running_emulator(tmp_path / "emulator", media_op_seconds=MEDIA_OP_S) as emu:
-        yield emu
+# Short media operations (conftest's emulator, used by its gateway and graph_user).
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator_timings(media_op_seconds=MEDIA_OP_S)]
 
 
 @pytest.fixture(params=FLAVOURS)

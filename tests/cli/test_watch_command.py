@@ -43,7 +43,9 @@ class Watch:
         async with asyncio.timeout(timeout):
             while True:
                 line = (await self.proc.stdout.readline()).decode()
-                assert line, "the watch ended"
+                if not line:
+                    _, err = await self.ended()
+                    raise AssertionError(f"the watch ended, before {text!r}: {err}")
                 if text in line:
                     return line
 

@@ -27,7 +27,7 @@ from helpers.emulator_calls import (
 
 pytestmark = pytest.mark.e2e
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _section() -> str:

@@ -61,7 +61,7 @@ from helpers.watch import first_bookmark, started
 
 pytestmark = pytest.mark.e2e
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "clients" / "node"
 GO_DIR = ROOT / "clients" / "go"
 BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"

@@ -35,7 +35,7 @@ from commsgw_client._errors import (
 )
 from graphcomms.v1 import calls_pb2
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SYNC_NAMES = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-EXAMPLE = pathlib.Path(__file__).parents[1] / "clients/python/examples/first-bot/test_bot.py"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "clients/python/examples/first-bot/test_bot.py"
 
 pytestmark = pytest.mark.e2e
 

@@ -29,6 +29,8 @@ from commsgw.testing import free_port
 from helpers.gateway import gateway_settings
 from helpers.polling import eventually
 
+pytestmark = pytest.mark.e2e  # gateways against the emulator, in this process
+
 
 def _socket_inodes() -> set[int]:
     """The inodes of every socket this process has open."""

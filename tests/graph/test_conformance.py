@@ -18,19 +18,12 @@ from commsgw._graphmeta import check_request, check_value
 from commsgw.emulator import Emulator, RequestRecord
 from commsgw.server import Gateway
 from graphcomms.v1 import calls_pb2, calls_pb2_grpc
-from helpers.emulator import running_emulator
 from helpers.emulator_calls import SERVICE_HOSTED, Graph, prompt, target
 from helpers.maximal import CASES, USER, Case, invitation, target_of
 from helpers.polling import eventually
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def emulator(tmp_path: pathlib.Path) -> AsyncIterator[Emulator]:
-    """Faster than conftest's: rings in 50 ms, media operations of 200 ms."""
-    async with running_emulator(tmp_path / "emulator", ring_s=0.05, media_op_seconds=0.2) as e:
-        yield e
+# Faster than conftest's emulator: rings in 50 ms, media operations of 200 ms.
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator_timings(ring_s=0.05, media_op_seconds=0.2)]
 
 
 @pytest.fixture
