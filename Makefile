@@ -106,8 +106,9 @@ typecheck: $(STAMP)
 	MYPYPATH=clients/python $(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/examples/first-bot/*.py
 
 # pytest-xdist workers for `make test` and `make test-fast`: TEST_WORKERS=0 runs in one process.
+# Three on two cores: the end-to-end tests mostly wait (about 57 % of the CPU used on two).
 # loadfile keeps each module on one worker (tests/conftest.py: SAME_WORKER keeps some together).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 XDIST = -n $(TEST_WORKERS) --dist loadfile
 
 ## test: the whole suite against real gRPC, the HTTPS emulator, MSAL and Redis; prints the

@@ -581,9 +581,9 @@ async def test_play_prompt_limits_and_completion(
         {"prompts": [prompt()], "clientContext": "x" * 257},
     ):
         _assert_graph_error(await graph.act(call_id, "playPrompt", body), 400)
-    # 0.1 s a prompt: the first operation (20 prompts) is still playing when the second is
-    # asked for, however loaded the machine (one 50 ms operation was over before it, once).
-    emu.set_prompt_seconds(call_id, 0.1)
+    # 50 ms a prompt: the first operation (20 prompts, 1 s) is still playing when the second
+    # is asked for, however loaded the machine (one 50 ms operation was over before it, once).
+    emu.set_prompt_seconds(call_id, 0.05)
     resp = await graph.act(
         call_id, "playPrompt", {"prompts": [prompt()] * 20, "clientContext": "p"}
     )

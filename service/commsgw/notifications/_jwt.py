@@ -129,7 +129,8 @@ class _Jws(jwt.PyJWS):
     base64url alphabet in a generator: about 1,100 iterations, 60 µs a Graph token, more than
     twice its RSA verification. This is the same rule (at most two trailing "=", and those only
     on a whole quantum; no other byte outside the alphabet; no length of 1 mod 4; the canonical
-    encoding), with the same error; `tests/test_jwt.py` checks the two agree on every input."""
+    encoding), with the same error; `tests/notifications/test_jwt.py` checks that the two
+    agree on every input."""
 
     @staticmethod
     def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
