@@ -186,11 +186,13 @@ class TokenProvider:
         else:
             self._credential = config.client_secret
         self._apps: dict[str, Any] = {}
+        # MSAL's HTTP client, bound to the loop of the first `token()` call (the sender's).
+        self._http: _LoopHttpClient | None = None
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.healthy: bool | None = None  # None until the first acquisition
 
-    def _app(self, tenant: str, loop: asyncio.AbstractEventLoop) -> Any:
+    def _app(self, tenant: str) -> Any:
         app = self._apps.get(tenant)
         if app is None:
             s = self._config
@@ -198,7 +200,7 @@ class TokenProvider:
                 s.client_id,
                 client_credential=self._credential,
                 authority=f"{s.authority_host}/{tenant}",
-                http_client=_LoopHttpClient(self._sender, loop, s.timeout_s),
+                http_client=self._http,
                 timeout=s.timeout_s,
                 # Instance discovery asks Microsoft's global host about the authority: right
                 # for the national clouds' hosts, impossible for another one (the emulator).
@@ -207,10 +209,8 @@ class TokenProvider:
             self._apps[tenant] = app
         return app
 
-    def _acquire_blocking(
-        self, tenant: str, force: bool, loop: asyncio.AbstractEventLoop
-    ) -> dict[str, Any]:
-        app = self._app(tenant, loop)
+    def _acquire_blocking(self, tenant: str, force: bool) -> dict[str, Any]:
+        app = self._app(tenant)
         if force:
             app.remove_tokens_for_client()
         result: dict[str, Any] = app.acquire_token_for_client(scopes=[self._config.scope])
@@ -233,7 +233,10 @@ class TokenProvider:
             if cached is not None and cached.value != stale and cached.expires_at - now > 0:
                 return cached.value
             force = stale is not None
-            loop = asyncio.get_running_loop()
+            if self._http is None:
+                self._http = _LoopHttpClient(
+                    self._sender, asyncio.get_running_loop(), self._config.timeout_s
+                )
             try:
                 if self._tracing.enabled:
                     with self._tracing.tracer.start_as_current_span(
@@ -241,11 +244,9 @@ class TokenProvider:
                         kind=SpanKind.CLIENT,
                         attributes={"commsgw.tenant_id": tenant, "commsgw.token.forced": force},
                     ):
-                        result = await asyncio.to_thread(
-                            self._acquire_blocking, tenant, force, loop
-                        )
+                        result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
                 else:
-                    result = await asyncio.to_thread(self._acquire_blocking, tenant, force, loop)
+                    result = await asyncio.to_thread(self._acquire_blocking, tenant, force)
             except Exception as exc:  # MSAL and HTTP failures: network, TLS, bad authority
                 self.healthy = False
                 log.warning("token acquisition failed for tenant %s: %s", tenant, type(exc))
