@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol, TypeGuard
 
 import jwt
 import msgspec
+from jwt.api_jws import _BASE64URL_ALPHABET
 from jwt.utils import base64url_decode, base64url_encode
 
 from commsgw._errors import NotificationAuthError
@@ -119,9 +120,6 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-_BASE64URL: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
 class _Jws(jwt.PyJWS):
     """PyJWT's JWS with its segment check done by bytes methods instead of a Python loop.
 
@@ -129,8 +127,8 @@ class _Jws(jwt.PyJWS):
     base64url alphabet in a generator: about 1,100 iterations, 60 µs a Graph token, more than
     twice its RSA verification. This is the same rule (at most two trailing "=", and those only
     on a whole quantum; no other byte outside the alphabet; no length of 1 mod 4; the canonical
-    encoding), with the same error; `tests/notifications/test_jwt.py` checks that the two
-    agree on every input."""
+    encoding; PyJWT's own alphabet), with the same error; `tests/notifications/test_jwt.py`
+    checks that the two agree on every input."""
 
     @staticmethod
     def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
@@ -140,7 +138,7 @@ class _Jws(jwt.PyJWS):
             padding > 2
             or (padding and len(segment) % 4 != 0)
             or len(stripped) % 4 == 1
-            or stripped.translate(None, _BASE64URL)
+            or stripped.translate(None, _BASE64URL_ALPHABET)
         ):
             raise jwt.DecodeError(f"Invalid {name} padding")
         try:
