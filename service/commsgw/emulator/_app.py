@@ -88,8 +88,9 @@ class Emulator(FarEnd):
             await self._state.dispatcher.aclose()
             self._state.dispatcher = None
         if self._runner is not None:
-            # every connection aiohttp holds, those that never sent a request included (a
-            # browser's spare connection): aborted after the cleanup, like the middleware's
+            # Every connection aiohttp holds, those that never sent a request included (a
+            # browser's spare connection), is aborted after the cleanup, so that idle keep-alive
+            # TLS peers cannot keep a half-closed transport alive past the event loop.
             server = self._runner.server
             held = [h.transport for h in server.connections] if server is not None else []
             await self._runner.cleanup()
@@ -97,7 +98,6 @@ class Emulator(FarEnd):
             for transport in held:
                 if transport is not None:
                     transport.abort()
-        self._middleware.abort_connections()
 
     async def __aenter__(self) -> Emulator:
         await self.start()

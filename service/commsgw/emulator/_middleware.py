@@ -30,25 +30,11 @@ class Middleware:
     def __init__(self, faults: FaultInjector, request_log: list[RequestRecord]) -> None:
         self.faults = faults
         self.request_log = request_log
-        # client connections seen, aborted at stop() so idle keep-alive TLS peers (e.g. MSAL's
-        # requests session) cannot keep a half-closed transport alive past the event loop
-        # (a plain set, pruned as it grows: uvloop's transports cannot be weakly referenced)
-        self._transports: set[asyncio.BaseTransport] = set()
-
-    def abort_connections(self) -> None:
-        for transport in list(self._transports):
-            if isinstance(transport, asyncio.Transport):
-                transport.abort()
-        self._transports = set()
 
     @web.middleware
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rid, at = new_id(), time.time()
         request[REQUEST_ID] = rid
-        if request.transport is not None and request.transport not in self._transports:
-            if len(self._transports) >= 256:
-                self._transports = {t for t in self._transports if not t.is_closing()}
-            self._transports.add(request.transport)
         path = request.path
         crid = request.headers.get("client-request-id")
         hit = None if path.startswith("/_emulator/") else self.faults.take(request.method, path)
